@@ -1,0 +1,3 @@
+"""Root conftest: registers the factory's pytest plugin (see harness/plugin.py)."""
+
+pytest_plugins = ["harness.plugin"]

@@ -1,0 +1,9 @@
+"""warp-kernel-factory harness: the pytest plugin that turns generated Warp kernels into verified records.
+
+Data flows one way::
+
+    seed -> KernelSpec (kernels/<family>.py) -> Warp module (build.py) -> compile (build.py)
+         -> run + compare (verify.py) -> record (record.py) -> report -> writer (writer.py, controller only)
+"""
+
+GENERATOR_API_VERSION = 1

@@ -1,0 +1,129 @@
+"""What a kernel family provides, and the values that flow from a seed to a record.
+
+A family module (``kernels/<name>.py``) defines ``FAMILY = Family(...)``: a generator from a seeded RNG to a
+:class:`Program`, a NumPy reference, and tolerances. It does no I/O and knows nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Literal, Mapping
+
+import numpy as np
+
+from .dtypes import dtype as lookup_dtype
+
+Role = Literal["in", "out", "inout", "scalar"]
+
+#: The provisional kernel name a generator writes; the harness replaces it with a content-addressed name.
+PLACEHOLDER = "wkf_kernel"
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One kernel parameter. Arrays have a ``shape``; scalars (role ``scalar``) have ``shape == ()``."""
+
+    name: str
+    dtype: str
+    role: Role = "in"
+    shape: tuple[int, ...] = ()
+    low: float = -2.0
+    high: float = 2.0
+
+    def __post_init__(self) -> None:
+        lookup_dtype(self.dtype)
+        if self.role == "scalar" and self.shape:
+            raise ValueError(f"scalar argument {self.name!r} must have shape (), got {self.shape}")
+        if self.role != "scalar" and not self.shape:
+            raise ValueError(f"array argument {self.name!r} needs a shape")
+        if not self.low <= self.high:
+            raise ValueError(f"argument {self.name!r}: low={self.low} > high={self.high}")
+
+    @property
+    def is_output(self) -> bool:
+        return self.role in ("out", "inout")
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """``|got - expected| <= atol + rtol * |expected|`` element-wise; ``rtol == atol == 0`` means exact."""
+
+    rtol: float
+    atol: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"rtol": self.rtol, "atol": self.atol}
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """What a generator returns: kernel source (using :data:`PLACEHOLDER` as the kernel name) and how to run it.
+
+    ``meta`` is whatever the family's reference needs (an expression tree, a statement list...).
+    ``features`` are JSON-able descriptive tags copied into the record (dtype, operators used...).
+    """
+
+    source: str
+    args: tuple[Arg, ...]
+    dim: tuple[int, ...]
+    meta: Any = None
+    features: Mapping[str, Any] = field(default_factory=dict)
+    differentiable: bool = False
+    block_dim: int | None = None
+    tiled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSpec:
+    """A program with its identity: family, seed, and content-addressed kernel name."""
+
+    family: str
+    family_version: int
+    seed: int
+    kernel_name: str
+    program: Program
+
+    @property
+    def source(self) -> str:
+        return self.program.source
+
+    @property
+    def args(self) -> tuple[Arg, ...]:
+        return self.program.args
+
+    @property
+    def meta(self) -> Any:
+        return self.program.meta
+
+
+Generator = Callable[[np.random.Generator], Program]
+Reference = Callable[[KernelSpec, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+InputSampler = Callable[[KernelSpec, np.random.Generator], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """Everything particular to one kernel family."""
+
+    name: str
+    description: str
+    generate: Generator
+    reference: Reference
+    tolerance: Callable[[KernelSpec], Tolerance]
+    version: int = 1
+    weight: float = 1.0
+    sample_inputs: InputSampler | None = None
+    chunk_size: int = 32
+    covers: tuple[str, ...] = ()
+
+    def spec(self, seed: int, rng: np.random.Generator) -> KernelSpec:
+        """Run the generator and give the program its content-addressed name."""
+        program = self.generate(rng)
+        if PLACEHOLDER not in program.source:
+            raise ValueError(f"family {self.name!r}: generated source does not define {PLACEHOLDER!r}")
+        digest = hashlib.sha256(program.source.encode("utf-8")).hexdigest()[:10]
+        name = f"{self.name}_{digest}"
+        source = re.sub(rf"\b{PLACEHOLDER}", name, program.source)
+        return KernelSpec(self.name, self.version, seed, name, replace(program, source=source))

@@ -1,0 +1,99 @@
+"""Command-line options, validated where they enter: bad values raise ``pytest.UsageError``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DEVICES = ("cpu", "cuda")
+
+
+def parse_device(value: str) -> tuple[str, ...]:
+    if value == "all":
+        return DEVICES
+    if value in DEVICES:
+        return (value,)
+    raise pytest.UsageError(f"--device must be one of cpu, cuda, all; got {value!r}")
+
+
+def parse_target_mb(value: str) -> float:
+    try:
+        mb = float(value)
+    except ValueError:
+        raise pytest.UsageError(f"--target-mb must be a positive number of megabytes; got {value!r}") from None
+    if not math.isfinite(mb) or mb <= 0:
+        raise pytest.UsageError(f"--target-mb must be a positive finite number of megabytes; got {value!r}")
+    return mb
+
+
+def parse_seed(value: str) -> int:
+    try:
+        seed = int(value, 10)
+    except ValueError:
+        raise pytest.UsageError(f"--factory-seed must be a non-negative integer; got {value!r}") from None
+    if seed < 0:
+        raise pytest.UsageError(f"--factory-seed must be a non-negative integer; got {value!r}")
+    return seed
+
+
+def parse_arch(value: str) -> int:
+    text = value.removeprefix("sm_")
+    if not text.isdigit() or not 50 <= int(text) <= 200:
+        raise pytest.UsageError(f"--cuda-arch must be a compute capability such as 90 or sm_90; got {value!r}")
+    return int(text)
+
+
+def parse_quick(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise pytest.UsageError(f"--quick-kernels must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("warp-kernel-factory")
+    group.addoption("--device", dest="wkf_devices", type=parse_device, default=DEVICES, metavar="{cpu,cuda,all}",
+                    help="backends to build and emit records for (default: all)")
+    group.addoption("--out", dest="wkf_out", type=Path, default=None, metavar="DIR",
+                    help="where records go (production default: production/cpu_code and production/cuda_code; "
+                         "otherwise a fresh temporary directory). With --device all, DIR/cpu_code and DIR/cuda_code.")
+    group.addoption("--target-mb", dest="wkf_target_mb", type=parse_target_mb, default=200.0, metavar="N",
+                    help="production size target per dataset, in MB (10^6 bytes) of uncompressed records")
+    group.addoption("--factory-seed", dest="wkf_seed", type=parse_seed, default=0, metavar="N",
+                    help="base seed; every kernel's seed is sha256(base, family, chunk, index)")
+    group.addoption("--cuda-arch", dest="wkf_arch", type=parse_arch, default=90, metavar="SM",
+                    help="CUDA architecture NVRTC compiles for (default 90: Hopper)")
+    group.addoption("--ptx", dest="wkf_ptx", action="store_true", default=False,
+                    help="also keep each CUDA kernel's PTX in its record")
+    group.addoption("--quick-kernels", dest="wkf_quick", type=parse_quick, default=4, metavar="N",
+                    help="kernels per family in the default (non-production) run")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Typed options; deeper code receives this, never ``config.getoption``."""
+
+    devices: tuple[str, ...]
+    out: Path | None
+    target_bytes: int
+    factory_seed: int
+    cuda_arch: int
+    with_ptx: bool
+    quick_kernels: int
+    production: bool
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> "Settings":
+        markexpr = config.getoption("markexpr", "") or ""
+        return cls(
+            devices=config.getoption("wkf_devices"),
+            out=config.getoption("wkf_out"),
+            target_bytes=int(round(config.getoption("wkf_target_mb") * 1_000_000)),
+            factory_seed=config.getoption("wkf_seed"),
+            cuda_arch=config.getoption("wkf_arch"),
+            with_ptx=config.getoption("wkf_ptx"),
+            quick_kernels=config.getoption("wkf_quick"),
+            production="production" in markexpr and "not production" not in markexpr,
+        )

@@ -1,0 +1,65 @@
+"""The pytest plugin: options, markers, family collection, and the controller/worker split.
+
+Registered from the root ``conftest.py``. The controller (or the only process, without xdist) builds the
+run plan and owns the writer; xdist workers receive the plan in ``workerinput`` and only compute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .items import PLAN_KEY, FamilyFile, RunPlan
+from .options import Settings, add_options
+from .registry import is_family_file
+
+SESSION_PLUGIN = "wkf-session"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "production: a chunk of the production run (select with -m production)")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.stash[PLAN_KEY] = RunPlan(workerinput["wkf_plan"])
+        return
+    from .session import FactorySession
+
+    session = FactorySession(config, Settings.from_config(config))
+    config.pluginmanager.register(session, SESSION_PLUGIN)
+    config.stash[PLAN_KEY] = RunPlan(session.plan_data())
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistController(session), "wkf-xdist-controller")
+
+
+class _XdistController:
+    """Registered only when xdist is present: ships the plan to every worker."""
+
+    def __init__(self, session):
+        self.session = session
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput["wkf_plan"] = self.session.plan_data()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if is_family_file(file_path):
+        return FamilyFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run chunks in the plan's canonical order, so the dataset's prefix finishes first."""
+    from .items import ChunkItem
+
+    chunk_items = [i for i in items if isinstance(i, ChunkItem)]
+    if not chunk_items:
+        return
+    others = [i for i in items if not isinstance(i, ChunkItem)]
+    items[:] = others + sorted(chunk_items, key=lambda i: i.chunk.order)

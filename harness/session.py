@@ -1,0 +1,211 @@
+"""Controller side: receives chunk results on test reports, writes them, tracks the target, assembles.
+
+Only this object writes dataset files. Under pytest-xdist it lives in the controller process; without xdist,
+in the only process. Either way it sees the same reports, so the same records result.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from .items import REPORT_KEY, RunPlan
+from .options import Settings
+from .plan import Chunk, production_plan, quick_plan
+from .registry import is_family_file, load_family_file
+from .record import record_bytes
+from .writer import DatasetDir, Selection, atomic_write_bytes
+
+PROGRESS_SECONDS = 10.0
+
+
+def discover_families(rootdir: Path) -> dict:
+    found = {}
+    kernels_dir = Path(rootdir) / "kernels"
+    for path in sorted(kernels_dir.glob("*.py")):
+        if is_family_file(path):
+            family = load_family_file(path)
+            found[family.name] = family
+    return found
+
+
+def dataset_roots(settings: Settings, rootdir: Path) -> dict[str, Path]:
+    if settings.out is not None:
+        base = settings.out.resolve()
+        if len(settings.devices) == 1:
+            return {settings.devices[0]: base}
+        return {d: base / f"{d}_code" for d in settings.devices}
+    if settings.production:
+        return {d: Path(rootdir) / "production" / f"{d}_code" for d in settings.devices}
+    base = Path(tempfile.mkdtemp(prefix="wkf-records-"))
+    return {d: base / f"{d}_code" for d in settings.devices}
+
+
+class FactorySession:
+    def __init__(self, config: pytest.Config, settings: Settings):
+        self.config = config
+        self.settings = settings
+        self.families = discover_families(config.rootpath)
+        self.datasets = {d: DatasetDir(p, d) for d, p in dataset_roots(settings, config.rootpath).items()}
+        self.target = settings.target_bytes if settings.production else None
+        self.notes: list[str] = []
+        self.plan_chunks = self._plan()
+        self.done: dict[int, Chunk] = {}
+        self._resume()
+        self.stop_file = (next(iter(self.datasets.values())).work / "stop.json") if settings.production else None
+        if self.stop_file is not None:
+            self.stop_file.unlink(missing_ok=True)
+        self.cutoff: int | None = None
+        self.prefix_pos = 0
+        self.selections = {d: Selection(self.target) for d in self.datasets}
+        self.started = time.monotonic()
+        self.last_progress = 0.0
+        self.bytes_written = Counter()
+        self.records_written = Counter()
+        self.rejects = Counter()
+        self.chunks_run = 0
+        self.stage_seconds = Counter()
+        self.assembled: dict[str, dict] = {}
+        if self.target is not None:
+            self._update_cutoff()
+
+    # -- planning -------------------------------------------------------------------------------------
+    def _plan(self) -> list[Chunk]:
+        if not self.settings.production:
+            return quick_plan(self.families, self.settings.quick_kernels)
+        return production_plan(self.families, self.target, self._measured_bytes_per_kernel())
+
+    def _measured_bytes_per_kernel(self) -> dict[str, float]:
+        """Average record bytes per attempted kernel of finished chunks (so a rerun plans from reality)."""
+        sizes: dict[str, list[int]] = {}
+        for ds in self.datasets.values():
+            for fam_dir in sorted((ds.work / "chunks").glob("*")):
+                files = sorted(fam_dir.glob("c*.jsonl"))
+                if not files:
+                    continue
+                family = self.families.get(fam_dir.name)
+                if family is None:
+                    continue
+                total = sum(f.stat().st_size for f in files)
+                sizes.setdefault(fam_dir.name, []).append(total / (len(files) * family.chunk_size))
+        return {name: min(v) for name, v in sizes.items() if min(v) > 0}
+
+    def _resume(self) -> None:
+        for chunk in self.plan_chunks:
+            if not all(ds.done(chunk) for ds in self.datasets.values()):
+                continue
+            problems = [p for p in (ds.check_chunk(chunk) for ds in self.datasets.values()) if p]
+            if problems:
+                self.notes.append(f"redoing chunk {chunk.family}/{chunk.name}: {problems[0]}")
+                continue
+            self.done[chunk.order] = chunk
+
+    def plan_data(self) -> dict:
+        return {
+            "production": self.settings.production,
+            "devices": list(self.settings.devices),
+            "factory_seed": self.settings.factory_seed,
+            "cuda_arch": self.settings.cuda_arch,
+            "with_ptx": self.settings.with_ptx,
+            "chunks": [c.as_list() for c in self.plan_chunks],
+            "done": sorted(self.done),
+            "stop_file": str(self.stop_file) if self.stop_file else None,
+        }
+
+    # -- receiving ------------------------------------------------------------------------------------
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        payload = next((v for k, v in report.user_properties if k == REPORT_KEY), None)
+        if payload is None:
+            return
+        chunk = Chunk.from_list(payload["chunk"])
+        for ds in self.datasets.values():
+            written = ds.write_chunk(chunk, payload["records"], payload["rejects"])
+            self.bytes_written[ds.device] += written
+        for record in payload["records"]:
+            self.records_written[record["device"]] += 1
+        for reject in payload["rejects"]:
+            self.rejects[reject["reason"]] += 1
+        self.stage_seconds.update(payload.get("seconds", {}))
+        self.chunks_run += 1
+        self.done[chunk.order] = chunk
+        if self.target is not None:
+            self._update_cutoff()
+        self._progress()
+
+    def _update_cutoff(self) -> None:
+        """Advance the finished canonical prefix; once every dataset is full there, tell workers to stop."""
+        while self.cutoff is None and self.prefix_pos < len(self.plan_chunks):
+            chunk = self.plan_chunks[self.prefix_pos]
+            if chunk.order not in self.done:
+                return
+            for device, ds in self.datasets.items():
+                selection = self.selections[device]
+                for record in ds.chunk_records(chunk):
+                    selection.offer(record["id"], record["structural_hash"], record_bytes(record), record["family"])
+            self.prefix_pos += 1
+            if all(sel.full for sel in self.selections.values()):
+                self.cutoff = chunk.order
+                atomic_write_bytes(self.stop_file, json.dumps({"cutoff": self.cutoff}).encode())
+
+    def _progress(self) -> None:
+        if not self.settings.production:
+            return
+        now = time.monotonic()
+        if now - self.last_progress < PROGRESS_SECONDS:
+            return
+        self.last_progress = now
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+        elapsed = now - self.started
+        parts = []
+        for device, ds in self.datasets.items():
+            mb = self.bytes_written[device] / 1e6
+            target_mb = self.target / 1e6
+            rate = self.records_written[device] / elapsed if elapsed else 0.0
+            remaining = max(0.0, target_mb - mb)
+            eta = remaining / (mb / elapsed) if mb > 0 else float("inf")
+            parts.append(f"{device}: {mb:.2f}/{target_mb:.2f} MB, {rate:.1f} rec/s, ETA "
+                         + (f"{eta / 60:.1f} min" if eta != float("inf") else "?"))
+        rejects = ", ".join(f"{k} {v}" for k, v in sorted(self.rejects.items())) or "none"
+        tr.write_line(f"[factory] {'; '.join(parts)}; rejects: {rejects}")
+
+    # -- finishing ------------------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        for device, ds in self.datasets.items():
+            if not (ds.work / "chunks").exists():
+                continue
+            self.assembled[device] = ds.assemble(self.plan_chunks, self.target)
+        if self.target is not None and self.assembled and session.exitstatus == 0:
+            short = {d: s["bytes"] for d, s in self.assembled.items() if s["bytes"] < self.target * 0.99}
+            pending = [c for c in self.plan_chunks if c.order not in self.done]
+            if short and not pending:
+                self.notes.append("target not reached with the planned chunks: run the same command again to "
+                                  "continue (the next plan uses the measured record sizes)")
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        tr = terminalreporter
+        if not self.assembled and not self.notes:
+            return
+        tr.section("warp-kernel-factory")
+        for note in self.notes:
+            tr.write_line(note)
+        for device, summary in self.assembled.items():
+            ds = self.datasets[device]
+            tr.write_line(f"{device}: {summary['records']} records, {summary['bytes'] / 1e6:.2f} MB "
+                          f"in {ds.root / 'records'}")
+            for family, count in summary["per_family"].items():
+                tr.write_line(f"    {family:<20} {count:>7}")
+            if summary["rejects"] or summary["dropped"]:
+                tr.write_line(f"    rejects: {summary['rejects']}  dropped: {summary['dropped']}")

@@ -1,0 +1,251 @@
+"""Run a compiled kernel on fresh random inputs and compare it with the family's NumPy reference.
+
+The comparison is ``|got - expected| <= atol + rtol * |expected|`` over elements that are well conditioned.
+An element is ill-conditioned when the float64 reference itself moves by more than half the tolerance
+under a perturbation of the float inputs the size of rounding noise (``min(32 ulp, rtol/16)``) (kinks of floor/sign/min/max/comparisons,
+catastrophic cancellation): there the float32 kernel and the float64 reference may legitimately disagree,
+so such elements are masked instead of loosening the tolerance. Integer inputs are never perturbed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+import warp as wp
+
+from .dtypes import dtype as lookup_dtype
+from .errors import KernelRejected
+from .family import Arg, Family, KernelSpec, Tolerance
+from .seeds import derive_seed, rng_for
+
+INPUT_SETS = 3
+PERTURB_ULPS = 32          # perturbation of float inputs, in units of that dtype's eps
+PERTURB_TRIALS = 2
+MAX_MASKED_FRACTION = 0.5
+DEAD_INPUT_FRACTION = 0.5  # reject when outputs ignore more than this share of the array inputs
+
+
+@dataclass(slots=True)
+class Verification:
+    numerics_device: str
+    input_sets: int = 0
+    elements_compared: int = 0
+    elements_masked: int = 0
+    max_abs_err: float = 0.0
+    max_rel_err: float = 0.0
+    tolerance: Tolerance | None = None
+    gradient_checked: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "numerics_device": self.numerics_device,
+            "input_sets": self.input_sets,
+            "elements_compared": self.elements_compared,
+            "elements_masked": self.elements_masked,
+            "max_abs_err": float(self.max_abs_err),
+            "max_rel_err": float(self.max_rel_err),
+            "rtol": self.tolerance.rtol,
+            "atol": self.tolerance.atol,
+            "gradient_checked": self.gradient_checked,
+        }
+
+
+@dataclass(slots=True)
+class _Observed:
+    outputs: list[dict[str, np.ndarray]] = field(default_factory=list)
+    inputs: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+
+def default_inputs(spec: KernelSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Uniform values in ``[low, high]`` for inputs; zeros for ``out``; uniform for ``inout``."""
+    values = {}
+    for arg in spec.args:
+        values[arg.name] = _sample(arg, rng, zero=(arg.role == "out"))
+    return values
+
+
+def _sample(arg: Arg, rng: np.random.Generator, zero: bool = False) -> np.ndarray:
+    dt = lookup_dtype(arg.dtype)
+    shape = tuple(arg.shape) + dt.shape
+    if zero:
+        return np.zeros(shape, dtype=dt.numpy)
+    if dt.is_int:
+        return rng.integers(int(arg.low), int(arg.high) + 1, size=shape).astype(dt.numpy)
+    return rng.uniform(arg.low, arg.high, size=shape).astype(dt.numpy)
+
+
+def _as_warp(arg: Arg, value: np.ndarray, device: str):
+    dt = lookup_dtype(arg.dtype)
+    if arg.role == "scalar":
+        return dt.warp(value.item()) if not dt.shape else dt.warp(*value.ravel().tolist())
+    return wp.array(value, dtype=dt.warp, device=device)
+
+
+def _perturb(spec: KernelSpec, inputs: Mapping[str, np.ndarray], rng: np.random.Generator, rtol: float) -> dict:
+    out = {}
+    for arg in spec.args:
+        value = inputs[arg.name]
+        dt = lookup_dtype(arg.dtype)
+        if dt.is_float and arg.role in ("in", "inout", "scalar"):
+            eps = float(np.finfo(dt.numpy).eps)
+            # model rounding noise: up to PERTURB_ULPS ulps, but well below the tolerance being checked
+            scale = max(2 * eps, min(PERTURB_ULPS * eps, rtol / 16)) if rtol > 0 else PERTURB_ULPS * eps
+            noise = rng.choice([-1.0, 1.0], size=value.shape) * scale
+            out[arg.name] = (value.astype(np.float64) * (1.0 + noise)).astype(value.dtype)
+        else:
+            out[arg.name] = value.copy()
+    return out
+
+
+def _reference(family: Family, spec: KernelSpec, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    copies = {k: v.copy() for k, v in inputs.items()}
+    try:
+        result = family.reference(spec, copies)
+    except Exception as exc:  # noqa: BLE001
+        raise KernelRejected("reference_error", f"reference raised {type(exc).__name__}: {exc}",
+                             family=spec.family, seed=spec.seed, kernel_name=spec.kernel_name) from exc
+    expected_names = {a.name for a in spec.args if a.is_output}
+    if set(result) != expected_names:
+        raise KernelRejected("reference_error",
+                             f"reference returned outputs {sorted(result)}, expected {sorted(expected_names)}",
+                             family=spec.family, seed=spec.seed, kernel_name=spec.kernel_name)
+    return dict(result)
+
+
+def _within(got: np.ndarray, want: np.ndarray, tol: Tolerance) -> np.ndarray:
+    return np.abs(got - want) <= tol.atol + tol.rtol * np.abs(want)
+
+
+def _condition_mask(family, spec, inputs, expected, tol, rng) -> dict[str, np.ndarray]:
+    """True where the reference is stable under few-ulp input perturbations (or exact, for integers)."""
+    if not any(lookup_dtype(a.dtype).is_float for a in spec.args if not a.is_output or a.role == "inout"):
+        return {k: np.ones(np.shape(v), dtype=bool) for k, v in expected.items()}
+    stable = {k: np.ones(np.shape(v), dtype=bool) for k, v in expected.items()}
+    half = Tolerance(tol.rtol / 2, tol.atol / 2)
+    for _ in range(PERTURB_TRIALS):
+        moved = _reference(family, spec, _perturb(spec, inputs, rng, tol.rtol))
+        for name, want in expected.items():
+            a = np.asarray(moved[name], dtype=np.float64)
+            b = np.asarray(want, dtype=np.float64)
+            with np.errstate(invalid="ignore", over="ignore"):
+                stable[name] &= _within(a, b, half) & np.isfinite(a) & np.isfinite(b)
+    for name, want in expected.items():
+        if isinstance(want, np.ma.MaskedArray):
+            stable[name] &= ~np.ma.getmaskarray(want)
+    return stable
+
+
+def run_kernel(kernel, spec: KernelSpec, inputs: Mapping[str, np.ndarray], device: str) -> dict[str, np.ndarray]:
+    """Launch ``kernel`` on ``device`` with ``inputs``; return the final value of every output array."""
+    arrays = {arg.name: _as_warp(arg, inputs[arg.name], device) for arg in spec.args}
+    prog = spec.program
+    if prog.tiled:
+        wp.launch_tiled(kernel, dim=list(prog.dim), inputs=[arrays[a.name] for a in spec.args], device=device,
+                        block_dim=prog.block_dim or (1 if device == "cpu" else 64))
+    else:
+        block_dim = 1 if device == "cpu" else (prog.block_dim or 256)
+        wp.launch(kernel, dim=prog.dim, inputs=[arrays[a.name] for a in spec.args], device=device,
+                  block_dim=block_dim)
+    wp.synchronize_device(device)
+    return {a.name: arrays[a.name].numpy() for a in spec.args if a.is_output}
+
+
+def verify(family: Family, spec: KernelSpec, kernel, device: str) -> Verification:
+    """Verify ``kernel`` (compiled from ``spec``) on ``device``; raise :class:`KernelRejected` on any failure."""
+    tol = family.tolerance(spec)
+    result = Verification(numerics_device=device, tolerance=tol)
+    observed = _Observed()
+    sampler = family.sample_inputs or default_inputs
+    masked_total = 0
+    total = 0
+    for set_index in range(INPUT_SETS):
+        rng = rng_for(derive_seed("wkf-inputs", spec.seed, set_index))
+        try:
+            inputs = sampler(spec, rng)
+        except Exception as exc:  # noqa: BLE001
+            raise _reject(spec, device, "generator_error", f"input sampler raised {type(exc).__name__}: {exc}")
+        expected = _reference(family, spec, inputs)
+        stable = _condition_mask(family, spec, inputs, expected, tol, rng)
+        got = run_kernel(kernel, spec, inputs, device)
+        observed.inputs.append(inputs)
+        observed.outputs.append(got)
+        for name, want in expected.items():
+            g = np.asarray(got[name])
+            w = np.ma.getdata(want) if isinstance(want, np.ma.MaskedArray) else np.asarray(want)
+            if g.shape != w.shape:
+                raise _reject(spec, device, "reference_error",
+                              f"output {name!r}: kernel shape {g.shape} != reference shape {w.shape}")
+            if not np.all(np.isfinite(g.astype(np.float64))):
+                bad = int(np.argmax(~np.isfinite(g.astype(np.float64)).ravel()))
+                raise _reject(spec, device, "nonfinite",
+                              f"output {name!r} has non-finite values (first at flat index {bad}: "
+                              f"{g.ravel()[bad]!r}) in input set {set_index}")
+            keep = stable[name]
+            g64 = g.astype(np.float64)[keep]
+            w64 = w.astype(np.float64)[keep]
+            total += keep.size
+            masked_total += int(keep.size - np.count_nonzero(keep))
+            if g64.size == 0:
+                continue
+            abs_err = np.abs(g64 - w64)
+            rel_err = abs_err / np.maximum(np.abs(w64), np.finfo(np.float64).tiny)
+            ok = abs_err <= tol.atol + tol.rtol * np.abs(w64)
+            if not np.all(ok):
+                i = int(np.argmin(ok))
+                flat = np.flatnonzero(keep.ravel())[i]
+                raise _reject(spec, device, "mismatch",
+                              f"output {name!r} input set {set_index} flat index {flat}: got {g64[i]!r}, "
+                              f"expected {w64[i]!r}, abs err {abs_err[i]:.3g}, rel err {rel_err[i]:.3g} "
+                              f"> rtol={tol.rtol:g} atol={tol.atol:g} ({int(np.size(ok) - np.count_nonzero(ok))}"
+                              f" of {np.size(ok)} elements out of tolerance)")
+            result.max_abs_err = max(result.max_abs_err, float(abs_err.max()))
+            small = np.abs(w64) > tol.atol
+            if np.any(small):
+                result.max_rel_err = max(result.max_rel_err, float(rel_err[small].max()))
+        result.input_sets += 1
+    result.elements_compared = total - masked_total
+    result.elements_masked = masked_total
+    if total == 0 or masked_total > MAX_MASKED_FRACTION * total:
+        raise _reject(spec, device, "ill_conditioned",
+                      f"{masked_total} of {total} output elements are ill-conditioned (masked); too few to verify")
+    _check_degenerate(family, spec, device, observed)
+    return result
+
+
+def _reject(spec: KernelSpec, device: str, reason: str, message: str) -> KernelRejected:
+    return KernelRejected(reason, message, family=spec.family, seed=spec.seed, device=device,
+                          kernel_name=spec.kernel_name)
+
+
+def _check_degenerate(family: Family, spec: KernelSpec, device: str, observed: _Observed) -> None:
+    """Reject outputs that are constant, copies of an input, or blind to most array inputs."""
+    outputs = [a for a in spec.args if a.is_output]
+    for arg in outputs:
+        stacked = np.stack([o[arg.name] for o in observed.outputs])
+        if np.all(stacked == stacked.reshape(-1)[0]):
+            raise _reject(spec, device, "degenerate_constant",
+                          f"output {arg.name!r} is the constant {stacked.reshape(-1)[0]!r} on every input set")
+        for other in spec.args:
+            if other is arg or other.role == "out":
+                continue
+            if all(np.shape(i[other.name]) == np.shape(o[arg.name]) and
+                   np.array_equal(i[other.name], o[arg.name]) for i, o in zip(observed.inputs, observed.outputs)):
+                raise _reject(spec, device, "degenerate_copy", f"output {arg.name!r} is a copy of input {other.name!r}")
+    array_inputs = [a for a in spec.args if a.role in ("in", "scalar")]
+    if len(array_inputs) < 2:
+        return
+    base_inputs = observed.inputs[0]
+    base = _reference(family, spec, base_inputs)
+    dead = []
+    for arg in array_inputs:
+        rng = rng_for(derive_seed("wkf-dead-input", spec.seed, arg.name))
+        changed = dict(base_inputs)
+        changed[arg.name] = _sample(arg, rng)
+        moved = _reference(family, spec, changed)
+        if all(np.array_equal(np.ma.getdata(moved[k]), np.ma.getdata(base[k]), equal_nan=True) for k in base):
+            dead.append(arg.name)
+    if len(dead) > DEAD_INPUT_FRACTION * len(array_inputs):
+        raise _reject(spec, device, "degenerate_dead_inputs",
+                      f"outputs do not depend on inputs {dead} ({len(dead)} of {len(array_inputs)})")

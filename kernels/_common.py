@@ -1,0 +1,47 @@
+"""Small helpers shared by families: names, kernel text assembly, typed argument spellings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.family import PLACEHOLDER, Arg
+
+ARRAY_NAMES = ("a", "b", "c", "d", "x", "y", "z", "u", "v", "w", "p", "q", "src", "inp", "lhs", "rhs", "vals",
+               "data", "field", "mass", "vel", "pos", "rho", "temp")
+OUT_NAMES = ("out", "res", "dst", "result", "y_out", "acc", "outp", "dest")
+LOCAL_NAMES = ("t", "s", "r", "m", "k", "h", "g", "e", "f", "tmp", "val", "acc", "prod", "part", "term")
+SCALAR_NAMES = ("alpha", "beta", "scale", "gain", "bias", "shift", "k0", "coef", "eps", "offset")
+
+#: source spelling of array element types and scalar parameter types, by dtype name
+ARRAY_SPELLING = {"float32": "wp.array(dtype=float)", "float64": "wp.array(dtype=wp.float64)",
+                  "int32": "wp.array(dtype=int)", "float16": "wp.array(dtype=wp.float16)",
+                  "vec3f": "wp.array(dtype=wp.vec3)", "vec2f": "wp.array(dtype=wp.vec2)",
+                  "vec4f": "wp.array(dtype=wp.vec4)", "mat22f": "wp.array(dtype=wp.mat22)",
+                  "mat33f": "wp.array(dtype=wp.mat33)", "uint32": "wp.array(dtype=wp.uint32)"}
+SCALAR_SPELLING = {"float32": "float", "float64": "wp.float64", "int32": "int", "float16": "wp.float16",
+                   "uint32": "wp.uint32"}
+
+
+def pick(rng: np.random.Generator, options, k: int | None = None):
+    """One option (``k is None``) or ``k`` distinct options, order random."""
+    if k is None:
+        return options[int(rng.integers(len(options)))]
+    idx = rng.choice(len(options), size=k, replace=False)
+    return [options[int(i)] for i in idx]
+
+
+def signature(args: list[Arg]) -> str:
+    parts = []
+    for a in args:
+        spelled = SCALAR_SPELLING[a.dtype] if a.role == "scalar" else ARRAY_SPELLING[a.dtype]
+        parts.append(f"{a.name}: {spelled}")
+    return ", ".join(parts)
+
+
+def kernel_source(args: list[Arg], body: list[str], helpers: list[str] = (), tid: str = "i = wp.tid()") -> str:
+    lines = ["import warp as wp", ""]
+    for helper in helpers:
+        lines += ["", helper.rstrip("\n"), ""]
+    lines += ["", "@wp.kernel", f"def {PLACEHOLDER}({signature(args)}):", f"    {tid}"]
+    lines += [f"    {line}" for line in body]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,419 @@
+"""Composable random expressions for Warp kernels, with value intervals and a NumPy evaluator.
+
+Every node knows the interval its value lies in (for the sampled inputs), which lets the generator keep
+programs inside their domains by construction: integer operations that could overflow are not chosen,
+denominators are kept away from zero, and arguments of ``log``/``sqrt``/``asin``... are scaled into range.
+The evaluator copies Warp's semantics (C integer division and remainder, float32 literals, ``sign(0) == 1``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+INT32_LIMIT = 2**31 - 1
+FLOAT_LIMIT = 1e6          # keep float intermediates modest: no overflow, bounded cancellation
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    lo: float
+    hi: float
+
+    def __post_init__(self):
+        if not self.lo <= self.hi:
+            raise ValueError(f"bad interval [{self.lo}, {self.hi}]")
+
+    @property
+    def mag(self) -> float:
+        return max(abs(self.lo), abs(self.hi))
+
+    def contains_zero(self, margin: float = 0.0) -> bool:
+        return self.lo - margin <= 0.0 <= self.hi + margin
+
+
+def _hull(values) -> Interval:
+    vals = [v for v in values if not math.isnan(v)]
+    return Interval(min(vals), max(vals))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Nodes
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    op: str
+    args: tuple = ()
+    value: object = None          # variable name or constant
+    iv: Interval = Interval(0.0, 0.0)
+
+    def children(self):
+        return self.args
+
+
+def var(name: str, iv: Interval) -> Node:
+    return Node("var", (), name, iv)
+
+
+def const(value: float, iv: Interval | None = None) -> Node:
+    return Node("const", (), value, iv or Interval(value, value))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Types: how a scalar kind spells constants and casts, and how NumPy evaluates it
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    name: str            # float32 | float64 | int32
+    wp: str              # source spelling of the type
+    np_ref: type         # NumPy type the reference computes in
+
+    @property
+    def is_int(self) -> bool:
+        return self.name.startswith("int")
+
+    def literal(self, value) -> str:
+        if self.is_int:
+            return str(int(value))
+        text = repr(float(value))
+        return text if self.name == "float32" else f"wp.float64({text})"
+
+    def const_value(self, value) -> float:
+        """The value a literal has inside the kernel: bare float literals are float32 in Warp, while
+        ``wp.float64(<literal>)`` keeps the literal's full float64 value (measured on Warp 1.19)."""
+        if self.is_int:
+            return int(value)
+        return float(value) if self.name == "float64" else float(np.float32(value))
+
+
+FLOAT32 = Scalar("float32", "float", np.float64)
+FLOAT64 = Scalar("float64", "wp.float64", np.float64)
+INT32 = Scalar("int32", "int", np.int64)
+SCALARS = {s.name: s for s in (FLOAT32, FLOAT64, INT32)}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Source emission
+
+
+def emit(node: Node, ty: Scalar) -> str:
+    op = node.op
+    a = node.args
+    if op == "var":
+        return str(node.value)
+    if op == "const":
+        text = ty.literal(node.value)
+        return f"({text})" if text.startswith("-") else text
+    if op in BINARY_SYMBOL:
+        return f"({emit(a[0], ty)} {BINARY_SYMBOL[op]} {emit(a[1], ty)})"
+    if op == "neg":
+        return f"(-{emit(a[0], ty)})"
+    if op == "where":
+        return f"wp.where({emit_cond(a[0], ty)}, {emit(a[1], ty)}, {emit(a[2], ty)})"
+    if op == "ifexp":
+        return f"({emit(a[1], ty)} if {emit_cond(a[0], ty)} else {emit(a[2], ty)})"
+    if op in CALLS:
+        return f"wp.{CALLS[op]}({', '.join(emit(x, ty) for x in a)})"
+    raise ValueError(f"cannot emit op {op!r}")
+
+
+def emit_cond(node: Node, ty: Scalar) -> str:
+    if node.op in COMPARE_SYMBOL:
+        return f"{emit(node.args[0], ty)} {COMPARE_SYMBOL[node.op]} {emit(node.args[1], ty)}"
+    if node.op in ("and", "or"):
+        return f"({emit_cond(node.args[0], ty)}) {node.op} ({emit_cond(node.args[1], ty)})"
+    if node.op == "not":
+        return f"not ({emit_cond(node.args[0], ty)})"
+    raise ValueError(f"not a condition: {node.op!r}")
+
+
+BINARY_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
+                 "band": "&", "bor": "|", "bxor": "^"}
+COMPARE_SYMBOL = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+CALLS = {"min": "min", "max": "max", "abs": "abs", "sin": "sin", "cos": "cos", "tan": "tan", "exp": "exp",
+         "log": "log", "sqrt": "sqrt", "tanh": "tanh", "atan": "atan", "asin": "asin", "acos": "acos",
+         "sinh": "sinh", "cosh": "cosh", "atan2": "atan2", "pow": "pow", "floor": "floor", "ceil": "ceil",
+         "log2": "log2", "log10": "log10", "sign": "sign", "clamp": "clamp", "round": "round", "trunc": "trunc",
+         "frac": "frac", "cbrt": "cbrt", "step": "step", "nonzero": "nonzero", "degrees": "degrees",
+         "radians": "radians", "erf": "erf", "exp2": "exp2"}
+
+
+# --------------------------------------------------------------------------------------------------------
+# NumPy evaluation with Warp semantics
+
+
+NUMPY_UNARY: dict[str, Callable] = {
+    "abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+    "tanh": np.tanh, "atan": np.arctan, "asin": np.arcsin, "acos": np.arccos, "sinh": np.sinh, "cosh": np.cosh,
+    "floor": np.floor, "ceil": np.ceil, "log2": np.log2, "log10": np.log10, "trunc": np.trunc,
+    "sign": lambda x: np.where(x < 0, -1.0, 1.0),
+    "round": lambda x: np.where(x >= 0, np.floor(x + 0.5), np.ceil(x - 0.5)),   # C round: half away from zero
+    "frac": lambda x: x - np.trunc(x),
+    "cbrt": np.cbrt,
+    "step": lambda x: np.where(x < 0, 1.0, 0.0),
+    "nonzero": lambda x: np.where(x != 0, 1.0, 0.0),
+    "degrees": np.degrees, "radians": np.radians,
+    "exp2": np.exp2,
+}
+
+
+def evaluate(node: Node, env: dict[str, np.ndarray], ty: Scalar) -> np.ndarray:
+    op = node.op
+    if op == "var":
+        return env[node.value]
+    if op == "const":
+        return np.asarray(ty.const_value(node.value), dtype=ty.np_ref)
+    args = [evaluate(x, env, ty) if x.op not in COMPARE_SYMBOL and x.op not in ("and", "or", "not")
+            else evaluate_cond(x, env, ty) for x in node.args]
+    if ty.is_int:
+        return _eval_int(op, args)
+    with np.errstate(all="ignore"):
+        if op == "add":
+            return args[0] + args[1]
+        if op == "sub":
+            return args[0] - args[1]
+        if op == "mul":
+            return args[0] * args[1]
+        if op == "div":
+            return args[0] / args[1]
+        if op == "mod":
+            return np.fmod(args[0], args[1])
+        if op == "neg":
+            return -args[0]
+        if op == "min":
+            return np.minimum(args[0], args[1])
+        if op == "max":
+            return np.maximum(args[0], args[1])
+        if op in ("where", "ifexp"):
+            return np.where(args[0], args[1], args[2])
+        if op == "atan2":
+            return np.arctan2(args[0], args[1])
+        if op == "pow":
+            return np.power(args[0], args[1])
+        if op == "clamp":
+            return np.minimum(np.maximum(args[0], args[1]), args[2])
+        if op == "erf":
+            from math import erf
+            return np.vectorize(erf, otypes=[np.float64])(args[0])
+        if op in NUMPY_UNARY:
+            return NUMPY_UNARY[op](args[0])
+    raise ValueError(f"cannot evaluate op {op!r}")
+
+
+def _wrap32(x):
+    return ((np.asarray(x, dtype=np.int64) + 2**31) % 2**32) - 2**31
+
+
+def _eval_int(op, args):
+    x = args[0]
+    y = args[1] if len(args) > 1 else None
+    if op == "add":
+        return _wrap32(x + y)
+    if op == "sub":
+        return _wrap32(x - y)
+    if op == "mul":
+        return _wrap32(x * y)
+    if op == "div":                      # C: truncates toward zero
+        return _wrap32(np.sign(x) * np.sign(y) * (np.abs(x) // np.abs(y)))
+    if op == "floordiv":                 # Warp's // on integers floors
+        return _wrap32(np.floor_divide(x, y))
+    if op == "mod":                      # C: remainder has the sign of the dividend
+        return _wrap32(np.sign(x) * (np.abs(x) % np.abs(y)))
+    if op == "neg":
+        return _wrap32(-x)
+    if op == "abs":
+        return _wrap32(np.abs(x))
+    if op == "min":
+        return np.minimum(x, y)
+    if op == "max":
+        return np.maximum(x, y)
+    if op == "band":
+        return x & y
+    if op == "bor":
+        return x | y
+    if op == "bxor":
+        return x ^ y
+    if op in ("where", "ifexp"):
+        return np.where(args[0], args[1], args[2])
+    if op == "clamp":
+        return np.minimum(np.maximum(x, y), args[2])
+    if op == "sign":
+        return np.where(x < 0, -1, 1)
+    raise ValueError(f"cannot evaluate integer op {op!r}")
+
+
+def evaluate_cond(node: Node, env, ty: Scalar) -> np.ndarray:
+    if node.op in COMPARE_SYMBOL:
+        a = evaluate(node.args[0], env, ty)
+        b = evaluate(node.args[1], env, ty)
+        return {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+                "eq": np.equal, "ne": np.not_equal}[node.op](a, b)
+    if node.op == "and":
+        return evaluate_cond(node.args[0], env, ty) & evaluate_cond(node.args[1], env, ty)
+    if node.op == "or":
+        return evaluate_cond(node.args[0], env, ty) | evaluate_cond(node.args[1], env, ty)
+    if node.op == "not":
+        return ~evaluate_cond(node.args[0], env, ty)
+    raise ValueError(f"not a condition: {node.op!r}")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Interval rules
+
+
+def _iv_binary(op: str, a: Interval, b: Interval) -> Interval:
+    if op == "add":
+        return Interval(a.lo + b.lo, a.hi + b.hi)
+    if op == "sub":
+        return Interval(a.lo - b.hi, a.hi - b.lo)
+    if op == "mul":
+        return _hull([a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi])
+    if op == "div":
+        return _hull([a.lo / b.lo, a.lo / b.hi, a.hi / b.lo, a.hi / b.hi])
+    if op == "min":
+        return Interval(min(a.lo, b.lo), min(a.hi, b.hi))
+    if op == "max":
+        return Interval(max(a.lo, b.lo), max(a.hi, b.hi))
+    raise ValueError(op)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Generation
+
+
+@dataclass
+class ExprGen:
+    """Random expressions over ``leaves`` (name -> interval) for scalar type ``ty``.
+
+    ``binary``/``unary`` choose the operator vocabulary; ``p_leaf`` the chance to stop early at each level.
+    """
+
+    rng: np.random.Generator
+    ty: Scalar
+    leaves: dict[str, Interval]
+    binary: tuple[str, ...] = ("add", "sub", "mul", "div", "min", "max")
+    unary: tuple[str, ...] = ("neg", "abs")
+    selects: bool = True
+    p_leaf: float = 0.3
+    p_const: float = 0.25
+
+    def leaf(self) -> Node:
+        if not self.leaves or self.rng.random() < self.p_const:
+            return self.constant()
+        name = list(self.leaves)[int(self.rng.integers(len(self.leaves)))]
+        return var(name, self.leaves[name])
+
+    def constant(self) -> Node:
+        if self.ty.is_int:
+            value = int(self.rng.integers(-9, 10))
+        else:
+            digits = int(self.rng.integers(1, 4))
+            value = round(float(self.rng.uniform(-4.0, 4.0)), digits)
+        return const(value, Interval(self.ty.const_value(value), self.ty.const_value(value)))
+
+    def expr(self, depth: int) -> Node:
+        if depth <= 0 or self.rng.random() < self.p_leaf:
+            return self.leaf()
+        roll = self.rng.random()
+        if self.selects and roll < 0.12:
+            return self.select(depth)
+        if self.unary and roll < 0.27:
+            op = self.unary[int(self.rng.integers(len(self.unary)))]
+            arg = self.expr(depth - 1)
+            return self.apply_unary(op, arg if arg.op != "const" else self.var_leaf())
+        op = self.binary[int(self.rng.integers(len(self.binary)))]
+        return self.apply_binary(op, self.expr(depth - 1), self.expr(depth - 1))
+
+    def condition(self, depth: int) -> Node:
+        a = self.expr(max(0, depth - 1))
+        b = self.expr(max(0, depth - 1))
+        if a.op == "const" and b.op == "const":
+            a = self.leaf() if self.leaves else a
+        cmp = ("lt", "le", "gt", "ge")[int(self.rng.integers(4))]
+        node = Node(cmp, (a, b))
+        if depth > 1 and self.rng.random() < 0.25:
+            other = self.condition(depth - 1)
+            node = Node(("and", "or")[int(self.rng.integers(2))], (node, other))
+        return node
+
+    def select(self, depth: int) -> Node:
+        cond = self.condition(max(1, depth - 1))
+        x, y = self.expr(depth - 1), self.expr(depth - 1)
+        for _ in range(3):
+            if x != y:
+                break
+            y = self.expr(depth - 1)
+        kind = "where" if self.rng.random() < 0.5 else "ifexp"
+        return Node(kind, (cond, x, y), iv=Interval(min(x.iv.lo, y.iv.lo), max(x.iv.hi, y.iv.hi)))
+
+    def apply_unary(self, op: str, x: Node) -> Node:
+        if op == "neg":
+            return Node("neg", (x,), iv=Interval(-x.iv.hi, -x.iv.lo))
+        if op == "abs":
+            lo = 0.0 if x.iv.contains_zero() else min(abs(x.iv.lo), abs(x.iv.hi))
+            return Node("abs", (x,), iv=Interval(lo, x.iv.mag))
+        raise ValueError(op)
+
+    def var_leaf(self) -> Node:
+        if not self.leaves:
+            return self.constant()
+        name = list(self.leaves)[int(self.rng.integers(len(self.leaves)))]
+        return var(name, self.leaves[name])
+
+    def apply_binary(self, op: str, x: Node, y: Node) -> Node:
+        if x.op == "const" and y.op == "const":          # no constant folding fodder
+            y = self.var_leaf()
+        if x == y and op in ("sub", "div", "min", "max", "mod", "floordiv"):   # x - x, x / x ...
+            y = self.var_leaf() if x.op != "var" or len(self.leaves) > 1 else self.constant()
+            if x == y:
+                op = "add"
+        limit = INT32_LIMIT / 4 if self.ty.is_int else FLOAT_LIMIT
+        if op in ("div", "mod", "floordiv"):
+            y = self.nonzero(y)
+        if op in ("mod", "floordiv"):
+            iv = Interval(-y.iv.mag, y.iv.mag) if op == "mod" else _iv_binary("div", x.iv, y.iv)
+            iv = Interval(min(iv.lo, x.iv.lo, -1), max(iv.hi, x.iv.hi, 1)) if op == "floordiv" else iv
+            return Node(op, (x, y), iv=iv)
+        iv = _iv_binary(op, x.iv, y.iv)
+        if iv.mag > limit:
+            # too large: fall back to an operation that cannot blow up
+            op = "add" if self.rng.random() < 0.5 else "min"
+            iv = _iv_binary(op, x.iv, y.iv)
+            if iv.mag > limit:
+                return x if x.iv.mag <= y.iv.mag else y
+        return Node(op, (x, y), iv=iv)
+
+    def nonzero(self, y: Node) -> Node:
+        """``y`` if its interval stays away from zero, else a denominator built from it that does."""
+        if self.ty.is_int:
+            if y.iv.lo >= 1 or y.iv.hi <= -1:
+                return y
+            offset = const(1)
+            a = Node("abs", (y,), iv=Interval(0, y.iv.mag))
+            return Node("add", (a, offset), iv=Interval(1, y.iv.mag + 1))
+        if y.iv.lo >= 0.25 or y.iv.hi <= -0.25:
+            return y
+        c = float(self.rng.choice([0.5, 0.75, 1.0, 1.5, 2.0]))
+        a = Node("abs", (y,), iv=Interval(0.0, y.iv.mag))
+        return Node("add", (a, const(c)), iv=Interval(c, y.iv.mag + c))
+
+
+def uses(node: Node) -> set[str]:
+    if node.op == "var":
+        return {node.value}
+    out: set[str] = set()
+    for child in node.args:
+        out |= uses(child)
+    return out
+
+
+def ops_of(node: Node) -> set[str]:
+    out = {node.op} if node.op not in ("var", "const") else set()
+    for child in node.args:
+        out |= ops_of(child)
+    return out

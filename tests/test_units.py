@@ -1,0 +1,183 @@
+"""Unit tests of the harness parts that need no compiler."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+import pytest
+
+from harness.extract import ExtractionError, extract, split_blocks
+from harness.plan import production_plan, quick_plan
+from harness.record import structural_hash
+from harness.registry import all_families
+from harness.schema import RecordInvalid, validate_record
+from harness.seeds import derive_seed, kernel_seed
+from harness.writer import Selection
+
+CPP = """\
+#define WP_NO_CRT
+#include "builtin.h"
+// <wkf:k_0123456789>:3
+static wp::float32 k_0123456789_h0_0(
+    wp::float32 var_x)
+{
+    return var_x;
+}
+static void adj_k_0123456789_h0_0(
+    wp::float32 var_x,
+    wp::float32 & adj_x,
+    wp::float32 & adj_ret)
+{
+    adj_x += adj_ret;
+}
+struct wp_args_k_0123456789_abcd1234 {
+    wp::array_t<wp::float32> a;
+};
+template <bool wp_linear_contiguous>
+static void k_0123456789_abcd1234_cpu_kernel_forward(
+    wp::launch_bounds_t<1> dim,
+    size_t task_index,
+    wp_args_k_0123456789_abcd1234 *_wp_args)
+{
+    var_1 = k_0123456789_h0_0(var_0);
+}
+template <bool wp_linear_contiguous>
+static void k_0123456789_abcd1234_cpu_kernel_backward(
+    wp::launch_bounds_t<1> dim,
+    size_t task_index,
+    wp_args_k_0123456789_abcd1234 *_wp_args,
+    wp_args_k_0123456789_abcd1234 *_wp_adj_args)
+{
+    adj_k_0123456789_h0_0(var_0, adj_0, adj_1);
+}
+static WP_FORCEINLINE void k_0123456789_abcd1234_cpu_forward_dispatch(
+    wp::launch_bounds_t<1> *dim,
+    wp_args_k_0123456789_abcd1234 *_wp_args)
+{
+    k_0123456789_abcd1234_cpu_kernel_forward<true>(*dim, 0, _wp_args);
+}
+extern "C" {
+WP_API void k_0123456789_abcd1234_cpu_forward(
+    wp::launch_bounds_t<1> *dim,
+    wp_args_k_0123456789_abcd1234 *_wp_args)
+{
+    k_0123456789_abcd1234_cpu_forward_dispatch(dim, _wp_args);
+}
+} // extern C
+static wp::float32 unrelated_0(
+    wp::float32 var_x)
+{
+    return var_x;
+}
+"""
+
+
+def test_split_blocks_names_every_top_level_definition():
+    names = list(split_blocks(CPP))
+    assert names == ["k_0123456789_h0_0", "adj_k_0123456789_h0_0", "wp_args_k_0123456789_abcd1234",
+                     "k_0123456789_abcd1234_cpu_kernel_forward", "k_0123456789_abcd1234_cpu_kernel_backward",
+                     "k_0123456789_abcd1234_cpu_forward_dispatch", "k_0123456789_abcd1234_cpu_forward",
+                     "unrelated_0"]
+
+
+def test_extract_takes_entry_points_and_their_closure_only():
+    code = extract(CPP, "k_0123456789_abcd1234", "cpu")
+    assert code.forward.startswith("template <bool wp_linear_contiguous>\nstatic void k_0123456789_abcd1234_cpu")
+    assert "adj_k_0123456789_h0_0(var_0" in code.backward
+    assert "static wp::float32 k_0123456789_h0_0(" in code.support
+    assert "static void adj_k_0123456789_h0_0(" in code.support
+    assert "struct wp_args_k_0123456789_abcd1234 {" in code.support
+    assert "// <wkf:k_0123456789>:3" in code.support
+    assert "unrelated_0" not in code.support + code.forward + code.backward
+    assert "dispatch" not in code.support
+
+
+def test_extract_missing_kernel_raises():
+    with pytest.raises(ExtractionError, match="no other_cpu_kernel_forward"):
+        extract(CPP, "other", "cpu")
+
+
+def test_structural_hash_ignores_names_literals_and_comments_but_not_operators():
+    a = "def f(a, b):\n    x = a[i] * 2.5  # scale\n    return wp.sin(x)\n"
+    b = "def g(p, q):\n    y = p[i] * 7.0\n    return wp.sin(y)\n"
+    c = "def g(p, q):\n    y = p[i] + 7.0\n    return wp.sin(y)\n"
+    d = "def g(p, q):\n    y = p[i] * 7.0\n    return wp.cos(y)\n"
+    assert structural_hash(a) == structural_hash(b)
+    assert len({structural_hash(b), structural_hash(c), structural_hash(d)}) == 3
+
+
+def test_seeds_come_from_sha256_of_their_parts():
+    assert derive_seed("x", 1) == derive_seed("x", 1)
+    assert derive_seed("x", 1) != derive_seed("x", 2)
+    digest = hashlib.sha256(b"wkf-kernel/0/arithmetic/c00000/0").digest()
+    assert kernel_seed(0, "arithmetic", "c00000", 0) == int.from_bytes(digest[:8], "big") >> 1
+    assert 0 <= kernel_seed(5, "math", "q001", 3) < 2**63
+
+
+def test_selection_drops_duplicates_and_stops_within_one_percent():
+    sel = Selection(target_bytes=1000)
+    assert sel.offer("a", "s1", 400, "f") is None
+    assert sel.offer("a", "s9", 400, "f") == "duplicate_exact"
+    assert sel.offer("b", "s1", 400, "f") == "duplicate_structural"
+    assert sel.offer("c", "s2", 700, "f") == "over_target"
+    assert sel.offer("d", "s3", 605, "f") is None
+    assert sel.full and sel.kept_bytes == 1005
+    assert sel.offer("e", "s4", 1, "f") == "target_reached"
+
+
+def test_production_plan_interleaves_families_by_weight():
+    families = all_families()
+    plan = production_plan(families, 2_000_000)
+    assert [c.order for c in plan] == list(range(len(plan)))
+    head = [c.family for c in plan[: len(families)]]
+    assert sorted(head) == sorted(families)
+    per_family = {}
+    for c in plan:
+        per_family.setdefault(c.family, []).append(c.name)
+    for names in per_family.values():
+        assert names == [f"c{i:05d}" for i in range(len(names))]
+    assert len(quick_plan(families, 3)) == 3 * len(families)
+
+
+def _valid_record() -> dict:
+    return {
+        "id": "0" * 64, "schema_version": 1, "family": "arithmetic", "kernel_name": "arithmetic_0123456789",
+        "python_source": "import warp as wp\n@wp.kernel\ndef arithmetic_0123456789(a: wp.array(dtype=float)):\n",
+        "structural_hash": "1" * 64, "device": "cpu",
+        "ir": {"language": "cpp", "arch": None, "forward": "static void x_cpu_kernel_forward(\n}",
+               "backward": None, "support": "", "ptx": None},
+        "launch": {"dim": [64], "block_dim": 1, "tiled": False},
+        "args": [{"name": "a", "dtype": "float32", "role": "in", "shape": [64]}],
+        "features": {},
+        "verification": {"numerics_device": "cpu", "input_sets": 3, "elements_compared": 192,
+                         "elements_masked": 0, "max_abs_err": 0.0, "max_rel_err": 0.0, "rtol": 1e-4,
+                         "atol": 1e-5, "gradient_checked": False},
+        "provenance": {"warp": "1.19.0", "numpy": "2.0", "cuda_toolkit": None, "generator": "arithmetic@1",
+                       "factory_seed": 0, "chunk": "c00000", "index": 0, "seed": 1, "optimization_level": 0},
+    }
+
+
+def test_schema_accepts_a_wellformed_record():
+    validate_record(_valid_record())
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda r: r.pop("verification"), "'verification' is a required property"),
+        (lambda r: r.update(device="gpu"), "device: 'gpu' is not one of"),
+        (lambda r: r["verification"].update(numerics_device="tpu"), "verification/numerics_device"),
+        (lambda r: r["ir"].update(arch="sm_90"), "ir/arch"),
+        (lambda r: r["verification"].update(max_abs_err=-1.0), "verification/max_abs_err"),
+        (lambda r: r.update(id="xyz"), "id: 'xyz' does not match"),
+        (lambda r: r.update(surprise=1), "Additional properties are not allowed"),
+        (lambda r: r.update(device="cuda"), "ir/language"),
+    ],
+)
+def test_schema_rejects_malformed_records(mutate, message):
+    record = copy.deepcopy(_valid_record())
+    mutate(record)
+    with pytest.raises(RecordInvalid, match="violates the schema") as err:
+        validate_record(record)
+    assert message in str(err.value)

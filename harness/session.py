@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from datetime import datetime, timezone
 from collections import Counter
 from pathlib import Path
 
@@ -71,8 +72,40 @@ class FactorySession:
         self.chunks_run = 0
         self.stage_seconds = Counter()
         self.assembled: dict[str, dict] = {}
+        self.state_file = self._state_file(config.rootpath)
+        self.wall_started = datetime.now(timezone.utc)
         if self.target is not None:
             self._update_cutoff()
+
+    def _state_file(self, rootdir: Path) -> Path | None:
+        """The tracker lives beside the datasets when they are the project's own production folders."""
+        if not self.settings.production:
+            return None
+        parents = {ds.root.parent for ds in self.datasets.values()}
+        default = (Path(rootdir) / "production").resolve()
+        return default / "PRODUCTION_STATE.md" if parents == {default} else None
+
+    def _state_rows(self, phase: str, status: str) -> dict:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rows = {}
+        for device in self.datasets:
+            sel = self.selections[device]
+            mb = (self.assembled[device]["bytes"] if device in self.assembled else sel.kept_bytes) / 1e6
+            target_mb = self.target / 1e6
+            rate = self.records_written[device] / elapsed
+            speed = self.bytes_written[device] / 1e6 / elapsed
+            eta = "-" if status == "done" or speed <= 0 else f"{max(0.0, target_mb - mb) / speed / 60:.1f} min"
+            records = self.assembled[device]["records"] if device in self.assembled else sel.kept
+            rows[device] = {"phase": phase, "status": status, "mb": mb, "target_mb": target_mb,
+                            "records": records, "rate": rate, "eta": eta}
+        return rows
+
+    def _write_state(self, phase: str, status: str, next_action: str, log_line: str | None = None) -> None:
+        if self.state_file is None:
+            return
+        from production.state import write_state
+
+        write_state(self.state_file, self._state_rows(phase, status), next_action, log_line)
 
     # -- planning -------------------------------------------------------------------------------------
     def _plan(self) -> list[Chunk]:
@@ -177,6 +210,7 @@ class FactorySession:
                          + (f"{eta / 60:.1f} min" if eta != float("inf") else "?"))
         rejects = ", ".join(f"{k} {v}" for k, v in sorted(self.rejects.items())) or "none"
         tr.write_line(f"[factory] {'; '.join(parts)}; rejects: {rejects}")
+        self._write_state("generate", "running", "wait for the run to finish (or rerun the same command after a kill)")
 
     # -- finishing ------------------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
@@ -185,13 +219,36 @@ class FactorySession:
             if not (ds.work / "chunks").exists():
                 continue
             self.assembled[device] = ds.assemble(self.plan_chunks, self.target)
-        if self.target is not None and self.assembled and session.exitstatus == 0:
-            short = {d: s["bytes"] for d, s in self.assembled.items() if s["bytes"] < self.target * 0.99}
-            pending = [c for c in self.plan_chunks if c.order not in self.done]
-            if short and not pending:
-                self.notes.append("target not reached with the planned chunks: run the same command again to "
-                                  "continue (the next plan uses the measured record sizes)")
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.target is None or not self.assembled:
+            return
+        short = {d: s["bytes"] for d, s in self.assembled.items() if s["bytes"] < self.target * 0.99}
+        pending = [c for c in self.plan_chunks if c.order not in self.done]
+        wall = time.monotonic() - self.started
+        for device, ds in self.datasets.items():
+            run = {"started": self.wall_started.isoformat(timespec="seconds"), "wall_seconds": round(wall, 1),
+                   "chunks": self.chunks_run, "records": self.records_written[device],
+                   "bytes": self.bytes_written[device], "workers": _workers(self.config),
+                   "stage_seconds": {k: round(v, 1) for k, v in sorted(self.stage_seconds.items())},
+                   "exitstatus": int(session.exitstatus)}
+            with open(ds.work / "runs.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(run, sort_keys=True) + "\n")
+        summary = ", ".join(f"{d} {s['bytes'] / 1e6:.1f} MB/{s['records']} records" for d, s in self.assembled.items())
+        if short and not pending and session.exitstatus == 0:
+            self.notes.append("target not reached with the planned chunks: run the same command again to "
+                              "continue (the next plan uses the measured record sizes)")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if short:
+            self._write_state("generate", "incomplete", "rerun the same production command to continue",
+                              f"{self.wall_started:%Y-%m-%d %H:%M} UTC run stopped after {wall:.0f} s: {summary}")
+            return
+        from production.pack import pack
+
+        for device, ds in self.datasets.items():
+            manifest = pack(ds.root)
+            self.notes.append(f"{device}: packed {manifest['records']} records into {ds.root / 'data'} "
+                              f"({manifest['bytes_compressed'] / 1e6:.1f} MB zstd parquet)")
+        self._write_state("packed", "done", "validate with `wkf-validate production/*_code`",
+                          f"{self.wall_started:%Y-%m-%d %H:%M} UTC run finished in {wall:.0f} s: {summary}")
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter) -> None:
@@ -209,3 +266,8 @@ class FactorySession:
                 tr.write_line(f"    {family:<20} {count:>7}")
             if summary["rejects"] or summary["dropped"]:
                 tr.write_line(f"    rejects: {summary['rejects']}  dropped: {summary['dropped']}")
+
+
+def _workers(config) -> int:
+    numprocesses = getattr(config.option, "numprocesses", None)
+    return int(numprocesses) if isinstance(numprocesses, int) and numprocesses > 0 else 1

@@ -354,6 +354,8 @@ class ExprGen:
     def apply_unary(self, op: str, x: Node) -> Node:
         if op == "neg":
             return Node("neg", (x,), iv=Interval(-x.iv.hi, -x.iv.lo))
+        if op == "abs" and x.iv.lo >= 0:            # identity on this interval: negate instead
+            return Node("neg", (x,), iv=Interval(-x.iv.hi, -x.iv.lo))
         if op == "abs":
             lo = 0.0 if x.iv.contains_zero() else min(abs(x.iv.lo), abs(x.iv.hi))
             return Node("abs", (x,), iv=Interval(lo, x.iv.mag))
@@ -373,6 +375,10 @@ class ExprGen:
             if x == y:
                 op = "add"
         limit = INT32_LIMIT / 4 if self.ty.is_int else FLOAT_LIMIT
+        if op in ("min", "max") and (x.iv.hi <= y.iv.lo or y.iv.hi <= x.iv.lo):
+            op = "add"                                   # one side always wins: the other would be dead code
+        if op in ("div", "mod", "floordiv") and y.op == "const" and abs(y.value) <= 1:
+            y = const(int(self.rng.integers(2, 8)) if self.ty.is_int else 2.5)   # x / 1, x % 1: no-ops
         if op in ("div", "mod", "floordiv"):
             y = self.nonzero(y)
         if op in ("mod", "floordiv"):

@@ -52,6 +52,8 @@ def generate(rng: np.random.Generator) -> Program:
     out_nodes = []
     for o in outs:
         node = gen.expr(int(rng.integers(2, 5)))
+        if not E.uses(node) or node.op == "var":
+            node = gen.apply_binary(pick(rng, binary), node, gen.expr(2))
         if not E.uses(node):
             node = gen.apply_binary("add", node, gen.var_leaf())
         out_nodes.append((o, node))

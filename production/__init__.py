@@ -1,0 +1,1 @@
+"""Dataset finishing tools: pack, validate and analyze the production datasets (``production/<device>_code``)."""

@@ -1,0 +1,88 @@
+"""Statistics of packed datasets: per-family counts, record and code sizes, verification errors.
+
+    wkf-analyze production/cpu_code production/cuda_code [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+
+def load(root: Path) -> list[dict]:
+    rows = []
+    for path in sorted((Path(root) / "data").glob("*.parquet")):
+        rows.extend(pq.read_table(path).to_pylist())
+    return rows
+
+
+def _dist(values) -> dict:
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return {}
+    return {"n": int(a.size), "min": float(a.min()), "p50": float(np.percentile(a, 50)),
+            "mean": float(a.mean()), "p95": float(np.percentile(a, 95)), "max": float(a.max())}
+
+
+def analyze(root: Path) -> dict:
+    rows = load(root)
+    fams = defaultdict(list)
+    for r in rows:
+        fams[r["family"]].append(r)
+
+    def stats(rs):
+        return {
+            "records": len(rs),
+            "python_chars": _dist([len(r["python_source"]) for r in rs]),
+            "forward_chars": _dist([len(r["ir"]["forward"]) for r in rs]),
+            "backward_chars": _dist([len(r["ir"]["backward"] or "") for r in rs]),
+            "support_chars": _dist([len(r["ir"]["support"]) for r in rs]),
+            "max_abs_err": _dist([r["verification"]["max_abs_err"] for r in rs]),
+            "max_rel_err": _dist([r["verification"]["max_rel_err"] for r in rs]),
+            "masked_fraction": _dist([r["verification"]["elements_masked"] /
+                                      (r["verification"]["elements_masked"] + r["verification"]["elements_compared"])
+                                      for r in rs]),
+            "dtypes": dict(sorted(_count(json.loads(r["features"]).get("dtype", "?") for r in rs).items())),
+        }
+
+    return {"dataset": str(root), "overall": stats(rows), "per_family": {f: stats(rs) for f, rs in sorted(fams.items())}}
+
+
+def _count(values):
+    out = defaultdict(int)
+    for v in values:
+        out[str(v)] += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wkf-analyze", description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", nargs="+", type=Path)
+    parser.add_argument("--json", type=Path, default=None, help="also write the statistics as JSON")
+    args = parser.parse_args(argv)
+    results = []
+    for root in args.datasets:
+        res = analyze(root)
+        results.append(res)
+        o = res["overall"]
+        print(f"== {root}: {o['records']} records")
+        print(f"{'family':<16}{'records':>9}{'py chars p50':>14}{'fwd p50':>10}{'bwd p50':>10}"
+              f"{'max rel err p95':>17}{'masked mean':>13}")
+        for fam, s in list(res["per_family"].items()) + [("ALL", o)]:
+            print(f"{fam:<16}{s['records']:>9}{s['python_chars'].get('p50', 0):>14.0f}"
+                  f"{s['forward_chars'].get('p50', 0):>10.0f}{s['backward_chars'].get('p50', 0):>10.0f}"
+                  f"{s['max_rel_err'].get('p95', 0):>17.3g}{s['masked_fraction'].get('mean', 0):>13.3f}")
+        print(f"dtypes: {o['dtypes']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

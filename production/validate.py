@@ -1,0 +1,103 @@
+"""Validate packed datasets: shard sha256 and sizes, schema of every record, unique ids and structures,
+split assignment, counts against the manifest. Exit status 1 and one line per problem on failure.
+
+    wkf-validate production/cpu_code production/cuda_code
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from harness.schema import RecordInvalid, validate_record
+from production.pack import sha256_file, split_of
+
+
+def unflatten(row: dict) -> dict:
+    record = dict(row)
+    record["features"] = json.loads(row["features"])
+    return record
+
+
+def validate(root: Path) -> list[str]:
+    root = Path(root)
+    problems: list[str] = []
+    manifest_path = root / "manifest.json"
+    if not manifest_path.exists():
+        return [f"{root}: no manifest.json (run wkf-pack first)"]
+    manifest = json.loads(manifest_path.read_text())
+    ids, structs = Counter(), Counter()
+    families = Counter()
+    total = 0
+    raw_bytes = 0
+    for shard in manifest["shards"]:
+        path = root / shard["file"]
+        if not path.exists():
+            problems.append(f"{path}: missing")
+            continue
+        if sha256_file(path) != shard["sha256"]:
+            problems.append(f"{path}: sha256 differs from the manifest")
+        if path.stat().st_size != shard["bytes"]:
+            problems.append(f"{path}: size {path.stat().st_size} != manifest {shard['bytes']}")
+        rows = pq.read_table(path).to_pylist()
+        if len(rows) != shard["records"]:
+            problems.append(f"{path}: {len(rows)} records, manifest says {shard['records']}")
+        for row in rows:
+            record = unflatten(row)
+            try:
+                validate_record(record)
+            except RecordInvalid as exc:
+                problems.append(f"{path}: {exc}")
+                continue
+            if record["device"] != manifest["device"]:
+                problems.append(f"{path}: record {record['id']} is for {record['device']}")
+            if split_of(record["structural_hash"]) != shard["split"]:
+                problems.append(f"{path}: record {record['id']} belongs to split {split_of(record['structural_hash'])}")
+            ids[record["id"]] += 1
+            structs[record["structural_hash"]] += 1
+            families[record["family"]] += 1
+            raw_bytes += len(json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()) + 1
+            total += 1
+    dup_ids = [i for i, n in ids.items() if n > 1]
+    dup_structs = [s for s, n in structs.items() if n > 1]
+    if dup_ids:
+        problems.append(f"{root}: {len(dup_ids)} duplicate ids, e.g. {dup_ids[0]}")
+    if dup_structs:
+        problems.append(f"{root}: {len(dup_structs)} structural duplicates, e.g. {dup_structs[0]}")
+    if total != manifest["records"]:
+        problems.append(f"{root}: {total} records, manifest says {manifest['records']}")
+    if dict(sorted(families.items())) != manifest["per_family"]:
+        problems.append(f"{root}: per-family counts differ from the manifest")
+    if raw_bytes != manifest["bytes_raw"]:
+        problems.append(f"{root}: {raw_bytes} raw bytes, manifest says {manifest['bytes_raw']}")
+    target = manifest.get("target_bytes")
+    if target and not 0.99 * target <= raw_bytes <= 1.01 * target:
+        problems.append(f"{root}: {raw_bytes / 1e6:.2f} MB is not within 1% of the {target / 1e6:.2f} MB target")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wkf-validate", description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    failed = False
+    for root in args.datasets:
+        problems = validate(root)
+        if problems:
+            failed = True
+            for p in problems:
+                print(f"INVALID {p}")
+        else:
+            m = json.loads((root / "manifest.json").read_text())
+            print(f"OK {root}: {m['records']} records, {m['bytes_raw'] / 1e6:.2f} MB raw, "
+                  f"{len(m['shards'])} shards, splits {m['per_split']}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

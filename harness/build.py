@@ -38,6 +38,8 @@ class BuiltModule:
     specs: list[KernelSpec]
     module: object
     kernels: dict[str, object]
+    namespaces: dict[str, dict]          # kernel name -> the namespace its source ran in (structs, funcs)
+    block_dim: int                       # CPU block_dim it was built for (1 unless tiled)
     cpu_source: str | None = None
     cuda_source: str | None = None
     ptx: str | None = None
@@ -73,7 +75,8 @@ def _forget_function_names(source: str) -> None:
             counts.pop(stripped[4:].split("(", 1)[0].strip(), None)
 
 
-def define_kernels(specs: list[KernelSpec], module_name: str) -> dict[str, object]:
+def define_kernels(specs: list[KernelSpec], module_name: str,
+                   namespaces: dict[str, dict] | None = None) -> dict[str, object]:
     """Exec each spec's source so that its kernel lands in Warp module ``module_name``.
 
     Each source gets its own fake file name (so ``inspect.getsource`` works and the emitted ``// file:line``
@@ -91,6 +94,8 @@ def define_kernels(specs: list[KernelSpec], module_name: str) -> dict[str, objec
         if not isinstance(kernel, wp.Kernel):
             raise TypeError(f"source of {spec.kernel_name} does not define a @wp.kernel of that name")
         kernels[spec.kernel_name] = kernel
+        if namespaces is not None:
+            namespaces[spec.kernel_name] = namespace
     return kernels
 
 
@@ -102,20 +107,28 @@ def release_module(module) -> None:
         wp._src.context.user_modules.pop(module.name, None)
 
 
-def cpu_source_path(module) -> Path:
-    ident = module.get_module_identifier(CPU_BLOCK_DIM)
+def cpu_source_path(module, block_dim: int = CPU_BLOCK_DIM) -> Path:
+    ident = module.get_module_identifier(block_dim)
     return Path(wp.config.kernel_cache_dir) / ident / f"{ident}.cpp"
 
 
-def _compile(specs: list[KernelSpec], module_name: str, opts: BuildOptions) -> BuiltModule:
-    kernels = define_kernels(specs, module_name)
+def block_dim_of(spec: KernelSpec) -> int:
+    """The block size a kernel is built and launched with on the CPU: 1, or its tile width when tiled."""
+    return spec.program.block_dim if spec.program.tiled and spec.program.block_dim else CPU_BLOCK_DIM
+
+
+def _compile(specs: list[KernelSpec], module_name: str, opts: BuildOptions, block_dim: int) -> BuiltModule:
+    namespaces: dict[str, dict] = {}
+    kernels = define_kernels(specs, module_name, namespaces)
     module = next(iter(kernels.values())).module
-    built = BuiltModule(specs=specs, module=module, kernels=kernels)
+    built = BuiltModule(specs=specs, module=module, kernels=kernels, namespaces=namespaces, block_dim=block_dim)
+    if block_dim != CPU_BLOCK_DIM:
+        module.options["block_dim"] = block_dim       # tiled: the CUDA build uses the same block width
     try:
         if opts.want_cpu:
             module.options["optimization_level"] = opts.cpu_optimization_level
-            module.load(wp.get_device("cpu"), block_dim=CPU_BLOCK_DIM)
-            built.cpu_source = cpu_source_path(module).read_text(encoding="utf-8")
+            module.load(wp.get_device("cpu"), block_dim=block_dim)
+            built.cpu_source = cpu_source_path(module, block_dim).read_text(encoding="utf-8")
         if opts.want_cuda:
             module.options["optimization_level"] = opts.cuda_optimization_level
             out_dir = tempfile.mkdtemp(prefix="wkf_aot_")
@@ -135,26 +148,30 @@ def _compile(specs: list[KernelSpec], module_name: str, opts: BuildOptions) -> B
 
 
 def build(specs: list[KernelSpec], module_name: str, opts: BuildOptions) -> BuildResult:
-    """Compile ``specs`` as one module, bisecting on failure. Never raises for a bad kernel."""
+    """Compile ``specs`` as one module per block width, bisecting on failure. Never raises for a bad kernel."""
     result = BuildResult()
-    _build_into(result, specs, module_name, opts)
+    widths = sorted({block_dim_of(s) for s in specs})
+    for width in widths:
+        group = [s for s in specs if block_dim_of(s) == width]
+        _build_into(result, group, module_name if width == CPU_BLOCK_DIM else f"{module_name}_b{width}", opts, width)
     return result
 
 
-def _build_into(result: BuildResult, specs: list[KernelSpec], module_name: str, opts: BuildOptions) -> None:
+def _build_into(result: BuildResult, specs: list[KernelSpec], module_name: str, opts: BuildOptions,
+                block_dim: int) -> None:
     if not specs:
         return
     result.compiles += 1
     try:
-        result.modules.append(_compile(specs, module_name, opts))
+        result.modules.append(_compile(specs, module_name, opts, block_dim))
         return
     except Exception as exc:  # noqa: BLE001 - any failure of a generated kernel is data, not a crash
         if len(specs) == 1:
             result.failures.append(BuildFailure(specs[0], _stage_of(exc), _short(exc)))
             return
     half = len(specs) // 2
-    _build_into(result, specs[:half], module_name + "_a", opts)
-    _build_into(result, specs[half:], module_name + "_b", opts)
+    _build_into(result, specs[:half], module_name + "_a", opts, block_dim)
+    _build_into(result, specs[half:], module_name + "_b", opts, block_dim)
 
 
 def _stage_of(exc: BaseException) -> str:
@@ -183,6 +200,7 @@ def configure_warp(cache_dir: str | os.PathLike | None = None) -> None:
     """Process-wide Warp settings for the factory (quiet, no MathDx GEMM, optional cache location)."""
     wp.config.quiet = True
     wp.config.enable_mathdx_gemm = False
+    wp.config.enable_cpu_blocks = True      # tiled kernels run with their real block width on the CPU too
     if cache_dir is not None:
         wp.config.kernel_cache_dir = os.fspath(cache_dir)
     wp.init()

@@ -15,7 +15,9 @@ import numpy as np
 
 from .dtypes import dtype as lookup_dtype
 
-Role = Literal["in", "out", "inout", "scalar"]
+#: ``in``/``out``/``inout`` arrays and ``scalar`` values are kernel parameters, in order; ``aux`` values are
+#: sampled and given to the reference and to ``Family.prepare`` but are not parameters (e.g. mesh vertices).
+Role = Literal["in", "out", "inout", "scalar", "aux"]
 
 #: The provisional kernel name a generator writes; the harness replaces it with a content-addressed name.
 PLACEHOLDER = "wkf_kernel"
@@ -34,9 +36,9 @@ class Arg:
 
     def __post_init__(self) -> None:
         lookup_dtype(self.dtype)
-        if self.role == "scalar" and self.shape:
+        if self.role in ("scalar",) and self.shape:
             raise ValueError(f"scalar argument {self.name!r} must have shape (), got {self.shape}")
-        if self.role != "scalar" and not self.shape:
+        if self.role not in ("scalar", "aux") and not self.shape:
             raise ValueError(f"array argument {self.name!r} needs a shape")
         if not self.low <= self.high:
             raise ValueError(f"argument {self.name!r}: low={self.low} > high={self.high}")
@@ -44,6 +46,10 @@ class Arg:
     @property
     def is_output(self) -> bool:
         return self.role in ("out", "inout")
+
+    @property
+    def is_param(self) -> bool:
+        return self.role != "aux"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,9 @@ class KernelSpec:
 Generator = Callable[[np.random.Generator], Program]
 Reference = Callable[[KernelSpec, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 InputSampler = Callable[[KernelSpec, np.random.Generator], dict[str, np.ndarray]]
+#: (spec, inputs, device, namespace) -> {parameter name: launch value}; namespace is where the kernel's source
+#: ran (to reach its @wp.struct types). Values it omits are made by the harness (arrays, scalars).
+Preparer = Callable[[KernelSpec, Mapping[str, np.ndarray], str, dict], dict]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,7 @@ class Family:
     version: int = 1
     weight: float = 1.0
     sample_inputs: InputSampler | None = None
+    prepare: Preparer | None = None
     chunk_size: int = 32
     covers: tuple[str, ...] = ()
 

@@ -17,7 +17,8 @@ from .plan import Chunk
 from .registry import load_family_file
 
 #: Reasons that fail a quick (CI) test: they mean the family or the harness is wrong, not the sample.
-FAILING_REASONS = frozenset({"generator_error", "compile_error", "reference_error", "mismatch", "record_error"})
+FAILING_REASONS = frozenset({"generator_error", "compile_error", "reference_error", "mismatch", "record_error",
+                             "gradient_mismatch"})
 REPORT_KEY = "wkf_chunk"
 
 

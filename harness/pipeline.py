@@ -118,7 +118,7 @@ def _records_for(job, result, module, spec, index, versions, arch) -> None:
         t0 = time.perf_counter()
         try:
             if numerics not in checked:
-                checked[numerics] = verify(job.family, spec, kernel, numerics)
+                checked[numerics] = verify(job.family, spec, kernel, numerics, module.namespaces[spec.kernel_name])
             verification = checked[numerics]
         except KernelRejected as rej:
             checked[numerics] = rej

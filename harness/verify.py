@@ -76,11 +76,11 @@ def _sample(arg: Arg, rng: np.random.Generator, zero: bool = False) -> np.ndarra
     return rng.uniform(arg.low, arg.high, size=shape).astype(dt.numpy)
 
 
-def _as_warp(arg: Arg, value: np.ndarray, device: str):
+def _as_warp(arg: Arg, value: np.ndarray, device: str, requires_grad: bool = False):
     dt = lookup_dtype(arg.dtype)
     if arg.role == "scalar":
         return dt.warp(value.item()) if not dt.shape else dt.warp(*value.ravel().tolist())
-    return wp.array(value, dtype=dt.warp, device=device)
+    return wp.array(value, dtype=dt.warp, device=device, requires_grad=requires_grad)
 
 
 def _perturb(spec: KernelSpec, inputs: Mapping[str, np.ndarray], rng: np.random.Generator, rtol: float) -> dict:
@@ -137,22 +137,43 @@ def _condition_mask(family, spec, inputs, expected, tol, rng) -> dict[str, np.nd
     return stable
 
 
-def run_kernel(kernel, spec: KernelSpec, inputs: Mapping[str, np.ndarray], device: str) -> dict[str, np.ndarray]:
-    """Launch ``kernel`` on ``device`` with ``inputs``; return the final value of every output array."""
-    arrays = {arg.name: _as_warp(arg, inputs[arg.name], device) for arg in spec.args}
+def launch_values(family: Family, spec: KernelSpec, inputs: Mapping[str, np.ndarray], device: str,
+                  namespace: dict | None, requires_grad: bool = False) -> dict:
+    """Launch values by parameter name: the family's ``prepare`` first, then arrays/scalars for the rest."""
+    values = dict(family.prepare(spec, inputs, device, namespace or {})) if family.prepare else {}
+    for arg in spec.args:
+        if arg.is_param and arg.name not in values:
+            grad = requires_grad and arg.role != "scalar" and lookup_dtype(arg.dtype).is_float
+            values[arg.name] = _as_warp(arg, inputs[arg.name], device, grad)
+    return values
+
+
+def launch(kernel, spec: KernelSpec, values: dict, device: str, block_dim: int) -> None:
+    prog = spec.program
+    params = [values[a.name] for a in spec.args if a.is_param]
+    if prog.tiled:
+        wp.launch_tiled(kernel, dim=list(prog.dim), inputs=params, device=device, block_dim=block_dim)
+    else:
+        wp.launch(kernel, dim=prog.dim, inputs=params, device=device, block_dim=block_dim)
+
+
+def launch_block_dim(spec: KernelSpec, device: str) -> int:
     prog = spec.program
     if prog.tiled:
-        wp.launch_tiled(kernel, dim=list(prog.dim), inputs=[arrays[a.name] for a in spec.args], device=device,
-                        block_dim=prog.block_dim or (1 if device == "cpu" else 64))
-    else:
-        block_dim = 1 if device == "cpu" else (prog.block_dim or 256)
-        wp.launch(kernel, dim=prog.dim, inputs=[arrays[a.name] for a in spec.args], device=device,
-                  block_dim=block_dim)
+        return prog.block_dim or 64
+    return 1 if device == "cpu" else (prog.block_dim or 256)
+
+
+def run_kernel(family: Family, kernel, spec: KernelSpec, inputs: Mapping[str, np.ndarray], device: str,
+               namespace: dict | None = None) -> dict[str, np.ndarray]:
+    """Launch ``kernel`` on ``device`` with ``inputs``; return the final value of every output array."""
+    values = launch_values(family, spec, inputs, device, namespace)
+    launch(kernel, spec, values, device, launch_block_dim(spec, device))
     wp.synchronize_device(device)
-    return {a.name: arrays[a.name].numpy() for a in spec.args if a.is_output}
+    return {a.name: values[a.name].numpy() for a in spec.args if a.is_output}
 
 
-def verify(family: Family, spec: KernelSpec, kernel, device: str) -> Verification:
+def verify(family: Family, spec: KernelSpec, kernel, device: str, namespace: dict | None = None) -> Verification:
     """Verify ``kernel`` (compiled from ``spec``) on ``device``; raise :class:`KernelRejected` on any failure."""
     tol = family.tolerance(spec)
     result = Verification(numerics_device=device, tolerance=tol)
@@ -168,9 +189,11 @@ def verify(family: Family, spec: KernelSpec, kernel, device: str) -> Verificatio
             raise _reject(spec, device, "generator_error", f"input sampler raised {type(exc).__name__}: {exc}")
         expected = _reference(family, spec, inputs)
         stable = _condition_mask(family, spec, inputs, expected, tol, rng)
-        got = run_kernel(kernel, spec, inputs, device)
+        got = run_kernel(family, kernel, spec, inputs, device, namespace)
         observed.inputs.append(inputs)
         observed.outputs.append(got)
+        if set_index == 0:
+            first_stable = stable
         for name, want in expected.items():
             g = np.asarray(got[name])
             w = np.ma.getdata(want) if isinstance(want, np.ma.MaskedArray) else np.asarray(want)
@@ -211,6 +234,9 @@ def verify(family: Family, spec: KernelSpec, kernel, device: str) -> Verificatio
         raise _reject(spec, device, "ill_conditioned",
                       f"{masked_total} of {total} output elements are ill-conditioned (masked); too few to verify")
     _check_degenerate(family, spec, device, observed)
+    if spec.program.differentiable:
+        result.gradient_checked = check_gradient(family, spec, kernel, device, namespace, observed.inputs[0],
+                                                 first_stable, tol)
     return result
 
 
@@ -249,3 +275,74 @@ def _check_degenerate(family: Family, spec: KernelSpec, device: str, observed: _
     if len(dead) > DEAD_INPUT_FRACTION * len(array_inputs):
         raise _reject(spec, device, "degenerate_dead_inputs",
                       f"outputs do not depend on inputs {dead} ({len(dead)} of {len(array_inputs)})")
+
+
+GRAD_STEP = 1e-6
+GRAD_RTOL = {"float16": 3e-2, "float32": 2e-3, "float64": 1e-6}
+
+
+def check_gradient(family: Family, spec: KernelSpec, kernel, device: str, namespace: dict | None,
+                   inputs: Mapping[str, np.ndarray], stable: dict[str, np.ndarray], tol: Tolerance) -> bool:
+    """Compare Warp's adjoint with central differences of the float64 reference along a random direction.
+
+    With output weights ``w`` (zero on ill-conditioned elements) and an input direction ``v``, Warp's backward
+    pass gives ``sum(grad . v)`` and the reference gives ``sum(w * (f(x + h v) - f(x - h v)) / 2h)``; they must
+    agree within a relative tolerance of the absolute-value sums. Returns False when the kernel has no
+    float input/output pair to differentiate (nothing was checked), raises KernelRejected on disagreement.
+    """
+    float_in = [a for a in spec.args if a.role in ("in", "scalar") and lookup_dtype(a.dtype).is_float]
+    float_out = [a for a in spec.args if a.role == "out" and lookup_dtype(a.dtype).is_float]
+    arrays_in = [a for a in float_in if a.role == "in"]
+    if not arrays_in or not float_out or any(a.role == "inout" for a in spec.args):
+        return False
+    rng = rng_for(derive_seed("wkf-grad", spec.seed))
+    values = launch_values(family, spec, inputs, device, namespace, requires_grad=True)
+    weights = {}
+    tape = wp.Tape()
+    with tape:
+        launch(kernel, spec, values, device, launch_block_dim(spec, device))
+    grads = {}
+    for arg in float_out:
+        out = values[arg.name]
+        w = rng.uniform(0.5, 1.5, size=out.numpy().shape) * rng.choice([-1.0, 1.0], size=out.numpy().shape)
+        w = w * stable[arg.name]
+        weights[arg.name] = w
+        grads[out] = wp.array(w.astype(out.numpy().dtype), dtype=out.dtype, device=device)
+    tape.backward(grads=grads)
+    wp.synchronize_device(device)
+    directions = {}
+    warp_dot = 0.0
+    warp_abs = 0.0
+    for arg in arrays_in:
+        x = np.asarray(inputs[arg.name], dtype=np.float64)
+        v = rng.uniform(-1.0, 1.0, size=x.shape) * (np.abs(x) + 1.0)
+        directions[arg.name] = v
+        g = values[arg.name].grad.numpy().astype(np.float64)
+        warp_dot += float(np.sum(g * v))
+        warp_abs += float(np.sum(np.abs(g * v)))
+    tape.zero()
+
+    def shifted(sign: float) -> dict:
+        moved = {k: np.array(val, copy=True) for k, val in inputs.items()}
+        for name, v in directions.items():
+            moved[name] = np.asarray(inputs[name], dtype=np.float64) + sign * GRAD_STEP * v
+        return _reference(family, spec, moved)
+
+    plus, minus = shifted(+1.0), shifted(-1.0)
+    fd_dot = 0.0
+    fd_abs = 0.0
+    for arg in float_out:
+        d = (np.asarray(plus[arg.name], dtype=np.float64) - np.asarray(minus[arg.name], dtype=np.float64))
+        d = np.ma.getdata(d) / (2 * GRAD_STEP)
+        fd_dot += float(np.sum(weights[arg.name] * d))
+        fd_abs += float(np.sum(np.abs(weights[arg.name] * d)))
+    if not np.isfinite(fd_dot) or not np.isfinite(warp_dot):
+        raise _reject(spec, device, "gradient_mismatch", f"non-finite directional derivative: adjoint {warp_dot!r}, "
+                                                         f"finite differences {fd_dot!r}")
+    dtype = lookup_dtype(float_out[0].dtype).name
+    bound = GRAD_RTOL.get(dtype, 2e-3) * max(fd_abs, warp_abs) + 1e-6
+    if abs(warp_dot - fd_dot) > bound:
+        raise _reject(spec, device, "gradient_mismatch",
+                      f"directional derivative from Warp's adjoint {warp_dot:.7g} != finite differences of the "
+                      f"reference {fd_dot:.7g} (|diff| {abs(warp_dot - fd_dot):.3g} > {bound:.3g})")
+    return True

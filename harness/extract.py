@@ -86,16 +86,21 @@ def _closure(roots: list[str], blocks: dict[str, str], exclude: set[str]) -> lis
     return sorted(seen, key=order.index)
 
 
-def extract(source: str, mangled: str, device: str) -> KernelCode:
-    """Forward, backward and support code of kernel ``mangled`` (``<name>_<hash8>``) from a module source."""
-    blocks = split_blocks(source)
+_ENTRY = re.compile(r".*_(cpu|cuda)_(kernel_)?(forward|backward)(_tasks|_dispatch)?$")
+
+
+def extract(source: str | dict[str, str], mangled: str, device: str) -> KernelCode:
+    """Forward, backward and support code of kernel ``mangled`` (``<name>_<hash8>``) from a module source.
+
+    ``source`` may be the text or its :func:`split_blocks` (split once per module, not once per kernel).
+    """
+    blocks = split_blocks(source) if isinstance(source, str) else source
     suffix = "cpu_kernel" if device == "cpu" else "cuda_kernel"
     fwd, bwd = f"{mangled}_{suffix}_forward", f"{mangled}_{suffix}_backward"
     if fwd not in blocks:
         raise ExtractionError(f"no {fwd} in generated {device} source")
     # other kernels' entry points and all wrappers are never support code
-    entry = re.compile(r".*_(cpu|cuda)_(kernel_)?(forward|backward)(_tasks|_dispatch)?$")
-    exclude = {name for name in blocks if entry.match(name)}
+    exclude = {name for name in blocks if _ENTRY.match(name)}
     roots = [fwd] + ([bwd] if bwd in blocks else [])
     needed = _closure(roots, blocks, exclude)
     support = "".join(blocks[name] for name in needed if name not in roots)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .build import BuildOptions, build, release_module
 from .errors import KernelRejected
-from .extract import ExtractionError, extract, extract_ptx
+from .extract import ExtractionError, extract, extract_ptx, split_blocks
 from .family import Family, KernelSpec
 from .record import make_record, tool_versions
 from .schema import RecordInvalid, validate_record
@@ -103,14 +103,16 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
     arch = f"sm_{job.build.cuda_arch}"
     for module in built.modules:
         try:
+            blocks = {"cpu": split_blocks(module.cpu_source) if module.cpu_source else {},
+                      "cuda": split_blocks(module.cuda_source) if module.cuda_source else {}}
             for spec in module.specs:
-                _records_for(job, result, module, spec, index_of[spec.kernel_name], versions, arch)
+                _records_for(job, result, module, blocks, spec, index_of[spec.kernel_name], versions, arch)
         finally:
             release_module(module.module)
     return result
 
 
-def _records_for(job, result, module, spec, index, versions, arch) -> None:
+def _records_for(job, result, module, blocks, spec, index, versions, arch) -> None:
     kernel = module.kernels[spec.kernel_name]
     checked: dict[str, object] = {}
     for device in job.devices:
@@ -132,8 +134,7 @@ def _records_for(job, result, module, spec, index, versions, arch) -> None:
             continue
         t0 = time.perf_counter()
         try:
-            source = module.cpu_source if device == "cpu" else module.cuda_source
-            code = extract(source, kernel.get_mangled_name(), device)
+            code = extract(blocks[device], kernel.get_mangled_name(), device)
             record = make_record(
                 spec, device, code, verification,
                 factory_seed=job.factory_seed, chunk=job.chunk, index=index,

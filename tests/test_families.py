@@ -1,0 +1,88 @@
+"""The gate every kernel family passes in CI: it is a complete family, its programs are diverse, and its
+generated source and IR are snapshotted so changes in generation or in Warp's code generator show in review.
+
+The numerics gate itself is the quick run of ``kernels/<family>.py`` that a plain ``pytest`` collects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.build import BuildOptions, build, configure_warp, release_module
+from harness.extract import extract
+from harness.family import Family
+from harness.record import structural_hash
+from harness.registry import REQUIRED, all_families, family_from_module, is_family_file
+from harness.seeds import kernel_seed, rng_for
+
+KERNELS = Path(__file__).resolve().parent.parent / "kernels"
+FAMILIES = all_families()
+UNIQUE_SAMPLE = 400
+UNIQUE_MIN = 0.95
+
+
+def family_files() -> list[Path]:
+    return sorted(p for p in KERNELS.glob("*.py") if is_family_file(p))
+
+
+def test_every_kernels_module_is_a_complete_family():
+    names = [p.stem for p in family_files()]
+    assert names, "no families found in kernels/"
+    assert sorted(FAMILIES) == names
+    for family in FAMILIES.values():
+        for attr in REQUIRED:
+            assert callable(getattr(family, attr)), f"{family.name} lacks {attr}"
+        assert family.description and family.covers, f"{family.name}: describe what it covers"
+
+
+def test_an_incomplete_family_is_refused(tmp_path):
+    import types
+
+    module = types.ModuleType("kernels.broken")
+    module.__file__ = str(tmp_path / "broken.py")
+    with pytest.raises(Exception, match="must define FAMILY"):
+        family_from_module(module)
+    module.FAMILY = Family(name="other", description="d", generate=lambda rng: None, reference=lambda s, i: {},
+                           tolerance=lambda s: None)
+    with pytest.raises(Exception, match="must equal the file name"):
+        family_from_module(module)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_programs_are_structurally_diverse(name):
+    family = FAMILIES[name]
+    hashes = set()
+    for i in range(UNIQUE_SAMPLE):
+        seed = kernel_seed(0, name, "unique", i)
+        hashes.add(structural_hash(family.spec(seed, rng_for(seed)).source))
+    assert len(hashes) / UNIQUE_SAMPLE >= UNIQUE_MIN, f"{name}: {len(hashes)} of {UNIQUE_SAMPLE} structures unique"
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_generation_is_deterministic(name):
+    family = FAMILIES[name]
+    seed = kernel_seed(0, name, "determinism", 0)
+    assert family.spec(seed, rng_for(seed)) .source == family.spec(seed, rng_for(seed)).source
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_snapshot_of_source_and_ir(name, snapshot):
+    """One fixed kernel per family: its Python source and the CPU and CUDA code Warp generates for it."""
+    configure_warp()
+    family = FAMILIES[name]
+    seed = kernel_seed(0, name, "snapshot", 0)
+    spec = family.spec(seed, rng_for(seed))
+    result = build([spec], f"wkf_snapshot_{name}", BuildOptions(want_cpu=True, want_cuda=True))
+    assert not result.failures, result.failures
+    module = result.modules[0]
+    try:
+        mangled = module.kernels[spec.kernel_name].get_mangled_name()
+        cpu = extract(module.cpu_source, mangled, "cpu")
+        cuda = extract(module.cuda_source, mangled, "cuda")
+    finally:
+        release_module(module.module)
+    assert spec.source == snapshot(name="python_source")
+    assert {"forward": cpu.forward, "backward": cpu.backward, "support": cpu.support} == snapshot(name="cpu")
+    assert {"forward": cuda.forward, "backward": cuda.backward, "support": cuda.support} == snapshot(name="cuda")

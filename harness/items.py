@@ -35,7 +35,7 @@ class FamilyFile(pytest.File):
         family = load_family_file(self.path)
         plan = self.config.stash[PLAN_KEY]
         for chunk in plan.chunks:
-            if chunk.family != family.name or chunk.order in plan.done:
+            if chunk.family != family.name or chunk.order in plan.done or not plan.in_shard(chunk):
                 continue
             kind = "production" if plan.production else "quick"
             item = ChunkItem.from_parent(self, name=f"{kind}[{chunk.name}]", family=family, chunk=chunk)
@@ -105,6 +105,10 @@ class RunPlan:
         self.chunks = [Chunk.from_list(row) for row in data["chunks"]]
         self.done = {int(o) for o in data["done"]}
         self.stop_file = Path(data["stop_file"]) if data.get("stop_file") else None
+        self.shard = tuple(data["shard"]) if data.get("shard") else None
+
+    def in_shard(self, chunk: Chunk) -> bool:
+        return self.shard is None or chunk.order % self.shard[1] == self.shard[0]
 
     def beyond_cutoff(self, order: int) -> bool:
         if self.stop_file is None or not self.stop_file.exists():

@@ -52,6 +52,13 @@ def parse_quick(value: str) -> int:
     return int(value)
 
 
+def parse_shard(value: str) -> tuple[int, int]:
+    parts = value.split("/")
+    if len(parts) == 2 and all(p.isdigit() for p in parts) and 0 <= int(parts[0]) < int(parts[1]):
+        return int(parts[0]), int(parts[1])
+    raise pytest.UsageError(f"--shard must be I/N with 0 <= I < N (e.g. 0/4); got {value!r}")
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("warp-kernel-factory")
     group.addoption("--device", dest="wkf_devices", type=parse_device, default=DEVICES, metavar="{cpu,cuda,all}",
@@ -67,6 +74,9 @@ def add_options(parser: pytest.Parser) -> None:
                     help="CUDA architecture NVRTC compiles for (default 90: Hopper)")
     group.addoption("--ptx", dest="wkf_ptx", action="store_true", default=False,
                     help="also keep each CUDA kernel's PTX in its record")
+    group.addoption("--shard", dest="wkf_shard", type=parse_shard, default=None, metavar="I/N",
+                    help="production: run only chunks whose canonical position is I modulo N (batch schedulers); "
+                         "combine the shards' outputs with wkf-merge")
     group.addoption("--quick-kernels", dest="wkf_quick", type=parse_quick, default=4, metavar="N",
                     help="kernels per family in the default (non-production) run")
 
@@ -83,6 +93,7 @@ class Settings:
     with_ptx: bool
     quick_kernels: int
     production: bool
+    shard: tuple[int, int] | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Settings":
@@ -96,4 +107,5 @@ class Settings:
             with_ptx=config.getoption("wkf_ptx"),
             quick_kernels=config.getoption("wkf_quick"),
             production="production" in markexpr and "not production" not in markexpr,
+            shard=config.getoption("wkf_shard"),
         )

@@ -40,29 +40,36 @@ def quick_plan(families: dict[str, Family], kernels_per_family: int = QUICK_KERN
     return chunks
 
 
+def interleave(families: dict[str, Family]):
+    """The infinite canonical chunk sequence: smooth weighted round-robin over the families by weight.
+
+    Every production plan is a prefix of this sequence, so the canonical order of a chunk never depends on
+    how many chunks a run planned (a rerun that plans more, or a shard of the run, agrees with the rest).
+    """
+    names = sorted(families)
+    total = sum(families[n].weight for n in names)
+    current = {n: 0.0 for n in names}
+    made = {n: 0 for n in names}
+    order = 0
+    while True:
+        for n in names:
+            current[n] += families[n].weight
+        pick = max(names, key=lambda n: (current[n], -names.index(n)))
+        current[pick] -= total
+        yield Chunk(order, pick, f"c{made[pick]:05d}", families[pick].chunk_size)
+        made[pick] += 1
+        order += 1
+
+
 def production_plan(families: dict[str, Family], target_bytes: int,
                     bytes_per_kernel: dict[str, float] | None = None) -> list[Chunk]:
-    """Enough chunks to reach ``target_bytes`` per dataset, with a margin, interleaved by weight."""
+    """Enough chunks of the canonical sequence to reach ``target_bytes`` per dataset, with a margin."""
     measured = bytes_per_kernel or {}
     total_weight = sum(f.weight for f in families.values())
-    wanted: dict[str, int] = {}
-    for name, family in sorted(families.items()):
+    per_chunk = 0.0          # expected record bytes of an average chunk of the sequence
+    for name, family in families.items():
         per_kernel = measured.get(name) or getattr(family, "bytes_hint", None) or DEFAULT_BYTES_PER_KERNEL
-        share = target_bytes * family.weight / total_weight
-        kernels = share / per_kernel
-        wanted[name] = max(1, math.ceil(kernels * PROVISION / family.chunk_size))
-    # smooth weighted round robin over the families, each limited to its chunk count
-    current = {name: 0.0 for name in wanted}
-    made = {name: 0 for name in wanted}
-    chunks: list[Chunk] = []
-    total = sum(wanted.values())
-    while len(chunks) < total:
-        live = [n for n in sorted(wanted) if made[n] < wanted[n]]
-        live_weight = sum(families[n].weight for n in live)
-        for n in live:
-            current[n] += families[n].weight
-        pick = max(live, key=lambda n: (current[n], -sorted(wanted).index(n)))
-        current[pick] -= live_weight
-        chunks.append(Chunk(len(chunks), pick, f"c{made[pick]:05d}", families[pick].chunk_size))
-        made[pick] += 1
-    return chunks
+        per_chunk += family.weight / total_weight * per_kernel * family.chunk_size
+    count = max(len(families), math.ceil(PROVISION * target_bytes / per_chunk))
+    sequence = interleave(families)
+    return [next(sequence) for _ in range(count)]

@@ -58,7 +58,9 @@ class FactorySession:
         self.plan_chunks = self._plan()
         self.done: dict[int, Chunk] = {}
         self._resume()
-        self.stop_file = (next(iter(self.datasets.values())).work / "stop.json") if settings.production else None
+        sharded = settings.shard is not None
+        first = next(iter(self.datasets.values()))
+        self.stop_file = first.work / "stop.json" if settings.production and not sharded else None
         if self.stop_file is not None:
             self.stop_file.unlink(missing_ok=True)
         self.cutoff: int | None = None
@@ -72,9 +74,10 @@ class FactorySession:
         self.chunks_run = 0
         self.stage_seconds = Counter()
         self.assembled: dict[str, dict] = {}
+        self.fatal = False
         self.state_file = self._state_file(config.rootpath)
         self.wall_started = datetime.now(timezone.utc)
-        if self.target is not None:
+        if self.target is not None and self.stop_file is not None:
             self._update_cutoff()
 
     def _state_file(self, rootdir: Path) -> Path | None:
@@ -148,6 +151,7 @@ class FactorySession:
             "chunks": [c.as_list() for c in self.plan_chunks],
             "done": sorted(self.done),
             "stop_file": str(self.stop_file) if self.stop_file else None,
+            "shard": list(self.settings.shard) if self.settings.shard else None,
         }
 
     # -- receiving ------------------------------------------------------------------------------------
@@ -160,7 +164,13 @@ class FactorySession:
             return
         chunk = Chunk.from_list(payload["chunk"])
         for ds in self.datasets.values():
-            written = ds.write_chunk(chunk, payload["records"], payload["rejects"])
+            try:
+                written = ds.write_chunk(chunk, payload["records"], payload["rejects"])
+            except OSError as exc:
+                self.fatal = True
+                pytest.exit(f"cannot write chunk {chunk.family}/{chunk.name} to {ds.root}: {exc}; nothing partial "
+                            "was written; fix the output directory and rerun the same command to resume",
+                            returncode=pytest.ExitCode.INTERNAL_ERROR)
             self.bytes_written[ds.device] += written
         for record in payload["records"]:
             self.records_written[record["device"]] += 1
@@ -169,7 +179,7 @@ class FactorySession:
         self.stage_seconds.update(payload.get("seconds", {}))
         self.chunks_run += 1
         self.done[chunk.order] = chunk
-        if self.target is not None:
+        if self.target is not None and self.stop_file is not None:
             self._update_cutoff()
         self._progress()
 
@@ -215,6 +225,14 @@ class FactorySession:
     # -- finishing ------------------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.fatal:
+            return
+        if self.settings.shard is not None:
+            i, n = self.settings.shard
+            roots = " ".join(str(ds.root) for ds in self.datasets.values())
+            self.notes.append(f"shard {i}/{n}: {self.chunks_run} chunks written under {roots}; combine all shards "
+                              f"with: wkf-merge --target-mb {self.target / 1e6:g} OUT SHARD_DIR...")
+            return
         for device, ds in self.datasets.items():
             if not (ds.work / "chunks").exists():
                 continue

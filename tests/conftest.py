@@ -54,9 +54,16 @@ FAMILY = Family(name="tiny", description="test family", generate=generate, refer
 '''
 
 
+@pytest.fixture(scope="session")
+def shared_warp_cache(tmp_path_factory) -> str:
+    """One Warp kernel cache for all throwaway projects (Warp's cache is safe across processes)."""
+    return str(tmp_path_factory.getbasetemp() / "warp-cache")
+
+
 @pytest.fixture
-def factory_project(pytester: pytest.Pytester):
+def factory_project(pytester: pytest.Pytester, shared_warp_cache, monkeypatch):
     """A project directory with the factory plugin and one family, ``kernels/tiny.py``."""
+    monkeypatch.setenv("WARP_CACHE_PATH", shared_warp_cache)
     pytester.makeconftest('pytest_plugins = ["harness.plugin"]\n')
     pytester.mkdir("kernels")
     (pytester.path / "kernels" / "tiny.py").write_text(textwrap.dedent(TINY_FAMILY))

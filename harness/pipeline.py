@@ -100,19 +100,17 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
             result.rejects.append(_reject_entry(job, index_of[spec.kernel_name], spec.seed, device, "compile_error",
                                                 f"{failure.stage}: {failure.message}", spec.kernel_name))
     versions = tool_versions()
-    arch = f"sm_{job.build.cuda_arch}"
     for module in built.modules:
         try:
-            blocks = {"cpu": split_blocks(module.cpu_source) if module.cpu_source else {},
-                      "cuda": split_blocks(module.cuda_source) if module.cuda_source else {}}
+            blocks = module_blocks(module)
             for spec in module.specs:
-                _records_for(job, result, module, blocks, spec, index_of[spec.kernel_name], versions, arch)
+                _records_for(job, result, module, blocks, spec, index_of[spec.kernel_name], versions)
         finally:
             release_module(module.module)
     return result
 
 
-def _records_for(job, result, module, blocks, spec, index, versions, arch) -> None:
+def _records_for(job, result, module, blocks, spec, index, versions) -> None:
     kernel = module.kernels[spec.kernel_name]
     checked: dict[str, object] = {}
     for device in job.devices:
@@ -134,17 +132,7 @@ def _records_for(job, result, module, blocks, spec, index, versions, arch) -> No
             continue
         t0 = time.perf_counter()
         try:
-            code = extract(blocks[device], kernel.get_mangled_name(), device)
-            record = make_record(
-                spec, device, code, verification,
-                factory_seed=job.factory_seed, chunk=job.chunk, index=index,
-                arch=None if device == "cpu" else arch,
-                optimization_level=(job.build.cpu_optimization_level if device == "cpu"
-                                    else job.build.cuda_optimization_level),
-                ptx=extract_ptx(module.ptx, kernel.get_mangled_name()) if device == "cuda" and module.ptx else None,
-                versions=versions,
-            )
-            validate_record(record)
+            record = build_record(job, module, blocks, spec, index, device, verification, versions)
         except (ExtractionError, RecordInvalid) as exc:
             result.rejects.append(_reject_entry(job, index, spec.seed, device, "record_error", str(exc),
                                                 spec.kernel_name))
@@ -152,3 +140,26 @@ def _records_for(job, result, module, blocks, spec, index, versions, arch) -> No
         finally:
             result.seconds["record"] += time.perf_counter() - t0
         result.records.append(record)
+
+
+def build_record(job: ChunkJob, module, blocks: dict, spec: KernelSpec, index: int, device: str, verification,
+                 versions: dict) -> dict:
+    """Extract ``spec``'s code for ``device`` from its built module and make the validated record."""
+    mangled = module.kernels[spec.kernel_name].get_mangled_name()
+    record = make_record(
+        spec, device, extract(blocks[device], mangled, device), verification,
+        factory_seed=job.factory_seed, chunk=job.chunk, index=index,
+        arch=None if device == "cpu" else f"sm_{job.build.cuda_arch}",
+        optimization_level=(job.build.cpu_optimization_level if device == "cpu"
+                            else job.build.cuda_optimization_level),
+        ptx=extract_ptx(module.ptx, mangled) if device == "cuda" and module.ptx else None,
+        versions=versions,
+    )
+    validate_record(record)
+    return record
+
+
+def module_blocks(module) -> dict:
+    """The generated sources of a built module split into named blocks, once per device."""
+    return {"cpu": split_blocks(module.cpu_source) if module.cpu_source else {},
+            "cuda": split_blocks(module.cuda_source) if module.cuda_source else {}}

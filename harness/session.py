@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .items import REPORT_KEY, RunPlan
+from .items import REPORT_KEY
 from .options import Settings
 from .plan import Chunk, production_plan, quick_plan
 from .registry import is_family_file, load_family_file

@@ -73,3 +73,16 @@ def production_plan(families: dict[str, Family], target_bytes: int,
     count = max(len(families), math.ceil(PROVISION * target_bytes / per_chunk))
     sequence = interleave(families)
     return [next(sequence) for _ in range(count)]
+
+
+def covering_prefix(families: dict[str, Family], present: set[tuple[str, str]], at_least: int = 0) -> list[Chunk]:
+    """The shortest prefix of the canonical sequence that has ``at_least`` chunks and contains every
+    ``(family, chunk name)`` in ``present`` (chunks written by an earlier run, another shard, or another plan)."""
+    remaining = {p for p in present if p[0] in families}
+    prefix: list[Chunk] = []
+    for chunk in interleave(families):
+        if len(prefix) >= at_least and not remaining:
+            break
+        prefix.append(chunk)
+        remaining.discard((chunk.family, chunk.name))
+    return prefix

@@ -17,7 +17,7 @@ import pytest
 
 from .items import REPORT_KEY
 from .options import Settings
-from .plan import Chunk, production_plan, quick_plan
+from .plan import Chunk, covering_prefix, production_plan, quick_plan
 from .registry import is_family_file, load_family_file
 from .record import record_bytes
 from .writer import DatasetDir, Selection, atomic_write_bytes
@@ -114,7 +114,10 @@ class FactorySession:
     def _plan(self) -> list[Chunk]:
         if not self.settings.production:
             return quick_plan(self.families, self.settings.quick_kernels)
-        return production_plan(self.families, self.target, self._measured_bytes_per_kernel())
+        planned = production_plan(self.families, self.target, self._measured_bytes_per_kernel())
+        present = {(path.parent.name, path.stem) for ds in self.datasets.values()
+                   for path in (ds.work / "chunks").glob("*/c*.jsonl")}
+        return covering_prefix(self.families, present, at_least=len(planned))
 
     def _measured_bytes_per_kernel(self) -> dict[str, float]:
         """Average record bytes per attempted kernel of finished chunks (so a rerun plans from reality)."""
@@ -251,6 +254,10 @@ class FactorySession:
             with open(ds.work / "runs.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(run, sort_keys=True) + "\n")
         summary = ", ".join(f"{d} {s['bytes'] / 1e6:.1f} MB/{s['records']} records" for d, s in self.assembled.items())
+        if not short and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.done:
+            # a rerun of a finished production: every chunk was already written; that is success, said plainly
+            self.notes.append("nothing left to do: every chunk of this production was already written")
+            session.exitstatus = pytest.ExitCode.OK
         if short and not pending and session.exitstatus == 0:
             self.notes.append("target not reached with the planned chunks: run the same command again to "
                               "continue (the next plan uses the measured record sizes)")

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from harness.plan import interleave
+from harness.plan import covering_prefix
 from harness.registry import all_families
 from harness.session import discover_families
 from harness.writer import DatasetDir, atomic_write_bytes
@@ -46,15 +46,7 @@ def merge(out: Path, shards: list[Path], target_bytes: int, pack_after: bool = T
             import json
 
             device = json.loads(src.open(encoding="utf-8").readline())["device"]
-    plan = []
-    remaining = set(present)
-    for chunk in interleave(families):
-        if not remaining:
-            break
-        plan.append(chunk)
-        remaining.discard((chunk.family, chunk.name))
-        if len(plan) > 10_000_000:
-            raise SystemExit(f"chunks not in the canonical sequence: {sorted(remaining)[:5]}")
+    plan = covering_prefix(families, present)
     dataset = DatasetDir(out, device or "cpu")
     shutil.rmtree(out / "records", ignore_errors=True)
     summary = dataset.assemble(plan, target_bytes)

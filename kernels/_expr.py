@@ -140,7 +140,7 @@ CALLS = {"min": "min", "max": "max", "abs": "abs", "sin": "sin", "cos": "cos", "
          "sinh": "sinh", "cosh": "cosh", "atan2": "atan2", "pow": "pow", "floor": "floor", "ceil": "ceil",
          "log2": "log2", "log10": "log10", "sign": "sign", "clamp": "clamp", "round": "round", "trunc": "trunc",
          "frac": "frac", "cbrt": "cbrt", "step": "step", "nonzero": "nonzero", "degrees": "degrees",
-         "radians": "radians", "erf": "erf", "exp2": "exp2"}
+         "radians": "radians", "erf": "erf"}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -152,13 +152,12 @@ NUMPY_UNARY: dict[str, Callable] = {
     "tanh": np.tanh, "atan": np.arctan, "asin": np.arcsin, "acos": np.arccos, "sinh": np.sinh, "cosh": np.cosh,
     "floor": np.floor, "ceil": np.ceil, "log2": np.log2, "log10": np.log10, "trunc": np.trunc,
     "sign": lambda x: np.where(x < 0, -1.0, 1.0),
-    "round": lambda x: np.where(x >= 0, np.floor(x + 0.5), np.ceil(x - 0.5)),   # C round: half away from zero
+    "round": lambda x: np.copysign(np.floor(np.abs(x)) + (np.abs(x) - np.floor(np.abs(x)) >= 0.5), x),  # half away from 0
     "frac": lambda x: x - np.trunc(x),
     "cbrt": np.cbrt,
     "step": lambda x: np.where(x < 0, 1.0, 0.0),
     "nonzero": lambda x: np.where(x != 0, 1.0, 0.0),
     "degrees": np.degrees, "radians": np.radians,
-    "exp2": np.exp2,
 }
 
 

@@ -259,7 +259,8 @@ def _check_degenerate(family: Family, spec: KernelSpec, device: str, observed: _
             if all(np.shape(i[other.name]) == np.shape(o[arg.name]) and
                    np.array_equal(i[other.name], o[arg.name]) for i, o in zip(observed.inputs, observed.outputs)):
                 raise _reject(spec, device, "degenerate_copy", f"output {arg.name!r} is a copy of input {other.name!r}")
-    array_inputs = [a for a in spec.args if a.role in ("in", "scalar")]
+    # inputs the program can depend on; a scalar pinned to one value (low == high) cannot show a dependence
+    array_inputs = [a for a in spec.args if a.role == "in" or (a.role == "scalar" and a.low != a.high)]
     if len(array_inputs) < 2:
         return
     base_inputs = observed.inputs[0]

@@ -260,7 +260,9 @@ def _check_degenerate(family: Family, spec: KernelSpec, device: str, observed: _
                    np.array_equal(i[other.name], o[arg.name]) for i, o in zip(observed.inputs, observed.outputs)):
                 raise _reject(spec, device, "degenerate_copy", f"output {arg.name!r} is a copy of input {other.name!r}")
     # inputs the program can depend on; a scalar pinned to one value (low == high) cannot show a dependence
-    array_inputs = [a for a in spec.args if a.role == "in" or (a.role == "scalar" and a.low != a.high)]
+    # (object ids such as a mesh's uint64 are handles built by the family's prepare, not values to vary)
+    array_inputs = [a for a in spec.args if (a.role == "in" or (a.role == "scalar" and a.low != a.high))
+                    and a.dtype != "uint64"]
     if len(array_inputs) < 2:
         return
     base_inputs = observed.inputs[0]

@@ -1,0 +1,1620 @@
+"""spatial: wp.HashGrid, wp.Bvh and wp.Mesh queries checked against brute-force NumPy references.
+
+One thread per query point or ray. Kinds (``meta["kind"]``):
+
+* ``grid``: neighbour loops over a float32 or float64 (``vec3d`` points) ``wp.HashGrid``
+  (``for j in wp.hash_grid_query(...)`` or the ``hash_grid_query_next`` while-loop, optional
+  ``hash_grid_point_id`` ordering, self exclusion), membership by ``length``/``length_sq`` against a radius
+  parameter or literal; accumulates counts, sums/min/max of random
+  expressions of the distance, SPH-like weights and neighbour values, vector sums, index sums.
+* ``bvh``: ``bvh_query_aabb`` (query boxes from arrays or centre +- half extent), ``bvh_query_sphere`` and
+  ``bvh_query_ray`` (optional ``max_dist``) over random boxes; accumulates counts, value sums, overlap volumes,
+  centre distances, index maxima, with optional value filters.
+* ``mesh_point``: ``mesh_query_point_no_sign`` / ``mesh_query_point`` / ``_sign_normal`` / ``_sign_winding_number``
+  (closed meshes) / ``mesh_query_furthest_point_no_sign``, struct or output-argument forms; distance, closest point
+  (``mesh_eval_position``), face, barycentrics, face normal, signed distance.
+* ``mesh_ray``: ``mesh_query_ray`` (t, hit point, face, barycentrics, front/back from the sign, normal),
+  ``mesh_query_ray_anyhit``, ``mesh_query_ray_count_intersections``.
+* ``mesh_region``: ``mesh_query_sphere`` / ``mesh_query_aabb`` loops over the triangles near a point.
+
+Meshes are triangle soups, height-field grids or closed star-shaped polyhedra (octahedron/icosahedron with
+random radii, outward oriented) of 8-32 triangles. The geometry is sampled per input set (``sample_inputs``)
+and the acceleration structure is built by ``prepare`` on the launch device. Random post-processing
+expressions (``kernels._expr``) combine the accumulated quantities into the float outputs.
+
+Brute force references in float64: all-pairs distances, AABB/sphere/slab tests, Ericson's closest point on a
+triangle, Moller-Trumbore ray/triangle, solid-angle winding numbers for inside/outside. Queries whose result
+could flip under float32 rounding (a pair at distance ~r, a box touching the query, a ray through a triangle
+edge, two faces at nearly the same distance, a point on the surface) are masked by the reference (returned
+as masked arrays); the harness masks what its own input perturbations flip.
+
+Warp semantics copied (read in warp/native and measured on Warp 1.19): hash-grid queries return a superset of the
+neighbours (all points of the cells overlapping the query box), so kernels filter by distance themselves;
+``bvh_query_aabb`` overlap is closed on both sides; ``bvh_query_ray`` reports boxes with ``lmax >= 0 and
+lmax >= lmin`` and ``bvh_query_next(q, j, max_dist)`` drops boxes whose entry ``lmin >= max_dist``;
+``mesh_query_point*`` returns ``u``/``v`` as the weights of the face's first and second vertex;
+``mesh_query_ray`` returns ``u``/``v`` weights of the first two vertices, ``t`` in units of ``|dir|``,
+``normal = normalize(cross(b - a, c - a))`` and ``sign`` whose sign is ``-sign(dot(dir, normal))`` (its
+magnitude is an unnormalised determinant, so kernels use only its sign); inside (sign -1) is decided by
+the first hits of three axis rays on outward-oriented closed meshes; ``mesh_query_ray_count_intersections``
+counts all hits with ``t >= 0``; the furthest point of a mesh is its furthest vertex; ``mesh_query_sphere``
+keeps triangles whose closest point is within the radius; ``mesh_query_aabb`` keeps triangles whose bounding
+box overlaps the query box. BVH iteration needs the while-loop form (``for j in wp.bvh_query_aabb`` does not
+compile in 1.19); hash-grid queries support both forms.
+
+Tolerance: float32 rtol 1e-4, atol 1e-5; float64 grids rtol 1e-9, atol 1e-10. Neighbour/BVH sums run in
+traversal order (the reference sums in index order) over up to ~20 terms, a few ulps of their absolute sum;
+where cancellation makes that large relative to the result, the harness's 32-ulp input perturbation moves the
+reference more and masks the element. Measured on CPU over 150 kernels: the worst error is 1-2% of the
+tolerance. Integer outputs (counts, faces, index sums, hit flags) are exact.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+import warp as wp
+from harness.dtypes import DTYPES
+from harness.dtypes import dtype as lookup_dtype
+from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+from kernels import _expr as E
+from kernels._common import pick
+
+ID_DTYPE = "uint64" if "uint64" in DTYPES else "int64"   # ids are spelled wp.uint64 in the source either way
+Interval = E.Interval
+Q = 64                        # queries per kernel (launch dim)
+BAND = 1e-4                   # relative width of the band around a decision boundary that is masked
+
+# --------------------------------------------------------------------------------------------------------
+# Small source helpers
+
+SPELL = {"vec3f": "wp.array(dtype=wp.vec3)", "float32": "wp.array(dtype=float)", "int32": "wp.array(dtype=int)",
+         "vec3d": "wp.array(dtype=wp.vec3d)", "float64": "wp.array(dtype=wp.float64)"}
+SCALAR_SPELL = {"float32": "float", "float64": "wp.float64"}
+TYPES = {"float32": E.FLOAT32, "float64": E.FLOAT64}
+
+
+def _lit(x: float) -> str:
+    text = repr(float(x))
+    return f"({text})" if text.startswith("-") else text
+
+
+def _short(rng, lo, hi, digits=2) -> float:
+    return round(float(rng.uniform(lo, hi)), digits)
+
+
+class Builder:
+    """Kernel parameters (Arg + spelling), body lines with indentation, output lines."""
+
+    def __init__(self, dim: int = Q, ty: str = "float32"):
+        self.dim = dim
+        self.set_type(ty)
+        self.first = "i = wp.tid()"
+        self.params: list[tuple[Arg, str]] = []
+        self.aux: list[Arg] = []
+        self.body: list[str] = []
+        self.depth = 1
+
+    def set_type(self, ty: str) -> None:
+        """The float type of the kernel's arithmetic: float32, or float64 (hash grids of vec3d points)."""
+        self.ty = ty
+        self.T = TYPES[ty]
+        self.vdt = "vec3f" if ty == "float32" else "vec3d"
+
+    def zero(self) -> str:
+        return "float(0.0)" if self.ty == "float32" else "wp.float64(0.0)"
+
+    def init(self, value: float) -> str:
+        return f"float({float(value)})" if self.ty == "float32" else f"wp.float64({float(value)})"
+
+    def conv(self) -> str:
+        """How an int becomes a float of the kernel's type."""
+        return "float" if self.ty == "float32" else "wp.float64"
+
+    def lit(self, value: float) -> str:
+        text = self.T.literal(value)
+        return f"({text})" if text.startswith("-") else text
+
+    def param(self, arg: Arg, spelling: str | None = None) -> str:
+        if spelling is None:
+            spelling = SCALAR_SPELL[arg.dtype] if arg.role == "scalar" else SPELL[arg.dtype]
+        self.params.append((arg, spelling))
+        return arg.name
+
+    def line(self, text: str) -> None:
+        self.body.append("    " * self.depth + text)
+
+    def source(self) -> str:
+        sig = ", ".join(f"{a.name}: {s}" for a, s in self.params)
+        lines = ["import warp as wp", "", "", "@wp.kernel", f"def wkf_kernel({sig}):", f"    {self.first}"]
+        return "\n".join(lines + self.body) + "\n"
+
+    def args(self) -> tuple[Arg, ...]:
+        return tuple(a for a, _ in self.params) + tuple(self.aux)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Accumulators over the items a query loop visits (grid / bvh / mesh_region)
+#
+# A pair expression is an _expr tree over "pair leaves" (source strings valid inside the loop, e.g. ``d``,
+# ``vals[j]``); its NumPy value is evaluated on (Q, M) arrays. Accumulator kinds:
+#   count: n += 1             sum: s += e            min/max: m = wp.min(m, e) from a sentinel
+#   vsum: v += vecleaf * e    isum: k += j           imax: k = wp.max(k, j) from -1
+
+
+def lively(node: E.Node, leaves: dict[str, Interval], rng, T=E.FLOAT32, typical: dict | None = None) -> bool:
+    """Whether ``node`` varies when its leaves move inside their typical ranges, and depends on each of them
+    (no leaf hidden behind a min/max or select that the other side always wins)."""
+    typical = typical or {}
+    env = {}
+    for n, iv in leaves.items():
+        t = typical.get(n, iv)
+        env[n] = rng.uniform(t.lo, t.hi, 24)
+    with np.errstate(all="ignore"):
+        v = np.broadcast_to(E.evaluate(node, env, T), (24,))
+        if not (bool(np.all(np.isfinite(v))) and float(np.ptp(v)) > 1e-5 * (1.0 + float(np.abs(v).max()))):
+            return False
+        for n in E.uses(node):
+            moved = dict(env)
+            moved[n] = rng.permutation(env[n])
+            if np.array_equal(np.broadcast_to(E.evaluate(node, moved, T), (24,)), v):
+                return False
+    return True
+
+
+def _silly(node: E.Node) -> bool:
+    """Trees a human would not write: ``x < x``, ``-(-x)``, ``min(x, x)``, selects with equal branches."""
+    a = node.args
+    if node.op in E.COMPARE_SYMBOL or node.op in ("min", "max", "sub", "div", "add"):
+        if len(a) == 2 and E.emit(a[0], E.FLOAT32) == E.emit(a[1], E.FLOAT32):
+            return True
+    if node.op == "neg" and a[0].op == "neg":
+        return True
+    if node.op in ("add", "sub", "mul", "div") and any(x.op == "const" and x.value in (0, 0.0) for x in a):
+        return True
+    if node.op in ("mul", "div") and a[1].op == "const" and a[1].value in (1, 1.0, -1, -1.0):
+        return True
+    if node.op in ("where", "ifexp") and E.emit(a[1], E.FLOAT32) == E.emit(a[2], E.FLOAT32):
+        return True
+    return any(_silly(x) for x in a)
+
+
+def random_expr(rng, leaves: dict[str, Interval], depth: int, selects: float = 0.3, T=E.FLOAT32,
+                typical: dict | None = None) -> E.Node:
+    """A lively _expr tree over ``leaves`` (a few tries; falls back to a plain leaf)."""
+    for _ in range(6):
+        gen = E.ExprGen(rng, T, dict(leaves), binary=("add", "sub", "mul", "div", "min", "max"),
+                        selects=rng.random() < selects, p_leaf=0.35)
+        node = gen.expr(depth)
+        if not E.uses(node) or node.op == "const":
+            node = gen.apply_binary(pick(rng, ("add", "mul", "sub")), node, gen.var_leaf())
+        if lively(node, leaves, rng, T, typical) and not _silly(node):
+            return node
+    name = pick(rng, tuple(leaves))
+    return E.var(name, leaves[name])
+
+
+def _pair_expr(rng, leaves: dict[str, Interval], depth: int, T=E.FLOAT32) -> E.Node:
+    return random_expr(rng, leaves, depth, T=T)
+
+
+def ensure_used(rng, b: Builder, accs: list[dict], leaves: dict, wanted: list[str], names, n_items: int) -> None:
+    """If no accumulator reads any of ``wanted`` (pair leaves), add a sum accumulator over one of them."""
+    wanted = [w for w in wanted if w in leaves]
+    if not wanted or any(set(wanted) & E.uses(a["expr"]) for a in accs if "expr" in a):
+        return
+    w = pick(rng, wanted)
+    name = next(n for n in names if n not in {a["name"] for a in accs})
+    b.line(f"{name} = {b.zero()}")
+    iv = leaves[w]
+    accs.append({"kind": "sum", "name": name, "expr": E.var(w, iv),
+                 "iv": Interval(min(0.0, n_items * iv.lo), max(0.0, n_items * iv.hi))})
+
+
+def make_accumulators(rng, b: Builder, pair_leaves: dict, vec_leaf: str | None, index: str, n_items: int,
+                      names: list[str]) -> list[dict]:
+    """Choose 1-3 accumulators, emit their initialisation; return their descriptions (update lines later)."""
+    kinds = ["count", "sum", "sum", "min", "max", "isum", "imax"] + (["vsum"] if vec_leaf else [])
+    chosen = pick(rng, kinds, int(rng.integers(1, 4)))
+    accs = []
+    for k, kind in enumerate(chosen):
+        name = names[k]
+        acc = {"kind": kind, "name": name}
+        if kind == "count":
+            b.line(f"{name} = int(0)")
+            acc["iv"] = Interval(0, n_items)
+            acc["typ"] = Interval(0, 12)
+        elif kind in ("isum", "imax"):
+            b.line(f"{name} = int({0 if kind == 'isum' else -1})")
+            acc["iv"] = Interval(-1, n_items * n_items)
+            acc["typ"] = Interval(-1, n_items - 1) if kind == "imax" else Interval(0, 8 * n_items)
+        else:
+            node = _pair_expr(rng, pair_leaves, int(rng.integers(1, 3)), b.T)
+            acc["expr"] = node
+            if kind == "sum":
+                b.line(f"{name} = {b.zero()}")
+                acc["iv"] = Interval(min(0.0, n_items * node.iv.lo), max(0.0, n_items * node.iv.hi))
+                acc["typ"] = Interval(min(0.0, 8 * node.iv.lo), max(0.0, 8 * node.iv.hi))
+            elif kind in ("min", "max"):
+                sentinel = math.ceil(node.iv.mag + 1.0)
+                sentinel = sentinel if kind == "min" else -sentinel
+                acc["init"] = float(sentinel)
+                b.line(f"{name} = {b.init(sentinel)}")
+                acc["iv"] = Interval(min(node.iv.lo, sentinel), max(node.iv.hi, sentinel))
+                acc["typ"] = node.iv
+            else:
+                b.line(f"{name} = wp.vec3(0.0)" if b.ty == "float32" else f"{name} = wp.vec3d({b.zero()})")
+                acc["iv"] = Interval(-n_items * node.iv.mag * 4, n_items * node.iv.mag * 4)
+                acc["typ"] = Interval(-8 * node.iv.mag, 8 * node.iv.mag)
+                acc["vec"] = vec_leaf
+        accs.append(acc)
+    return accs
+
+
+def emit_updates(rng, b: Builder, accs: list[dict], index: str) -> None:
+    for acc in accs:
+        kind, name = acc["kind"], acc["name"]
+        if kind == "count":
+            b.line(f"{name} += 1" if rng.random() < 0.6 else f"{name} = {name} + 1")
+        elif kind == "isum":
+            b.line(f"{name} += {index}")
+        elif kind == "imax":
+            b.line(f"{name} = wp.max({name}, {index})")
+        elif kind == "sum":
+            b.line(f"{name} += {E.emit(acc['expr'], b.T)}")
+        elif kind == "min":
+            b.line(f"{name} = wp.min({name}, {E.emit(acc['expr'], b.T)})")
+        elif kind == "max":
+            b.line(f"{name} = wp.max({name}, {E.emit(acc['expr'], b.T)})")
+        else:
+            b.line(f"{name} += {acc['vec']} * {E.emit(acc['expr'], b.T)}")
+
+
+def reduce_accumulators(accs: list[dict], member: np.ndarray, env: dict, index_vals: np.ndarray,
+                        vec_vals: np.ndarray | None, T=E.FLOAT32) -> dict[str, np.ndarray]:
+    """Accumulator values per query from the (Q, M) membership and pair-leaf arrays in ``env``."""
+    out = {}
+    with np.errstate(all="ignore"):
+        for acc in accs:
+            kind, name = acc["kind"], acc["name"]
+            if kind == "count":
+                out[name] = member.sum(axis=1).astype(np.float64)
+            elif kind == "isum":
+                out[name] = np.where(member, index_vals, 0).sum(axis=1).astype(np.float64)
+            elif kind == "imax":
+                out[name] = np.where(member, index_vals, -1).max(axis=1).astype(np.float64)
+            else:
+                e = np.broadcast_to(E.evaluate(acc["expr"], env, T), member.shape)
+                if kind == "sum":
+                    out[name] = np.where(member, e, 0.0).sum(axis=1)
+                elif kind == "min":
+                    out[name] = np.minimum(np.where(member, e, np.inf).min(axis=1), acc["init"])
+                elif kind == "max":
+                    out[name] = np.maximum(np.where(member, e, -np.inf).max(axis=1), acc["init"])
+                else:
+                    out[name] = np.where(member[..., None], vec_vals * e[..., None], 0.0).sum(axis=1)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Outputs: ints and vec3s written directly, floats through random _expr post-processing
+
+
+def float_leaves_of(quantities: dict, conv: str = "float") -> tuple[dict[str, Interval], dict[str, Interval]]:
+    """Source-string leaves (valid after the query) for the float post-processing expressions: their
+    guaranteed intervals and their typical ranges (for liveness sampling)."""
+    leaves, typical = {}, {}
+    for name, entry in quantities.items():
+        kind, iv = entry[0], entry[1]
+        typ = entry[2] if len(entry) > 2 else iv
+        if kind == "f":
+            leaves[name], typical[name] = iv, typ
+        elif kind == "i":
+            leaf = f"{conv}({name})"
+            leaves[leaf], typical[leaf] = Interval(float(iv.lo), float(iv.hi)), Interval(float(typ.lo), float(typ.hi))
+        elif kind == "v":
+            leaf = f"wp.length({name})"
+            leaves[leaf], typical[leaf] = Interval(0.0, iv.mag * 1.8), Interval(0.0, typ.mag * 1.8)
+    return leaves, typical
+
+
+def leaf_quantity(leaf: str) -> str:
+    """The quantity a post-processing leaf reads (``float(n)``, ``wp.float64(n)``, ``wp.length(v)``, ``s``)."""
+    for prefix in ("float(", "wp.float64(", "wp.length("):
+        if leaf.startswith(prefix):
+            return leaf[len(prefix):-1]
+    return leaf
+
+
+def leaf_value(leaf: str, q: dict) -> np.ndarray:
+    if leaf.startswith(("float(", "wp.float64(")):
+        return np.asarray(q[leaf_quantity(leaf)], dtype=np.float64)
+    if leaf.startswith("wp.length("):
+        return np.linalg.norm(q[leaf[10:-1]], axis=-1)
+    return np.asarray(q[leaf], dtype=np.float64)
+
+
+OUT_NAMES = ("out", "res", "result", "dst", "val_out", "score", "field_out", "y")
+
+
+def _fold(rng, node: E.Node, leaf: E.Node) -> E.Node:
+    """``node + leaf`` or ``node - leaf`` (never a min/max that could hide the leaf)."""
+    op = pick(rng, ("add", "sub"))
+    a, b = node.iv, leaf.iv
+    iv = Interval(a.lo + b.lo, a.hi + b.hi) if op == "add" else Interval(a.lo - b.hi, a.hi - b.lo)
+    return E.Node(op, (node, leaf), None, iv)
+
+
+def make_outputs(rng, b: Builder, quantities: dict) -> list[dict]:
+    """Choose 1-3 outputs over ``quantities`` (name -> (kind 'f'|'i'|'v', Interval)) and emit their writes."""
+    leaves, typical = float_leaves_of(quantities, b.conv())
+    T = b.T
+    n_out = int(rng.integers(1, 4))
+    taken = set(re.findall(r"[A-Za-z_]\w*", "\n".join(b.body))) | {a.name for a, _ in b.params}
+    free = [n for n in OUT_NAMES if n not in taken]
+    names = pick(rng, free, min(n_out, len(free) - 1))
+    outs = []
+    ints = [n for n, e in quantities.items() if e[0] == "i"]
+    vecs = [n for n, e in quantities.items() if e[0] == "v"]
+    for k, oname in enumerate(names):
+        roll = rng.random()
+        if ints and roll < 0.25:
+            src = pick(rng, ints)
+            b.param(Arg(oname, "int32", "out", (b.dim,)))
+            b.line(f"{oname}[i] = {src}")
+            outs.append({"name": oname, "kind": "i", "src": src})
+        elif vecs and roll < 0.4:
+            src = pick(rng, vecs)
+            b.param(Arg(oname, b.vdt, "out", (b.dim,)))
+            b.line(f"{oname}[i] = {src}")
+            outs.append({"name": oname, "kind": "v", "src": src})
+        else:
+            pool = {lf: iv for lf, iv in leaves.items() if lf != "wq"} or leaves   # wq is folded in below
+            node = random_expr(rng, pool, int(rng.integers(1, 4)), selects=0.4, T=T, typical=typical)
+            if node.op == "var":            # not a bare copy of a quantity (or of an input read into one)
+                other = pick(rng, [lf for lf in pool if lf != node.value] or [node.value])
+                node = E.ExprGen(rng, T, dict(pool)).apply_binary(
+                    pick(rng, ("add", "mul", "sub")), node, E.var(other, pool[other]))
+            outs.append({"name": oname, "kind": "f", "node": node})
+            b.param(Arg(oname, b.ty, "out", (b.dim,)))
+            b.line(f"{oname}[i] = {E.emit(node, T)}")
+    # every quantity reaches some output: fold the missing ones into the first float output
+    leaf_of = {lf: leaf_quantity(lf) for lf in leaves}
+    used = set()
+    for o in outs:
+        used |= {leaf_of[lf] for lf in E.uses(o["node"])} if o["kind"] == "f" else {o["src"]}
+    missing = [lf for lf in leaves if leaf_of[lf] not in used]
+    if missing:
+        f_out = next((o for o in outs if o["kind"] == "f"), None)
+        if f_out is None:
+            oname = pick(rng, [n for n in free if n not in names])
+            first = E.var(missing[0], leaves[missing[0]])
+            other = pick(rng, [lf for lf in leaves if lf != missing[0]] or [missing[0]])
+            first = _fold(rng, first, E.var(other, leaves[other]))
+            f_out = {"name": oname, "kind": "f", "node": first}
+            outs.append(f_out)
+            b.param(Arg(oname, b.ty, "out", (b.dim,)))
+            b.line(f"{oname}[i] = {E.emit(f_out['node'], T)}")
+            missing = missing[1:]
+        node = f_out["node"]
+        for lf in missing:
+            node = _fold(rng, node, E.var(lf, leaves[lf]))
+        f_out["node"] = node
+        for k, line in enumerate(b.body):
+            if line.strip().startswith(f"{f_out['name']}[i] = "):
+                b.body[k] = line[: line.index("=") + 2] + E.emit(node, T)
+    return outs
+
+
+def eval_outputs(outs: list[dict], q: dict, rowmask: np.ndarray, ty: str = "float32") -> dict[str, np.ndarray]:
+    """Output arrays from quantities ``q`` (per query), masked where ``rowmask`` is True."""
+    res = {}
+    T, fdt = TYPES[ty], np.float32 if ty == "float32" else np.float64
+    with np.errstate(all="ignore"):
+        for o in outs:
+            if o["kind"] == "i":
+                data = np.asarray(q[o["src"]]).astype(np.int32)
+                mask = rowmask
+            elif o["kind"] == "v":
+                data = np.asarray(q[o["src"]], dtype=np.float64).astype(fdt)
+                mask = np.broadcast_to(rowmask[:, None], data.shape)
+            else:
+                env = {lf: leaf_value(lf, q) for lf in E.uses(o["node"])}
+                data = np.broadcast_to(E.evaluate(o["node"], env, T), rowmask.shape).astype(fdt)
+                mask = rowmask
+            res[o["name"]] = np.ma.MaskedArray(data, mask=np.array(mask, dtype=bool))
+    return res
+
+
+# --------------------------------------------------------------------------------------------------------
+# Kind: grid (wp.HashGrid neighbour loops)
+
+GRID_IDS = ("grid", "grid_id", "hgrid", "hash_grid")
+PTS_NAMES = ("pts", "points", "pos", "xs", "particles")
+VAL_NAMES = ("vals", "mass", "rho", "temp", "phi", "weight")
+QRY_NAMES = ("qs", "queries", "probe", "targets", "samples")
+
+WEIGHTS = {   # name: (source template over {d}, {R}; interval of the weight given r)
+    "lin": "({one} - {d} / {R})",
+    "quad": "({one} - {d} / {R}) * ({one} - {d} / {R})",
+    "gauss": "wp.exp(-{d} * {d} * {K})",
+    "poly": "({R} * {R} - {d} * {d})",
+    "inv": "{one} / ({d} + {K})",
+    "hat": "wp.max({R} - {d}, {zero})",
+}
+
+
+def weight_value(kind: str, d: np.ndarray, r: np.ndarray, k: float, T=E.FLOAT32) -> np.ndarray:
+    k32 = T.const_value(k)
+    if kind == "lin":
+        return 1.0 - d / r
+    if kind == "quad":
+        return (1.0 - d / r) ** 2
+    if kind == "gauss":
+        return np.exp(-d * d * k32)
+    if kind == "poly":
+        return r * r - d * d
+    if kind == "inv":
+        return 1.0 / (d + k32)
+    return np.maximum(r - d, 0.0)
+
+
+def gen_grid(rng) -> tuple[Builder, dict, dict]:
+    b = Builder(ty="float64" if rng.random() < 0.3 else "float32")
+    fdt = b.ty
+    L = float(pick(rng, (1.0, 2.0, 4.0)))
+    n_pts = int(pick(rng, (64, 96, 128)))
+    density = n_pts / L ** 3
+    # radius so that ~3-10 neighbours are expected
+    r_lo = (3.0 / (density * 4.19)) ** (1 / 3)
+    r_hi = (9.0 / (density * 4.19)) ** (1 / 3)
+    gname = pick(rng, GRID_IDS)
+    b.param(Arg(gname, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
+    pts = pick(rng, PTS_NAMES)
+    b.param(Arg(pts, b.vdt, "in", (n_pts,), 0.0, L))
+    use_vals = rng.random() < 0.6
+    vname = pick(rng, VAL_NAMES)
+    vlo, vhi = pick(rng, ((-1.0, 1.0), (0.5, 2.0), (0.0, 1.0), (-2.0, 3.0)))
+    if use_vals:
+        b.param(Arg(vname, fdt, "in", (n_pts,), vlo, vhi))
+    self_query = rng.random() < 0.6
+    qname = pick(rng, QRY_NAMES)
+    dim = n_pts if self_query else Q
+    if not self_query:
+        b.param(Arg(qname, b.vdt, "in", (Q,), 0.0, L))
+    radius_param = rng.random() < 0.6
+    rname = pick(rng, ("radius", "r", "h", "cutoff", "support"))
+    r_lit = _short(rng, r_lo, r_hi)
+    if radius_param:
+        b.param(Arg(rname, fdt, "scalar", (), round(r_lo, 3), round(r_hi, 3)))
+        R = rname
+    else:
+        R = b.lit(r_lit)
+    exclude_self = self_query and rng.random() < 0.6
+    if not (use_vals or radius_param or not self_query):
+        use_vals = True                         # two live inputs besides the grid id
+        b.param(Arg(vname, fdt, "in", (n_pts,), vlo, vhi))
+    point_id = self_query and rng.random() < 0.3
+    first = "tid = wp.tid()" if point_id else "i = wp.tid()"
+    if point_id:
+        b.line(f"i = wp.hash_grid_point_id({gname}, tid)")
+    p = pick(rng, ("p", "xi", "pi", "x0"))
+    b.line(f"{p} = {pts if self_query else qname}[i]")
+    quantities: dict = {}
+    use_vi = use_vals and self_query and rng.random() < 0.6
+    if use_vi:
+        b.line(f"vi = {vname}[i]")
+    j = pick(rng, ("j", "k", "nb", "other"))
+    d = pick(rng, ("d", "dist", "r_ij"))
+    dv = pick(rng, ("dv", "delta", "rij"))
+    pair_leaves = {d: Interval(0.0, r_hi)}
+    wkind = pick(rng, tuple(WEIGHTS)) if rng.random() < 0.6 else None
+    wk = float(pick(rng, (0.1, 0.25, 0.5))) if wkind == "inv" else float(pick(rng, (1.0, 2.0, 4.0)))
+    if wkind:
+        w_iv = {"lin": Interval(0, 1), "quad": Interval(0, 1), "gauss": Interval(0, 1),
+                "poly": Interval(0, r_hi * r_hi), "inv": Interval(1 / (r_hi + wk), 1 / wk),
+                "hat": Interval(0, r_hi)}[wkind]
+        pair_leaves["w"] = w_iv
+    if use_vals:
+        pair_leaves[f"{vname}[{j}]"] = Interval(vlo, vhi)
+        if use_vi:
+            pair_leaves["vi"] = Interval(vlo, vhi)
+    acc_names = pick(rng, ("n", "cnt", "s", "acc", "total", "m", "best", "agg", "sv", "ks"), 4)
+    accs = make_accumulators(rng, b, pair_leaves, dv, j, n_pts, acc_names)
+    vj = f"{vname}[{j}]"
+    if use_vals and not any({vj, "vi"} & E.uses(a["expr"]) for a in accs if "expr" in a):
+        # the values array must be read: one more sum accumulator over it
+        node = E.Node("mul", (E.var(vj, pair_leaves[vj]), E.var("w", pair_leaves["w"])), None,
+                      Interval(-1e3, 1e3)) if "w" in pair_leaves else E.var(vj, pair_leaves[vj])
+        name = acc_names[len(accs)] if len(accs) < len(acc_names) else "vsum_"
+        b.line(f"{name} = {b.zero()}")
+        bound = 4.0 * max(abs(vlo), abs(vhi)) * max(1.0, pair_leaves.get("w", Interval(0, 1)).mag)
+        accs.append({"kind": "sum", "name": name, "expr": node, "iv": Interval(-n_pts * bound, n_pts * bound)})
+    if self_query and any(a["kind"] in ("min", "max") for a in accs):
+        exclude_self = True
+    # loop header
+    loop_style = "for" if rng.random() < 0.5 else "while"
+    if loop_style == "for":
+        b.line(f"for {j} in wp.hash_grid_query({gname}, {p}, {R}):")
+        b.depth += 1
+    else:
+        qv = pick(rng, ("query", "q", "it"))
+        b.line(f"{qv} = wp.hash_grid_query({gname}, {p}, {R})")
+        b.line(f"{j} = int(0)")
+        b.line(f"while wp.hash_grid_query_next({qv}, {j}):")
+        b.depth += 1
+    if exclude_self:
+        b.line(f"if {j} != i:")
+        b.depth += 1
+    sign_flip = rng.random() < 0.5
+    b.line(f"{dv} = {pts}[{j}] - {p}" if not sign_flip else f"{dv} = {p} - {pts}[{j}]")
+    form = pick(rng, ("le", "lt", "sq"))
+    if form == "sq":
+        dsq = pick(rng, ("dsq", "d2", "r2"))
+        b.line(f"{dsq} = wp.length_sq({dv})" if rng.random() < 0.5 else f"{dsq} = wp.dot({dv}, {dv})")
+        b.line(f"if {dsq} < {R} * {R}:")
+        b.depth += 1
+        b.line(f"{d} = wp.sqrt({dsq})")
+    else:
+        b.line(f"{d} = wp.length({dv})")
+        b.line(f"if {d} {'<=' if form == 'le' else '<'} {R}:")
+        b.depth += 1
+    if wkind and any("w" in E.uses(a["expr"]) for a in accs if "expr" in a):
+        b.line(f"w = {WEIGHTS[wkind].format(d=d, R=R, K=b.lit(wk), one=b.lit(1.0), zero=b.lit(0.0))}")
+    else:
+        wkind = None
+    emit_updates(rng, b, accs, j)
+    b.depth = 1
+    for acc in accs:
+        kind = {"count": "i", "isum": "i", "imax": "i", "vsum": "v"}.get(acc["kind"], "f")
+        quantities[acc["name"]] = (kind, acc["iv"], acc.get("typ", acc["iv"]))
+    meta = {"kind": "grid", "L": L, "n_pts": n_pts, "pts": pts, "vals": vname if use_vals else None,
+            "qs": None if self_query else qname, "radius": rname if radius_param else None, "r_lit": r_lit,
+            "r_hi": r_hi, "exclude_self": exclude_self, "form": form, "d": d, "dv": dv, "sign_flip": sign_flip,
+            "wkind": wkind, "wk": wk, "j": j, "accs": accs, "vi": use_vi, "grid": gname,
+            "dims": [int(rng.integers(3, 17)) for _ in range(3)], "cell": float(r_hi * pick(rng, (0.6, 1.0, 1.5, 2.5))),
+            "grid_dtype": fdt}
+    features = {"query": "hash_grid", "grid_dtype": fdt, "loop": loop_style, "point_id": point_id,
+                "self_query": self_query,
+                "exclude_self": exclude_self, "membership": form, "weight": wkind,
+                "accumulators": sorted(a["kind"] for a in accs)}
+    b.first = first
+    b.dim = dim
+    return b, meta, (quantities, features, dim)
+
+
+def ref_grid(meta: dict, inputs) -> tuple[dict, np.ndarray]:
+    P = np.asarray(inputs[meta["pts"]], dtype=np.float64)
+    Qp = P if meta["qs"] is None else np.asarray(inputs[meta["qs"]], dtype=np.float64)
+    T = TYPES[meta["grid_dtype"]]
+    r = float(T.const_value(float(inputs[meta["radius"]]))) if meta["radius"] else T.const_value(meta["r_lit"])
+    dv = (P[None, :, :] - Qp[:, None, :]) * (-1.0 if meta["sign_flip"] else 1.0)
+    D = np.linalg.norm(dv, axis=-1)
+    cand = np.ones(D.shape, dtype=bool)
+    if meta["exclude_self"]:
+        np.fill_diagonal(cand, False)
+    member = cand & ((D <= r) if meta["form"] == "le" else (D < r))
+    rowmask = np.any(cand & (np.abs(D - r) <= BAND * r), axis=1)
+    env = {meta["d"]: D}
+    if meta["wkind"]:
+        env["w"] = weight_value(meta["wkind"], D, r, meta["wk"], T)
+    if meta["vals"]:
+        v = np.asarray(inputs[meta["vals"]], dtype=np.float64)
+        env[f"{meta['vals']}[{meta['j']}]"] = np.broadcast_to(v[None, :], D.shape)
+        if meta["vi"]:
+            env["vi"] = v[:, None]
+    idx = np.broadcast_to(np.arange(P.shape[0])[None, :], D.shape)
+    return reduce_accumulators(meta["accs"], member, env, idx, dv, T), rowmask
+
+
+def prep_grid(meta, inputs, device):
+    f64 = meta["grid_dtype"] == "float64"
+    pts = wp.array(np.asarray(inputs[meta["pts"]], dtype=np.float64 if f64 else np.float32),
+                   dtype=wp.vec3d if f64 else wp.vec3, device=device)
+    grid = wp.HashGrid(*meta["dims"], device=device, dtype=wp.float64 if f64 else wp.float32)
+    grid.build(pts, meta["cell"])
+    return {meta["grid"]: grid.id, "_keep": (grid, pts)}
+
+
+def sample_grid(spec, rng) -> dict:
+    return {a.name: _array_sampler(a, rng) for a in spec.args}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Kind: bvh (wp.Bvh over random boxes)
+
+BVH_IDS = ("bvh", "tree", "bvh_id", "boxes")
+BOX_NAMES = (("lowers", "uppers"), ("lo", "hi"), ("bmin", "bmax"), ("box_lo", "box_hi"))
+
+
+def _array_sampler(a: Arg, rng) -> np.ndarray:
+    dt = lookup_dtype(a.dtype)
+    shape = tuple(a.shape) + dt.shape
+    if a.role == "out":
+        return np.zeros(shape, dtype=dt.numpy)
+    if a.role == "scalar" and a.dtype == ID_DTYPE:
+        return np.zeros((), dtype=dt.numpy)
+    if dt.is_int:
+        return rng.integers(int(a.low), int(a.high) + 1, shape).astype(dt.numpy)
+    return rng.uniform(a.low, a.high, shape).astype(dt.numpy)
+
+
+def _unit_dirs(rng, n: int, min_comp: float = 0.2) -> np.ndarray:
+    """Random directions whose components all stay away from zero (no slab-test degeneracies)."""
+    d = rng.normal(size=(n, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    small = np.abs(d) < min_comp
+    d[small] = np.copysign(min_comp + rng.uniform(0.0, 0.2, np.count_nonzero(small)), d[small] + 1e-12)
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def gen_bvh(rng):
+    b = Builder()
+    s = float(pick(rng, (1.0, 2.0)))
+    L = 2.0 * s
+    m = int(pick(rng, (32, 48, 64)))
+    bname = pick(rng, BVH_IDS)
+    b.param(Arg(bname, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
+    qmode = pick(rng, ("aabb_arrays", "aabb_center", "aabb_center", "sphere", "ray", "ray"))
+    lname, uname = pick(rng, BOX_NAMES)
+    boxes_in = rng.random() < 0.55
+    box_args = [Arg(lname, "vec3f", "in" if boxes_in else "aux", (m,), 0.0, L),
+                Arg(uname, "vec3f", "in" if boxes_in else "aux", (m,), 0.0, L)]
+    if boxes_in:
+        b.param(box_args[0])
+        b.param(box_args[1])
+    else:
+        b.aux.extend(box_args)
+    use_vals = rng.random() < 0.6
+    vname = pick(rng, VAL_NAMES)
+    vlo, vhi = pick(rng, ((-1.0, 1.0), (0.5, 2.0), (0.0, 1.0)))
+    if use_vals:
+        b.param(Arg(vname, "float32", "in", (m,), vlo, vhi))
+    meta = {"kind": "bvh", "s": s, "L": L, "m": m, "bvh": bname, "qmode": qmode, "lowers": lname,
+            "uppers": uname, "vals": vname if use_vals else None, "constructor": pick(rng, (None, "sah", "median")),
+            "leaf": int(pick(rng, (1, 1, 2, 4)))}
+    c = pick(rng, ("c", "center", "x", "pc"))
+    lo, hi = pick(rng, (("lo_q", "hi_q"), ("qmin", "qmax"), ("a", "b_")))
+    if qmode == "aabb_arrays":
+        qa, qb = pick(rng, (("qlo", "qhi"), ("query_lo", "query_hi"), ("lower_q", "upper_q")))
+        b.param(Arg(qa, "vec3f", "in", (Q,), 0.0, L))
+        b.param(Arg(qb, "vec3f", "in", (Q,), 0.0, L))
+        b.line(f"{lo} = {qa}[i]")
+        b.line(f"{hi} = {qb}[i]")
+        b.line(f"{c} = 0.5 * ({lo} + {hi})")
+        meta.update(qa=qa, qb=qb)
+        qline = f"wp.bvh_query_aabb({bname}, {lo}, {hi})"
+    else:
+        cn = pick(rng, ("centers", "qc", "probe", "targets"))
+        b.param(Arg(cn, "vec3f", "in", (Q,), 0.0, L))
+        meta["centers"] = cn
+        if qmode == "ray":
+            dmode = pick(rng, ("array", "normalized", "const"))
+            meta["dmode"] = dmode
+            b.line(f"{c} = {cn}[i]")
+            dv = pick(rng, ("dir", "ray_dir", "dvec"))
+            if dmode == "const":
+                d = _unit_dirs(rng, 1)[0]
+                meta["dconst"] = [round(float(x), 3) for x in d]
+                b.line(f"{dv} = wp.vec3({', '.join(_lit(x) for x in meta['dconst'])})")
+            else:
+                dn = pick(rng, ("dirs", "rays", "heading"))
+                b.param(Arg(dn, "vec3f", "in", (Q,), -1.0, 1.0))
+                meta["dirs"] = dn
+                b.line(f"{dv} = {dn}[i]" if dmode == "array" else f"{dv} = wp.normalize({dn}[i])")
+            qline = f"wp.bvh_query_ray({bname}, {c}, {dv})"
+            if rng.random() < 0.5:
+                tmax = _short(rng, 0.5 * s, 1.5 * s)
+                meta["tmax"] = tmax
+        else:
+            size_mode = pick(rng, ("param", "literal", "array"))
+            hn = pick(rng, ("half", "h", "extent", "size") if qmode != "sphere" else ("radius", "r", "reach"))
+            h_lo, h_hi = (0.15 * s, 0.4 * s)
+            meta["size_mode"] = size_mode
+            if size_mode == "param":
+                b.param(Arg(hn, "float32", "scalar", (), round(h_lo, 3), round(h_hi, 3)))
+                H = hn
+            elif size_mode == "array":
+                b.param(Arg(hn, "float32", "in", (Q,), round(h_lo, 3), round(h_hi, 3)))
+                H = f"{hn}[i]"
+            else:
+                meta["h_lit"] = _short(rng, h_lo, h_hi)
+                H = _lit(meta["h_lit"])
+            meta["hname"] = hn
+            b.line(f"{c} = {cn}[i]")
+            if qmode == "sphere":
+                qline = f"wp.bvh_query_sphere({bname}, {c}, {H})"
+            else:
+                b.line(f"{lo} = {c} - wp.vec3({H})")
+                b.line(f"{hi} = {c} + wp.vec3({H})")
+                qline = f"wp.bvh_query_aabb({bname}, {lo}, {hi})"
+    j = pick(rng, ("j", "item", "k", "idx"))
+    pair_leaves = {}
+    if use_vals:
+        pair_leaves[f"{vname}[{j}]"] = Interval(vlo, vhi)
+    bc = pick(rng, ("bc", "box_c", "mid"))
+    if boxes_in:
+        pair_leaves["dc"] = Interval(0.0, 2.0 * L)
+        if qmode.startswith("aabb"):
+            pair_leaves["ov"] = Interval(0.0, (0.8 * s) ** 3)
+    if not pair_leaves:
+        pair_leaves["wp.float32(" + j + ")"] = Interval(0.0, m - 1.0)
+    acc_names = pick(rng, ("n", "cnt", "s", "acc", "total", "m_", "best", "agg", "hits", "ks"), 4)
+    accs = make_accumulators(rng, b, pair_leaves, bc if boxes_in else None, j, m, acc_names)
+    if use_vals:
+        ensure_used(rng, b, accs, pair_leaves, [f"{vname}[{j}]"], acc_names + ["sv_", "acc2"], m)
+    if boxes_in and not any(a["kind"] == "vsum" for a in accs):
+        ensure_used(rng, b, accs, pair_leaves, ["dc", "ov"], acc_names + ["sb_", "acc3"], m)
+    qv = pick(rng, ("query", "q", "it"))
+    b.line(f"{qv} = {qline}")
+    b.line(f"{j} = int(0)")
+    b.line(f"while wp.bvh_query_next({qv}, {j}{', ' + _lit(meta['tmax']) if 'tmax' in meta else ''}):")
+    b.depth += 1
+    thr = None
+    if use_vals and rng.random() < 0.3:
+        thr = round(float(rng.uniform(vlo, vhi)) * 0.5, 2)
+        b.line(f"if {vname}[{j}] > {_lit(thr)}:")
+        b.depth += 1
+    used = set()
+    for a in accs:
+        if "expr" in a:
+            used |= E.uses(a["expr"])
+    if boxes_in and (used & {"dc", "ov"} or any(a["kind"] == "vsum" for a in accs)):
+        b.line(f"{bc} = 0.5 * ({lname}[{j}] + {uname}[{j}])")
+        if "dc" in used:
+            b.line(f"dc = wp.length({bc} - {c})")
+        if "ov" in used:
+            b.line(f"ext = wp.min({hi}, {uname}[{j}]) - wp.max({lo}, {lname}[{j}])")
+            b.line("ov = wp.max(ext[0], 0.0) * wp.max(ext[1], 0.0) * wp.max(ext[2], 0.0)")
+    emit_updates(rng, b, accs, j)
+    b.depth = 1
+    meta.update(j=j, accs=accs, thr=thr, boxes_in=boxes_in)
+    quantities = {a["name"]: ({"count": "i", "isum": "i", "imax": "i", "vsum": "v"}.get(a["kind"], "f"), a["iv"],
+                              a.get("typ", a["iv"])) for a in accs}
+    features = {"query": {"aabb_arrays": "bvh_query_aabb", "aabb_center": "bvh_query_aabb",
+                          "sphere": "bvh_query_sphere", "ray": "bvh_query_ray"}[qmode],
+                "query_form": qmode, "filter": thr is not None, "boxes_param": boxes_in,
+                "max_dist": "tmax" in meta, "accumulators": sorted(a["kind"] for a in accs)}
+    return b, meta, (quantities, features, Q)
+
+
+def _slab(o, d, lo, hi):
+    """Entry/exit parameters of rays (Q,1,3) against boxes (1,M,3)."""
+    with np.errstate(all="ignore"):
+        inv = 1.0 / d
+        t1 = (lo - o) * inv
+        t2 = (hi - o) * inv
+    return np.minimum(t1, t2).max(axis=-1), np.maximum(t1, t2).min(axis=-1)
+
+
+def ref_bvh(meta, inputs):
+    lo_b = np.asarray(inputs[meta["lowers"]], dtype=np.float64)[None]
+    hi_b = np.asarray(inputs[meta["uppers"]], dtype=np.float64)[None]
+    band = BAND * meta["s"]
+    qmode = meta["qmode"]
+    if qmode == "aabb_arrays":
+        qlo = np.asarray(inputs[meta["qa"]], dtype=np.float64)
+        qhi = np.asarray(inputs[meta["qb"]], dtype=np.float64)
+        c = 0.5 * (qlo + qhi)
+    else:
+        c = np.asarray(inputs[meta["centers"]], dtype=np.float64)
+    if qmode in ("aabb_center", "sphere"):
+        if meta["size_mode"] == "literal":
+            h = np.full(c.shape[0], float(np.float32(meta["h_lit"])))
+        else:
+            h = np.broadcast_to(np.asarray(inputs[meta["hname"]], dtype=np.float64), (c.shape[0],))
+        if qmode == "aabb_center":
+            qlo, qhi = c - h[:, None], c + h[:, None]
+    if qmode == "sphere":
+        gap = np.maximum(np.maximum(lo_b - c[:, None], c[:, None] - hi_b), 0.0)
+        dist = np.linalg.norm(gap, axis=-1)
+        member = dist <= h[:, None]
+        margin = np.abs(dist - h[:, None])
+    elif qmode == "ray":
+        if meta["dmode"] == "const":
+            d = np.broadcast_to(np.asarray(meta["dconst"], dtype=np.float32).astype(np.float64), c.shape)
+        else:
+            d = np.asarray(inputs[meta["dirs"]], dtype=np.float64)
+            if meta["dmode"] == "normalized":
+                d = d / np.linalg.norm(d, axis=1, keepdims=True)
+        lmin, lmax = _slab(c[:, None], d[:, None], lo_b, hi_b)
+        conds = [lmax, lmax - lmin] + ([meta["tmax"] - lmin] if "tmax" in meta else [])
+        member = (lmax >= 0) & (lmax >= lmin)
+        if "tmax" in meta:
+            member &= ~(lmin >= float(np.float32(meta["tmax"])))
+        scale = np.linalg.norm(d, axis=1)[:, None]
+        margin = np.min(np.abs(np.stack(conds)), axis=0) * scale
+    else:
+        m_ax = np.minimum(qhi[:, None] - lo_b, hi_b - qlo[:, None])
+        mm = m_ax.min(axis=-1)
+        member = mm >= 0
+        margin = np.abs(mm)
+    rowmask = np.any(~np.isfinite(margin) | (margin <= band), axis=1)
+    env = {}
+    M = lo_b.shape[1]
+    if meta["vals"]:
+        v = np.asarray(inputs[meta["vals"]], dtype=np.float64)
+        env[f"{meta['vals']}[{meta['j']}]"] = np.broadcast_to(v[None], member.shape)
+        if meta["thr"] is not None:
+            member = member & (v[None] > float(np.float32(meta["thr"])))
+    env["wp.float32(" + meta["j"] + ")"] = np.broadcast_to(np.arange(M, dtype=np.float64)[None], member.shape)
+    bc = 0.5 * (lo_b + hi_b)
+    if meta["boxes_in"]:
+        env["dc"] = np.linalg.norm(bc - c[:, None], axis=-1)
+        if qmode.startswith("aabb"):
+            ext = np.minimum(qhi[:, None], hi_b) - np.maximum(qlo[:, None], lo_b)
+            env["ov"] = np.prod(np.maximum(ext, 0.0), axis=-1)
+    idx = np.broadcast_to(np.arange(M)[None], member.shape)
+    return reduce_accumulators(meta["accs"], member, env, idx, np.broadcast_to(bc, member.shape + (3,))), rowmask
+
+
+def prep_bvh(meta, inputs, device):
+    lo = wp.array(np.asarray(inputs[meta["lowers"]], dtype=np.float32), dtype=wp.vec3, device=device)
+    hi = wp.array(np.asarray(inputs[meta["uppers"]], dtype=np.float32), dtype=wp.vec3, device=device)
+    bvh = wp.Bvh(lo, hi, constructor=meta["constructor"], leaf_size=meta["leaf"])
+    return {meta["bvh"]: bvh.id, "_keep": (bvh, lo, hi)}
+
+
+def sample_bvh(spec, rng):
+    meta = spec.meta
+    out = {a.name: _array_sampler(a, rng) for a in spec.args}
+    s, L, m = meta["s"], meta["L"], meta["m"]
+    centre = rng.uniform(0.0, L, (m, 3))
+    half = rng.uniform(0.05, 0.3, (m, 3)) * s
+    out[meta["lowers"]] = (centre - half).astype(np.float32)
+    out[meta["uppers"]] = (centre + half).astype(np.float32)
+    if meta["qmode"] == "aabb_arrays":
+        qlo = rng.uniform(0.0, L, (Q, 3))
+        out[meta["qa"]] = qlo.astype(np.float32)
+        out[meta["qb"]] = (qlo + rng.uniform(0.1, 0.6, (Q, 3)) * s).astype(np.float32)
+    if meta.get("dirs"):
+        out[meta["dirs"]] = (_unit_dirs(rng, Q) * rng.uniform(0.5, 1.5, (Q, 1))).astype(np.float32)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Meshes: soups, height-field grids and closed star-shaped polyhedra
+
+_T = (1 + 5 ** 0.5) / 2
+ICO_V = np.array([[-1, _T, 0], [1, _T, 0], [-1, -_T, 0], [1, -_T, 0], [0, -1, _T], [0, 1, _T], [0, -1, -_T],
+                  [0, 1, -_T], [_T, 0, -1], [_T, 0, 1], [-_T, 0, -1], [-_T, 0, 1]], dtype=np.float64)
+ICO_V /= np.linalg.norm(ICO_V, axis=1, keepdims=True)
+ICO_F = np.array([[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4], [11, 10, 2],
+                  [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9], [4, 9, 5],
+                  [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]])
+OCT_V = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
+OCT_F = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+
+
+def _subdivide(V, F):
+    V = [tuple(v) for v in V]
+    index = {v: k for k, v in enumerate(V)}
+    mids = {}
+
+    def mid(a, b):
+        key = (min(a, b), max(a, b))
+        if key not in mids:
+            p = (np.asarray(V[a]) + np.asarray(V[b])) / 2
+            p = tuple(p / np.linalg.norm(p))
+            index[p] = len(V)
+            V.append(p)
+            mids[key] = index[p]
+        return mids[key]
+    out = []
+    for a, b, c in F:
+        ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
+        out += [[a, ab, ca], [ab, b, bc], [ca, bc, c], [ab, bc, ca]]
+    return np.asarray(V), np.asarray(out)
+
+
+OCT2_V, OCT2_F = _subdivide(OCT_V, OCT_F)
+CLOSED = {"oct": (OCT_V, OCT_F), "ico": (ICO_V, ICO_F), "oct2": (OCT2_V, OCT2_F)}
+
+
+def mesh_shape(mtype: str, size: int) -> tuple[int, int]:
+    """(vertices, triangles) of a mesh type."""
+    if mtype == "soup":
+        return 3 * size, size
+    if mtype == "grid":
+        return (size + 1) ** 2, 2 * size * size
+    V, F = CLOSED[mtype]
+    return len(V), len(F)
+
+
+def sample_mesh(rng, mtype: str, size: int, scale: float):
+    """Vertices (V,3) float32 and flat triangle indices (3T,) int32, inside [-scale, scale]^3."""
+    if mtype == "soup":
+        tris = []
+        while len(tris) < size:
+            c = rng.uniform(-0.7, 0.7, 3)
+            t = c + rng.uniform(-0.35, 0.35, (3, 3))
+            n = np.linalg.norm(np.cross(t[1] - t[0], t[2] - t[0]))
+            per = sum(np.sum((t[k] - t[(k + 1) % 3]) ** 2) for k in range(3))
+            if n / per > 0.08:
+                tris.append(t)
+        V = np.concatenate(tris) * scale
+        F = np.arange(3 * size, dtype=np.int32)
+    elif mtype == "grid":
+        k = size
+        xs = np.linspace(-1.0, 1.0, k + 1)
+        X, Y = np.meshgrid(xs, xs, indexing="ij")
+        Z = rng.uniform(-0.35, 0.35, X.shape)
+        V = np.stack([X, Y, Z], -1).reshape(-1, 3)
+        V[:, :2] += rng.uniform(-0.2, 0.2, (V.shape[0], 2)) / k
+        V = V[:, rng.permutation(3)] * scale
+        F = []
+        for a in range(k):
+            for c in range(k):
+                v00, v01 = a * (k + 1) + c, a * (k + 1) + c + 1
+                v10, v11 = v00 + k + 1, v01 + k + 1
+                if rng.random() < 0.5:
+                    F += [v00, v10, v11, v00, v11, v01]
+                else:
+                    F += [v00, v10, v01, v10, v11, v01]
+        F = np.asarray(F, dtype=np.int32)
+    else:
+        V0, F0 = CLOSED[mtype]
+        V = V0 * rng.uniform(0.65, 1.15, (len(V0), 1)) * scale + rng.uniform(-0.1, 0.1, 3) * scale
+        F = F0.astype(np.int32).ravel()
+    return V.astype(np.float32), F
+
+
+def _tri_arrays(inputs, meta):
+    V = np.asarray(inputs[meta["verts"]], dtype=np.float64)
+    F = np.asarray(inputs[meta["tris"]], dtype=np.int64).reshape(-1, 3) % max(1, V.shape[0])
+    return V, F, V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
+
+
+def closest_on_triangles(p, a, b, c):
+    """Ericson's closest point: weights (wa, wb, wc) of points p (Q,1,3) on triangles (1,T,3)."""
+    ab, ac, ap = b - a, c - a, p - a
+    d1, d2 = np.sum(ab * ap, -1), np.sum(ac * ap, -1)
+    bp = p - b
+    d3, d4 = np.sum(ab * bp, -1), np.sum(ac * bp, -1)
+    cp = p - c
+    d5, d6 = np.sum(ab * cp, -1), np.sum(ac * cp, -1)
+    vc, vb, va = d1 * d4 - d3 * d2, d5 * d2 - d1 * d6, d3 * d6 - d5 * d4
+    with np.errstate(all="ignore"):
+        den = va + vb + vc
+        v, w = vb / den, vc / den
+        t_ab, t_ac, t_bc = d1 / (d1 - d3), d2 / (d2 - d6), (d4 - d3) / ((d4 - d3) + (d5 - d6))
+    one, zero = np.ones_like(v), np.zeros_like(v)
+    W = np.stack([1 - v - w, v, w], -1)
+    regions = [((d1 <= 0) & (d2 <= 0), (one, zero, zero)), ((d3 >= 0) & (d4 <= d3), (zero, one, zero)),
+               ((vc <= 0) & (d1 >= 0) & (d3 <= 0), (1 - t_ab, t_ab, zero)),
+               ((d6 >= 0) & (d5 <= d6), (zero, zero, one)),
+               ((vb <= 0) & (d2 >= 0) & (d6 <= 0), (1 - t_ac, zero, t_ac)),
+               ((va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0), (zero, 1 - t_bc, t_bc))]
+    for cond, choice in reversed(regions):
+        W = np.where(cond[..., None], np.stack(choice, -1), W)
+    return W
+
+
+def winding(p, a, b, c):
+    """Generalised winding numbers of points p (Q,3) for triangles a, b, c (T,3)."""
+    x, y, z = a[None] - p[:, None], b[None] - p[:, None], c[None] - p[:, None]
+    lx, ly, lz = (np.linalg.norm(t, axis=-1) for t in (x, y, z))
+    num = np.sum(x * np.cross(y, z), -1)
+    den = lx * ly * lz + np.sum(x * y, -1) * lz + np.sum(x * z, -1) * ly + np.sum(y * z, -1) * lx
+    return (2.0 * np.arctan2(num, den)).sum(axis=1) / (4.0 * np.pi)
+
+
+def mesh_args(rng, b: Builder, meta: dict, verts_in: bool) -> None:
+    mtype = meta["mtype"]
+    nv, nt = mesh_shape(mtype, meta["size"])
+    vn, tn = pick(rng, (("verts", "tris"), ("points", "indices"), ("vtx", "faces"), ("mesh_pts", "mesh_idx")))
+    va = Arg(vn, "vec3f", "in" if verts_in else "aux", (nv,), -meta["scale"], meta["scale"])
+    ta = Arg(tn, "int32", "aux", (3 * nt,), 0, nv - 1)
+    if verts_in:
+        b.param(va)
+    else:
+        b.aux.append(va)
+    b.aux.append(ta)
+    meta.update(verts=vn, tris=tn, nv=nv, nt=nt)
+
+
+def new_mesh_meta(rng, kind: str, closed_only: bool = False) -> dict:
+    mtype = "closed" if closed_only else pick(rng, ("soup", "grid", "closed"))
+    if mtype == "closed":
+        mtype = pick(rng, ("oct", "ico", "oct2"))
+    size = {"soup": int(rng.integers(8, 25)), "grid": int(rng.integers(2, 5))}.get(mtype, 0)
+    return {"kind": kind, "mtype": mtype, "size": size, "scale": float(pick(rng, (1.0, 1.0, 2.0, 0.5))),
+            "mesh": pick(rng, ("mesh", "mesh_id", "surf", "geo")), "winding": False,
+            "constructor": pick(rng, (None, "sah", "median")), "leaf": pick(rng, (None, 1, 2, 4))}
+
+
+def prep_mesh(meta, inputs, device):
+    pts = wp.array(np.asarray(inputs[meta["verts"]], dtype=np.float32), dtype=wp.vec3, device=device)
+    idx = wp.array(np.asarray(inputs[meta["tris"]], dtype=np.int32), dtype=wp.int32, device=device)
+    mesh = wp.Mesh(points=pts, indices=idx, support_winding_number=meta["winding"],
+                   bvh_constructor=meta["constructor"], bvh_leaf_size=meta["leaf"])
+    return {meta["mesh"]: mesh.id, "_keep": (mesh, pts, idx)}
+
+
+def sample_mesh_inputs(spec, rng):
+    meta = spec.meta
+    out = {a.name: _array_sampler(a, rng) for a in spec.args}
+    V, F = sample_mesh(rng, meta["mtype"], meta["size"], meta["scale"])
+    out[meta["verts"]] = V
+    out[meta["tris"]] = F
+    if meta.get("dirs"):
+        out[meta["dirs"]] = (_unit_dirs(rng, Q, 0.05) * rng.uniform(0.5, 1.5, (Q, 1))).astype(np.float32)
+    return out
+
+
+def is_closed(meta) -> bool:
+    return meta["mtype"] in CLOSED
+
+
+# --------------------------------------------------------------------------------------------------------
+# Kind: mesh_point (closest / furthest point queries)
+
+
+def gen_mesh_point(rng):
+    b = Builder()
+    meta = new_mesh_meta(rng, "mesh_point")
+    closed = is_closed(meta)
+    soup = meta["mtype"] == "soup"
+    sc = meta["scale"]
+    mname = meta["mesh"]
+    b.param(Arg(mname, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
+    mesh_args(rng, b, meta, verts_in=False)
+    qn = pick(rng, QRY_NAMES)
+    b.param(Arg(qn, "vec3f", "in", (Q,), -1.5 * sc, 1.5 * sc))
+    meta["qs"] = qn
+    fn = "no_sign"
+    if closed and rng.random() < 0.7:
+        fn = pick(rng, ("sign", "sign_normal", "sign_winding_number", "sign_parity"))
+    if rng.random() < 0.15:
+        fn = "furthest"
+    meta["fn"] = fn
+    meta["winding"] = fn == "sign_winding_number"
+    maxd_mode = pick(rng, ("literal", "param"))
+    md_lo, md_hi = 0.4 * sc, 1.2 * sc
+    if fn == "furthest":
+        MD = "0.0"
+        meta["maxd"] = 0.0
+        maxd_mode = "literal"
+    elif maxd_mode == "param":
+        MD = pick(rng, ("max_dist", "max_d", "reach", "cutoff"))
+        b.param(Arg(MD, "float32", "scalar", (), round(md_lo, 3), round(md_hi, 3)))
+        meta["maxd_param"] = MD
+        meta["weak"] = [MD]
+    else:
+        meta["maxd"] = _short(rng, md_lo, md_hi)
+        MD = _lit(meta["maxd"])
+    meta["maxd_mode"] = maxd_mode
+    p = pick(rng, ("p", "x", "pt", "xq"))
+    b.line(f"{p} = {qn}[i]")
+    api = "struct" if rng.random() < 0.6 else "args"
+    name = {"no_sign": "mesh_query_point_no_sign", "sign": "mesh_query_point", "sign_normal":
+            "mesh_query_point_sign_normal", "sign_winding_number": "mesh_query_point_sign_winding_number",
+            "sign_parity": "mesh_query_point_sign_parity", "furthest": "mesh_query_furthest_point_no_sign"}[fn]
+    signed = fn.startswith("sign")
+    # which quantities (face-dependent ones only on soups, where ties are rare and masked)
+    wants = {"d"}
+    for qn_, prob in (("c", 0.4), ("hit", 0.3), ("face", 0.35), ("uv", 0.35), ("nrm", 0.3), ("sd", 0.8),
+                      ("inside", 0.3)):
+        if rng.random() < prob:
+            wants.add(qn_)
+    if not soup:
+        wants -= {"face", "uv", "nrm"}
+    if not signed:
+        wants -= {"sd", "inside"}
+    if fn == "furthest":
+        wants -= {"hit", "face", "uv", "nrm"}
+    d = pick(rng, ("d", "dist", "dmin"))
+    cpt = pick(rng, ("c", "cp", "closest"))
+    quantities = {d: ("f", Interval(0.0, 4.0 * sc))}
+    fallback = MD if fn != "furthest" else "0.0"
+    b.line(f"{d} = float({fallback})" if maxd_mode == "literal" else f"{d} = {fallback}")
+    if "c" in wants:
+        b.line(f"{cpt} = {p}")
+        quantities[cpt] = ("v", Interval(-2.5 * sc, 2.5 * sc))
+    if "hit" in wants:
+        b.line("found = int(0)")
+        quantities["found"] = ("i", Interval(0, 1))
+    if "face" in wants:
+        b.line("fi = int(-1)")
+        quantities["fi"] = ("i", Interval(-1, meta["nt"]))
+    if "uv" in wants:
+        b.line("bu = float(0.0)")
+        b.line("bv = float(0.0)")
+        quantities["bu"] = ("f", Interval(0.0, 1.0))
+        quantities["bv"] = ("f", Interval(0.0, 1.0))
+    if "nrm" in wants:
+        b.line("nrm = wp.vec3(0.0)")
+        quantities["nrm"] = ("v", Interval(-1.0, 1.0))
+    if "sd" in wants:
+        b.line("sd = float(0.0)")
+        quantities["sd"] = ("f", Interval(-4.0 * sc, 4.0 * sc))
+    if "inside" in wants:
+        b.line("inside = int(0)")
+        quantities["inside"] = ("i", Interval(0, 1))
+    if api == "struct":
+        qv = pick(rng, ("q", "res", "hitq", "mq"))
+        b.line(f"{qv} = wp.{name}({mname}, {p}, {MD})")
+        F, U, V, S = f"{qv}.face", f"{qv}.u", f"{qv}.v", f"{qv}.sign"
+        b.line(f"if {qv}.result:")
+    else:
+        F, U, V, S = "face", "u", "v", "sgn"
+        b.line("face = int(0)")
+        b.line("u = float(0.0)")
+        b.line("v = float(0.0)")
+        extra = ""
+        if signed:
+            b.line("sgn = float(0.0)")
+            extra = "sgn, "
+        b.line(f"if wp.{name}({mname}, {p}, {MD}, {extra}face, u, v):")
+    b.depth += 1
+    pos = f"wp.mesh_eval_position({mname}, {F}, {U}, {V})"
+    if "c" in wants:
+        b.line(f"{cpt} = {pos}")
+        b.line(f"{d} = wp.length({cpt} - {p})" if rng.random() < 0.5 else f"{d} = wp.length({p} - {cpt})")
+    else:
+        b.line(f"{d} = wp.length({pos} - {p})")
+    if "hit" in wants:
+        b.line("found = 1")
+    if "face" in wants:
+        b.line(f"fi = {F}")
+    if "uv" in wants:
+        b.line(f"bu = {U}")
+        b.line(f"bv = {V}")
+    if "nrm" in wants:
+        b.line(f"nrm = wp.mesh_eval_face_normal({mname}, {F})")
+    if "sd" in wants:
+        b.line(f"sd = {S} * {d}")
+    if "inside" in wants:
+        b.line(f"if {S} < 0.0:")
+        b.line("    inside = 1")
+    b.depth = 1
+    meta.update(wants=sorted(wants), d=d, c=cpt)
+    features = {"query": name, "api": api, "mesh": meta["mtype"], "quantities": sorted(wants),
+                "max_dist": maxd_mode}
+    return b, meta, (quantities, features, Q)
+
+
+def ref_mesh_point(meta, inputs):
+    V, F, A, B, C = _tri_arrays(inputs, meta)
+    P = np.asarray(inputs[meta["qs"]], dtype=np.float64)
+    W = closest_on_triangles(P[:, None], A[None], B[None], C[None])
+    X = W[..., 0:1] * A[None] + W[..., 1:2] * B[None] + W[..., 2:3] * C[None]
+    D = np.linalg.norm(X - P[:, None], axis=-1)
+    sc = meta["scale"]
+    band = BAND * sc
+    rows = np.arange(P.shape[0])
+    if meta["fn"] == "furthest":
+        used = np.zeros(V.shape[0], dtype=bool)
+        used[F.ravel()] = True
+        Dv = np.where(used[None], np.linalg.norm(V[None] - P[:, None], axis=-1), -np.inf)
+        far = np.argmax(Dv, axis=1)
+        srt = np.sort(Dv, axis=1)
+        rowmask = ~np.isfinite(srt[:, -1])
+        if "c" in meta["wants"]:
+            rowmask |= srt[:, -1] - srt[:, -2] <= band
+        q = {meta["d"]: srt[:, -1], meta["c"]: V[far]}
+        return q, rowmask
+    maxd = float(np.float32(inputs[meta["maxd_param"]])) if meta["maxd_mode"] == "param" else \
+        float(np.float32(meta["maxd"]))
+    best = np.argmin(D, axis=1)
+    dbest = D[rows, best]
+    hit = dbest < maxd
+    srt = np.sort(D, axis=1)
+    gap = srt[:, 1] - srt[:, 0] if D.shape[1] > 1 else np.full(P.shape[0], np.inf)
+    rowmask = np.abs(dbest - maxd) <= band
+    rowmask |= ~np.isfinite(dbest)
+    wants = set(meta["wants"])
+    if wants & {"face", "uv", "nrm"}:
+        rowmask |= gap <= band
+    q = {meta["d"]: np.where(hit, dbest, maxd)}
+    if "c" in wants:
+        q[meta["c"]] = np.where(hit[:, None], X[rows, best], P)
+    if "hit" in wants:
+        q["found"] = hit.astype(np.float64)
+    if "face" in wants:
+        q["fi"] = np.where(hit, best, -1).astype(np.float64)
+    if "uv" in wants:
+        q["bu"] = np.where(hit, W[rows, best, 0], 0.0)
+        q["bv"] = np.where(hit, W[rows, best, 1], 0.0)
+    if "nrm" in wants:
+        n = np.cross(B - A, C - A)
+        n = n / np.linalg.norm(n, axis=1, keepdims=True)
+        q["nrm"] = np.where(hit[:, None], n[best], 0.0)
+    if wants & {"sd", "inside"}:
+        inside = winding(P, A, B, C) > 0.5
+        sign = np.where(inside, -1.0, 1.0)
+        rowmask |= dbest <= 10 * band
+        if "sd" in wants:
+            q["sd"] = np.where(hit, sign * dbest, 0.0)
+        if "inside" in wants:
+            q["inside"] = (hit & inside).astype(np.float64)
+    return q, rowmask
+
+
+# --------------------------------------------------------------------------------------------------------
+# Kind: mesh_ray (closest hit, any hit, intersection counts)
+
+
+def gen_mesh_ray(rng):
+    b = Builder()
+    meta = new_mesh_meta(rng, "mesh_ray")
+    sc = meta["scale"]
+    mname = meta["mesh"]
+    b.param(Arg(mname, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
+    fn = pick(rng, ("ray", "ray", "ray", "anyhit", "count"))
+    verts_in = fn == "ray" and rng.random() < 0.3         # the kernel reads the vertex array itself
+    mesh_args(rng, b, meta, verts_in=verts_in)
+    on = pick(rng, ("starts", "origins", "orig", "eye"))
+    b.param(Arg(on, "vec3f", "in", (Q,), -1.5 * sc, 1.5 * sc))
+    meta["origins"] = on
+    dmode = pick(rng, ("array", "normalized", "target", "const"))
+    meta["dmode"] = dmode
+    o = pick(rng, ("o", "ro", "start"))
+    dv = pick(rng, ("dvec", "rd", "direction"))
+    b.line(f"{o} = {on}[i]")
+    if dmode == "const":
+        d = _unit_dirs(rng, 1, 0.1)[0]
+        meta["dconst"] = [round(float(x), 3) for x in d]
+        b.line(f"{dv} = wp.vec3({', '.join(_lit(x) for x in meta['dconst'])})")
+    elif dmode == "target":
+        tn = pick(rng, ("targets", "aim", "look_at"))
+        b.param(Arg(tn, "vec3f", "in", (Q,), -0.8 * sc, 0.8 * sc))
+        meta["targets"] = tn
+        b.line(f"{dv} = {tn}[i] - {o}")
+    else:
+        dn = pick(rng, ("dirs", "rays", "heading"))
+        b.param(Arg(dn, "vec3f", "in", (Q,), -1.0, 1.0))
+        meta["dirs"] = dn
+        b.line(f"{dv} = {dn}[i]" if dmode == "array" else f"{dv} = wp.normalize({dn}[i])")
+    meta["fn"] = fn
+    maxt_mode = pick(rng, ("literal", "param"))
+    if fn == "count":
+        maxt_mode = "none"
+    elif maxt_mode == "param":
+        mt = pick(rng, ("max_t", "tmax", "t_far"))
+        b.param(Arg(mt, "float32", "scalar", (), round(0.8 * sc, 3), round(2.5 * sc, 3)))
+        meta["maxt_param"] = mt
+        meta["weak"] = [mt]
+    else:
+        meta["maxt"] = _short(rng, 0.8 * sc, 4.0 * sc)
+        mt = _lit(meta["maxt"])
+    meta["maxt_mode"] = maxt_mode
+    quantities = {}
+    wants = set()
+    if fn == "count":
+        b.line(f"nx = wp.mesh_query_ray_count_intersections({mname}, {o}, {dv})")
+        quantities["nx"] = ("i", Interval(0, meta["nt"]))
+        wants.add("count")
+    elif fn == "anyhit":
+        b.line("blocked = int(0)")
+        b.line(f"if wp.mesh_query_ray_anyhit({mname}, {o}, {dv}, {mt}):")
+        b.line("    blocked = 1")
+        quantities["blocked"] = ("i", Interval(0, 1))
+        wants.add("any")
+    else:
+        wants = {"t"}
+        for qn_, prob in (("hp", 0.4), ("face", 0.35), ("uv", 0.3), ("front", 0.35), ("nrm", 0.3),
+                          ("cos", 0.3), ("vdist", 1.0 if verts_in else 0.0)):
+            if rng.random() < prob:
+                wants.add(qn_)
+        t = pick(rng, ("t", "t_hit", "depth"))
+        miss = float(pick(rng, (-1.0, 0.0, 10.0)))
+        meta["miss"] = miss
+        b.line(f"{t} = float({miss})")
+        quantities[t] = ("f", Interval(min(miss, 0.0), max(miss, 5.0 * sc * 1.6)))
+        if "hp" in wants:
+            b.line(f"hp = {o}")
+            quantities["hp"] = ("v", Interval(-6.0 * sc, 6.0 * sc))
+        if "face" in wants:
+            b.line("fi = int(-1)")
+            quantities["fi"] = ("i", Interval(-1, meta["nt"]))
+        if "uv" in wants:
+            b.line("bu = float(0.0)")
+            b.line("bv = float(0.0)")
+            quantities["bu"] = ("f", Interval(0.0, 1.0))
+            quantities["bv"] = ("f", Interval(0.0, 1.0))
+        if "front" in wants:
+            b.line("facing = float(0.0)")
+            quantities["facing"] = ("f", Interval(-1.0, 1.0))
+        if "nrm" in wants:
+            b.line("nrm = wp.vec3(0.0)")
+            quantities["nrm"] = ("v", Interval(-1.0, 1.0))
+        if "cos" in wants:
+            b.line("cosang = float(0.0)")
+            quantities["cosang"] = ("f", Interval(-1.0, 1.0))
+        if "vdist" in wants:
+            b.line("vdist = float(0.0)")
+            quantities["vdist"] = ("f", Interval(0.0, 3.0 * sc))
+        api = "struct" if rng.random() < 0.6 else "args"
+        meta["api"] = api
+        if api == "struct":
+            qv = pick(rng, ("h", "hit", "rq"))
+            b.line(f"{qv} = wp.mesh_query_ray({mname}, {o}, {dv}, {mt})")
+            T, F, U, V, S, N = (f"{qv}.{x}" for x in ("t", "face", "u", "v", "sign", "normal"))
+            b.line(f"if {qv}.result:")
+        else:
+            T, F, U, V, S, N = "tt", "face", "u", "v", "sgn", "n"
+            for ln in ("tt = float(0.0)", "u = float(0.0)", "v = float(0.0)", "sgn = float(0.0)",
+                       "n = wp.vec3()", "face = int(0)"):
+                b.line(ln)
+            b.line(f"if wp.mesh_query_ray({mname}, {o}, {dv}, {mt}, tt, u, v, sgn, n, face):")
+        b.depth += 1
+        b.line(f"{t} = {T}")
+        if "hp" in wants:
+            b.line(f"hp = {o} + {T} * {dv}")
+        if "face" in wants:
+            b.line(f"fi = {F}")
+        if "uv" in wants:
+            b.line(f"bu = {U}")
+            b.line(f"bv = {V}")
+        if "front" in wants:
+            b.line(f"facing = wp.sign({S})")
+        if "nrm" in wants:
+            b.line(f"nrm = {N}")
+        if "cos" in wants:
+            b.line(f"cosang = wp.dot({N}, wp.normalize({dv}))")
+        if "vdist" in wants:
+            k = int(rng.integers(0, 3))
+            meta["vk"] = k
+            b.line(f"vdist = wp.length({o} + {T} * {dv} - {meta['verts']}[wp.mesh_get_index({mname}, {F} * 3 + {k})])")
+        b.depth = 1
+        meta["t"] = t
+    meta["wants"] = sorted(wants)
+    features = {"query": {"ray": "mesh_query_ray", "anyhit": "mesh_query_ray_anyhit",
+                          "count": "mesh_query_ray_count_intersections"}[fn], "mesh": meta["mtype"],
+                "direction": dmode, "quantities": sorted(wants), "api": meta.get("api"), "max_t": maxt_mode}
+    return b, meta, (quantities, features, Q)
+
+
+def ref_mesh_ray(meta, inputs):
+    V, F, A, B, C = _tri_arrays(inputs, meta)
+    O = np.asarray(inputs[meta["origins"]], dtype=np.float64)
+    if meta["dmode"] == "const":
+        Dr = np.broadcast_to(np.asarray(meta["dconst"], dtype=np.float32).astype(np.float64), O.shape)
+    elif meta["dmode"] == "target":
+        Dr = np.asarray(inputs[meta["targets"]], dtype=np.float64) - O
+    else:
+        Dr = np.asarray(inputs[meta["dirs"]], dtype=np.float64)
+        if meta["dmode"] == "normalized":
+            Dr = Dr / np.linalg.norm(Dr, axis=1, keepdims=True)
+    sc = meta["scale"]
+    band = BAND * sc
+    o, d = O[:, None], Dr[:, None]
+    e1, e2 = (B - A)[None], (C - A)[None]
+    with np.errstate(all="ignore"):
+        pv = np.cross(d, e2)
+        det = np.sum(e1 * pv, -1)
+        tv = o - A[None]
+        wb = np.sum(tv * pv, -1) / det
+        qv = np.cross(tv, e1)
+        wc = np.sum(d * qv, -1) / det
+        t = np.sum(e2 * qv, -1) / det
+    wa = 1.0 - wb - wc
+    inside = (wa >= 0) & (wb >= 0) & (wc >= 0)
+    bmin = np.minimum(np.minimum(wa, wb), wc)
+    n = np.cross(B - A, C - A)
+    nn = n / np.linalg.norm(n, axis=1, keepdims=True)
+    dl = np.linalg.norm(Dr, axis=1)
+    cos = np.sum(nn[None] * Dr[:, None], -1) / dl[:, None]
+    if meta["maxt_mode"] == "none":
+        maxt = np.inf
+    else:
+        maxt = float(np.float32(inputs[meta["maxt_param"]])) if meta["maxt_mode"] == "param" else \
+            float(np.float32(meta["maxt"]))
+    tl = band / np.maximum(dl, 1e-12)[:, None]         # the band in units of t
+    near = (t > -tl) & (t < maxt + tl)
+    rowmask = np.any(near & (np.abs(bmin) <= BAND), axis=1)      # ray through an edge
+    rowmask |= np.any(near & (bmin > -BAND) & (np.abs(cos) <= 1e-3), axis=1)  # grazing
+    valid = inside & (t >= 0) & (t < maxt)
+    rowmask |= np.any(inside & ((np.abs(t) <= tl) | (np.abs(t - maxt) <= tl)), axis=1)
+    rowmask |= ~np.all(np.isfinite(np.where(near, t, 0.0)), axis=1)
+    fn = meta["fn"]
+    q = {}
+    if fn == "count":
+        q["nx"] = (inside & (t >= 0)).sum(axis=1).astype(np.float64)
+    elif fn == "anyhit":
+        q["blocked"] = valid.any(axis=1).astype(np.float64)
+    else:
+        tm = np.where(valid, t, np.inf)
+        best = np.argmin(tm, axis=1)
+        rows = np.arange(O.shape[0])
+        tb = tm[rows, best]
+        hit = np.isfinite(tb)
+        srt = np.sort(tm, axis=1)
+        if tm.shape[1] > 1:
+            rowmask |= hit & (srt[:, 1] - srt[:, 0] <= tl[:, 0])
+        wants = set(meta["wants"])
+        q[meta["t"]] = np.where(hit, tb, meta["miss"])
+        if "hp" in wants:
+            q["hp"] = np.where(hit[:, None], O + np.where(hit, tb, 0.0)[:, None] * Dr, O)
+        if "face" in wants:
+            q["fi"] = np.where(hit, best, -1).astype(np.float64)
+        if "uv" in wants:
+            q["bu"] = np.where(hit, wa[rows, best], 0.0)
+            q["bv"] = np.where(hit, wb[rows, best], 0.0)
+        if "front" in wants:
+            q["facing"] = np.where(hit, -np.sign(cos[rows, best]), 0.0)
+        if "nrm" in wants:
+            q["nrm"] = np.where(hit[:, None], nn[best], 0.0)
+        if "cos" in wants:
+            q["cosang"] = np.where(hit, cos[rows, best], 0.0)
+        if "vdist" in wants:
+            vk = V[F[best, meta["vk"]]]
+            hp = O + np.where(hit, tb, 0.0)[:, None] * Dr
+            q["vdist"] = np.where(hit, np.linalg.norm(hp - vk, axis=1), 0.0)
+    return q, rowmask
+
+
+# --------------------------------------------------------------------------------------------------------
+# Kind: mesh_region (mesh_query_sphere / mesh_query_aabb triangle loops)
+
+
+def gen_mesh_region(rng):
+    b = Builder()
+    meta = new_mesh_meta(rng, "mesh_region")
+    sc = meta["scale"]
+    mname = meta["mesh"]
+    b.param(Arg(mname, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
+    mesh_args(rng, b, meta, verts_in=False)
+    qn = pick(rng, QRY_NAMES)
+    b.param(Arg(qn, "vec3f", "in", (Q,), -1.2 * sc, 1.2 * sc))
+    meta["qs"] = qn
+    mode = pick(rng, ("sphere", "aabb"))
+    meta["mode"] = mode
+    size_mode = pick(rng, ("param", "literal"))
+    hn = pick(rng, ("radius", "r", "reach") if mode == "sphere" else ("half", "h", "extent"))
+    h_lo, h_hi = 0.2 * sc, 0.5 * sc
+    if size_mode == "param":
+        b.param(Arg(hn, "float32", "scalar", (), round(h_lo, 3), round(h_hi, 3)))
+        H = hn
+    else:
+        meta["h_lit"] = _short(rng, h_lo, h_hi)
+        H = _lit(meta["h_lit"])
+    meta.update(size_mode=size_mode, hname=hn)
+    c = pick(rng, ("c", "center", "p"))
+    b.line(f"{c} = {qn}[i]")
+    tv = pick(rng, ("t", "tri", "f"))
+    pair_leaves = {"fdist": Interval(0.0, 2.0 * sc), "wp.float32(" + tv + ")": Interval(0.0, meta["nt"] - 1.0)}
+    if rng.random() < 0.5:
+        pair_leaves["hgt"] = Interval(-2.0 * sc, 2.0 * sc)
+    acc_names = pick(rng, ("n", "cnt", "s", "acc", "total", "m_", "best", "near", "ks"), 4)
+    accs = make_accumulators(rng, b, pair_leaves, "fn_" if rng.random() < 0.5 else None, tv, meta["nt"],
+                             acc_names)
+    qv = pick(rng, ("query", "q", "it"))
+    if mode == "sphere":
+        b.line(f"{qv} = wp.mesh_query_sphere({mname}, {c}, {H})")
+        nxt = pick(rng, ("mesh_query_next", "mesh_query_aabb_next"))
+    else:
+        b.line(f"{qv} = wp.mesh_query_aabb({mname}, {c} - wp.vec3({H}), {c} + wp.vec3({H}))")
+        nxt = pick(rng, ("mesh_query_aabb_next", "mesh_query_next"))
+    b.line(f"{tv} = int(0)")
+    b.line(f"while wp.{nxt}({qv}, {tv}):")
+    b.depth += 1
+    used = set()
+    for a in accs:
+        if "expr" in a:
+            used |= E.uses(a["expr"])
+    need_fn = "hgt" in used or any(a["kind"] == "vsum" for a in accs)
+    if used & {"fdist", "hgt"}:
+        b.line(f"fc = wp.mesh_eval_position({mname}, {tv}, 1.0 / 3.0, 1.0 / 3.0)")
+    if "fdist" in used:
+        b.line(f"fdist = wp.length(fc - {c})")
+    if need_fn:
+        b.line(f"fn_ = wp.mesh_eval_face_normal({mname}, {tv})")
+    if "hgt" in used:
+        b.line(f"hgt = wp.dot(fn_, {c} - fc)")
+    emit_updates(rng, b, accs, tv)
+    b.depth = 1
+    meta.update(accs=accs, t=tv)
+    quantities = {a["name"]: ({"count": "i", "isum": "i", "imax": "i", "vsum": "v"}.get(a["kind"], "f"), a["iv"],
+                              a.get("typ", a["iv"])) for a in accs}
+    features = {"query": "mesh_query_" + mode, "next": nxt, "mesh": meta["mtype"],
+                "accumulators": sorted(a["kind"] for a in accs)}
+    return b, meta, (quantities, features, Q)
+
+
+def ref_mesh_region(meta, inputs):
+    V, F, A, B, C = _tri_arrays(inputs, meta)
+    P = np.asarray(inputs[meta["qs"]], dtype=np.float64)
+    sc = meta["scale"]
+    band = BAND * sc
+    h = float(np.float32(inputs[meta["hname"]])) if meta["size_mode"] == "param" else float(np.float32(meta["h_lit"]))
+    if meta["mode"] == "sphere":
+        W = closest_on_triangles(P[:, None], A[None], B[None], C[None])
+        X = W[..., 0:1] * A[None] + W[..., 1:2] * B[None] + W[..., 2:3] * C[None]
+        D = np.linalg.norm(X - P[:, None], axis=-1)
+        member = D <= h
+        rowmask = np.any(np.abs(D - h) <= band, axis=1)
+    else:
+        tlo, thi = np.minimum(np.minimum(A, B), C), np.maximum(np.maximum(A, B), C)
+        qlo, qhi = P - h, P + h
+        mm = np.minimum(qhi[:, None] - tlo[None], thi[None] - qlo[:, None]).min(axis=-1)
+        member = mm >= 0
+        rowmask = np.any(np.abs(mm) <= band, axis=1)
+    third = float(np.float32(1.0 / 3.0))
+    fc = A * third + B * third + C * (1.0 - 2.0 * third)
+    n = np.cross(B - A, C - A)
+    nn = n / np.linalg.norm(n, axis=1, keepdims=True)
+    env = {"fdist": np.linalg.norm(fc[None] - P[:, None], axis=-1),
+           "hgt": np.sum(nn[None] * (P[:, None] - fc[None]), -1),
+           "wp.float32(" + meta["t"] + ")": np.broadcast_to(np.arange(F.shape[0], dtype=np.float64)[None],
+                                                            member.shape)}
+    idx = np.broadcast_to(np.arange(F.shape[0])[None], member.shape)
+    q = reduce_accumulators(meta["accs"], member, env, idx, np.broadcast_to(nn[None], member.shape + (3,)))
+    return q, rowmask
+
+
+# --------------------------------------------------------------------------------------------------------
+# Family plumbing
+
+KINDS = {"grid": (gen_grid, ref_grid, prep_grid, sample_grid),
+         "bvh": (gen_bvh, ref_bvh, prep_bvh, sample_bvh),
+         "mesh_point": (gen_mesh_point, ref_mesh_point, prep_mesh, sample_mesh_inputs),
+         "mesh_ray": (gen_mesh_ray, ref_mesh_ray, prep_mesh, sample_mesh_inputs),
+         "mesh_region": (gen_mesh_region, ref_mesh_region, prep_mesh, sample_mesh_inputs)}
+KIND_WEIGHTS = {"grid": 1.0, "bvh": 1.0, "mesh_point": 1.0, "mesh_ray": 1.0, "mesh_region": 0.6}
+
+
+def generate(rng: np.random.Generator) -> Program:
+    kinds = tuple(KIND_WEIGHTS)
+    w = np.array([KIND_WEIGHTS[k] for k in kinds])
+    kind = kinds[int(rng.choice(len(kinds), p=w / w.sum()))]
+    b, meta, (quantities, features, dim) = KINDS[kind][0](rng)
+    live = [a for a, _ in b.params if a.role == "in" or (a.role == "scalar" and a.dtype != ID_DTYPE
+                                                         and a.name not in meta.get("weak", ()))]
+    if len(live) < 2 + len(meta.get("weak", ())) or rng.random() < 0.2:
+        # a per-query value array read into the post-processing (two live inputs besides the structure id)
+        taken = set(re.findall(r"[A-Za-z_]\w*", "\n".join(b.body))) | {a.name for a, _ in b.params}
+        wn = pick(rng, [n for n in ("w", "gain", "weights", "wq_in") if n not in taken])
+        b.param(Arg(wn, b.ty, "in", (dim,), 0.5, 2.0))
+        b.line(f"wq = {wn}[i]")
+        quantities["wq"] = ("f", Interval(0.5, 2.0))
+        meta["wq"] = wn
+    outs = make_outputs(rng, b, quantities)
+    meta["outputs"] = outs
+    meta["dim"] = dim
+    meta["ty"] = b.ty
+    features = {"dtype": b.ty, "kind": kind, **features,
+                "outputs": sorted(o["kind"] for o in outs)}
+    return Program(b.source(), b.args(), (dim,), meta, features)
+
+
+def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
+    meta = spec.meta
+    with np.errstate(all="ignore"):
+        q, rowmask = KINDS[meta["kind"]][1](meta, inputs)
+    if meta.get("wq"):
+        q["wq"] = np.asarray(inputs[meta["wq"]], dtype=np.float64)
+    return eval_outputs(meta["outputs"], q, rowmask, meta.get("ty", "float32"))
+
+
+def prepare(spec: KernelSpec, inputs, device, namespace) -> dict:
+    return KINDS[spec.meta["kind"]][2](spec.meta, inputs, device)
+
+
+def sample_inputs(spec: KernelSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return KINDS[spec.meta["kind"]][3](spec, rng)
+
+
+def tolerance(spec: KernelSpec) -> Tolerance:
+    if spec.meta.get("ty") == "float64":
+        return Tolerance(1e-9, 1e-10)
+    return Tolerance(1e-4, 1e-5)
+
+
+FAMILY = Family(
+    name="spatial",
+    description=__doc__.strip().splitlines()[0],
+    generate=generate,
+    reference=reference,
+    tolerance=tolerance,
+    sample_inputs=sample_inputs,
+    prepare=prepare,
+    weight=1.0,
+    covers=("wp.HashGrid", "hash_grid_query", "wp.Bvh", "bvh_query_aabb", "bvh_query_ray", "bvh_query_sphere",
+            "wp.Mesh", "mesh_query_point", "mesh_query_ray", "mesh_query_sphere", "mesh_query_aabb",
+            "brute-force references"),
+)

@@ -271,7 +271,12 @@ def _check_degenerate(family: Family, spec: KernelSpec, device: str, observed: _
     for arg in array_inputs:
         rng = rng_for(derive_seed("wkf-dead-input", spec.seed, arg.name))
         changed = dict(base_inputs)
-        changed[arg.name] = _sample(arg, rng)
+        fresh = _sample(arg, rng)
+        for _ in range(8):                    # small integer ranges can redraw the same value: draw again
+            if not np.array_equal(fresh, base_inputs[arg.name]):
+                break
+            fresh = _sample(arg, rng)
+        changed[arg.name] = fresh
         moved = _reference(family, spec, changed)
         if all(np.array_equal(np.ma.getdata(moved[k]), np.ma.getdata(base[k]), equal_nan=True) for k in base):
             dead.append(arg.name)

@@ -89,7 +89,7 @@ def define_kernels(specs: list[KernelSpec], module_name: str,
         linecache.cache[fname] = (len(spec.source), None, spec.source.splitlines(True), fname)
         _forget_function_names(spec.source)
         namespace = {"__name__": module_name}
-        exec(compile(spec.source, fname, "exec"), namespace)  # noqa: S102 - generated kernel source
+        exec(compile(spec.source, fname, "exec", dont_inherit=True), namespace)  # noqa: S102 - generated kernel source
         kernel = namespace.get(spec.kernel_name)
         if not isinstance(kernel, wp.Kernel):
             raise TypeError(f"source of {spec.kernel_name} does not define a @wp.kernel of that name")

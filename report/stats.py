@@ -1,0 +1,606 @@
+"""Every number of the technical report, computed from the inputs; no figures, no prose.
+
+Inputs: a packed dataset directory per device (``<data>/cpu_code``, ``<data>/cuda_code``: ``data/*.parquet``,
+``manifest.json``, ``rejects.jsonl``), the stage benchmark JSON written by pytest-benchmark
+(``tests/bench/test_stages.py``) and the generators' structural diversity (``production.diversity.measure``).
+
+:func:`dataset_numbers` returns two things per dataset: ``numbers`` (JSON-able, written to ``numbers.json`` and
+used by the text) and ``series`` (per-record arrays the figures are drawn from).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from harness.record import canonical_json
+
+DEVICES = ("cpu", "cuda")
+CODE_FIELDS = ("forward", "backward", "support")
+#: reasons in rejects.jsonl that are not failed kernels but verified records dropped by de-duplication
+SELECTION_DROPS = frozenset({"duplicate_exact", "duplicate_structural"})
+
+#: Python constructs counted in every record's source (label, regex over ``python_source``)
+PY_CONSTRUCTS: tuple[tuple[str, str], ...] = (
+    ("`if`/`elif` statements", r"^\s*(if|elif)\s"),
+    ("conditional expressions (`a if c else b`, `wp.where`)", r"\sif\s.+\selse\s|wp\.where\("),
+    ("`for` loops", r"^\s*for\s"),
+    ("`while` loops", r"^\s*while\s"),
+    ("`break` / `continue`", r"^\s*(break|continue)\s*$"),
+    ("`@wp.func` helpers", r"^@wp\.func"),
+    ("`@wp.struct` types", r"^@wp\.struct"),
+    ("generic `Any` parameters", r"\bAny\b"),
+    ("multi-dimensional `wp.tid()`", r"^\s*\w+\s*,\s*\w+.*=\s*wp\.tid\(\)"),
+    ("atomics (`wp.atomic_*`)", r"wp\.atomic_\w+\("),
+    ("augmented array updates (`a[i] += ...`)", r"^\s*\w+\[[^\]]+\]\s*[-+*/|&^]=|^\s*\w+\[[^\]]+\]\s*(<<|>>)="),
+    ("bitwise operators", r"[^<>=!]\s*(<<|>>|\^|&|\|)\s*[^=]|~\w"),
+    ("vector / matrix / quaternion / transform types", r"wp\.(vec\w*|mat\w*|quat\w*|transform\w*|spatial_\w+)\b"),
+    ("transcendental math builtins", r"wp\.(sin|cos|tan|asin|acos|atan|atan2|sinh|cosh|tanh|exp|log|log2|log10|pow|"
+                                     r"sqrt|cbrt|erf|erfc|erfinv|erfcinv)\("),
+    ("random numbers (`wp.rand*`)", r"wp\.(rand_init|randf|randi|randn|randu|sample_\w+|poisson)\("),
+    ("tiles (`wp.tile_*`)", r"wp\.tile\w*\("),
+    ("spatial queries (hash grid, BVH, mesh)", r"wp\.(hash_grid_query|bvh_query|mesh_query)\w*\("),
+    ("float16", r"float16|wp\.half"),
+    ("float64", r"float64|vec3d|wp\.mat\d\dd"),
+)
+
+#: Patterns in the generated code (label, regex for cpp, regex for cuda); None: not applicable to that backend
+CODE_PATTERNS: tuple[tuple[str, str | None, str | None], ...] = (
+    ("backward (adjoint) entry point", r"_cpu_kernel_backward\(", r"_cuda_kernel_backward\("),
+    ("argument struct `wp_args_<kernel>` (CPU ABI)", r"^struct wp_args_", None),
+    ("contiguous-array specialisation (`wp_linear_contiguous`)", r"wp_linear_contiguous", None),
+    ("grid-stride loop over `_idx`", None, r"_idx \+= static_cast<size_t>\(blockDim\.x\)"),
+    ("one thread per index (early `return` when `_idx >= dim.size`)", None, r"if \(_idx >= dim\.size\) return;"),
+    ("`__launch_bounds__` on the entry point", None, r"__launch_bounds__"),
+    ("tile operations (`wp::tile_*`, shared/register tiles)", r"wp::tile_(?!shared_storage_t)\w+\(",
+     r"wp::tile_(?!shared_storage_t)\w+\("),
+    ("atomic read-modify-write (`wp::atomic_*`)", r"wp::atomic_\w+\(", r"wp::atomic_\w+\("),
+    ("helper functions (`@wp.func` bodies and `adj_` adjoints)", r"^static .*\badj_\w+\(", r"CUDA_CALLABLE void adj_\w+\("),
+    ("user structs", r"^struct (?!wp_args_)\w+", r"^struct \w+"),
+    ("loops kept as loops (`start_for_N:` / `start_while_N:` labels and `goto`)", r"\bstart_(for|while)_\d+:",
+     r"\bstart_(for|while)_\d+:"),
+)
+
+WP_CALL = re.compile(r"\bwp\.([A-Za-z_]\w*)\s*\(")
+FUNC_DEF = re.compile(r"^@wp\.func[^\n]*\n(?:@[^\n]*\n)*def\s+(\w+)", re.M)
+
+
+def body_calls(source: str) -> list[str]:
+    """``wp.<name>(`` calls outside ``def`` lines (signatures spell array types as ``wp.array(dtype=...)``)."""
+    return WP_CALL.findall("\n".join(line for line in source.splitlines() if not line.lstrip().startswith("def ")))
+
+
+def unused_helpers(row: dict) -> list[str]:
+    """``@wp.func`` helpers defined in the source that none of the generated code contains (dead helpers)."""
+    code = generated_text(row)
+    return [name for name in FUNC_DEF.findall(row["python_source"]) if not re.search(rf"\b{name}_\d+\(", code)]
+
+
+class ReportInputError(Exception):
+    """An input of the report is missing or malformed; the message names the path and what was expected."""
+
+
+@dataclass(slots=True)
+class Dataset:
+    device: str
+    root: Path
+    manifest: dict
+    rows: list[dict]            # the Parquet rows, ``features`` parsed back from its JSON string
+    rejects: list[dict]
+    parquet_files: list[Path]
+
+
+def dist(values) -> dict:
+    """Summary of a distribution: n, min, p5, p25, p50, mean, p75, p95, p99, max (empty dict when empty)."""
+    a = np.asarray(list(values), dtype=np.float64)
+    if a.size == 0:
+        return {"n": 0}
+    q = np.percentile(a, [5, 25, 50, 75, 95, 99])
+    return {"n": int(a.size), "min": float(a.min()), "p5": float(q[0]), "p25": float(q[1]), "p50": float(q[2]),
+            "mean": float(a.mean()), "p75": float(q[3]), "p95": float(q[4]), "p99": float(q[5]), "max": float(a.max())}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ReportInputError(f"{path}:{lineno}: corrupt JSON ({exc.msg})") from None
+    return rows
+
+
+def load_dataset(root: Path, device: str) -> Dataset:
+    root = Path(root)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.exists():
+        raise ReportInputError(f"{root}: no manifest.json; expected a packed {device} dataset "
+                               f"(pytest -m production --device={device} ... writes one)")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("device") != device:
+        raise ReportInputError(f"{manifest_path}: device is {manifest.get('device')!r}, expected {device!r}")
+    files = [root / s["file"] for s in manifest["shards"]]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise ReportInputError(f"{root}: Parquet files named in manifest.json are missing: {missing[:3]}")
+    rows: list[dict] = []
+    for path in files:
+        for row in pq.read_table(path).to_pylist():
+            row["features"] = json.loads(row["features"])
+            rows.append(row)
+    rejects_path = root / "rejects.jsonl"
+    rejects = read_jsonl(rejects_path) if rejects_path.exists() else []
+    return Dataset(device, root, manifest, rows, rejects, files)
+
+
+def record_bytes(row: dict) -> int:
+    """Bytes of the record's canonical JSON line, as the writer counted it (harness.record.record_bytes)."""
+    return len(canonical_json(row).encode("utf-8")) + 1
+
+
+def generated_text(row: dict) -> str:
+    ir = row["ir"]
+    return "".join(ir[k] or "" for k in CODE_FIELDS)
+
+
+def _lines(text: str | None) -> int:
+    return 0 if not text else text.count("\n") + (0 if text.endswith("\n") else 1)
+
+
+def token_sample(rows: list[dict], n: int) -> list[dict]:
+    """A deterministic uniform sample: the ``n`` records with the smallest ids (ids are sha256 digests)."""
+    return sorted(rows, key=lambda r: r["id"])[:n] if n < len(rows) else list(rows)
+
+
+def token_numbers(rows: list[dict], encoder, n: int) -> tuple[dict, dict]:
+    sample = token_sample(rows, n)
+    counts = {k: [] for k in ("python", "forward", "backward", "support", "generated", "pair")}
+    chars = 0
+    for r in sample:
+        py = len(encoder.encode_ordinary(r["python_source"]))
+        parts = {k: len(encoder.encode_ordinary(r["ir"][k])) if r["ir"][k] else 0 for k in CODE_FIELDS}
+        gen = sum(parts.values())
+        counts["python"].append(py)
+        for k, v in parts.items():
+            counts[k].append(v)
+        counts["generated"].append(gen)
+        counts["pair"].append(py + gen)
+        chars += len(r["python_source"]) + len(generated_text(r))
+    total = sum(counts["pair"])
+    ratio = np.asarray(counts["generated"], float) / np.maximum(np.asarray(counts["python"], float), 1)
+    numbers = {
+        "sample": len(sample), "of": len(rows),
+        **{k: dist(v) for k, v in counts.items()},
+        "expansion": dist(ratio),
+        "chars_per_token": chars / total if total else None,
+        "sample_tokens": int(total),
+        "estimated_total_tokens": int(round(total / len(sample) * len(rows))) if sample else 0,
+        "over_4096": int(sum(1 for v in counts["pair"] if v > 4096)),
+        "over_8192": int(sum(1 for v in counts["pair"] if v > 8192)),
+    }
+    return numbers, {"python_tokens": counts["python"], "generated_tokens": counts["generated"],
+                     "pair_tokens": counts["pair"]}
+
+
+def verification_numbers(rows: list[dict]) -> tuple[dict, dict]:
+    v = [r["verification"] for r in rows]
+    rel = np.asarray([x["max_rel_err"] for x in v], float)
+    abs_ = np.asarray([x["max_abs_err"] for x in v], float)
+    masked = np.asarray([x["elements_masked"] / max(1, x["elements_masked"] + x["elements_compared"]) for x in v])
+    exact = [x for x in v if x["rtol"] == 0 and x["atol"] == 0]
+    tol = Counter(f"rtol={x['rtol']:g}, atol={x['atol']:g}" for x in v)
+    float_tol = Counter(f"rtol={x['rtol']:g}, atol={x['atol']:g}" for x in v if x["rtol"] or x["atol"])
+    grad_by_family = Counter(r["family"] for r in rows if r["verification"]["gradient_checked"])
+    by_dtype = {}
+    dtypes = [str(r["features"].get("dtype", "other")) for r in rows]
+    for dt in sorted(set(dtypes)):
+        sel = np.asarray([d == dt for d in dtypes])
+        r_ = rel[sel]
+        nz = r_[r_ > 0]
+        by_dtype[dt] = {"records": int(sel.sum()), "zero_error": int(np.count_nonzero(abs_[sel] == 0)),
+                        "max_rel_err_nonzero_p50": float(np.median(nz)) if nz.size else 0.0,
+                        "max_rel_err_p95": float(np.percentile(r_, 95)), "max_rel_err_max": float(r_.max())}
+    numbers = {
+        "by_dtype": by_dtype,
+        "numerics_device": dict(sorted(Counter(x["numerics_device"] for x in v).items())),
+        "input_sets": dict(sorted((str(k), n) for k, n in Counter(x["input_sets"] for x in v).items())),
+        "elements_compared": int(sum(x["elements_compared"] for x in v)),
+        "elements_masked": int(sum(x["elements_masked"] for x in v)),
+        "elements_compared_per_record": dist(x["elements_compared"] for x in v),
+        "max_rel_err": dist(rel),
+        "max_rel_err_nonzero": dist(rel[rel > 0]),
+        "max_abs_err": dist(abs_),
+        "records_error_zero": int(np.count_nonzero(abs_ == 0)),
+        "records_exact_tolerance": len(exact),
+        "masked_fraction": dist(masked),
+        "records_with_masked": int(np.count_nonzero(masked > 0)),
+        "gradient_checked": int(sum(1 for x in v if x["gradient_checked"])),
+        "gradient_checked_by_family": dict(sorted(grad_by_family.items())),
+        "tolerances": dict(tol.most_common()),
+        "float_tolerances": dict(float_tol.most_common()),
+    }
+    return numbers, {"max_rel_err": rel, "max_abs_err": abs_, "masked_fraction": masked}
+
+
+def reject_numbers(ds: Dataset, chunk_sizes: dict[str, int] | None = None) -> dict:
+    """Rejects by reason and family, and the acceptance rate over the chunks the dataset is made of.
+
+    Every kernel index of a chunk ends as a record or as a reject, so over the chunks that contributed records,
+    ``attempted = chunk size x chunks`` and ``accepted = attempted - rejects of those chunks`` (exact, and
+    independent of how many production runs were recorded). Chunks finished after the size target are left out.
+    """
+    failed = [r for r in ds.rejects if r["reason"] not in SELECTION_DROPS]
+    by_family: dict[str, Counter] = defaultdict(Counter)
+    for r in failed:
+        by_family[r["family"]][r["reason"]] += 1
+    kept_chunks = {(r["family"], r["provenance"]["chunk"]) for r in ds.rows}
+    sizes = dict(chunk_sizes or {})
+    for fam, chunk in kept_chunks:   # a family no longer defined: the largest index seen in its chunks
+        if fam not in sizes:
+            seen = [r["provenance"]["index"] for r in ds.rows if r["family"] == fam] + \
+                   [r["index"] for r in ds.rejects if r["family"] == fam]
+            sizes[fam] = max(seen) + 1
+    attempted = sum(sizes[fam] for fam, _ in kept_chunks)
+    failed_kept = sum(1 for r in failed if (r["family"], r["chunk"]) in kept_chunks)
+    examples = {}
+    for r in failed:
+        examples.setdefault(r["reason"], {"family": r["family"], "seed": r["seed"], "message": r["message"][:240]})
+    return {
+        "failed": len(failed),
+        "by_reason": dict(Counter(r["reason"] for r in failed).most_common()),
+        "by_family": {f: dict(c.most_common()) for f, c in sorted(by_family.items())},
+        "examples": dict(sorted(examples.items())),
+        "dedup_drops": dict(sorted(Counter(r["reason"] for r in ds.rejects if r["reason"] in SELECTION_DROPS).items())),
+        "chunks": len(kept_chunks),
+        "attempted": attempted,
+        "failed_in_dataset_chunks": failed_kept,
+        "written": attempted - failed_kept,
+        "acceptance": (attempted - failed_kept) / attempted if attempted else None,
+    }
+
+
+def production_numbers(manifest: dict) -> dict:
+    runs = manifest.get("runs", [])
+    stages: Counter = Counter()
+    for run in runs:
+        stages.update(run.get("stage_seconds", {}))
+    wall = float(manifest.get("wall_seconds") or 0.0)
+    workers = max((int(run.get("workers", 1)) for run in runs), default=1)
+    total_stage = sum(stages.values())
+    return {
+        "runs": len(runs),
+        "workers": workers,
+        "wall_seconds": wall,
+        "chunks": sum(int(run.get("chunks", 0)) for run in runs),
+        "records_written": sum(int(run.get("records", 0)) for run in runs),
+        "bytes_written": sum(int(run.get("bytes", 0)) for run in runs),
+        "records_per_second": manifest.get("records_per_second"),
+        "mb_per_second": manifest.get("mb_per_second"),
+        "records_per_second_per_worker": (manifest["records_per_second"] / workers
+                                          if manifest.get("records_per_second") else None),
+        "stage_seconds": {k: round(v, 1) for k, v in sorted(stages.items())},
+        "stage_share": {k: v / total_stage for k, v in sorted(stages.items())} if total_stage else {},
+        "started": [run.get("started") for run in runs],
+    }
+
+
+def coverage_numbers(rows: list[dict], language: str) -> dict:
+    from warp._src.context import builtin_functions  # the builtin table of the installed Warp
+
+    constructs = {}
+    for label, pattern in PY_CONSTRUCTS:
+        rx = re.compile(pattern, re.M)
+        constructs[label] = sum(1 for r in rows if rx.search(r["python_source"]))
+    code = {}
+    texts = [generated_text(r) for r in rows]
+    for label, cpp, cuda in CODE_PATTERNS:
+        pattern = cpp if language == "cpp" else cuda
+        if pattern is None:
+            continue
+        rx = re.compile(pattern, re.M)
+        code[label] = sum(1 for t in texts if rx.search(t))
+    calls: Counter = Counter()
+    for r in rows:
+        calls.update(set(body_calls(r["python_source"])))
+    builtins = {k: n for k, n in calls.items() if k in builtin_functions}
+    per_family_builtins = defaultdict(set)
+    for r in rows:
+        per_family_builtins[r["family"]].update(k for k in body_calls(r["python_source"]) if k in builtin_functions)
+    arg_dtypes: Counter = Counter()
+    for r in rows:
+        arg_dtypes.update({a["dtype"] for a in r["args"]})
+    return {
+        "constructs": constructs,
+        "code_patterns": code,
+        "launch_ndim": dict(sorted((str(k), n) for k, n in Counter(len(r["launch"]["dim"]) for r in rows).items())),
+        "tiled": sum(1 for r in rows if r["launch"]["tiled"]),
+        "block_dims": dict(sorted((str(k), n) for k, n in Counter(r["launch"]["block_dim"] for r in rows).items())),
+        "feature_dtype": dict(Counter(str(r["features"].get("dtype", "n/a")) for r in rows).most_common()),
+        "arg_dtypes": dict(arg_dtypes.most_common()),
+        "distinct_builtins": len(builtins),
+        "builtin_table_size": len(builtin_functions),
+        "top_builtins": dict(Counter(builtins).most_common(25)),
+        "builtins_per_family": {f: len(s) for f, s in sorted(per_family_builtins.items())},
+        "args_per_kernel": dist(len(r["args"]) for r in rows),
+        "with_helpers": sum(1 for r in rows if "@wp.func" in r["python_source"]),
+    }
+
+
+def size_numbers(rows: list[dict]) -> tuple[dict, dict]:
+    sizes = [record_bytes(r) for r in rows]
+    py = [len(r["python_source"]) for r in rows]
+    fields = {k: [len(r["ir"][k] or "") for r in rows] for k in CODE_FIELDS}
+    numbers = {
+        "record_bytes": dist(sizes),
+        "bytes_recomputed": int(sum(sizes)),
+        "python_chars": dist(py),
+        "python_lines": dist(_lines(r["python_source"]) for r in rows),
+        **{f"{k}_chars": dist(v) for k, v in fields.items()},
+        "generated_lines": dist(sum(_lines(r["ir"][k]) for k in CODE_FIELDS) for r in rows),
+        "with_backward": sum(1 for r in rows if r["ir"]["backward"]),
+        "with_ptx": sum(1 for r in rows if r["ir"].get("ptx")),
+        "field_share": {  # share of the record's bytes taken by each text field
+            "python_source": sum(py) / max(1, sum(sizes)),
+            **{k: sum(v) / max(1, sum(sizes)) for k, v in fields.items()},
+        },
+    }
+    return numbers, {"record_bytes": np.asarray(sizes), "python_chars": np.asarray(py),
+                     "generated_chars": np.asarray([sum(x) for x in zip(*fields.values())])}
+
+
+def family_numbers(rows: list[dict]) -> dict:
+    fams: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        fams[r["family"]].append(r)
+    out = {}
+    for name, rs in sorted(fams.items()):
+        ver = [r["verification"] for r in rs]
+        out[name] = {
+            "records": len(rs),
+            "share": len(rs) / len(rows),
+            "record_bytes_mean": float(np.mean([record_bytes(r) for r in rs])),
+            "python_lines_p50": float(np.median([_lines(r["python_source"]) for r in rs])),
+            "generated_lines_p50": float(np.median([sum(_lines(r["ir"][k]) for k in CODE_FIELDS) for r in rs])),
+            "gradient_checked": sum(1 for x in ver if x["gradient_checked"]),
+            "max_rel_err_p95": float(np.percentile([x["max_rel_err"] for x in ver], 95)),
+            "masked_mean": float(np.mean([x["elements_masked"] / max(1, x["elements_masked"] + x["elements_compared"])
+                                          for x in ver])),
+            "exact_compare": sum(1 for x in ver if x["rtol"] == 0 and x["atol"] == 0),
+            "generators": sorted({r["provenance"]["generator"] for r in rs}),
+        }
+    return out
+
+
+def quality_numbers(ds: Dataset, run_validate: bool) -> dict:
+    ids = Counter(r["id"] for r in ds.rows)
+    structs = Counter(r["structural_hash"] for r in ds.rows)
+    splits_by_file = Counter()
+    for shard in ds.manifest["shards"]:
+        splits_by_file[shard["split"]] += shard["records"]
+    dead = Counter(r["family"] for r in ds.rows if unused_helpers(r))
+    out = {
+        "records_with_unused_helpers": sum(dead.values()),
+        "unused_helpers_by_family": dict(dead.most_common()),
+        "records_with_helpers": sum(1 for r in ds.rows if FUNC_DEF.search(r["python_source"])),
+        "duplicate_ids": sum(1 for n in ids.values() if n > 1),
+        "duplicate_structures": sum(1 for n in structs.values() if n > 1),
+        "splits": dict(splits_by_file),
+        "validated": run_validate,
+        "validate_problems": None,
+        "validate_examples": [],
+    }
+    if run_validate:
+        from production.validate import validate
+
+        problems = validate(ds.root)
+        out["validate_problems"] = len(problems)
+        out["validate_examples"] = problems[:5]
+    return out
+
+
+def dataset_numbers(ds: Dataset, encoder, token_n: int, run_validate: bool = True,
+                    chunk_sizes: dict[str, int] | None = None) -> tuple[dict, dict]:
+    m = ds.manifest
+    rows = ds.rows
+    language = "cpp" if ds.device == "cpu" else "cuda"
+    sizes, size_series = size_numbers(rows)
+    tokens, token_series = token_numbers(rows, encoder, token_n)
+    verification, ver_series = verification_numbers(rows)
+    compressed = sum(p.stat().st_size for p in ds.parquet_files)
+    numbers = {
+        "dataset": ds.root.name,
+        "device": ds.device,
+        "language": language,
+        "path": str(ds.root),
+        "records": len(rows),
+        "manifest_records": m["records"],
+        "bytes_raw": m["bytes_raw"],
+        "bytes_compressed": compressed,
+        "compression_ratio": m["bytes_raw"] / compressed if compressed else None,
+        "target_bytes": m.get("target_bytes"),
+        "parquet_files": len(ds.parquet_files),
+        "per_split": m.get("per_split", {}),
+        "per_family_manifest": m.get("per_family", {}),
+        "arch": m.get("arch"),
+        "tools": m.get("tools", {}),
+        "factory_seed": m.get("factory_seed"),
+        "dropped": m.get("dropped", {}),
+        "optimization_levels": dict(sorted((str(k), n) for k, n in
+                                           Counter(r["provenance"]["optimization_level"] for r in rows).items())),
+        "generator_versions": sorted({r["provenance"]["generator"] for r in rows}),
+        "families": family_numbers(rows),
+        "sizes": sizes,
+        "tokens": tokens,
+        "verification": verification,
+        "rejects": reject_numbers(ds, chunk_sizes),
+        "production": production_numbers(m),
+        "coverage": coverage_numbers(rows, language),
+        "quality": quality_numbers(ds, run_validate),
+    }
+    series = {**size_series, **token_series, **ver_series, "family": [r["family"] for r in rows]}
+    return numbers, series
+
+
+def statements(code: str | None) -> list[str]:
+    """The statements of a generated function from its ``// forward`` marker on: comments, braces and the final
+    ``return;``/``continue;`` (CPU vs CUDA grid-stride loop) dropped, whitespace stripped."""
+    if not code:
+        return []
+    lines = code.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "// forward"), None)
+    if start is None:
+        return []
+    return [s for s in (line.strip() for line in lines[start + 1:])
+            if s and not s.startswith("//") and s not in ("}", "{", "return;", "continue;")]
+
+
+def overlap_numbers(datasets: dict[str, Dataset]) -> dict:
+    """How the two datasets relate: the same programs compiled for two backends, in the same splits, and how
+    much of their generated statements the two backends share."""
+    if not all(d in datasets for d in DEVICES):
+        return {}
+    cpu = {r["kernel_name"]: r for r in datasets["cpu"].rows}
+    cuda = {r["kernel_name"]: r for r in datasets["cuda"].rows}
+    both = sorted(set(cpu) & set(cuda))
+    same_source = sum(1 for k in both if cpu[k]["python_source"] == cuda[k]["python_source"])
+    same_structure = sum(1 for k in both if cpu[k]["structural_hash"] == cuda[k]["structural_hash"])
+    same_forward = sum(1 for k in both if statements(cpu[k]["ir"]["forward"]) == statements(cuda[k]["ir"]["forward"]))
+    same_backward = sum(1 for k in both
+                        if statements(cpu[k]["ir"]["backward"]) == statements(cuda[k]["ir"]["backward"]))
+    differ = Counter(cpu[k]["family"] for k in both
+                     if statements(cpu[k]["ir"]["forward"]) != statements(cuda[k]["ir"]["forward"]))
+    return {"cpu_kernels": len(cpu), "cuda_kernels": len(cuda), "in_both": len(both),
+            "in_both_same_source": same_source, "in_both_same_structural_hash": same_structure,
+            "forward_statements_identical": same_forward, "backward_statements_identical": same_backward,
+            "forward_statements_differ_by_family": dict(differ.most_common()),
+            "cpu_only": len(set(cpu) - set(cuda)), "cuda_only": len(set(cuda) - set(cpu))}
+
+
+# -- benchmark JSON ---------------------------------------------------------------------------------------
+
+
+def bench_numbers(path: Path | None) -> dict | None:
+    """Rates per stage from pytest-benchmark's JSON (``--benchmark-json``); None when there is no file."""
+    if path is None or not Path(path).exists():
+        return None
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    rows = []
+    for b in data.get("benchmarks", []):
+        ei = b.get("extra_info", {}) or {}
+        params = b.get("params") or {}
+        rows.append({
+            "group": b.get("group") or "?",
+            "name": b.get("name"),
+            "family": ei.get("family") or params.get("family_name"),
+            "variant": ei.get("variant") or ei.get("backend") or ei.get("device") or "batched",
+            "kernels_per_s": ei.get("kernels_per_s"),
+            "ms_per_kernel": ei.get("ms_per_kernel"),
+            "kernels_per_round": ei.get("kernels_per_round"),
+            "rounds": (b.get("stats") or {}).get("rounds"),
+            "batched_speedup": ei.get("batched_speedup"),
+            "records_per_s": ei.get("records_per_s"),
+            "record_mb_per_s": ei.get("record_mb_per_s") or (ei["record_bytes_per_s"] / 1e6
+                                                            if ei.get("record_bytes_per_s") else None),
+            "warmup_cpu_s": ei.get("warmup_cpu_s"),
+            "warmup_nvrtc_s": ei.get("warmup_nvrtc_s"),
+            "K": ei.get("K"),
+            "stage_seconds_per_round": ei.get("stage_seconds_per_round"),
+        })
+    groups: dict[str, dict] = {}
+    for group in sorted({r["group"] for r in rows}):
+        gr = [r for r in rows if r["group"] == group and r["kernels_per_s"]]
+        by_variant = defaultdict(list)
+        for r in gr:
+            by_variant[r["variant"]].append(r["kernels_per_s"])
+        groups[group] = {v: {"families": len(x), "median_kernels_per_s": float(np.median(x)),
+                             "min_kernels_per_s": float(min(x)), "max_kernels_per_s": float(max(x))}
+                         for v, x in sorted(by_variant.items())}
+    speedups = {f"{r['group']}:{r['variant']}": r["batched_speedup"] for r in rows if r.get("batched_speedup")}
+    machine = data.get("machine_info", {}) or {}
+    cpu = machine.get("cpu", {}) or {}
+    k_values = sorted({r["K"] for r in rows if r.get("K")})
+    warm_cpu = [r["warmup_cpu_s"] for r in rows if r.get("warmup_cpu_s")]
+    warm_nvrtc = [r["warmup_nvrtc_s"] for r in rows if r.get("warmup_nvrtc_s")]
+    return {
+        "path": str(path),
+        "datetime": data.get("datetime"),
+        "pytest_benchmark": data.get("version"),
+        "machine": {"cpu": cpu.get("brand_raw"), "cores": cpu.get("count"), "python": machine.get("python_version"),
+                    "node": machine.get("node")},
+        "K": k_values[0] if len(k_values) == 1 else k_values,
+        "rows": rows,
+        "groups": groups,
+        "speedups": speedups,
+        "warmup_cpu_s": warm_cpu[0] if warm_cpu else None,
+        "warmup_nvrtc_s": warm_nvrtc[0] if warm_nvrtc else None,
+    }
+
+
+# -- generators -------------------------------------------------------------------------------------------
+
+
+def warp_corpus() -> dict:
+    """How many ``@wp.kernel`` definitions the installed Warp package itself holds (its tests and examples):
+    the size of the most obvious corpus of real Warp kernels."""
+    import warp
+
+    root = Path(warp.__file__).resolve().parent
+    counts = Counter()
+    files = 0
+    for path in root.rglob("*.py"):
+        k = path.read_text(encoding="utf-8", errors="replace").count("@wp.kernel")
+        if k:
+            files += 1
+            part = path.relative_to(root).parts[0]
+            counts["tests" if part == "tests" else "examples" if part == "examples" else "library"] += k
+    return {"kernels": sum(counts.values()), "files": files, **dict(sorted(counts.items()))}
+
+
+def family_catalog() -> dict:
+    """Description, coverage tags, weight and chunk size of every family the project defines now (empty when the
+    families cannot be loaded: the report then describes families from the data alone)."""
+    from harness.registry import all_families
+
+    try:
+        families = all_families()
+    except Exception as exc:  # noqa: BLE001 - a broken family file must not stop the report
+        print(f"[report] could not load kernels/ families ({type(exc).__name__}: {exc})", flush=True)
+        return {}
+    out = {}
+    for name, f in families.items():
+        out[name] = {"description": f.description, "covers": list(f.covers), "weight": f.weight,
+                     "chunk_size": f.chunk_size, "version": f.version}
+    return out
+
+
+def diversity_numbers(n: int, json_path: Path | None = None, names: list[str] | None = None) -> dict:
+    """``production.diversity.measure(n)`` family by family (a generator that raises is reported, not fatal),
+    or a JSON written earlier by ``wkf-diversity --json``."""
+    if json_path is not None and Path(json_path).exists():
+        result = json.loads(Path(json_path).read_text(encoding="utf-8"))
+        per_family = {k: v for k, v in result.items() if k != "_overall"}
+        source = str(json_path)
+    else:
+        from production.diversity import measure
+
+        per_family = {}
+        for name in names or []:
+            try:
+                per_family[name] = measure(n, [name])[name]
+            except Exception as exc:  # noqa: BLE001 - reported in the table instead
+                per_family[name] = {"programs": n, "error": f"{type(exc).__name__}: {exc}"[:200]}
+        source = f"production.diversity.measure({n})"
+    ok = [v for v in per_family.values() if "structural_unique" in v]
+    programs = sum(v["programs"] for v in ok)
+    overall = ({"programs": programs, "structural_unique": sum(v["structural_unique"] for v in ok),
+                "structural_unique_fraction": round(sum(v["structural_unique"] for v in ok) / programs, 4)}
+               if programs else {})
+    return {"source": source, "per_family": per_family, "overall": overall}

@@ -141,6 +141,9 @@ def _compile(specs: list[KernelSpec], module_name: str, opts: BuildOptions, bloc
             finally:
                 shutil.rmtree(out_dir, ignore_errors=True)
             module.options["optimization_level"] = opts.cpu_optimization_level
+            # the CUDA build hashed the module with its own options; forget that hash so the CPU build loaded
+            # above still matches at launch (otherwise a tiled module, same block_dim on both, recompiles)
+            module.hashers.pop(block_dim, None)
     except BaseException:
         release_module(module)
         raise

@@ -35,6 +35,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PLAN_KEY] = RunPlan(session.plan_data())
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(session), "wkf-xdist-controller")
+        # xdist's load scheduler first hands each worker one consecutive block of its share, so the second
+        # worker would start far into the canonical order and the dataset's prefix (which decides when the
+        # target is reached) would grow at one worker's speed. Small steps keep the workers in order.
+        if session.settings.production and getattr(config.option, "maxschedchunk", "absent") is None:
+            config.option.maxschedchunk = 1
 
 
 class _XdistController:

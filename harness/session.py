@@ -160,9 +160,12 @@ class FactorySession:
     # -- receiving ------------------------------------------------------------------------------------
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
+        if report.when == "???" and report.failed:      # xdist: the worker died while running this item
+            payload = self._crashed_payload(report)
+        elif report.when != "call":
             return
-        payload = next((v for k, v in report.user_properties if k == REPORT_KEY), None)
+        else:
+            payload = next((v for k, v in report.user_properties if k == REPORT_KEY), None)
         if payload is None:
             return
         chunk = Chunk.from_list(payload["chunk"])
@@ -185,6 +188,21 @@ class FactorySession:
         if self.target is not None and self.stop_file is not None:
             self._update_cutoff()
         self._progress()
+
+    def _crashed_payload(self, report) -> dict | None:
+        """A chunk whose worker died (a fatal signal in one of its kernels): done, with no records and one
+        ``crashed`` reject, so the run and the dataset's prefix go on; a rerun does not retry it."""
+        if not self.settings.production or "::production[" not in report.nodeid:
+            return None
+        family = report.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        name = report.nodeid.rsplit("[", 1)[-1].rstrip("]")
+        chunk = next((c for c in self.plan_chunks if c.family == family and c.name == name), None)
+        if chunk is None:
+            return None
+        message = f"worker crashed while running {report.nodeid}: {str(report.longrepr).strip()[:300]}"
+        reject = {"family": family, "chunk": name, "index": None, "seed": None, "device": None,
+                  "reason": "crashed", "message": message, "kernel_name": None}
+        return {"chunk": chunk.as_list(), "records": [], "rejects": [reject], "seconds": {}}
 
     def _update_cutoff(self) -> None:
         """Advance the finished canonical prefix; once every dataset is full there, tell workers to stop."""

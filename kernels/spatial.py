@@ -157,7 +157,7 @@ def lively(node: E.Node, leaves: dict[str, Interval], rng, T=E.FLOAT32, typical:
         v = np.broadcast_to(E.evaluate(node, env, T), (24,))
         if not (bool(np.all(np.isfinite(v))) and float(np.ptp(v)) > 1e-5 * (1.0 + float(np.abs(v).max()))):
             return False
-        for n in E.uses(node):
+        for n in sorted(E.uses(node)):   # sorted: set order depends on PYTHONHASHSEED
             moved = dict(env)
             moved[n] = rng.permutation(env[n])
             if np.array_equal(np.broadcast_to(E.evaluate(node, moved, T), (24,)), v):

@@ -86,3 +86,29 @@ def test_snapshot_of_source_and_ir(name, snapshot):
     assert spec.source == snapshot(name="python_source")
     assert {"forward": cpu.forward, "backward": cpu.backward, "support": cpu.support} == snapshot(name="cpu")
     assert {"forward": cuda.forward, "backward": cuda.backward, "support": cuda.support} == snapshot(name="cuda")
+
+
+def test_generation_does_not_depend_on_the_hash_seed():
+    """Same seeds, different PYTHONHASHSEED, separate processes: identical programs for every family."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib\n"
+        "from harness.registry import all_families\n"
+        "from harness.seeds import kernel_seed, rng_for\n"
+        "h = hashlib.sha256()\n"
+        "for name, family in all_families().items():\n"
+        "    for i in range(25):\n"
+        "        seed = kernel_seed(0, name, 'hashseed', i)\n"
+        "        h.update(family.spec(seed, rng_for(seed)).source.encode())\n"
+        "print(h.hexdigest())\n"
+    )
+    digests = set()
+    for hashseed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hashseed)
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+        digests.add(hashlib.sha256(out.stdout.strip().encode()).hexdigest())
+    assert len(digests) == 1

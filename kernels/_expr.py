@@ -385,6 +385,10 @@ class ExprGen:
             iv = Interval(min(iv.lo, x.iv.lo, -1), max(iv.hi, x.iv.hi, 1)) if op == "floordiv" else iv
             return Node(op, (x, y), iv=iv)
         iv = _iv_binary(op, x.iv, y.iv)
+        if op == "div" and self.ty.is_int:
+            # C division truncates toward zero: 9 / (|a| + 1) is 0 once |a| >= 9, so the real-valued hull
+            # [0.47, 9] would wrongly exclude 0 (and a later "nonzero" denominator would divide by zero)
+            iv = Interval(math.trunc(iv.lo), math.trunc(iv.hi))
         if iv.mag > limit:
             # too large: fall back to an operation that cannot blow up
             op = "add" if self.rng.random() < 0.5 else "min"

@@ -7,10 +7,13 @@ so it costs only itself and a few extra compiles.
 
 from __future__ import annotations
 
+import hashlib
 import linecache
 import os
 import shutil
 import tempfile
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,8 +51,9 @@ class BuiltModule:
 @dataclass(slots=True)
 class BuildFailure:
     spec: KernelSpec
-    stage: str            # "define" | "cpu" | "cuda"
+    stage: str                       # "define" | "cpu" | "cuda"
     message: str
+    devices: tuple[str, ...] = ("cpu", "cuda")   # backends the kernel has no build for
 
 
 @dataclass(slots=True)
@@ -57,6 +61,7 @@ class BuildResult:
     modules: list[BuiltModule] = field(default_factory=list)
     failures: list[BuildFailure] = field(default_factory=list)
     compiles: int = 0     # how many module compiles it took (bisection shows up here)
+    seconds: Counter = field(default_factory=Counter)   # define / compile_cpu / compile_cuda wall seconds
 
 
 def _forget_function_names(source: str) -> None:
@@ -117,33 +122,97 @@ def block_dim_of(spec: KernelSpec) -> int:
     return spec.program.block_dim if spec.program.tiled and spec.program.block_dim else CPU_BLOCK_DIM
 
 
-def _compile(specs: list[KernelSpec], module_name: str, opts: BuildOptions, block_dim: int) -> BuiltModule:
+def module_name_for(prefix: str, specs: list[KernelSpec], opts: BuildOptions, block_dim: int) -> str:
+    """A Warp module name that is a function of everything that determines the module's code and binary.
+
+    Modules are built with Warp's ``strip_hash`` option, so the kernel cache directory is named after the
+    module alone: the name must change whenever the kernels or the build options do. Kernel names are
+    already content hashes of their source.
+    """
+    parts = [*sorted(s.kernel_name for s in specs), f"block_dim={block_dim}", f"mode={wp.config.mode}",
+             f"cpu_O{opts.cpu_optimization_level}", f"cuda_O{opts.cuda_optimization_level}",
+             f"backward={wp.config.enable_backward}", f"cpu_blocks={wp.config.enable_cpu_blocks}"]
+    digest = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+    name = f"{prefix}_{digest}"
+    live = wp._src.context.user_modules
+    if name not in live:
+        return name
+    n = 1                                  # another live copy of this module in this process: keep it apart
+    while f"{name}_{n}" in live:
+        n += 1
+    return f"{name}_{n}"
+
+
+def _load_cpu(module, opts: BuildOptions, block_dim: int) -> str:
+    wp.set_module_options({"optimization_level": opts.cpu_optimization_level}, module=module)
+    module.load(wp.get_device("cpu"), block_dim=block_dim)
+    return cpu_source_path(module, block_dim).read_text(encoding="utf-8")
+
+
+def _compile_cuda(module, opts: BuildOptions) -> tuple[str, str | None]:
+    wp.set_module_options({"optimization_level": opts.cuda_optimization_level}, module=module)
+    out_dir = tempfile.mkdtemp(prefix="wkf_aot_")
+    try:
+        paths = wp.compile_aot_module(module, arch=opts.cuda_arch, module_dir=out_dir, use_ptx=True)
+        source = next(Path(out_dir).glob("*.cu")).read_text(encoding="utf-8")
+        ptx = Path(paths[0]).read_bytes().rstrip(b"\0").decode("utf-8") if opts.with_ptx else None
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        module.options["optimization_level"] = opts.cpu_optimization_level
+    return source, ptx
+
+
+class _StageFailed(Exception):
+    """A module failed on one backend; ``built`` holds what succeeded before (the CPU build, if any)."""
+
+    def __init__(self, stage: str, cause: BaseException, built: BuiltModule | None):
+        super().__init__(str(cause))
+        self.stage = stage
+        self.cause = cause
+        self.built = built
+
+
+def _compile(specs: list[KernelSpec], module_name: str, opts: BuildOptions, block_dim: int,
+             seconds: Counter) -> BuiltModule:
+    """Define ``specs`` as one Warp module and compile it on each requested backend, CPU first."""
     namespaces: dict[str, dict] = {}
-    kernels = define_kernels(specs, module_name, namespaces)
+    t0 = time.perf_counter()
+    try:
+        kernels = define_kernels(specs, module_name, namespaces)
+    except Exception as exc:  # noqa: BLE001
+        partial = wp._src.context.user_modules.get(module_name)
+        if partial is not None:
+            release_module(partial)
+        raise _StageFailed("define", exc, None) from exc
+    finally:
+        seconds["define"] += time.perf_counter() - t0
     module = next(iter(kernels.values())).module
-    built = BuiltModule(specs=specs, module=module, kernels=kernels, namespaces=namespaces, block_dim=block_dim)
+    # strip_hash: generated names are the kernels' own (content-addressed) names, the same whichever backend
+    # is built first; otherwise Warp's hash suffix can differ between a build and a later rebuild of the module
+    wp.set_module_options({"strip_hash": True}, module=module)
     if block_dim != CPU_BLOCK_DIM:
-        module.options["block_dim"] = block_dim       # tiled: the CUDA build uses the same block width
+        wp.set_module_options({"block_dim": block_dim}, module=module)   # tiled: CUDA uses the same block width
+    built = BuiltModule(specs=specs, module=module, kernels=kernels, namespaces=namespaces, block_dim=block_dim)
+    stage = "cpu"
     try:
         if opts.want_cpu:
-            module.options["optimization_level"] = opts.cpu_optimization_level
-            module.load(wp.get_device("cpu"), block_dim=block_dim)
-            built.cpu_source = cpu_source_path(module, block_dim).read_text(encoding="utf-8")
-        if opts.want_cuda:
-            module.options["optimization_level"] = opts.cuda_optimization_level
-            out_dir = tempfile.mkdtemp(prefix="wkf_aot_")
+            t0 = time.perf_counter()
             try:
-                paths = wp.compile_aot_module(module, arch=opts.cuda_arch, module_dir=out_dir, use_ptx=True)
-                cu = next(Path(out_dir).glob("*.cu"))
-                built.cuda_source = cu.read_text(encoding="utf-8")
-                if opts.with_ptx:
-                    built.ptx = Path(paths[0]).read_bytes().rstrip(b"\0").decode("utf-8")
+                built.cpu_source = _load_cpu(module, opts, block_dim)
             finally:
-                shutil.rmtree(out_dir, ignore_errors=True)
-            module.options["optimization_level"] = opts.cpu_optimization_level
-            # the CUDA build hashed the module with its own options; forget that hash so the CPU build loaded
-            # above still matches at launch (otherwise a tiled module, same block_dim on both, recompiles)
-            module.hashers.pop(block_dim, None)
+                seconds["compile_cpu"] += time.perf_counter() - t0
+        if opts.want_cuda:
+            stage = "cuda"
+            t0 = time.perf_counter()
+            try:
+                built.cuda_source, built.ptx = _compile_cuda(module, opts)
+            finally:
+                seconds["compile_cuda"] += time.perf_counter() - t0
+    except Exception as exc:  # noqa: BLE001
+        if stage == "cuda" and built.cpu_source is not None:
+            raise _StageFailed("cuda", exc, built) from exc
+        release_module(module)
+        raise _StageFailed(stage, exc, None) from exc
     except BaseException:
         release_module(module)
         raise
@@ -151,7 +220,10 @@ def _compile(specs: list[KernelSpec], module_name: str, opts: BuildOptions, bloc
 
 
 def build(specs: list[KernelSpec], module_name: str, opts: BuildOptions) -> BuildResult:
-    """Compile ``specs`` as one module per block width, bisecting on failure. Never raises for a bad kernel."""
+    """Compile ``specs`` as one module per block width, bisecting on failure. Never raises for a bad kernel.
+
+    ``module_name`` is a prefix; each module is named after its content (:func:`module_name_for`).
+    """
     result = BuildResult()
     widths = sorted({block_dim_of(s) for s in specs})
     for width in widths:
@@ -160,28 +232,28 @@ def build(specs: list[KernelSpec], module_name: str, opts: BuildOptions) -> Buil
     return result
 
 
-def _build_into(result: BuildResult, specs: list[KernelSpec], module_name: str, opts: BuildOptions,
+def _build_into(result: BuildResult, specs: list[KernelSpec], prefix: str, opts: BuildOptions,
                 block_dim: int) -> None:
     if not specs:
         return
     result.compiles += 1
     try:
-        result.modules.append(_compile(specs, module_name, opts, block_dim))
+        result.modules.append(_compile(specs, module_name_for(prefix, specs, opts, block_dim), opts, block_dim,
+                                       result.seconds))
         return
-    except Exception as exc:  # noqa: BLE001 - any failure of a generated kernel is data, not a crash
+    except _StageFailed as failed:
         if len(specs) == 1:
-            result.failures.append(BuildFailure(specs[0], _stage_of(exc), _short(exc)))
+            # a kernel that compiled for the CPU but not for CUDA keeps its CPU build and CPU record
+            if failed.built is not None:
+                result.modules.append(failed.built)
+            devices = ("cuda",) if failed.built is not None else ("cpu", "cuda")
+            result.failures.append(BuildFailure(specs[0], failed.stage, _short(failed.cause), devices))
             return
+        if failed.built is not None:
+            release_module(failed.built.module)
     half = len(specs) // 2
-    _build_into(result, specs[:half], module_name + "_a", opts, block_dim)
-    _build_into(result, specs[half:], module_name + "_b", opts, block_dim)
-
-
-def _stage_of(exc: BaseException) -> str:
-    text = f"{type(exc).__name__} {exc}"
-    if "nvrtc" in text.lower() or "cuda" in text.lower():
-        return "cuda"
-    return "compile"
+    _build_into(result, specs[:half], prefix, opts, block_dim)
+    _build_into(result, specs[half:], prefix, opts, block_dim)
 
 
 def _short(exc: BaseException, limit: int = 600) -> str:

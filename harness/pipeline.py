@@ -90,30 +90,36 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
         cpu_optimization_level=job.build.cpu_optimization_level,
         cuda_optimization_level=job.build.cuda_optimization_level,
     )
-    t0 = time.perf_counter()
-    built = build(specs, f"wkf_{job.family.name}_{job.chunk}", opts)
-    result.seconds["compile"] += time.perf_counter() - t0
+    built = build(specs, f"wkf_{job.family.name}", opts)
+    result.seconds.update(built.seconds)
     result.compiles = built.compiles
+    lost: dict[str, set[str]] = {}       # kernel name -> requested devices it cannot have a record for
     for failure in built.failures:
         spec = failure.spec
+        # without a GPU, CUDA records take their numbers from the CPU build: no CPU build, no CUDA record
+        blocked = set(failure.devices) | ({"cuda"} if "cpu" in failure.devices and cpu_numerics else set())
+        lost[spec.kernel_name] = blocked
         for device in job.devices:
-            result.rejects.append(_reject_entry(job, index_of[spec.kernel_name], spec.seed, device, "compile_error",
-                                                f"{failure.stage}: {failure.message}", spec.kernel_name))
+            if device in blocked:
+                result.rejects.append(_reject_entry(job, index_of[spec.kernel_name], spec.seed, device,
+                                                    "compile_error", f"{failure.stage}: {failure.message}",
+                                                    spec.kernel_name))
     versions = tool_versions()
     for module in built.modules:
         try:
             blocks = module_blocks(module)
             for spec in module.specs:
-                _records_for(job, result, module, blocks, spec, index_of[spec.kernel_name], versions)
+                devices = tuple(d for d in job.devices if d not in lost.get(spec.kernel_name, ()))
+                _records_for(job, result, module, blocks, spec, index_of[spec.kernel_name], versions, devices)
         finally:
             release_module(module.module)
     return result
 
 
-def _records_for(job, result, module, blocks, spec, index, versions) -> None:
+def _records_for(job, result, module, blocks, spec, index, versions, devices) -> None:
     kernel = module.kernels[spec.kernel_name]
     checked: dict[str, object] = {}
-    for device in job.devices:
+    for device in devices:
         numerics = device if (device == "cpu" or job.gpu) else "cpu"
         t0 = time.perf_counter()
         try:

@@ -1,0 +1,148 @@
+"""Building modules: one compile per module, generated names that do not depend on build history, and a
+kernel that fails on one backend costing only that backend's record."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import harness.build as hb
+from harness.build import BuildOptions, build, configure_warp, release_module
+from harness.extract import extract
+from harness.family import Arg, Family, Program, Tolerance
+from harness.pipeline import ChunkJob, run_chunk
+
+# A real vector-family program: Warp's codegen discovers types (wp.vec3 from a constructor call) that its
+# first module hash did not see, so a CUDA build after the CPU build used to rehash the kernel under another
+# name and the CPU code no longer matched (record_error "no ..._cpu_kernel_forward in generated cpu source")
+# and the module was compiled a second time at launch.
+VEC_SOURCE = '''import warp as wp
+
+
+@wp.kernel
+def wkf_kernel(vals: wp.array(dtype=wp.vec2), y: wp.array(dtype=float), gain: float,
+               y_out: wp.array(dtype=wp.vec2)):
+    i = wp.tid()
+    xvals = vals[i]
+    xy = y[i]
+    d = wp.normalize((wp.vec3(xy, xy, xy) + wp.vec3(0.5, 0.0, 0.0)))
+    e = (d - wp.min((d - wp.vec3(gain, gain, d[2])), wp.where(gain < (-2.3), d, wp.vec3(xy, gain, gain))))
+    y_out[i] = xvals * (gain / ((e.x * e.x) + 2.0))
+'''
+N = 8
+
+
+def _vec_reference(spec, inputs):
+    xy = inputs["y"].astype(np.float64)
+    gain = float(inputs["gain"])
+    d = np.stack([xy + 0.5, xy, xy], axis=-1)
+    d = d / np.linalg.norm(d, axis=-1, keepdims=True)
+    other = np.where(gain < np.float32(-2.3), d, np.stack([xy, np.full_like(xy, gain), np.full_like(xy, gain)], -1))
+    first = d - np.stack([np.full_like(xy, gain), np.full_like(xy, gain), d[:, 2]], -1)
+    e = d - np.minimum(first, other)
+    return {"y_out": inputs["vals"].astype(np.float64) * (gain / (e[:, 0] * e[:, 0] + spec.meta))[:, None]}
+
+
+VEC_ARGS = (Arg("vals", "vec2f", "in", (N,)), Arg("y", "float32", "in", (N,)), Arg("gain", "float32", "scalar"),
+            Arg("y_out", "vec2f", "out", (N,)))
+
+
+def _family(sources: list[str]) -> Family:
+    """A family that hands out ``sources`` in order (the constant in the last line is the reference's meta)."""
+    programs = iter(sources)
+
+    def generate(rng):
+        source = next(programs)
+        return Program(source, VEC_ARGS, (N,), meta=float(source.rsplit("+ ", 1)[1].split(")")[0]))
+
+    return Family(name="buildcheck", description="test family", generate=generate,
+                  reference=_vec_reference, tolerance=lambda spec: Tolerance(1e-4, 1e-5), chunk_size=len(sources))
+
+
+def _variants(k: int) -> list[str]:
+    return [VEC_SOURCE.replace("+ 2.0)", f"+ {2.0 + j})") for j in range(k)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warp(tmp_path_factory):
+    configure_warp(tmp_path_factory.mktemp("warp-cache"))
+
+
+def test_cpu_and_cuda_code_carry_the_kernels_own_name_and_the_module_compiles_once(monkeypatch):
+    loads = []
+    real_load = hb._load_cpu
+    monkeypatch.setattr(hb, "_load_cpu", lambda *a: loads.append(a[0].name) or real_load(*a))
+    job = ChunkJob(family=_family(_variants(1)), chunk="c00000", indices=(0,), devices=("cpu", "cuda"),
+                   factory_seed=0, build=BuildOptions())
+    result = run_chunk(job)
+    assert not result.rejects, result.rejects
+    by_device = {r["device"]: r for r in result.records}
+    assert set(by_device) == {"cpu", "cuda"}
+    name = by_device["cpu"]["kernel_name"]
+    assert f"void {name}_cpu_kernel_forward(" in by_device["cpu"]["ir"]["forward"]
+    assert f"void {name}_cuda_kernel_forward(" in by_device["cuda"]["ir"]["forward"]
+    assert len(loads) == 1
+    assert result.compiles == 1
+
+
+def test_module_names_follow_content_and_options():
+    family = _family(_variants(2))
+    specs = [family.spec(i, np.random.default_rng(i)) for i in range(2)]
+    o0, o2 = BuildOptions(), BuildOptions(cpu_optimization_level=2)
+    assert hb.module_name_for("p", specs, o0, 1) == hb.module_name_for("p", specs[::-1], o0, 1)
+    assert hb.module_name_for("p", specs, o0, 1) != hb.module_name_for("p", specs[:1], o0, 1)
+    assert hb.module_name_for("p", specs, o0, 1) != hb.module_name_for("p", specs, o2, 1)
+    assert hb.module_name_for("p", specs, o0, 1) != hb.module_name_for("p", specs, o0, 64)
+
+
+def test_a_kernel_that_fails_only_on_nvrtc_keeps_its_cpu_record(monkeypatch):
+    sources = _variants(4)
+    bad = _family([sources[2]]).spec(0, np.random.default_rng(0)).kernel_name     # the third program
+    real_cuda = hb._compile_cuda
+
+    def fake_cuda(module, opts):
+        if any(k.key == bad for k in module._get_live_kernels()):
+            raise RuntimeError("NVRTC error: simulated failure")
+        return real_cuda(module, opts)
+
+    monkeypatch.setattr(hb, "_compile_cuda", fake_cuda)
+    job = ChunkJob(family=_family(sources), chunk="c00000", indices=(0, 1, 2, 3), devices=("cpu", "cuda"),
+                   factory_seed=0, build=BuildOptions())
+    result = run_chunk(job)
+    assert [(r["device"], r["reason"], r["kernel_name"]) for r in result.rejects] == [("cuda", "compile_error", bad)]
+    assert "NVRTC error: simulated failure" in result.rejects[0]["message"]
+    kept = sorted((r["kernel_name"] == bad, r["device"]) for r in result.records)
+    assert kept.count((True, "cpu")) == 1 and (True, "cuda") not in kept
+    assert len(result.records) == 7
+
+
+def test_a_kernel_that_fails_on_the_cpu_loses_both_records_without_a_gpu():
+    sources = _variants(3)
+    sources[1] = sources[1].replace("xvals * (gain", "xvals * (undefined_name")
+    job = ChunkJob(family=_family(sources), chunk="c00000", indices=(0, 1, 2), devices=("cpu", "cuda"),
+                   factory_seed=0, build=BuildOptions())
+    result = run_chunk(job)
+    assert sorted((r["device"], r["reason"], r["index"]) for r in result.rejects) == [
+        ("cpu", "compile_error", 1), ("cuda", "compile_error", 1)]
+    assert len(result.records) == 4
+
+
+def test_build_releases_every_module_it_gave_up_on():
+    import warp as wp
+
+    sources = _variants(2)
+    sources[0] = sources[0].replace("xvals * (gain", "xvals * (undefined_name")
+    family = _family(sources)
+    specs = [family.spec(i, np.random.default_rng(i)) for i in range(2)]
+    before = set(wp._src.context.user_modules)
+    result = build(specs, "wkf_release", BuildOptions())
+    try:
+        assert len(result.failures) == 1 and len(result.modules) == 1
+        live = set(wp._src.context.user_modules) - before
+        assert live == {result.modules[0].module.name}
+        mangled = result.modules[0].kernels[specs[1].kernel_name].get_mangled_name()
+        assert mangled == specs[1].kernel_name
+        assert extract(result.modules[0].cpu_source, mangled, "cpu").forward
+    finally:
+        for module in result.modules:
+            release_module(module.module)

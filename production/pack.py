@@ -101,6 +101,8 @@ def pack(root: Path) -> dict:
         "factory_seed": first["provenance"]["factory_seed"],
         "arch": first["ir"]["arch"],
         "numerics_devices": dict(Counter(r["verification"]["numerics_device"] for r in records)),
+        "optimization_levels": {str(k): v for k, v in sorted(
+            Counter(r["provenance"]["optimization_level"] for r in records).items())},
         "gradient_checked": sum(1 for r in records if r["verification"]["gradient_checked"]),
         "rejects": summary["rejects"],
         "dropped": summary["dropped"],
@@ -119,6 +121,7 @@ def card(m: dict) -> str:
     device = m["device"]
     lang = "C++ (Warp CPU backend)" if device == "cpu" else f"CUDA C++ (NVRTC, {m['arch']})"
     numerics = ", ".join(f"{n} on {d}" for d, n in sorted(m["numerics_devices"].items()))
+    levels = ", ".join(f"O{k}" for k in m.get("optimization_levels", {})) or "unrecorded"
     fam_rows = "\n".join(f"| `{f}` | {n} |" for f, n in m["per_family"].items())
     return f"""---
 license: apache-2.0
@@ -148,8 +151,10 @@ configs:
 structs they use. {m['bytes_raw'] / 1e6:.1f} MB of JSON records, {m['bytes_compressed'] / 1e6:.1f} MB as zstd Parquet.
 
 ## What was verified, and how
-- Every kernel was compiled: by Warp's CPU backend (clang, block_dim 1) and, for this dataset's code,
-  {"the same CPU build" if device == "cpu" else "by NVRTC for " + str(m['arch'])}.
+- Every kernel was compiled: by Warp's CPU backend (Clang inside Warp; block_dim 1, tiled kernels at their
+  tile width) and, for this dataset's code, {"the same CPU build" if device == "cpu" else "by NVRTC for " + str(m['arch'])}
+  (optimisation level {levels}, per record in `provenance.optimization_level`; the generated source does not
+  depend on it).
 - Every kernel was launched on 3 sets of fresh random inputs and each output element compared with a NumPy
   float64 reference: `|got - expected| <= atol + rtol*|expected|` (exact for integers). `verification` in each
   record gives the tolerance, the largest errors seen, the number of elements compared and masked (elements

@@ -6,4 +6,4 @@ Data flows one way::
          -> run + compare (verify.py) -> record (record.py) -> report -> writer (writer.py, controller only)
 """
 
-GENERATOR_API_VERSION = 1
+GENERATOR_API_VERSION = 2   # 2: generated names without Warp's hash suffix (strip_hash)

@@ -67,12 +67,11 @@ def pack(root: Path) -> dict:
     shards = []
     for split, _ in SPLITS:
         rows = by_split.get(split, [])
-        n_files = max(1, -(-len(rows) // ROWS_PER_FILE))
+        n_files = -(-len(rows) // ROWS_PER_FILE)      # no file for an empty split: HF datasets rejects empty ones
         for k in range(n_files):
             part = rows[k * ROWS_PER_FILE:(k + 1) * ROWS_PER_FILE]
             name = f"{split}-{k:05d}-of-{n_files:05d}.parquet"
-            pq.write_table(_table(part) if part else _table(records[:1]).slice(0, 0),
-                           staging / name, compression="zstd", compression_level=9)
+            pq.write_table(_table(part), staging / name, compression="zstd", compression_level=9)
             shards.append({"file": f"data/{name}", "split": split, "records": len(part),
                            "sha256": sha256_file(staging / name), "bytes": (staging / name).stat().st_size})
     if data.exists():
@@ -121,6 +120,8 @@ def card(m: dict) -> str:
     device = m["device"]
     lang = "C++ (Warp CPU backend)" if device == "cpu" else f"CUDA C++ (NVRTC, {m['arch']})"
     numerics = ", ".join(f"{n} on {d}" for d, n in sorted(m["numerics_devices"].items()))
+    split_files = "\n".join(f"  - split: {name}\n    path: data/{name}-*.parquet"
+                            for name, n in m["per_split"].items() if n)
     levels = ", ".join(f"O{k}" for k in m.get("optimization_levels", {})) or "unrecorded"
     fam_rows = "\n".join(f"| `{f}` | {n} |" for f, n in m["per_family"].items())
     return f"""---
@@ -136,12 +137,7 @@ tags:
 configs:
 - config_name: default
   data_files:
-  - split: train
-    path: data/train-*.parquet
-  - split: validation
-    path: data/validation-*.parquet
-  - split: test
-    path: data/test-*.parquet
+{split_files}
 ---
 
 # warp-kernel-factory — {device} dataset

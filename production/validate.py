@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from harness.record import content_id, structural_hash
 from harness.schema import RecordInvalid, validate_record
 from production.pack import sha256_file, split_of
 
@@ -22,6 +23,28 @@ def unflatten(row: dict) -> dict:
     record = dict(row)
     record["features"] = json.loads(row["features"])
     return record
+
+
+def record_problems(record: dict) -> list[str]:
+    """What the schema cannot see: the id and structure hash must be those of the record's own content, and
+    the code must be the named kernel's (a record edited or mixed up after it was made fails here)."""
+    problems = []
+    if record["id"] != content_id(record["python_source"], record["device"], record["ir"]):
+        problems.append("id is not the sha256 of its python_source, device and ir")
+    if record["structural_hash"] != structural_hash(record["python_source"]):
+        problems.append("structural_hash does not match its python_source")
+    name = record["kernel_name"]
+    if f"def {name}(" not in record["python_source"]:
+        problems.append(f"python_source does not define kernel {name}")
+    entry = f"{name}_{record['device']}_kernel_forward("
+    if entry not in record["ir"]["forward"]:
+        problems.append(f"ir.forward is not {entry[:-1]}")
+    v = record["verification"]
+    if v["elements_compared"] <= 0 or v["input_sets"] <= 0:
+        problems.append("verification compared no elements")
+    if record["device"] == "cpu" and v["numerics_device"] != "cpu":
+        problems.append(f"a cpu record whose numbers ran on {v['numerics_device']}")
+    return problems
 
 
 def validate(root: Path) -> list[str]:
@@ -44,7 +67,11 @@ def validate(root: Path) -> list[str]:
             problems.append(f"{path}: sha256 differs from the manifest")
         if path.stat().st_size != shard["bytes"]:
             problems.append(f"{path}: size {path.stat().st_size} != manifest {shard['bytes']}")
-        rows = pq.read_table(path).to_pylist()
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (OSError, ValueError) as exc:         # pyarrow raises ArrowInvalid (a ValueError) on damage
+            problems.append(f"{path}: unreadable Parquet ({exc})")
+            continue
         if len(rows) != shard["records"]:
             problems.append(f"{path}: {len(rows)} records, manifest says {shard['records']}")
         for row in rows:
@@ -54,6 +81,7 @@ def validate(root: Path) -> list[str]:
             except RecordInvalid as exc:
                 problems.append(f"{path}: {exc}")
                 continue
+            problems.extend(f"{path}: record {record['id']}: {p}" for p in record_problems(record))
             if record["device"] != manifest["device"]:
                 problems.append(f"{path}: record {record['id']} is for {record['device']}")
             if split_of(record["structural_hash"]) != shard["split"]:

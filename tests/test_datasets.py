@@ -1,0 +1,109 @@
+"""Finished datasets: a production packs itself; wkf-validate accepts it and names every kind of damage;
+wkf-analyze prints its statistics; pandas reads the Parquet shards offline."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from production import analyze, validate
+from production.pack import sha256_file
+
+PROD = ("-m", "production", "--device", "cpu", "-p", "no:xdist", "--target-mb", "0.1")
+
+
+@pytest.fixture
+def dataset(factory_project):
+    out = factory_project.path / "out"
+    result = factory_project.runpytest_subprocess(*PROD, "--out", str(out))
+    assert result.ret == 0
+    return out
+
+
+def _rewrite(path, mutate):
+    """Apply ``mutate`` to the first row of a Parquet shard and write it back with the same schema."""
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    mutate(rows[0])
+    pq.write_table(type(table).from_pylist(rows, schema=table.schema), path, compression="zstd")
+
+
+def _refresh_manifest(root, shard_path):
+    """Make the manifest agree with a rewritten shard, so only the record-level check can object."""
+    manifest = json.loads((root / "manifest.json").read_text())
+    for shard in manifest["shards"]:
+        if root / shard["file"] == shard_path:
+            shard["sha256"] = sha256_file(shard_path)
+            shard["bytes"] = shard_path.stat().st_size
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_packed_dataset_validates_loads_and_is_analyzed(dataset, capsys):
+    import pandas as pd
+
+    assert validate.validate(dataset) == []
+    assert validate.main([str(dataset)]) == 0
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    df = pd.read_parquet(dataset / "data")
+    assert len(df) == manifest["records"] == sum(manifest["per_split"].values())
+    assert set(df["family"]) == {"tiny"} and df["id"].is_unique
+    assert 0.99e5 <= manifest["bytes_raw"] <= 1.01e5
+    assert "configs:" in (dataset / "README.md").read_text()
+    capsys.readouterr()
+    assert analyze.main([str(dataset)]) == 0
+    printed = capsys.readouterr().out
+    assert "tiny" in printed and str(manifest["records"]) in printed
+
+
+def test_hf_datasets_loads_the_packed_folder_offline(dataset, tmp_path, monkeypatch):
+    from datasets import load_dataset
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    files = {split: str(dataset / "data" / f"{split}-*.parquet") for split in manifest["per_split"]
+             if manifest["per_split"][split]}
+    ds = load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "hf-cache"))
+    assert {s: len(ds[s]) for s in files} == {s: manifest["per_split"][s] for s in files}
+    row = ds["train"][0]
+    assert row["ir"]["forward"] and json.loads(row["features"]) is not None
+    # the folder itself, through the dataset card's YAML `configs` (no loading script)
+    by_card = load_dataset(str(dataset), cache_dir=str(tmp_path / "hf-cache-card"))
+    assert {s: len(by_card[s]) for s in by_card} == {s: n for s, n in manifest["per_split"].items() if n}
+
+
+def test_validate_names_a_record_whose_content_does_not_match_its_id(dataset, capsys):
+    shard = next(p for p in sorted((dataset / "data").glob("*.parquet")) if pq.read_metadata(p).num_rows)
+
+    def edit(row):
+        row["ir"]["forward"] = row["ir"]["forward"].replace("wp::add", "wp::sub", 1) + "// edited\n"
+
+    _rewrite(shard, edit)
+    _refresh_manifest(dataset, shard)
+    problems = validate.validate(dataset)
+    assert any("id is not the sha256 of its python_source, device and ir" in p for p in problems), problems
+    assert not any("sha256 differs" in p for p in problems)
+    assert validate.main([str(dataset)]) == 1
+    assert "INVALID" in capsys.readouterr().out
+
+
+def test_validate_names_damaged_shards_and_manifest_disagreements(dataset):
+    shards = sorted((dataset / "data").glob("*.parquet"))
+    assert len(shards) >= 2
+    with open(shards[0], "ab") as fh:
+        fh.write(b"\0")
+    shards[1].unlink()
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest["per_family"]["tiny"] += 1
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+    problems = validate.validate(dataset)
+    text = "\n".join(problems)
+    assert f"{shards[0]}: sha256 differs from the manifest" in text
+    assert f"{shards[1]}: missing" in text
+    assert "per-family counts differ from the manifest" in text
+
+
+def test_validate_without_a_manifest_says_what_to_run(tmp_path):
+    assert validate.validate(tmp_path) == [f"{tmp_path}: no manifest.json (run wkf-pack first)"]

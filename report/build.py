@@ -3,7 +3,8 @@
     python -m report.build [--data production] [--bench report/bench/stages.json] [--out report]
 
 Reads ``<data>/cpu_code`` and ``<data>/cuda_code`` (``data/*.parquet``, ``manifest.json``, ``rejects.jsonl``),
-the pytest-benchmark JSON of ``tests/bench`` (optional), and measures the generators' diversity
+the pytest-benchmark JSON of ``tests/bench`` (optional: ``--bench PATH``, by default
+``report/bench/stages.json`` when it exists; ``tox -e bench`` writes it), and measures the generators' diversity
 (``production.diversity.measure``). Token counts use the real ``cl100k_base`` BPE shipped inside the
 ``bpe-openai`` wheel, so the build needs no network. Every number in the text comes from ``report.stats``;
 the prose is ``report/template.md``.
@@ -60,7 +61,10 @@ def build(data: Path, out: Path, bench_path: Path | None, *, token_sample: int =
     _log(f"generator diversity ({diversity['source']}) in {time.perf_counter() - t:.1f} s")
     bench = stats.bench_numbers(bench_path)
     if bench_path is not None and bench is None:
-        _log(f"no benchmark JSON at {bench_path}: the report quotes production rates only")
+        _log(f"no benchmark JSON at {bench_path}: the report quotes no stage rates")
+    elif bench is not None and not bench["rows"]:
+        _log(f"{bench_path} holds no benchmark results (all skipped or deselected?): the report quotes no stage rates")
+        bench = None
     result = {
         "report": {
             "command": command,

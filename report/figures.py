@@ -33,7 +33,8 @@ def _save(fig, out: Path, name: str) -> str:
 
 
 def _log_bins(values_list, n=40):
-    vals = np.concatenate([np.asarray(v, float)[np.asarray(v, float) > 0] for v in values_list if len(v)])
+    parts = [np.asarray(v, float)[np.asarray(v, float) > 0] for v in values_list if len(v)]
+    vals = np.concatenate(parts) if parts else np.zeros(0)
     if vals.size == 0:
         return np.linspace(0, 1, n)
     lo, hi = np.log10(vals.min()), np.log10(vals.max())
@@ -168,31 +169,46 @@ def fig_stage_rates(bench: dict, out: Path) -> str:
     return _save(fig, out, "stage_rates.png")
 
 
-def fig_production(numbers: dict, out: Path) -> str:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
+def fig_production(numbers: dict, out: Path) -> str | None:
+    """Production rate per dataset (left) and worker time per stage (right), from the logged runs; a panel
+    without data is left out, and no figure is drawn when the runs measured neither (None)."""
+    from .stats import STAGE_LABELS, stage_order
+
     devices = list(numbers)
-    rec = [numbers[d]["production"]["records_per_second"] or 0 for d in devices]
-    mbs = [numbers[d]["production"]["mb_per_second"] or 0 for d in devices]
-    x = np.arange(len(devices))
-    a.bar(x - 0.2, rec, 0.4, color=[COLORS[d] for d in devices], label="records/s")
-    a2 = a.twinx()
-    a2.bar(x + 0.2, mbs, 0.4, color=[COLORS[d] for d in devices], alpha=0.45, hatch="//", label="MB/s")
-    a.set_xticks(x, [LABELS[d] for d in devices])
-    a.set_ylabel("records written per second (solid)")
-    a2.set_ylabel("MB of records per second (hatched)")
-    workers = {numbers[d]["production"]["workers"] for d in devices}
-    a.set_title(f"Production rate ({'/'.join(str(w) for w in sorted(workers))} worker processes)")
-    stages = sorted({k for d in devices for k in numbers[d]["production"]["stage_share"]})
-    left = np.zeros(len(devices))
-    for i, st in enumerate(stages):
-        w = np.asarray([numbers[d]["production"]["stage_share"].get(st, 0) * 100 for d in devices])
-        b.barh(x, w, left=left, color=plt.get_cmap("Set2").colors[i % 8], label=st)
-        left += w
-    b.set_yticks(x, [LABELS[d] for d in devices])
-    b.set_xlim(0, 100)
-    b.set_xlabel("% of worker time per stage")
-    b.set_title("Where production time goes")
-    b.legend(fontsize=8, ncol=len(stages), loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    prod = {d: numbers[d]["production"] for d in devices}
+    rated = [d for d in devices if prod[d]["records_per_second"]]
+    timed = [d for d in devices if prod[d]["stage_share"]]
+    panels = (["rate"] if rated else []) + (["stages"] if timed else [])
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 0.5, 3.6), squeeze=False)
+    axes = dict(zip(panels, axes[0]))
+    if "rate" in axes:
+        a = axes["rate"]
+        x = np.arange(len(rated))
+        a.bar(x - 0.2, [prod[d]["records_per_second"] for d in rated], 0.4, color=[COLORS[d] for d in rated])
+        a2 = a.twinx()
+        a2.bar(x + 0.2, [prod[d]["mb_per_second"] or 0 for d in rated], 0.4, color=[COLORS[d] for d in rated],
+               alpha=0.45, hatch="//")
+        a.set_xticks(x, [LABELS[d] for d in rated])
+        a.set_ylabel("records written per second (solid)")
+        a2.set_ylabel("MB of records per second (hatched)")
+        workers = sorted({prod[d]["workers"] for d in rated if prod[d]["workers"]})
+        a.set_title("Production rate" + (f" ({'/'.join(map(str, workers))} worker processes)" if workers else ""))
+    if "stages" in axes:
+        b = axes["stages"]
+        stages = sorted({k for d in timed for k in prod[d]["stage_share"]}, key=stage_order)
+        y = np.arange(len(timed))
+        left = np.zeros(len(timed))
+        for i, st in enumerate(stages):
+            w = np.asarray([prod[d]["stage_share"].get(st, 0) * 100 for d in timed])
+            b.barh(y, w, left=left, color=plt.get_cmap("Set2").colors[i % 8], label=STAGE_LABELS.get(st, st))
+            left += w
+        b.set_yticks(y, [LABELS[d] for d in timed])
+        b.set_xlim(0, 100)
+        b.set_xlabel("% of worker time per stage")
+        b.set_title("Where production time goes")
+        b.legend(fontsize=7, ncol=min(3, len(stages)), loc="upper center", bbox_to_anchor=(0.5, -0.25))
     return _save(fig, out, "production.png")
 
 
@@ -230,11 +246,11 @@ def draw_all(numbers: dict, series: dict, bench: dict | None, out: Path) -> dict
         "tokens": fig_tokens(series, out),
         "family_balance": fig_family_balance(numbers, out),
         "verification": fig_verification(series, out),
-        "production": fig_production(numbers, out),
     }
-    rejects = fig_rejects(numbers, out)
-    if rejects:
-        drawn["rejects"] = rejects
+    for name, fig in (("production", fig_production), ("rejects", fig_rejects)):
+        drawn_name = fig(numbers, out)
+        if drawn_name:
+            drawn[name] = drawn_name
     if bench and bench["groups"]:
         drawn["stage_rates"] = fig_stage_rates(bench, out)
     return drawn

@@ -59,9 +59,10 @@ def counts_inline(counter: dict, total: int | None = None, limit: int | None = N
     return ", ".join(parts) if parts else "none"
 
 
-def figure(drawn: dict, name: str, caption: str) -> str:
+def figure(drawn: dict, name: str, caption: str, missing: str | None = None) -> str:
     if name not in drawn:
-        return f"*(Figure not drawn: {caption.split(':')[0].lower()} has no data in these inputs.)*"
+        missing = missing or f"Figure not drawn: {caption.split(':')[0].lower()} has no data in these inputs."
+        return f"*({missing})*"
     return f"![{caption}](figures/{drawn[name]})\n\n*Figure: {caption}*"
 
 

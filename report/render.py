@@ -34,7 +34,7 @@ def context(nums: dict, catalog: dict, drawn: dict, datasets: dict, meta: dict) 
     ctx["meta.command"] = meta["command"]
     ctx["meta.data_dir"] = meta["data_dir"]
     ctx["meta.bench_source"] = f" and the stage benchmark `{meta['bench']}`" if bench else \
-        " (no stage benchmark JSON was given, so Section 3.1.1 quotes no measured stage rates)"
+        " (no stage benchmark results were given, so Sections 3.1.1 and 3.1.4 quote no measured stage rates)"
     ctx["meta.warp"] = tools.get("warp", "?")
     ctx["meta.cuda_toolkit"] = tools.get("cuda_toolkit") or "not available"
     ctx["meta.numpy"] = tools.get("numpy", "?")
@@ -98,7 +98,8 @@ def context(nums: dict, catalog: dict, drawn: dict, datasets: dict, meta: dict) 
     ctx["cpu.top_builtins"] = counts_inline({f"`wp.{k}`": v for k, v in cov["top_builtins"].items()}, None, 12)
     ctx["table.production"] = T.production_table(nums)
     ctx["fig.production"] = figure(drawn, "production", "Production rate per dataset and share of worker time "
-                                                        "per stage (from manifest.json runs)")
+                                                        "per stage (from manifest.json runs)",
+                                   "No production figure: no logged run measured a rate or stage times.")
     ctx["production.sentence"] = production_sentence(cpu, cuda)
     ctx["bench.section"] = T.bench_section(bench, drawn, ctx["catalog.chunk_size"])
     ctx["table.rejects"] = T.rejects_table(nums)
@@ -108,6 +109,9 @@ def context(nums: dict, catalog: dict, drawn: dict, datasets: dict, meta: dict) 
     ctx["table.code_patterns"] = T.code_patterns_table(nums)
     ctx["cuda.production_sentence"] = cuda_production_sentence(cpu, cuda)
     ctx["cuda.with_ptx"] = n(cuda["sizes"]["with_ptx"])
+    ctx["records.entry_names"] = entry_names_sentence(cpu, cuda)
+    ctx["cpu.opt_levels"] = " and ".join(f"`-O{k}`" for k in cpu["optimization_levels"]) or "(none recorded)"
+    ctx["cuda.frame"] = cuda_frame(cuda)
 
     # -- structure, characteristics ----------------------------------------------------------------------
     ctx["table.quality"] = T.quality_table(nums)
@@ -182,16 +186,24 @@ def gradient_sentence(cpu: dict, cuda: dict) -> str:
 
 
 def speed_sentence(cpu: dict, cuda: dict, bench: dict | None) -> str:
-    p = cpu["production"]
-    text = (f"The CPU production wrote {sig(p['records_per_second'])} records/s ({sig(p['mb_per_second'])} MB/s) with "
-            f"{p['workers']} worker processes, compile, numerics and gradient checks included; the CUDA production "
-            f"{sig(cuda['production']['records_per_second'])} records/s.")
+    p, q = cpu["production"], cuda["production"]
+    if p["records_per_second"]:
+        text = (f"The CPU production wrote {sig(p['records_per_second'])} records/s ({sig(p['mb_per_second'])} MB/s) "
+                f"with {n(p['workers'])} worker process{'' if p['workers'] == 1 else 'es'}, compile, numerics and "
+                "gradient checks included"
+                + (f"; the CUDA production {sig(q['records_per_second'])} records/s." if q["records_per_second"]
+                   else "; no CUDA production rate was logged."))
+    else:
+        text = ("No production rate was measured for these datasets: no logged production run wrote a chunk "
+                "(Section 3.1.4).")
     sp = (bench or {}).get("speedups", {})
     best = sp.get("pipeline:naive") or sp.get("compile-cpu:naive-O2")
     if best:
         which = "whole chunk pipeline" if sp.get("pipeline:naive") else "CPU compile"
         text += (f" Building {bench['K']} kernels per Warp module instead of one was {best:.1f}x faster "
                  f"({which}, stage benchmark).")
+    elif not bench:
+        text += " No stage benchmark was given to this build, so no per-stage rate is quoted either."
     return text
 
 
@@ -228,23 +240,51 @@ def shared_runs(cpu: dict, cuda: dict) -> bool:
     return bool(a) and a == b
 
 
+def _stage_phrase(share: dict) -> str:
+    from .stats import STAGE_LABELS
+
+    return ", ".join(f"`{k}` {100 * v:.0f}%" if k in STAGE_LABELS else f"{k} {100 * v:.0f}%"
+                     for k, v in sorted(share.items(), key=lambda kv: -kv[1]))
+
+
 def production_sentence(cpu: dict, cuda: dict) -> str:
     p = cpu["production"]
+    if p["runs"] == 0:
+        return ("No production run is logged in the manifests (`runs` is empty: the datasets were packed without "
+                "their `work/runs.jsonl`), so this report has no measured production rate and no stage times; the "
+                "tables above describe the data, and the rejects below come from `rejects.jsonl`.")
+    if p["measured_runs"] == 0:
+        return (f"The manifests log {plural(p['runs'], 'run')} of `pytest -m production`, and "
+                + ("it finished no chunk" if p["runs"] == 1 else "none of them finished a chunk")
+                + " (a rerun that finds every chunk already written logs such a run). The runs "
+                f"that wrote these {n(cpu['records'])} CPU and {n(cuda['records'])} CUDA records are not in the log, "
+                "so this report has no measured production rate and no stage times for them; it quotes none.")
     shared = shared_runs(cpu, cuda)
-    parts = [f"The production ran as {plural(p['runs'], 'run')} of `pytest -m production` with "
+    parts = [f"The production ran as {plural(p['measured_runs'], 'logged run')} of `pytest -m production` with "
              f"{plural(p['workers'], 'pytest-xdist worker')}"
              + (", writing both datasets at once (`--device all`): every chunk was compiled by Clang (code and "
                 "numerics) and by NVRTC, so the times and rates of the two columns are those of the same runs."
                 if shared else ", one production per dataset.")]
+    if p["idle_runs"]:
+        parts.append(f"{plural(p['idle_runs'], 'further logged run')} finished no chunk and "
+                     f"{'is' if p['idle_runs'] == 1 else 'are'} left out of the rates.")
+    if not p["log_covers_dataset"]:
+        parts.append(f"The logged runs wrote {n(p['records_written'])} CPU records, fewer than the "
+                     f"{n(cpu['records'])} the dataset holds: some of the runs that made it are not in the log, so "
+                     "the rates are those of the logged runs only.")
     share = p["stage_share"]
     if share:
-        top = max(share, key=share.get)
-        if shared:
-            parts.append(f"Most worker time went to `{top}` ({100 * share[top]:.0f}%).")
-        else:
-            parts.append(f"Most worker time went to `{top}` ({100 * share[top]:.0f}% in the CPU production, "
-                         f"{100 * cuda['production']['stage_share'].get(top, 0):.0f}% in the CUDA production, "
-                         "where every chunk is compiled twice: Clang for the numerics, NVRTC for the code).")
+        head = (f"Worker time by stage, summed over workers ({plural(p['timed_runs'], 'timed run')}): "
+                + _stage_phrase(share))
+        if not shared and cuda["production"]["stage_share"]:
+            head += ("; in the CUDA production, where every chunk is compiled twice (Clang for the numerics, NVRTC "
+                     "for the code): " + _stage_phrase(cuda["production"]["stage_share"]))
+        parts.append(head + ".")
+        if p["stage_naming"] in ("combined", "mixed"):
+            parts.append("Runs logged before the harness timed Clang and NVRTC separately record one `compile` "
+                         "stage for both.")
+    else:
+        parts.append("The logged runs recorded no per-stage times.")
     written, kept = p["records_written"], cpu["records"]
     if written > kept:
         dups = {f"`{k}`": v for k, v in cpu["dropped"].items() if k.startswith("duplicate")}
@@ -265,14 +305,18 @@ def overlap_sentence(o: dict) -> str:
 
 def cuda_production_sentence(cpu: dict, cuda: dict) -> str:
     a, b = cpu["production"], cuda["production"]
-    if shared_runs(cpu, cuda):
-        runs = "production run" if b["runs"] == 1 else f"{n(b['runs'])} production runs"
+    if not b["records_per_second"]:
+        text = "No production rate was logged for the CUDA dataset either (Section 3.1.4)"
+    elif shared_runs(cpu, cuda):
+        one = b["measured_runs"] == 1
+        runs = "production run" if one else f"{n(b['measured_runs'])} production runs"
+        whose = "that run's" if one else "that of those runs"
         text = (f"Both datasets came from the same {runs} (`--device all`), so the CUDA "
-                f"dataset's rate is that run's: {sig(b['records_per_second'])} CUDA records/s "
+                f"dataset's rate is {whose}: "
+                f"{sig(b['records_per_second'])} CUDA records/s "
                 f"({sig(b['mb_per_second'])} MB/s) alongside the CPU records")
     else:
-        ratio = (a["records_per_second"] / b["records_per_second"]) if a["records_per_second"] and \
-            b["records_per_second"] else None
+        ratio = (a["records_per_second"] / b["records_per_second"]) if a["records_per_second"] else None
         text = (f"It wrote {sig(b['records_per_second'])} records/s ({sig(b['mb_per_second'])} MB/s) with "
                 f"{plural(b['workers'], 'worker')}")
         if ratio:
@@ -280,8 +324,8 @@ def cuda_production_sentence(cpu: dict, cuda: dict) -> str:
                      "per second (each chunk is compiled by Clang for the numerics and by NVRTC for the code)")
     r = cuda["rejects"]
     text += (f". Of the {n(r['attempted'])} kernels generated in the {n(r['chunks'])} chunks the CUDA dataset is "
-             f"made of, {n(r['written'])} ({100 * (r['acceptance'] or 0):.1f}%) passed; compile errors (Clang or "
-             f"NVRTC) over all finished chunks: {n(r['by_reason'].get('compile_error', 0))}.")
+             f"made of, {n(r['written'])} ({100 * (r['acceptance'] or 0):.1f}%) passed; compile errors (code "
+             f"generation, Clang or NVRTC) over all finished chunks: {n(r['by_reason'].get('compile_error', 0))}.")
     return text
 
 
@@ -348,7 +392,49 @@ def verification_sentence(cpu: dict, cuda: dict) -> str:
     return text
 
 
+GRID_STRIDE = "grid-stride loop over `_idx`"
+LEAN = "one thread per index (early `return` when `_idx >= dim.size`)"
+CONTIGUOUS = "contiguous-array specialisation (`wp_contiguous_args`: 1-D launch over 1-D arrays)"
+
+
+def cuda_frame(cuda: dict) -> str:
+    """How the CUDA entry points walk the launch, as counted in the records (grid-stride loop or lean path)."""
+    pats, total = cuda["coverage"]["code_patterns"], cuda["records"]
+    gs, lean = pats.get(GRID_STRIDE, 0), pats.get(LEAN, 0)
+    if gs == total:
+        return "wraps the body in a grid-stride loop over `_idx` (Warp's default, `wp.config.default_grid_stride`)"
+    if lean == total:
+        return "computes one `_idx` per thread and returns early past the launch size (`grid_stride=False`)"
+    return (f"wraps the body in a grid-stride loop over `_idx` in {n(gs)} records and uses the one-thread-per-index "
+            f"form in {n(lean)}")
+
+
+def entry_names_sentence(cpu: dict, cuda: dict) -> str:
+    """What the generated entry points are called, as found in the records' ``ir.forward``."""
+    e = {d: x["entry_names"] for d, x in (("cpu", cpu), ("cuda", cuda))}
+    total = {d: x["records"] for d, x in (("cpu", cpu), ("cuda", cuda))}
+    if all(e[d]["plain"] == total[d] for d in e):
+        return ("The generated entry points carry the kernel's own content-addressed name, with no hash suffix "
+                "added by Warp: `<kernel_name>_cpu_kernel_forward` / `_cpu_kernel_backward` and "
+                "`<kernel_name>_cuda_kernel_forward` / `_cuda_kernel_backward` (e.g. "
+                f"`{e['cpu']['examples'].get('plain')}`), because the harness builds every module with Warp's "
+                "`strip_hash` option (Section 2.2); this holds for every record of both datasets.")
+    if all(e[d]["hash_suffix"] == total[d] for d in e):
+        return ("In these records the generated entry points carry Warp's default kernel-hash suffix after the "
+                "kernel name, `<kernel_name>_<hash[:8]>_cpu_kernel_forward` and so on (e.g. "
+                f"`{e['cpu']['examples'].get('hash_suffix')}`): they were produced before the harness switched to "
+                "Warp's `strip_hash` module option, which drops the suffix (Section 2.2).")
+    parts = []
+    for d, label in (("cpu", "CPU"), ("cuda", "CUDA")):
+        parts.append(f"{label}: {n(e[d]['plain'])} records named `<kernel_name>_{d}_kernel_forward`, "
+                     f"{n(e[d]['hash_suffix'])} with Warp's 8-hex kernel-hash suffix after the kernel name"
+                     + (f", {n(e[d]['other'])} otherwise" if e[d]["other"] else ""))
+    return ("The generated entry points' names depend on whether the module was built with Warp's `strip_hash` "
+            "option (Section 2.2); in these records: " + "; ".join(parts) + ".")
+
+
 def cuda_analysis_sentence(cpu: dict, cuda: dict, overlap: dict) -> str:
+    cpu_contig = cpu["coverage"]["code_patterns"].get(CONTIGUOUS, 0)
     s, c = cuda["sizes"], cpu["sizes"]
     t, tc = cuda["tokens"], cpu["tokens"]
     text = (f"The CUDA records hold the same kinds of programs as the CPU records (tables of Section 5.1, CUDA "
@@ -356,9 +442,11 @@ def cuda_analysis_sentence(cpu: dict, cuda: dict, overlap: dict) -> str:
             f"{kb(c['record_bytes']['p50'])} KB for CPU; its forward code is "
             f"{n(s['forward_chars']['p50'])} characters at the median against {n(c['forward_chars']['p50'])} on the "
             f"CPU, and its generated code {n(t['generated']['p50'])} tokens against {n(tc['generated']['p50'])}. "
-            "The backends differ in the frame around the statements: the CUDA entry point takes its parameters by "
-            "value and loops over `_idx`, the CPU one unpacks an argument struct and adds a contiguous-array "
-            "specialisation, and the CPU support code holds that struct.")
+            "The backends differ in the frame around the statements: the CUDA entry point takes every parameter by "
+            f"value and {cuda_frame(cuda)}, while the CPU one reads its parameters from an argument struct "
+            "(`wp_args_<kernel>`, which the CPU support code holds) through a pointer, and "
+            f"{n(cpu_contig)} CPU records ({pct(cpu_contig, cpu['records'])}) add the contiguous-array "
+            "specialisation Warp emits for 1-D launches over 1-D arrays.")
     both = overlap.get("in_both", 0)
     if both:
         fwd, bwd = overlap["forward_statements_identical"], overlap["backward_statements_identical"]
@@ -407,9 +495,11 @@ def limitations_short(cpu: dict, cuda: dict) -> str:
     gpu = ("CUDA code compiled but not run on a GPU" if on_gpu == 0 else
            f"CUDA numerics on a GPU for {pct(on_gpu, cuda['records'])} of CUDA records only") \
         if on_gpu < cuda["records"] else "CUDA numerics ran on a GPU"
+    warp = sorted(cpu["tool_versions"]["warp"])
     return (f"{gpu}; gradients checked for {pct(cpu['verification']['gradient_checked'], cpu['records'])} of CPU "
-            "records; synthetic programs from grammars (not real-world code); one Warp version, one CUDA "
-            "architecture.")
+            "records; synthetic programs from grammars (not real-world code); "
+            + (f"one Warp version ({warp[0]})" if len(warp) == 1 else f"{len(warp)} Warp versions mixed")
+            + (f", one CUDA architecture ({cuda['arch']})." if cuda["arch"] else "."))
 
 
 def limitations_list(cpu: dict, cuda: dict, bench: dict | None, nums: dict) -> str:
@@ -441,36 +531,59 @@ def limitations_list(cpu: dict, cuda: dict, bench: dict | None, nums: dict) -> s
                  "declared range; behaviour outside those ranges (overflow, NaN propagation, extreme magnitudes) is "
                  f"not covered, and {pct(cpu['verification']['elements_masked'], cpu['verification']['elements_masked'] + cpu['verification']['elements_compared'], 2)} "
                  "of the output elements were masked as ill-conditioned rather than compared.")
-    items.append(f"**One toolchain.** All code is from Warp {cpu['tools'].get('warp')} with NVRTC "
-                 f"{cpu['tools'].get('cuda_toolkit')} for {cuda['arch']}; other Warp versions generate different code "
-                 f"(names, templates, launch structure) and other architectures different PTX. PTX is included only "
-                 f"with `--ptx` ({n(cuda['sizes']['with_ptx'])} records here). CPU modules were compiled at "
-                 "optimisation level 0 (Warp's generated C++ does not depend on it; the machine code does).")
+    versions = {k: sorted(set(cpu["tool_versions"][k]) | set(cuda["tool_versions"][k]))
+                for k in ("warp", "cuda_toolkit")}
+    levels = {d: ", ".join(f"`-O{k}`" for k in x["optimization_levels"]) for d, x in (("cpu", cpu), ("cuda", cuda))}
+    items.append(f"**One toolchain.** All code is from Warp {' and '.join(versions['warp'])} with NVRTC "
+                 f"{' and '.join(versions['cuda_toolkit'])} for {cuda['arch']}; other Warp versions generate different "
+                 "code (names, templates, launch structure) and other architectures different PTX. PTX is included "
+                 f"only with `--ptx` ({n(cuda['sizes']['with_ptx'])} records here). `provenance.optimization_level` "
+                 f"is {levels['cpu']} in the CPU records and {levels['cuda']} in the CUDA records. Warp's generated "
+                 "C++ and CUDA text does not depend on the level; the machine code that ran the numerics does, so "
+                 "other levels could round differently.")
     sampled = any(x["tokens"]["sample"] < x["tokens"]["of"] for x in (cpu, cuda))
     items.append("**Token counts** use one tokenizer (`cl100k_base`)"
                  + (f" on a sample of {n(cpu['tokens']['sample'])} CPU and {n(cuda['tokens']['sample'])} CUDA records; "
                     "totals are extrapolations" if sampled else ", counted on every record")
                  + "; other tokenizers split C++ differently.")
+    measured = cpu["production"]["records_per_second"] or cuda["production"]["records_per_second"]
+    where = "the production manifests" if measured else ""
     if bench:
-        items.append(f"**Rates** were measured on a shared machine ({bench['machine'].get('cores') or '?'} CPU cores"
-                     f"{', ' + bench['machine']['cpu'] if bench['machine'].get('cpu') else ''}) with other jobs "
-                     "running; they are indicative, not a controlled benchmark.")
+        where = (where + " and " if where else "") + (
+            "the stage benchmark, run in one process on a machine with "
+            f"{bench['machine'].get('cores') or 'an unknown number of'} CPU cores{', ' + bench['machine']['cpu'] if bench['machine'].get('cpu') else ''}")
+    if where:
+        items.append(f"**Rates** come from {where}, on shared machines with other jobs running; they are "
+                     "indicative, not a controlled benchmark."
+                     + ("" if measured else " No production run that wrote these datasets was logged, so there is "
+                        "no measured production rate."))
     else:
-        items.append("**Rates** come from the production manifests only (no stage benchmark was given) and were "
-                     "measured on a shared machine.")
+        items.append("**Rates** are not reported: no logged production run wrote these datasets and no stage "
+                     "benchmark JSON was given to this build.")
     return "\n".join(f"{i}. {text}" for i, text in enumerate(items, 1))
 
 
 def conclusion(cpu: dict, cuda: dict, fams: list[str]) -> str:
-    return (f"The factory produced {n(cpu['records'])} CPU and {n(cuda['records'])} CUDA records from {len(fams)} "
+    gaps = []
+    not_on_gpu = cuda["verification"]["numerics_device"].get("cpu", 0)
+    if not_on_gpu:
+        gaps.append((f"GPU execution of the CUDA code ({pct(not_on_gpu, cuda['records'])} of CUDA records took their "
+                     "numbers from the CPU build)", "rerunning the same command on a machine with a GPU"))
+    g = cpu["verification"]["gradient_checked"]
+    if g < cpu["records"]:
+        gaps.append((f"broader gradient checks ({pct(g, cpu['records'])} of CPU records checked)",
+                     "adding differentiable references"))
+    text = (f"The factory produced {n(cpu['records'])} CPU and {n(cuda['records'])} CUDA records from {len(fams)} "
             f"kernel families, {mb(cpu['bytes_raw'])} MB and {mb(cuda['bytes_raw'])} MB of JSON, in which every "
             "record is a distinct program that Warp compiled with a real compiler and that matched a float64 "
             "reference on fresh inputs, with its forward and backward code and the evidence of its verification in "
             "the record. Compared with the earlier pipeline, the gain is not in volume but in what each record "
             "certifies and in how cheaply that certification scales: many kernels per module, bisection for the bad "
-            "ones, and pytest-xdist for parallelism turn verification from a luxury into the default. The main gaps, "
-            "GPU execution of the CUDA code and broader gradient checks, are measured in this report and are closed by "
-            "rerunning the same command on a machine with a GPU and by adding differentiable references.")
+            "ones, and pytest-xdist for parallelism turn verification from a luxury into the default.")
+    if gaps:
+        text += (" The main gaps, " + " and ".join(g for g, _ in gaps) + ", are measured in this report and are "
+                 "closed by " + " and by ".join(fix for _, fix in gaps) + ".")
+    return text
 
 
 def fill(template: str, ctx: dict[str, str]) -> str:

@@ -54,7 +54,8 @@ PY_CONSTRUCTS: tuple[tuple[str, str], ...] = (
 CODE_PATTERNS: tuple[tuple[str, str | None, str | None], ...] = (
     ("backward (adjoint) entry point", r"_cpu_kernel_backward\(", r"_cuda_kernel_backward\("),
     ("argument struct `wp_args_<kernel>` (CPU ABI)", r"^struct wp_args_", None),
-    ("contiguous-array specialisation (`wp_linear_contiguous`)", r"wp_linear_contiguous", None),
+    ("contiguous-array specialisation (`wp_contiguous_args`: 1-D launch over 1-D arrays)", r"\bwp_contiguous_args\b",
+     None),
     ("grid-stride loop over `_idx`", None, r"_idx \+= static_cast<size_t>\(blockDim\.x\)"),
     ("one thread per index (early `return` when `_idx >= dim.size`)", None, r"if \(_idx >= dim\.size\) return;"),
     ("`__launch_bounds__` on the entry point", None, r"__launch_bounds__"),
@@ -267,28 +268,67 @@ def reject_numbers(ds: Dataset, chunk_sizes: dict[str, int] | None = None) -> di
     }
 
 
-def production_numbers(manifest: dict) -> dict:
-    runs = manifest.get("runs", [])
+#: the stages a production run times (``stage_seconds`` of ``work/runs.jsonl``), in pipeline order. Runs logged
+#: before the harness split the compile stage record one ``compile`` (Clang and NVRTC together); both are read.
+RUN_STAGES = ("generate", "define", "compile", "compile_cpu", "compile_cuda", "verify", "record")
+COMPILE_STAGES = frozenset({"compile", "compile_cpu", "compile_cuda"})
+STAGE_LABELS = {"generate": "generate", "define": "define (exec into a Warp module)",
+                "compile": "compile (Clang and NVRTC, not split)", "compile_cpu": "compile_cpu (Clang)",
+                "compile_cuda": "compile_cuda (NVRTC)", "verify": "verify", "record": "record"}
+
+
+def stage_order(name: str) -> tuple:
+    return (RUN_STAGES.index(name) if name in RUN_STAGES else len(RUN_STAGES), name)
+
+
+def production_numbers(manifest: dict, records_kept: int = 0) -> dict:
+    """What the logged production runs (``manifest.json`` ``runs``, from ``work/runs.jsonl``) measured.
+
+    Only runs that finished at least one chunk in measurable wall time count towards rates (a rerun that finds
+    every chunk written logs a run with no chunks). Nothing is estimated: where no run measured something the
+    value is ``None`` and the report says so. ``log_covers_dataset`` is False when the logged runs wrote fewer
+    records than the dataset holds, i.e. some of the runs that made it were not logged.
+    """
+    runs = [r for r in (manifest.get("runs") or []) if isinstance(r, dict)]
+    measured = [r for r in runs if int(r.get("chunks") or 0) > 0 and float(r.get("wall_seconds") or 0) > 0]
     stages: Counter = Counter()
-    for run in runs:
-        stages.update(run.get("stage_seconds", {}))
-    wall = float(manifest.get("wall_seconds") or 0.0)
-    workers = max((int(run.get("workers", 1)) for run in runs), default=1)
+    timed = 0
+    for run in measured:
+        st = {k: float(v) for k, v in (run.get("stage_seconds") or {}).items() if v}
+        if st:
+            timed += 1
+            stages.update(st)
+    wall = sum(float(r["wall_seconds"]) for r in measured)
+    records = sum(int(r.get("records") or 0) for r in measured)
+    size = sum(int(r.get("bytes") or 0) for r in measured)
+    workers = max((int(r.get("workers") or 1) for r in measured), default=None)
     total_stage = sum(stages.values())
+    rps = records / wall if wall and records else None
+    names = set(stages)
+    naming = ("none" if not names & COMPILE_STAGES else "split" if "compile" not in names else
+              "combined" if not names & {"compile_cpu", "compile_cuda"} else "mixed")
+    written_all = sum(int(r.get("records") or 0) for r in runs)
     return {
         "runs": len(runs),
+        "measured_runs": len(measured),
+        "idle_runs": sum(1 for r in runs if int(r.get("chunks") or 0) == 0),
+        "timed_runs": timed,
         "workers": workers,
         "wall_seconds": wall,
-        "chunks": sum(int(run.get("chunks", 0)) for run in runs),
-        "records_written": sum(int(run.get("records", 0)) for run in runs),
-        "bytes_written": sum(int(run.get("bytes", 0)) for run in runs),
-        "records_per_second": manifest.get("records_per_second"),
-        "mb_per_second": manifest.get("mb_per_second"),
-        "records_per_second_per_worker": (manifest["records_per_second"] / workers
-                                          if manifest.get("records_per_second") else None),
-        "stage_seconds": {k: round(v, 1) for k, v in sorted(stages.items())},
-        "stage_share": {k: v / total_stage for k, v in sorted(stages.items())} if total_stage else {},
-        "started": [run.get("started") for run in runs],
+        "chunks": sum(int(r.get("chunks") or 0) for r in runs),
+        "records_written": written_all,
+        "bytes_written": sum(int(r.get("bytes") or 0) for r in runs),
+        "log_covers_dataset": written_all >= records_kept,
+        "records_per_second": rps,
+        "mb_per_second": size / 1e6 / wall if wall and size else None,
+        "records_per_second_per_worker": rps / workers if rps and workers else None,
+        "manifest_records_per_second": manifest.get("records_per_second"),
+        "stage_seconds": {k: round(stages[k], 1) for k in sorted(stages, key=stage_order)},
+        "stage_share": {k: stages[k] / total_stage for k in sorted(stages, key=stage_order)} if total_stage else {},
+        "compile_share": (sum(v for k, v in stages.items() if k in COMPILE_STAGES) / total_stage
+                          if total_stage else None),
+        "stage_naming": naming,
+        "started": [r.get("started") for r in measured],
     }
 
 
@@ -332,6 +372,29 @@ def coverage_numbers(rows: list[dict], language: str) -> dict:
         "args_per_kernel": dist(len(r["args"]) for r in rows),
         "with_helpers": sum(1 for r in rows if "@wp.func" in r["python_source"]),
     }
+
+
+ENTRY = {"cpu": re.compile(r"^static void (\w+)_cpu_kernel_forward\(", re.M),
+         "cuda": re.compile(r"__global__ void (?:\w+\(\w+\) )?(\w+)_cuda_kernel_forward\(", re.M)}
+HASH_SUFFIX = re.compile(r"_[0-9a-f]{8}$")
+
+
+def entry_name_numbers(rows: list[dict], device: str) -> dict:
+    """How the generated forward entry point is named relative to the record's ``kernel_name``: ``plain``
+    (``<kernel_name>_cpu_kernel_forward``, Warp's ``strip_hash`` module option), ``hash_suffix``
+    (``<kernel_name>_<8 hex>_cpu_kernel_forward``, Warp's default) or ``other``."""
+    counts = Counter()
+    example = {}
+    for r in rows:
+        m = ENTRY[device].search(r["ir"]["forward"] or "")
+        mangled = m.group(1) if m else None
+        kind = ("plain" if mangled == r["kernel_name"] else
+                "hash_suffix" if mangled and mangled.startswith(r["kernel_name"])
+                and HASH_SUFFIX.fullmatch(mangled[len(r["kernel_name"]):]) else "other")
+        counts[kind] += 1
+        example.setdefault(kind, f"{mangled}_{device}_kernel_forward" if mangled else None)
+    return {"plain": counts["plain"], "hash_suffix": counts["hash_suffix"], "other": counts["other"],
+            "examples": dict(sorted(example.items()))}
 
 
 def size_numbers(rows: list[dict]) -> tuple[dict, dict]:
@@ -441,7 +504,10 @@ def dataset_numbers(ds: Dataset, encoder, token_n: int, run_validate: bool = Tru
         "tokens": tokens,
         "verification": verification,
         "rejects": reject_numbers(ds, chunk_sizes),
-        "production": production_numbers(m),
+        "production": production_numbers(m, len(rows)),
+        "entry_names": entry_name_numbers(rows, ds.device),
+        "tool_versions": {k: dict(sorted(Counter(str(r["provenance"].get(k)) for r in rows).items()))
+                          for k in ("warp", "cuda_toolkit", "numpy", "python")},
         "coverage": coverage_numbers(rows, language),
         "quality": quality_numbers(ds, run_validate),
     }
@@ -535,7 +601,8 @@ def bench_numbers(path: Path | None) -> dict | None:
         "pytest_benchmark": data.get("version"),
         "machine": {"cpu": cpu.get("brand_raw"), "cores": cpu.get("count"), "python": machine.get("python_version"),
                     "node": machine.get("node")},
-        "K": k_values[0] if len(k_values) == 1 else k_values,
+        "K": (k_values[0] if len(k_values) == 1 else " / ".join(map(str, k_values)) if k_values else
+              "(not recorded)"),
         "rows": rows,
         "groups": groups,
         "speedups": speedups,

@@ -95,19 +95,30 @@ def code_patterns_table(nums: dict) -> str:
     return table(["pattern in the generated code", "CPU records", "CUDA records"], rows)
 
 
+NOT_MEASURED = "not measured"
+
+
 def production_table(nums: dict) -> str:
+    from .stats import STAGE_LABELS
+
+    def rate(v):
+        return sig(v) if v else NOT_MEASURED
+
     def col(x):
         p, r = x["production"], x["rejects"]
-        share = p["stage_share"]
-        return [n(p["runs"]), n(p["workers"]), secs(p["wall_seconds"]), n(p["chunks"]), n(p["records_written"]),
-                n(x["records"]), sig(p["records_per_second"]), sig(p["mb_per_second"]),
-                sig(p["records_per_second_per_worker"]),
-                ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(share.items(), key=lambda kv: -kv[1])) or "n/a",
+        runs = n(p["runs"]) + (f" ({n(p['measured_runs'])} wrote chunks)" if p["measured_runs"] != p["runs"] else "")
+        share = ", ".join(f"{STAGE_LABELS.get(k, k)} {100 * v:.0f}%"
+                          for k, v in sorted(p["stage_share"].items(), key=lambda kv: -kv[1]))
+        return [runs, n(p["workers"]) if p["workers"] else "-",
+                secs(p["wall_seconds"]) if p["wall_seconds"] else NOT_MEASURED, n(p["chunks"]),
+                n(p["records_written"]), n(x["records"]), rate(p["records_per_second"]), rate(p["mb_per_second"]),
+                rate(p["records_per_second_per_worker"]), share or "not logged",
                 n(r["failed"]), f"{n(r['written'])} of {n(r['attempted'])} ({100 * r['acceptance']:.1f}%)"
-                if r["acceptance"] is not None else "n/a",
+                if r["acceptance"] is not None else "-",
                 f"{mb(x['bytes_raw'])} of {mb(x['target_bytes'])}" if x.get("target_bytes") else mb(x["bytes_raw"])]
-    labels = ["production runs (`runs` in manifest.json)", "worker processes", "wall time (sum over runs)",
-              "chunks finished", "records written (before dedup and cut)", "records kept in the dataset",
+    labels = ["production runs logged (`runs` in manifest.json)", "worker processes",
+              "wall time (sum over runs that wrote chunks)", "chunks finished by the logged runs",
+              "records written by the logged runs (before dedup and cut)", "records kept in the dataset",
               "records written per second", "MB of records written per second", "records per second per worker",
               "worker time by stage", "kernels rejected (all finished chunks)",
               "kernels accepted in the chunks the dataset is made of",
@@ -233,19 +244,39 @@ def bench_table(bench: dict) -> str:
                   "batched speed-up"], rows, "lllrrrr")
 
 
+def _bench_coverage(bench: dict) -> str:
+    """Which families each benchmark group ran for, as the JSON says (``-k`` or ``WKF_BENCH_FAMILIES`` select)."""
+    from .figures import stage_key
+
+    fams = {g: sorted({r["family"] for r in bench["rows"] if r["group"] == g and r["family"]})
+            for g in sorted(bench["groups"], key=stage_key)}
+    everywhere = sorted({f for v in fams.values() for f in v})
+    if len(everywhere) == 1:
+        return f"Every stage ran for one family, `{everywhere[0]}`."
+    parts = [f"`{g}` for {len(v)} families" if len(v) > 1 else f"`{g}` for `{v[0]}`" if v else f"`{g}`"
+             for g, v in fams.items()]
+    return "Stages ran for: " + ", ".join(parts) + "."
+
+
 def bench_section(bench: dict | None, drawn: dict, chunk_sizes: str) -> str:
+    from .stats import STAGE_LABELS
+
     if not bench:
         return ("No stage benchmark JSON was given to this build (`--bench`), so per-stage rates are not reported; "
                 "run `pytest tests/bench -p no:xdist --benchmark-only --benchmark-json=report/bench/stages.json`.")
     m = bench["machine"]
     where = ", ".join(x for x in (f"{m['cores']} CPU cores" if m.get("cores") else "", m.get("cpu") or "",
                                   f"Python {m['python']}" if m.get("python") else "") if x)
+    k = bench["K"]
+    k_text = (f"with K = {k} kernels per chunk (production chunks hold {chunk_sizes})" if k != "(not recorded)" else
+              f"(the JSON records no chunk size K; production chunks hold {chunk_sizes})")
+    naive = any(r["variant"].startswith("naive") for r in bench["rows"])
     text = (f"`tests/bench/test_stages.py` timed each stage with pytest-benchmark {bench.get('pytest_benchmark') or ''} "
-            f"in one process, without xdist, on {where or 'the build machine'}, with K = {bench['K']} kernels per "
-            f"chunk (production chunks hold {chunk_sizes}), a fresh Warp kernel cache and fresh kernels in every timed round; "
-            "`generate`, `codegen`, `verify` and `record` ran for every family, the compile and whole-chunk "
-            "stages for the family named in the table. \"naive\" means one Warp module per kernel "
-            "(`naive-O2`: at Warp's default CPU level).")
+            f"in one process, without xdist, on {where or 'the build machine'}, {k_text}, a fresh Warp kernel cache "
+            f"and fresh kernels in every timed round. {_bench_coverage(bench)}"
+            + (" \"naive\" means one Warp module per kernel (`naive-O2`: at Warp's default CPU level, `-O2`; "
+               "`naive-O0`: at the factory's level, so batching alone), and for `pipeline` K one-kernel chunks at "
+               "`-O2`." if naive else ""))
     warm = []
     if bench.get("warmup_cpu_s"):
         warm.append(f"the first CPU compile of a process, which builds the precompiled header, took "
@@ -260,9 +291,28 @@ def bench_section(bench: dict | None, drawn: dict, chunk_sizes: str) -> str:
         st = pipe[0]["stage_seconds_per_round"]
         total = sum(st.values()) or 1
         text += (" Inside a batched chunk, time splits " + ", ".join(
-            f"{k} {100 * v / total:.0f}%" for k, v in sorted(st.items(), key=lambda kv: -kv[1])) + ".")
+            f"{STAGE_LABELS.get(k, k)} {100 * v / total:.0f}%" for k, v in sorted(st.items(), key=lambda kv: -kv[1]))
+            + ".")
     return text + "\n\n" + bench_table(bench) + "\n\n" + figure(
         drawn, "stage_rates", "Kernels per second per stage in one process (pytest-benchmark)")
+
+
+def production_rate_cell(p: dict, bench: dict | None) -> str:
+    """Appendix C's rate: the logged production's, else the stage benchmark's whole-chunk rate, else said absent."""
+    if p["records_per_second"]:
+        return (f"{sig(p['records_per_second_per_worker'])} records/s per worker process "
+                f"({sig(p['records_per_second'])} records/s, {sig(p['mb_per_second'])} MB/s with "
+                f"{plural(p['workers'], 'worker')}), compile, numerics and gradient checks included")
+    pipe = [r for r in (bench or {}).get("rows", []) if r["group"] == "pipeline" and r["variant"] == "batched"
+            and r.get("kernels_per_s")]
+    text = "no production rate was logged for these datasets (Section 3.1.4)"
+    if pipe:
+        r = pipe[0]
+        text += (f"; the stage benchmark's whole chunk (`{r['family']}`, K = {r['K']}, one process) ran at "
+                 f"{sig(r['kernels_per_s'])} kernels/s" + (f", {sig(r['records_per_s'])} records/s"
+                                                              if r.get("records_per_s") else "")
+                 + ", compile, numerics and gradient checks included")
+    return text
 
 
 def comparison_table(nums: dict, bench: dict | None) -> str:
@@ -270,7 +320,6 @@ def comparison_table(nums: dict, bench: dict | None) -> str:
     branch where they belong to one; nothing is claimed where no fact was established."""
     cpu, cuda = nums["datasets"]["cpu"], nums["datasets"]["cuda"]
     fams = len(set(cpu["families"]) | set(cuda["families"]))
-    rate = cpu["production"]["records_per_second_per_worker"]
     sets = " or ".join(sorted(cpu["verification"]["input_sets"]))
     rows = [
         ["kernel source", "`-891a`: 11 hand-written f-string templates with random 6-letter names",
@@ -300,9 +349,7 @@ def comparison_table(nums: dict, bench: dict | None) -> str:
         ["rate", "re-measured on this project's 2-core machine with Warp 1.19: `fast_batch_generator.py` (10 kernels "
          "per module, CPU compile, no numerics) 12.7 pairs/s = 0.127 MB/s on one core; one kernel per module "
          "(`pipeline.py`) 0.68 pairs/s. `-45d0` states 10.4 pairs/s",
-         f"{sig(rate)} records/s per worker process ({sig(cpu['production']['records_per_second'])} records/s, "
-         f"{sig(cpu['production']['mb_per_second'])} MB/s with {plural(cpu['production']['workers'], 'worker')}), "
-         "compile, numerics and gradient checks included"],
+         production_rate_cell(cpu["production"], bench)],
     ]
     return table(["aspect", "earlier pipeline (XinShuo-ph/warp_jit_synthesize_code, branches `-891a`, `-45d0`)",
                   "this project"], rows, "lll")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 
 from harness.seeds import derive_seed
 from harness.writer import load_records, read_jsonl
-from tests.conftest import TINY_FAMILY
+from tests.conftest import TINY_FAMILY, add_family
 
 PROD = ("-m", "production", "--device", "cpu", "-p", "no:xdist")
 
@@ -89,19 +88,40 @@ def test_corrupt_chunk_found_on_resume_is_redone(factory_project):
     assert load_records(out) == before
 
 
-def test_unwritable_output_stops_cleanly_without_partial_records(factory_project):
-    if os.geteuid() == 0:
-        pytest.skip("root ignores directory permissions")
-    out = factory_project.path / "ro"
-    (out / "work" / "chunks").mkdir(parents=True)
-    os.chmod(out / "work" / "chunks", 0o555)
-    try:
-        result = run(factory_project, *PROD, "--target-mb", "0.05", "--out", str(out))
-    finally:
-        os.chmod(out / "work" / "chunks", 0o755)
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*cannot write chunk tiny/c00000*nothing partial was written*"])
-    assert not list(out.rglob("*.jsonl*"))
+def test_write_failing_mid_run_stops_cleanly_and_a_rerun_resumes(factory_project):
+    """A write that fails after other chunks were written, even as root: the folder the writer needs for the
+    second family's first chunk is a regular file, so creating anything under it raises an OSError."""
+    tinz = twisted('f"    out[i] = {expr} * b[i]\\n"', name="tinz").replace(
+        "def REFERENCE_TWIST(out, a, b):\n    return out\n", "def REFERENCE_TWIST(out, a, b):\n    return (out - b) * b\n")
+    add_family(factory_project, "tinz", tinz)
+    project = factory_project.path
+    args = (*PROD, "--target-mb", "0.04")
+    ref = project / "ref"
+    assert run(factory_project, *args, "--out", str(ref)).ret == 0
+    out = project / "bad"
+    blocker = out / "work" / "rejects" / "tinz"      # the writer writes a chunk's rejects first, its records last
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a directory")
+    result = run(factory_project, *args, "--out", str(out))
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines([f"*cannot write chunk tinz/c00000 to {out}: *File exists: *{blocker}*; "
+                                 "nothing partial was written; fix the output directory and rerun the same "
+                                 "command to resume*"])
+    first = out / "work" / "chunks" / "tiny" / "c00000.jsonl"
+    assert read_jsonl(first)                           # mid-run: the chunk before it was written, whole
+    assert blocker.read_text() == "not a directory"
+    assert not [p for p in out.rglob("*") if "tinz" in p.name and p != blocker]    # nothing of the failed chunk
+    assert not list(out.rglob(".*.tmp*"))               # and no temporary file
+    assert not (out / "records").exists() and not (out / "data").exists()
+    written = first.stat()
+    blocker.unlink()                                    # fix the directory, rerun the same command
+    again = run(factory_project, *args, "--out", str(out), "-v")
+    assert again.ret == 0, again.stdout.str()[-3000:]
+    assert "tiny.py::production[c00000]" not in again.stdout.str()      # resumed: not redone
+    again.stdout.fnmatch_lines(["*kernels/tinz.py::production?c00000? PASSED*"])
+    assert (first.stat().st_ino, first.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+    assert load_records(out) == load_records(ref)
+    assert {r["family"] for r in load_records(out)} == {"tiny", "tinz"}
 
 
 def test_failed_write_stops_cleanly_without_partial_records(factory_project):
@@ -114,6 +134,71 @@ def test_failed_write_stops_cleanly_without_partial_records(factory_project):
     result.stdout.fnmatch_lines(["*cannot write chunk tiny/c00000*nothing partial was written*"])
     assert (out / "work" / "chunks").is_file()            # untouched: no chunk and no temp file was created
     assert not (out / "records").exists() and not (out / "data").exists()
+
+
+CRASHY = TINY_FAMILY.replace('name="tiny"', 'name="crashy"').replace("def generate(rng):\n", """def generate(rng):
+    import os, signal
+    # kill the xdist worker, as a fatal signal in compiled code would, in one chunk only (the first one)
+    if os.environ.get("PYTEST_XDIST_WORKER") and "crashy.py::production[c00000]" in os.environ.get("PYTEST_CURRENT_TEST", ""):
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+WAIT_FOR_REPLACEMENT = """
+import os, time
+from pathlib import Path
+
+import pytest
+
+STARTED = Path(__file__).parent / "replacement-started"
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER") not in (None, "gw0", "gw1"):
+        STARTED.touch()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    # the worker that did not crash waits for the one xdist starts in place of the dead one, so that the
+    # replacement is sure to be sent chunks (otherwise the survivor may finish them all first)
+    if os.environ.get("PYTEST_XDIST_WORKER") and "crashy.py::production[c00000]" not in item.nodeid:
+        deadline = time.monotonic() + 60
+        while not STARTED.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+"""
+
+
+def test_a_chunk_that_kills_its_worker_is_logged_as_crashed_and_not_retried(factory_project):
+    add_family(factory_project, "crashy", CRASHY)
+    conftest = factory_project.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + WAIT_FOR_REPLACEMENT)
+    out = factory_project.path / "out"
+    args = ("-m", "production", "--device", "cpu", "-n", "2", "--target-mb", "0.08", "--out", str(out), "-v")
+    result = factory_project.runpytest_subprocess(*args, timeout=180)
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*node down*", "*FAILED kernels/crashy.py::production?c00000?*",
+                                 "*replacing crashed worker*",
+                                 "*1 chunk(s) crashed their worker: logged as 'crashed' rejects, not retried*"])
+    # the replacement worker ran chunks, and only chunks of the plan it shares with the others
+    result.stdout.re_match_lines([r"\[gw2\] \[ *\d+%\] PASSED kernels/\w+\.py::production\[c\d+\]"])
+    assert "INTERNALERROR" not in result.stdout.str()
+    crashed = [r for r in read_jsonl(out / "rejects.jsonl") if r["reason"] == "crashed"]
+    assert len(crashed) == 1
+    assert crashed[0]["family"] == "crashy" and crashed[0]["chunk"] == "c00000"
+    assert "kernels/crashy.py::production[c00000]" in crashed[0]["message"]
+    assert read_jsonl(out / "work" / "chunks" / "crashy" / "c00000.jsonl") == []     # done, with no records
+    records = load_records(out)
+    assert {r["family"] for r in records} == {"crashy", "tiny"}
+    assert not [r for r in records if r["family"] == "crashy" and r["provenance"]["chunk"] == "c00000"]
+    assert (out / "manifest.json").exists() and list((out / "data").glob("train-*.parquet"))
+    again = factory_project.runpytest_subprocess(*args, timeout=180)
+    assert again.ret == 0, again.stdout.str()[-3000:]
+    assert "crashy.py::production[c00000]" not in again.stdout.str()
+    # nothing was lost to the crash: no chunk of the finished prefix is left for the rerun (chunks beyond the
+    # target may be collected again, and are skipped)
+    outcomes = again.parseoutcomes()
+    assert not outcomes.get("passed") and not outcomes.get("failed"), again.stdout.str()[-3000:]
+    assert load_records(out) == records
 
 
 def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(factory_project):

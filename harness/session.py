@@ -35,6 +35,16 @@ def discover_families(rootdir: Path) -> dict:
     return found
 
 
+def project_root(config: pytest.Config) -> Path:
+    """The directory holding ``kernels/``: pytest's rootdir, or the invocation directory when pytest chose
+    another rootdir (an existing ``--out DIR`` outside the checkout is taken for a test path before the
+    plugin's options are known, and moves the rootdir there)."""
+    for candidate in (config.rootpath, config.invocation_params.dir):
+        if (Path(candidate) / "kernels").is_dir():
+            return Path(candidate)
+    return Path(config.rootpath)
+
+
 def dataset_roots(settings: Settings, rootdir: Path) -> dict[str, Path]:
     if settings.out is not None:
         base = settings.out.resolve()
@@ -51,8 +61,9 @@ class FactorySession:
     def __init__(self, config: pytest.Config, settings: Settings):
         self.config = config
         self.settings = settings
-        self.families = discover_families(config.rootpath)
-        self.datasets = {d: DatasetDir(p, d) for d, p in dataset_roots(settings, config.rootpath).items()}
+        root = project_root(config)
+        self.families = discover_families(root)
+        self.datasets = {d: DatasetDir(p, d) for d, p in dataset_roots(settings, root).items()}
         self.target = settings.target_bytes if settings.production else None
         self.notes: list[str] = []
         self.plan_chunks = self._plan()
@@ -79,7 +90,7 @@ class FactorySession:
         self.stage_seconds = Counter()
         self.assembled: dict[str, dict] = {}
         self.fatal = False
-        self.state_file = self._state_file(config.rootpath)
+        self.state_file = self._state_file(root)
         self.wall_started = datetime.now(timezone.utc)
         if self.target is not None and self.stop_file is not None:
             self._update_cutoff()

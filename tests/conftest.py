@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
+
+ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
 
 TINY_FAMILY = '''
 """tiny: a two-input float kernel with one random operator and constant (test fixture family)."""
@@ -64,7 +67,7 @@ def shared_warp_cache(tmp_path_factory) -> str:
 def factory_project(pytester: pytest.Pytester, shared_warp_cache, monkeypatch):
     """A project directory with the factory plugin and one family, ``kernels/tiny.py``."""
     monkeypatch.setenv("WARP_CACHE_PATH", shared_warp_cache)
-    pytester.makeconftest('pytest_plugins = ["harness.plugin"]\n')
+    pytester.makeconftest(ROOT_CONFTEST.read_text())       # the project's own root conftest
     pytester.mkdir("kernels")
     (pytester.path / "kernels" / "tiny.py").write_text(textwrap.dedent(TINY_FAMILY))
     return pytester

@@ -125,3 +125,16 @@ def test_plain_run_does_not_run_production_items(factory_project):
     result = run(factory_project, "-p", "no:xdist", "--device", "cpu", "--quick-kernels", "1", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["kernels/tiny.py::quick?q000?"])
     result.stdout.no_fnmatch_line("*production*")
+
+
+def test_out_outside_the_project_resumes_like_any_other(factory_project, tmp_path_factory):
+    """An existing ``--out DIR`` elsewhere is the option's value on a rerun, not a test path that moves the
+    rootdir away from the project (the plugin is loaded by its entry point before the command line is read)."""
+    out = tmp_path_factory.mktemp("elsewhere") / "prod"
+    args = ("-m", "production", "--device", "cpu", "--target-mb", "0.1", "--out", str(out), "-p", "no:xdist")
+    first = run(factory_project, *args)
+    assert first.ret == 0, first.stdout.str()
+    assert out.is_dir() and records(out)
+    second = run(factory_project, *args)
+    assert second.ret == 0, second.stdout.str() + second.stderr.str()
+    second.stdout.fnmatch_lines(["*nothing left to do*"])

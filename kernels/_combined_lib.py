@@ -24,6 +24,8 @@ import math as _math
 
 import numpy as np
 
+from harness.family import KernelSpec
+from kernels import _common as C
 from kernels import _expr as E
 from kernels import control_flow as CF
 from kernels import math as M
@@ -230,24 +232,22 @@ def evaluate_cond(node: Node, env: dict, ty: E.Scalar, helpers: dict | None = No
 # entry keeps its node alive, so that an id is not reused while the entry lives.
 
 
-def compiled(node: Node, ty: E.Scalar, helpers, cache: dict):
-    key = (id(node), ty.name, False)
+def _cached(node: Node, ty: E.Scalar, helpers, cache: dict, cond: bool):
+    key = (id(node), ty.name, cond)
     hit = cache.get(key)
     if hit is not None:
         return hit[1]
-    fn = _compile(node, ty, helpers, cache)
+    fn = (_compile_cond if cond else _compile)(node, ty, helpers, cache)
     cache[key] = (node, fn)
     return fn
+
+
+def compiled(node: Node, ty: E.Scalar, helpers, cache: dict):
+    return _cached(node, ty, helpers, cache, False)
 
 
 def compiled_cond(node: Node, ty: E.Scalar, helpers, cache: dict):
-    key = (id(node), ty.name, True)
-    hit = cache.get(key)
-    if hit is not None:
-        return hit[1]
-    fn = _compile_cond(node, ty, helpers, cache)
-    cache[key] = (node, fn)
-    return fn
+    return _cached(node, ty, helpers, cache, True)
 
 
 def _w32(x):
@@ -764,20 +764,9 @@ def depth_of(node: Node) -> int:
     return 1 + max(depth_of(c) for c in node.args)
 
 
-def strip_parens(text: str) -> str:
-    return CF._strip(text)
-
-
-def kernel_text(params: list[tuple[str, str]], body: list[str], helpers: list[str] = (),
-                name: str = "wkf_kernel") -> str:
+def kernel_text(params: list[tuple[str, str]], body: list[str], helpers: list[str] = ()) -> str:
     """Source of a kernel; ``params`` are (name, spelled type)."""
-    lines = ["import warp as wp", ""]
-    for h in helpers:
-        lines += ["", h.rstrip("\n"), ""]
-    sig = ", ".join(f"{n}: {t}" for n, t in params)
-    lines += ["", "@wp.kernel", f"def {name}({sig}):", "    i = wp.tid()"]
-    lines += [f"    {line}" for line in body]
-    return "\n".join(lines) + "\n"
+    return C.kernel_text(", ".join(f"{n}: {t}" for n, t in params), body, helpers)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -833,6 +822,11 @@ def reference(meta: dict, inputs: dict) -> dict:
         mask = fragile if v.ndim == 1 else np.repeat(fragile[:, None], v.shape[1], axis=1)
         result[o] = np.ma.masked_array(v, mask=mask.copy())
     return result
+
+
+def spec_reference(spec: KernelSpec, inputs) -> dict:
+    """A family's ``reference``: :func:`reference` of the program's meta."""
+    return reference(spec.meta, inputs)
 
 
 def dataset(args, rng: np.random.Generator, n_sets: int) -> dict:
@@ -913,6 +907,18 @@ def healthy(program, rng: np.random.Generator, tol, draw=dataset, min_changed: f
         if changed.mean() < min_changed:
             return False
     return True
+
+
+def generate_healthy(rng: np.random.Generator, build, attempts: int):
+    """``build(rng)`` until its program is :func:`healthy` under the tolerance of its type, at most ``attempts``
+    times (the last program otherwise)."""
+    program = None
+    with np.errstate(all="ignore"):
+        for _ in range(attempts):
+            program = build(rng)
+            if healthy(program, rng, C.TYPE_TOLERANCES[program.meta["ty"]]):
+                break
+    return program
 
 
 def render(program):

@@ -1,10 +1,10 @@
-"""Small helpers shared by families: names, kernel text assembly, typed argument spellings."""
+"""Small helpers shared by families: names, kernel text assembly, typed argument spellings, tolerances."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.family import PLACEHOLDER, Arg
+from harness.family import PLACEHOLDER, Arg, KernelSpec, Tolerance
 
 ARRAY_NAMES = ("a", "b", "c", "d", "x", "y", "z", "u", "v", "w", "p", "q", "src", "inp", "lhs", "rhs", "vals",
                "data", "field", "mass", "vel", "pos", "rho", "temp")
@@ -38,10 +38,40 @@ def signature(args: list[Arg]) -> str:
     return ", ".join(parts)
 
 
-def kernel_source(args: list[Arg], body: list[str], helpers: list[str] = (), tid: str = "i = wp.tid()") -> str:
-    lines = ["import warp as wp", ""]
+def kernel_text(sig: str, body, helpers=(), tid: str = "i = wp.tid()", imports=(), constants=()) -> str:
+    """Kernel source: ``import warp as wp`` (and ``imports``), module ``constants``, the ``helpers`` (``@wp.func``
+    and ``@wp.struct`` texts, each between blank lines), then the kernel with parameters ``sig``, first line
+    ``tid`` and the ``body`` lines (which may carry their own extra indentation)."""
+    lines = ["import warp as wp", *imports, ""]
+    if constants:
+        lines += [*constants, ""]
     for helper in helpers:
         lines += ["", helper.rstrip("\n"), ""]
-    lines += ["", "@wp.kernel", f"def {PLACEHOLDER}({signature(args)}):", f"    {tid}"]
+    lines += ["", "@wp.kernel", f"def {PLACEHOLDER}({sig}):", f"    {tid}"]
     lines += [f"    {line}" for line in body]
     return "\n".join(lines) + "\n"
+
+
+def kernel_source(args: list[Arg], body: list[str], helpers: list[str] = (), tid: str = "i = wp.tid()") -> str:
+    return kernel_text(signature(args), body, helpers, tid)
+
+
+def strip_parens(text: str) -> str:
+    """Drop one redundant pair of outer parentheses."""
+    if text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for k, ch in enumerate(text):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and k < len(text) - 1:
+                return text
+        return text[1:-1]
+    return text
+
+
+#: tolerances of the families whose programs compute in one scalar type, ``meta["ty"]``
+TYPE_TOLERANCES = {"float32": Tolerance(1e-4, 1e-5), "float64": Tolerance(1e-9, 1e-11), "int32": Tolerance(0.0, 0.0)}
+
+
+def type_tolerance(spec: KernelSpec) -> Tolerance:
+    return TYPE_TOLERANCES[spec.meta["ty"]]

@@ -426,3 +426,17 @@ def ops_of(node: Node) -> set[str]:
     for child in node.args:
         out |= ops_of(child)
     return out
+
+
+def reachable(deps: dict[str, set[str]], roots: set[str]) -> set[str]:
+    """The names ``roots`` reach through ``deps`` (name -> the names its definition reads), ``roots`` included:
+    what influences an output through the chain of local bindings."""
+    live: set[str] = set()
+    frontier = set(roots)
+    while frontier:
+        v = frontier.pop()
+        if v in live:
+            continue
+        live.add(v)
+        frontier |= deps.get(v, set())
+    return live

@@ -1,8 +1,12 @@
-"""Helpers shared by the funcs, structs and random families: expression hygiene on ``kernels._expr`` trees."""
+"""Helpers shared by the funcs, structs and random families: expression hygiene on ``kernels._expr`` trees and
+the masks of their float32-emulating references."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from kernels import _expr as E
+from kernels._common import pick
 
 
 def strong_uses(node: E.Node) -> set[str]:
@@ -16,6 +20,25 @@ def strong_uses(node: E.Node) -> set[str]:
             out |= strong_uses(child)
         return out
     return set()
+
+
+def fold_in(gen: E.ExprGen, rng, node: E.Node, must, leaves: dict) -> E.Node:
+    """``node`` made to depend on each variable of ``must`` (intervals in ``leaves``) through + - * (see
+    :func:`strong_uses`), not as a min/max arm that the other side could dominate."""
+    for m in must:
+        if m not in strong_uses(node):
+            node = gen.apply_binary(pick(rng, ("add", "sub", "mul")), node, E.var(m, leaves[m]))
+            if m not in strong_uses(node):
+                node = E.Node("add", (node, E.var(m, leaves[m])),
+                              iv=E.Interval(node.iv.lo + leaves[m].lo, node.iv.hi + leaves[m].hi))
+    return node
+
+
+def emulation_moved(emulated, want, tol) -> np.ndarray:
+    """Where a run that emulates float32 rounding moved an output by more than a quarter of the tolerance
+    ``tol`` (the reference masks those elements: the kernel's own rounding may move them as far)."""
+    with np.errstate(all="ignore"):
+        return ~(np.abs(emulated - want) <= 0.25 * (tol.atol + tol.rtol * np.abs(want)))
 
 
 def sane_cond(c: E.Node) -> bool:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.family import PLACEHOLDER, Arg
+from harness.family import Arg
+from kernels import _common as C
 from kernels._common import pick
 
 #: element type spellings (several per dtype: picked at random for variety)
@@ -48,15 +49,16 @@ def tid_line(names: tuple[str, ...] | list[str]) -> str:
     return f"{', '.join(names)} = wp.tid()"
 
 
+def launch_indices(dims, tids) -> dict[str, np.ndarray]:
+    """The thread indices of a launch over ``dims`` (arrays of that shape), by their names ``tids``."""
+    grid = np.indices(tuple(dims), dtype=np.int64)
+    return {t: grid[k] for k, t in enumerate(tids)}
+
+
 def kernel_text(rng: np.random.Generator, args: list[Arg], body: list[str], tid: str,
                 helpers: list[str] = ()) -> str:
     """Kernel source; ``body`` lines may carry their own extra indentation (nested blocks)."""
-    lines = ["import warp as wp", ""]
-    for helper in helpers:
-        lines += ["", helper.rstrip("\n"), ""]
-    lines += ["", "@wp.kernel", f"def {PLACEHOLDER}({signature(rng, args)}):", f"    {tid}"]
-    lines += [f"    {line}" for line in body]
-    return "\n".join(lines) + "\n"
+    return C.kernel_text(signature(rng, args), body, helpers, tid)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -156,12 +158,3 @@ def ix_eval(x: Ix, env: dict[str, np.ndarray]) -> np.ndarray:
     if x.op == "abs":
         return np.abs(a[0])
     raise ValueError(x.op)
-
-
-def ix_vars(x: Ix) -> set[str]:
-    if x.op == "var":
-        return {x.value}
-    out: set[str] = set()
-    for c in x.args:
-        out |= ix_vars(c)
-    return out

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.family import PLACEHOLDER
+from kernels import _common as C
 from kernels import _expr as E
 
 TY_SPELL = {"float32": "float", "float64": "wp.float64", "int32": "int"}
@@ -286,28 +286,9 @@ def make_elem_func(rng: np.random.Generator, name: str, ty: str, ivs: list[E.Int
 
 
 def _reach(statements, ret: E.Node) -> set[str]:
-    defs = dict(statements)
-    live: set[str] = set()
-    frontier = set(E.uses(ret))
-    while frontier:
-        v = frontier.pop()
-        if v in live:
-            continue
-        live.add(v)
-        if v in defs:
-            frontier |= E.uses(defs[v])
-    return live
+    return E.reachable({name: E.uses(node) for name, node in statements}, E.uses(ret))
 
 
 def kernel_text(args_sig: list[str], body: list[str], helpers: list[str], tid: str,
                 constants: list[str] = ()) -> str:
-    lines = ["import warp as wp", ""]
-    for c in constants:
-        lines.append(c)
-    if constants:
-        lines.append("")
-    for helper in helpers:
-        lines += ["", helper.rstrip("\n"), ""]
-    lines += ["", "@wp.kernel", f"def {PLACEHOLDER}({', '.join(args_sig)}):", f"    {tid}"]
-    lines += [f"    {line}" for line in body]
-    return "\n".join(lines) + "\n"
+    return C.kernel_text(", ".join(args_sig), body, helpers, tid, constants=constants)

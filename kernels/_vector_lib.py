@@ -37,6 +37,7 @@ import numpy as np
 
 from harness.family import PLACEHOLDER, Arg, KernelSpec, Program, Tolerance
 from harness.dtypes import dtype as lookup_dtype
+from kernels._common import TYPE_TOLERANCES, kernel_text, pick
 
 LIMIT = 40.0          # bound on any component of any intermediate value
 NORM_MIN = 0.3        # lower bound on a length before normalize / a singular value before inverse
@@ -748,19 +749,19 @@ class Gen:
         out = mk("add", kind, (node, cv), None, node.lo + v, node.hi + v)
         return out if out.nmin >= NORM_MIN else None
 
-    def unit_quat(self, depth: int) -> Node:
+    def _unit(self, kind: str, depth: int, fallback) -> Node:
+        """An expression of ``kind`` known to be a unit rotation (three tries, then ``fallback``'s)."""
         for _ in range(3):
-            q = self.expr("q", depth)
-            if q.unit:
-                return q
-        return self.p_quat_from_axis_angle("q", depth)
+            x = self.expr(kind, depth)
+            if x.unit:
+                return x
+        return fallback(kind, depth)
+
+    def unit_quat(self, depth: int) -> Node:
+        return self._unit("q", depth, self.p_quat_from_axis_angle)
 
     def unit_transform(self, depth: int) -> Node:
-        for _ in range(3):
-            t = self.expr("t", depth)
-            if t.unit:
-                return t
-        return self.p_transform("t", depth)
+        return self._unit("t", depth, self.p_transform)
 
     def angle(self, depth: int) -> Node:
         for _ in range(3):
@@ -894,13 +895,17 @@ class Gen:
     def p_cos(self, kind, depth):
         return self._trig("cos", depth)
 
-    def p_dot(self, kind, depth):
-        vk = self.pick_kind(VEC)
-        if vk is None:
+    def _inner(self, op, cands, depth):
+        """``op(a, b)``: the sum of the component products of two values of a kind from ``cands``."""
+        k = self.pick_kind(cands)
+        if k is None:
             return None
-        a, b = self.two(vk, depth)
+        a, b = self.two(k, depth)
         lo, hi = iv_mul(a.lo, a.hi, b.lo, b.hi)
-        return mk("dot", "f", (a, b), None, lo.sum(), hi.sum())
+        return mk(op, "f", (a, b), None, lo.sum(), hi.sum())
+
+    def p_dot(self, kind, depth):
+        return self._inner("dot", VEC, depth)
 
     def p_qdot(self, kind, depth):
         if "q" not in self.kinds:
@@ -932,12 +937,17 @@ class Gen:
         v = self.pick_var(vk) if vk else None
         return self.comp_of(v, int(self.rng.integers(dim_of(vk)))) if v is not None else None
 
+    def _operand(self, cands, depth) -> tuple[str | None, Node | None]:
+        """A kind from ``cands`` and an expression of it that reads a variable (``None`` where there is none)."""
+        kind = self.pick_kind(cands)
+        if kind is None:
+            return None, None
+        a = self.expr(kind, depth - 1)
+        return kind, (a if has_var(a) else None)
+
     def _reduce(self, op, depth):
-        vk = self.pick_kind(VEC)
-        if vk is None:
-            return None
-        a = self.expr(vk, depth - 1)
-        if not has_var(a):
+        _, a = self._operand(VEC, depth)
+        if a is None:
             return None
         f = np.min if op == "vmin" else np.max
         return mk(op, "f", (a,), None, f(a.lo), f(a.hi))
@@ -949,11 +959,8 @@ class Gen:
         return self._reduce("vmax", depth)
 
     def p_determinant(self, kind, depth):
-        mkind = self.pick_kind(MAT)
-        if mkind is None:
-            return None
-        a = self.expr(mkind, depth - 1)
-        if not has_var(a):
+        mkind, a = self._operand(MAT, depth)
+        if a is None:
             return None
         n = dim_of(mkind)
         mag = np.maximum(np.abs(a.lo), np.abs(a.hi))
@@ -962,11 +969,8 @@ class Gen:
         return mk("determinant", "f", (a,), None, -h, h)
 
     def p_trace(self, kind, depth):
-        mkind = self.pick_kind(MAT)
-        if mkind is None:
-            return None
-        a = self.expr(mkind, depth - 1)
-        if not has_var(a):
+        _, a = self._operand(MAT, depth)
+        if a is None:
             return None
         return mk("trace", "f", (a,), None, np.trace(a.lo), np.trace(a.hi))
 
@@ -976,12 +980,7 @@ class Gen:
         return self.derive_scalar(v) if v is not None else None
 
     def p_ddot(self, kind, depth):
-        mkind = self.pick_kind(MAT)
-        if mkind is None:
-            return None
-        a, b = self.two(mkind, depth)
-        lo, hi = iv_mul(a.lo, a.hi, b.lo, b.hi)
-        return mk("ddot", "f", (a, b), None, lo.sum(), hi.sum())
+        return self._inner("ddot", MAT, depth)
 
     # ---- vectors
     def p_cw_div(self, kind, depth):
@@ -1080,15 +1079,17 @@ class Gen:
             return None
         return mk("get_diag", kind, (m,), None, np.diag(m.lo), np.diag(m.hi))
 
-    def _rotate(self, op, kind, depth):
-        if kind != "v3" or "q" not in self.kinds:
+    def _rotate(self, op, kind, depth, by: str = "q"):
+        """``op(r, v)`` of a unit quaternion (``by == "q"``) or transform ``r``, a rotation of the vec3 ``v``."""
+        if kind != "v3" or by not in self.kinds:
             return None
-        q, v = self.unit_quat(depth - 1), self.expr("v3", depth - 1)
-        if not has_var(q) and not has_var(v):
+        r = self.unit_quat(depth - 1) if by == "q" else self.unit_transform(depth - 1)
+        v = self.expr("v3", depth - 1)
+        if not has_var(r) and not has_var(v):
             return None
-        s = q.nmax ** 2
-        return mk(op, "v3", (q, v), None, -np.full(3, v.nmax * s), np.full(3, v.nmax * s),
-                  v.nmin * q.nmin ** 2, v.nmax * s)
+        s = r.nmax ** 2
+        return mk(op, "v3", (r, v), None, -np.full(3, v.nmax * s), np.full(3, v.nmax * s),
+                  v.nmin * r.nmin ** 2, v.nmax * s)
 
     def p_quat_rotate(self, kind, depth):
         return self._rotate("quat_rotate", kind, depth)
@@ -1104,14 +1105,7 @@ class Gen:
         return mk("transform_point", "v3", (t, v), None, t.lo[:3] - r, t.hi[:3] + r)
 
     def p_transform_vector(self, kind, depth):
-        if kind != "v3" or "t" not in self.kinds:
-            return None
-        t, v = self.unit_transform(depth - 1), self.expr("v3", depth - 1)
-        if not has_var(t) and not has_var(v):
-            return None
-        s = t.nmax ** 2
-        return mk("transform_vector", "v3", (t, v), None, -np.full(3, v.nmax * s), np.full(3, v.nmax * s),
-                  v.nmin * t.nmin ** 2, v.nmax * s)
+        return self._rotate("transform_vector", kind, depth, by="t")
 
     def p_tget_p(self, kind, depth):
         if kind != "v3":
@@ -1522,10 +1516,43 @@ TRIVIAL = frozenset(("var", "comp", "entry", "row", "tget_p", "tget_q", "const",
                      "quat_identity"))
 
 
+def random_dims(rng: np.random.Generator) -> tuple[int, ...]:
+    """A launch of 64 threads, one time in five as a 2D grid."""
+    return (64,) if rng.random() < 0.8 else pick(rng, ((8, 8), (4, 16), (16, 4)))
+
+
+def input_index(rng: np.random.Generator, two_d: bool, k: int) -> str:
+    """Where input ``k`` is read: at the thread's index; in a 2D launch inputs after the first sometimes along one
+    axis only (broadcast over the other)."""
+    index = "i, j" if two_d else "i"
+    if two_d and k > 0 and rng.random() < 0.3:
+        index = pick(rng, ("i", "j"))
+    return index
+
+
+def load_local(name: str, k: int, prefix: str, taken: set) -> str:
+    """The local that input ``name`` (the ``k``-th) is loaded into, not among the names ``taken`` (updated)."""
+    local = f"{prefix}{name}" if prefix else f"{name}_v"
+    if local in taken:
+        local = f"{name}_{k}"
+    taken.add(local)
+    return local
+
+
+def random_outputs(rng: np.random.Generator, names, draw_kind) -> tuple[list[str], list[str]]:
+    """One or two outputs: names from ``names`` and kinds from ``draw_kind()``."""
+    n_out = int(rng.choice([1, 1, 2]))
+    out_names = pick(rng, names, n_out)
+    return out_names, [draw_kind() for _ in range(n_out)]
+
+
 def build_program(rng: np.random.Generator, *, prec: str, inputs: list[Input], dims: tuple, weights: dict,
-                  kinds: set, stmt_kinds: dict, out_kinds: list[str], n_stmt: int, out_names: list[str],
+                  kinds: set, stmt_kinds: dict, out_kinds: list[str], out_names: list[str], n_stmt: int | None = None,
                   p_helper: float = 0.25, p_aug: float = 0.15, max_depth: int = 3, attempts: int = 6) -> Program:
-    """A random program over ``inputs``; retried (same RNG stream) while the numeric check finds it degenerate."""
+    """A random program over ``inputs`` with ``n_stmt`` statements (1-5 at random by default); retried (same RNG
+    stream) while the numeric check finds it degenerate."""
+    if n_stmt is None:
+        n_stmt = int(rng.integers(1, 6))
     for attempt in range(attempts):
         program, ok = _build_once(rng, prec=prec, inputs=[replace(x) for x in inputs], dims=dims, weights=weights,
                                   kinds=kinds, stmt_kinds=stmt_kinds, out_kinds=out_kinds, n_stmt=n_stmt,
@@ -1671,13 +1698,7 @@ def _build_once(rng: np.random.Generator, *, prec: str, inputs: list[Input], dim
             body.append(f"{st.name} = {emit(st.node, prec)}")
     for oname, node in outputs:
         body.append(f"{oname}[{idx_full}] = {emit(node, prec)}")
-    lines = ["import warp as wp", ""]
-    for h in helpers:
-        lines += ["", h, ""]
-    lines += ["", "@wp.kernel", f"def {PLACEHOLDER}({', '.join(sig)}):",
-              f"    {'i, j' if two_d else 'i'} = wp.tid()"]
-    lines += [f"    {b}" for b in body]
-    source = "\n".join(lines) + "\n"
+    source = kernel_text(", ".join(sig), body, helpers, f"{'i, j' if two_d else 'i'} = wp.tid()")
 
     ops = set()
     kinds_used = set()
@@ -1902,4 +1923,4 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
 
 
 def tolerance(spec: KernelSpec) -> Tolerance:
-    return Tolerance(1e-4, 1e-5) if spec.meta["prec"] == "float32" else Tolerance(1e-9, 1e-11)
+    return TYPE_TOLERANCES[spec.meta["prec"]]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+from harness.family import Arg, Family, KernelSpec, Program
 from kernels import _expr as E
-from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, SCALAR_NAMES, kernel_source, pick
+from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, SCALAR_NAMES, kernel_source, pick, type_tolerance
 
 N = 64
 
@@ -81,19 +81,10 @@ def generate(rng: np.random.Generator) -> Program:
 
 def _reaching(statements, out_nodes) -> set[str]:
     """Variables that influence some output (through the chain of local bindings)."""
-    defs = dict(statements)
-    live: set[str] = set()
-    frontier: set[str] = set()
+    roots: set[str] = set()
     for _, node in out_nodes:
-        frontier |= E.uses(node)
-    while frontier:
-        v = frontier.pop()
-        if v in live:
-            continue
-        live.add(v)
-        if v in defs:
-            frontier |= E.uses(defs[v])
-    return live
+        roots |= E.uses(node)
+    return E.reachable({name: E.uses(node) for name, node in statements}, roots)
 
 
 def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
@@ -112,17 +103,12 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
     return {o: np.broadcast_to(E.evaluate(node, env, ty), (N,)).copy() for o, node in meta["outputs"]}
 
 
-def tolerance(spec: KernelSpec) -> Tolerance:
-    return {"float32": Tolerance(1e-4, 1e-5), "float64": Tolerance(1e-9, 1e-11),
-            "int32": Tolerance(0.0, 0.0)}[spec.meta["ty"]]
-
-
 FAMILY = Family(
     name="arithmetic",
     description=__doc__.strip().splitlines()[0],
     generate=generate,
     reference=reference,
-    tolerance=tolerance,
+    tolerance=type_tolerance,
     weight=1.0,
     covers=("arithmetic", "expression trees", "scalar parameters", "int32 C semantics", "float64"),
 )

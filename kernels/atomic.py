@@ -212,8 +212,7 @@ def generate(rng: np.random.Generator) -> Program:
         dims = (int(pick(rng, (32, 48, 64, 96, 128, 192, 256))),)
         tids = ("i",)
     tvars = [L.ix_var(t, e) for t, e in zip(tids, dims)]
-    grid = np.indices(dims, dtype=np.int64)
-    ienv = {t: grid[k] for k, t in enumerate(tids)}
+    ienv = L.launch_indices(dims, tids)
     tidx = ", ".join(tids)
     lo, hi = pick(rng, INT_RANGES) if ty.is_int else pick(rng, FLOAT_RANGES)
     n_in = int(rng.integers(1, 3))
@@ -459,6 +458,15 @@ def _accumulation(kind, rng, ctx, gen, ty, shared, used, vrange, force: str | No
         lines.append(f"if {E.emit_cond(guard, ty)}:")
     idx_text = ", ".join(_ix_text(p) for p in target.index) if target is not None else ""
 
+    def update(out: str, op: str, sym: str, text: str) -> None:
+        """``out[idx] op= text`` or ``wp.atomic_op(out, idx, text)``, even odds."""
+        if rng.random() < 0.5:
+            lines.append(f"{ind}{out}[{idx_text}] {sym}= {text}")
+            builtins.append("augmented_" + op)
+        else:
+            lines.append(f"{ind}wp.atomic_{op}({out}, {idx_text}, {text})")
+            builtins.append("atomic_" + op)
+
     def value(n_max: int) -> tuple[str, E.Node]:
         for _ in range(4):
             node = candidate(n_max)
@@ -498,12 +506,7 @@ def _accumulation(kind, rng, ctx, gen, ty, shared, used, vrange, force: str | No
                       "out", "bins", "grid"), used, rng)
         text, node = value(target.n_max)
         acc["value"], acc["nodes"] = node, [node]
-        if rng.random() < 0.5:
-            lines.append(f"{ind}{out}[{idx_text}] {'+' if kind == 'add' else '-'}= {text}")
-            builtins.append("augmented_" + kind)
-        else:
-            lines.append(f"{ind}wp.atomic_{kind}({out}, {idx_text}, {text})")
-            builtins.append("atomic_" + kind)
+        update(out, kind, "+" if kind == "add" else "-", text)
         args.append(Arg(out, ty.name, role, target.shape, *vrange))
         acc.update(out=out, role=role)
     elif kind == "minmax":
@@ -543,23 +546,13 @@ def _accumulation(kind, rng, ctx, gen, ty, shared, used, vrange, force: str | No
             sh = int(pick(rng, (0xFF, 0xF0F, 0x3FF)))
             text = f"{E.emit(base, ty)} & {hex(sh)}"
         acc["value"], acc["nodes"] = base, [base]
-        if rng.random() < 0.5:
-            lines.append(f"{ind}{out}[{idx_text}] {BIT_SYM[op]}= {text}")
-            builtins.append("augmented_" + op)
-        else:
-            lines.append(f"{ind}wp.atomic_{op}({out}, {idx_text}, {text})")
-            builtins.append("atomic_" + op)
+        update(out, op, BIT_SYM[op], text)
         args.append(Arg(out, "int32", role, target.shape, 0, 65535))
         acc.update(out=out, role=role, op=op, style=style, sh=sh)
     elif kind == "count":
         out = _fresh(("counts", "hist", "tally", "nhit", "freq"), used, rng)
         role = "inout" if rng.random() < 0.2 else "out"
-        if rng.random() < 0.5:
-            lines.append(f"{ind}{out}[{idx_text}] += 1")
-            builtins.append("augmented_add")
-        else:
-            lines.append(f"{ind}wp.atomic_add({out}, {idx_text}, 1)")
-            builtins.append("atomic_add")
+        update(out, "add", "+", "1")
         args.append(Arg(out, "int32", role, target.shape, 0, 20))
         acc.update(out=out, role=role)
     elif kind == "flag_count":
@@ -667,8 +660,7 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
     meta = spec.meta
     ty = E.SCALARS[meta["ty"]]
     dims = tuple(meta["dims"])
-    grid = np.indices(dims, dtype=np.int64)
-    ienv: dict[str, np.ndarray] = {t: grid[k] for k, t in enumerate(meta["tids"])}
+    ienv = L.launch_indices(dims, meta["tids"])
     tidx = ", ".join(meta["tids"])
     env: dict[str, np.ndarray] = {}
     for leaf, name in meta["loads"]:

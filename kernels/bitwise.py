@@ -31,6 +31,7 @@ import numpy as np
 
 from harness.family import Arg, Family, KernelSpec, Program, Tolerance
 from kernels import _indexing_lib as L
+from kernels._expr import ops_of, uses
 from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, SCALAR_NAMES, pick
 
 N = 64
@@ -286,22 +287,6 @@ def evaluate_cond(c: B, env: dict, ty: IType) -> np.ndarray:
                 "ne": np.not_equal}[c.op](x, y)
     x, y = evaluate_cond(c.args[0], env, ty), evaluate_cond(c.args[1], env, ty)
     return (x & y) if c.op == "and" else (x | y)
-
-
-def uses(n: B) -> set[str]:
-    if n.op == "var":
-        return {n.value}
-    out: set[str] = set()
-    for a in n.args:
-        out |= uses(a)
-    return out
-
-
-def ops_of(n: B) -> set[str]:
-    out = {n.op} if n.op not in ("var", "const") else set()
-    for a in n.args:
-        out |= ops_of(a)
-    return out
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -27,11 +27,12 @@ import math as _math
 
 import numpy as np
 
-from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+from harness.family import Arg, Family, Program
 from kernels import _combined_lib as L
 from kernels import _expr as E
 from kernels import math as M
-from kernels._common import OUT_NAMES, pick
+from kernels._common import OUT_NAMES, pick, type_tolerance
+from kernels._numeric import nice
 
 N = L.N
 F32 = E.FLOAT32
@@ -213,7 +214,7 @@ class Builder:
     def vlimit(self, v: Node) -> Node:
         if v.iv.mag <= VMAX:
             return v
-        c = M._nice(VMAX / 4 / v.iv.mag)
+        c = nice(VMAX / 4 / v.iv.mag)
         return Node("vmul", (v, self.gen.c(c)), None, _sym(v.iv.mag * c))
 
     def vctor(self) -> Node:
@@ -783,33 +784,15 @@ def _f32(x):
 
 
 def generate(rng: np.random.Generator) -> Program:
-    program = None
-    with np.errstate(all="ignore"):
-        for _ in range(ATTEMPTS):
-            program = Builder(rng).build()
-            if L.healthy(program, rng, _tolerance()):
-                break
-    return program
-
-
-def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
-    return L.reference(spec.meta, inputs)
-
-
-def _tolerance() -> Tolerance:
-    return Tolerance(1e-4, 1e-5)
-
-
-def tolerance(spec: KernelSpec) -> Tolerance:
-    return _tolerance()
+    return L.generate_healthy(rng, lambda r: Builder(r).build(), ATTEMPTS)
 
 
 FAMILY = Family(
     name="combined",
     description=__doc__.strip().splitlines()[0],
     generate=generate,
-    reference=reference,
-    tolerance=tolerance,
+    reference=L.spec_reference,
+    tolerance=type_tolerance,
     weight=1.0,
     covers=("wp.vec3", "vector construction", "dot/length/cross", "neighbour loops", "conditionals",
             "@wp.func helpers", "math builtins", "vector outputs", "continue", "accumulators"),

@@ -23,9 +23,9 @@ import math
 
 import numpy as np
 
-from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+from harness.family import Arg, Family, KernelSpec, Program
 from kernels import _expr as E
-from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, kernel_source, pick
+from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, kernel_source, pick, strip_parens, type_tolerance
 
 N = 64
 BIG = 1e30
@@ -352,6 +352,19 @@ class CfGen(E.ExprGen):
     def condition(self, depth: int) -> E.Node:
         return self._fix(super().condition(depth))
 
+    def recurrence(self, state: E.Node, term: E.Node, c_lo: float) -> E.Node:
+        """A bounded update of a loop-carried ``state`` by ``term``: ``state * c + term`` for floats (``c`` in
+        [c_lo, 0.95]); ``(state * k + term) % m`` or ``state / 2 + term`` for integers."""
+        rng = self.rng
+        if not self.ty.is_int:
+            c = round(float(rng.uniform(c_lo, 0.95)), 2)
+            return self.apply_binary("add", self.apply_binary("mul", state, E.const(c)), term)
+        if rng.random() < 0.5:
+            m = int(pick(rng, (7, 13, 97, 101, 1009)))
+            scaled = self.apply_binary("mul", state, E.const(int(rng.integers(2, 6))))
+            return self.apply_binary("mod", self.apply_binary("add", scaled, term), E.const(m))
+        return self.apply_binary("add", self.apply_binary("div", state, E.const(2)), term)
+
     def _fix(self, node):
         if node.op in ("and", "or"):
             return E.Node(node.op, (self._fix(node.args[0]), self._fix(node.args[1])))
@@ -661,15 +674,7 @@ class Builder:
             node = self.gen.apply_binary(pick(rng, ("max", "min")), sv, term)
         elif roll < 0.75:                                       # decay / bounded recurrence
             term = self.with_index(self.expr(1, no_state=no_state))
-            if not self.is_int:
-                c = round(float(rng.uniform(0.2, 0.95)), 2)
-                node = self.gen.apply_binary("add", self.gen.apply_binary("mul", sv, E.const(c)), term)
-            elif rng.random() < 0.5:
-                m = int(pick(rng, (7, 13, 97, 101, 1009)))
-                scaled = self.gen.apply_binary("mul", sv, E.const(int(rng.integers(2, 6))))
-                node = self.gen.apply_binary("mod", self.gen.apply_binary("add", scaled, term), E.const(m))
-            else:
-                node = self.gen.apply_binary("add", self.gen.apply_binary("div", sv, E.const(2)), term)
+            node = self.gen.recurrence(sv, term, 0.2)
         else:                                                   # general expression of the state
             node = self.expr(int(rng.integers(1, 3 if in_loop else 4)), must_use=s)
         if node.op == "var" and node.value == s:
@@ -1084,13 +1089,13 @@ class Builder:
         lines = [f"{leaf} = {arr}[i]" for leaf, arr in self.loads]
         self.emit_block(stmts, lines, "")
         if out_if is None:
-            lines += [f"{o}[i] = {_strip(E.emit(n, ty))}" for o, n in out_nodes]
+            lines += [f"{o}[i] = {strip_parens(E.emit(n, ty))}" for o, n in out_nodes]
         else:
             cond, a, b = out_if
             lines.append(f"if {emit_cond(cond, ty)}:")
-            lines += [f"    {o}[i] = {_strip(E.emit(n, ty))}" for o, n in a]
+            lines += [f"    {o}[i] = {strip_parens(E.emit(n, ty))}" for o, n in a]
             lines.append("else:")
-            lines += [f"    {o}[i] = {_strip(E.emit(n, ty))}" for o, n in b]
+            lines += [f"    {o}[i] = {strip_parens(E.emit(n, ty))}" for o, n in b]
         return lines
 
     def emit_block(self, stmts, lines, ind):
@@ -1147,8 +1152,8 @@ class Builder:
             return f"{s.name} = {cast}({value!r})"
         if s.clamp is None and s.aug and node.op in ("add", "sub") and node.args[0].op == "var" \
                 and node.args[0].value == s.name:
-            return f"{s.name} {'+=' if node.op == 'add' else '-='} {_strip(E.emit(node.args[1], ty))}"
-        return f"{s.name} = {_strip(E.emit(node, ty))}"
+            return f"{s.name} {'+=' if node.op == 'add' else '-='} {strip_parens(E.emit(node.args[1], ty))}"
+        return f"{s.name} = {strip_parens(E.emit(node, ty))}"
 
 
 def _features(stmts, out_if) -> dict[str, int]:
@@ -1221,19 +1226,6 @@ def _has_zero(node: E.Node) -> bool:
     return any(_has_zero(child) for child in node.args)
 
 
-def _strip(text: str) -> str:
-    """Drop one redundant pair of outer parentheses."""
-    if text.startswith("(") and text.endswith(")"):
-        depth = 0
-        for k, ch in enumerate(text):
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth == 0 and k < len(text) - 1:
-                return text
-        return text[1:-1]
-    return text
-
-
 def _walk_same_loop(stmts):
     """Statements of a loop body, descending into ifs but not into nested loops."""
     for s in stmts:
@@ -1283,17 +1275,10 @@ def _live(stmts, out_nodes) -> set[str]:
                 walk(s.body)
 
     walk(stmts)
-    live: set[str] = set()
-    frontier: set[str] = set()
+    roots: set[str] = set()
     for _, node in out_nodes:
-        frontier |= E.uses(node)
-    while frontier:
-        v = frontier.pop()
-        if v in live:
-            continue
-        live.add(v)
-        frontier |= deps.get(v, set())
-    return live
+        roots |= E.uses(node)
+    return E.reachable(deps, roots)
 
 
 def generate(rng: np.random.Generator) -> Program:
@@ -1432,17 +1417,12 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
     return result
 
 
-def tolerance(spec: KernelSpec) -> Tolerance:
-    return {"float32": Tolerance(1e-4, 1e-5), "float64": Tolerance(1e-9, 1e-11),
-            "int32": Tolerance(0.0, 0.0)}[spec.meta["ty"]]
-
-
 FAMILY = Family(
     name="control_flow",
     description=__doc__.strip().splitlines()[0],
     generate=generate,
     reference=reference,
-    tolerance=tolerance,
+    tolerance=type_tolerance,
     weight=1.0,
     covers=("if/elif/else", "for loops", "dynamic loop bounds", "while loops", "break/continue",
             "nested conditions", "nested loops", "and/or/not", "int32 C semantics", "float64"),

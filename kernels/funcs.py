@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+from harness.family import Arg, Family, KernelSpec, Program
 from kernels import _expr as E
-from kernels._common import ARRAY_NAMES, OUT_NAMES, pick
+from kernels._common import ARRAY_NAMES, OUT_NAMES, kernel_text, pick, type_tolerance
 from kernels._funcs_lib import count_token as _count
 from kernels._funcs_lib import sane_cond as _sane_cond
-from kernels._funcs_lib import sanitize, sanitize_cond, strong_uses
+from kernels._funcs_lib import emulation_moved, fold_in, sanitize, sanitize_cond
 
 SCAL = {"float32": E.FLOAT32, "float64": E.FLOAT64, "int32": E.INT32}
 SPELL = {"float32": "float", "float64": "wp.float64", "int32": "int", "vec3": "wp.vec3"}
@@ -709,13 +709,7 @@ class Gen:
         node = sanitize(gen.expr(depth))
         if node.op in ("const", "var") and leaves:
             node = sanitize(gen.apply_binary(pick(self.rng, ("add", "mul", "sub")), node, gen.expr(1)))
-        for m in must:
-            if m not in strong_uses(node):
-                node = gen.apply_binary(pick(self.rng, ("add", "sub", "mul")), node, E.var(m, leaves[m]))
-                if m not in strong_uses(node):
-                    node = E.Node("add", (node, E.var(m, leaves[m])),
-                                  iv=E.Interval(node.iv.lo + leaves[m].lo, node.iv.hi + leaves[m].hi))
-        return node
+        return fold_in(gen, self.rng, node, must, leaves)
 
     def condition(self, leaves, ty):
         """A comparison whose sides differ and that can go both ways (by intervals)."""
@@ -1099,17 +1093,9 @@ class Gen:
         return seen
 
     def program(self, args, body, n):
-        lines = ["import warp as wp"]
-        if self.uses_any:
-            lines.append("from typing import Any")
-        lines.append("")
-        for h in self.helpers:
-            lines += ["", h.source(), ""]
         sig = ", ".join(f"{a.name}: {ARR_SPELL['vec3' if a.dtype == 'vec3f' else a.dtype]}" for a in args)
-        lines += ["", "@wp.kernel", f"def wkf_kernel({sig}):", "    i = wp.tid()"]
-        for s in body:
-            lines += ["    " + x for x in s.lines()]
-        source = "\n".join(lines) + "\n"
+        source = kernel_text(sig, [x for s in body for x in s.lines()], [h.source() for h in self.helpers],
+                             imports=("from typing import Any",) if self.uses_any else ())
         feats = {"dtype": self.ty, "helpers": len(self.helpers),
                  "overload_sets": sum(1 for g in self.groups.values() if len(g) > 1)}
         feats.update({k: v for k, v in self.features.items()})
@@ -1196,14 +1182,11 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
         emu, _ = _run(spec, inputs, emulate=True)
         tol = tolerance(spec)
         for name, want in out.items():
-            with np.errstate(all="ignore"):
-                masks[name] |= ~(np.abs(emu[name] - want) <= 0.25 * (tol.atol + tol.rtol * np.abs(want)))
+            masks[name] |= emulation_moved(emu[name], want, tol)
     return {k: np.ma.masked_array(v, mask=masks[k]) if masks[k].any() else v for k, v in out.items()}
 
 
-def tolerance(spec: KernelSpec) -> Tolerance:
-    return {"float32": Tolerance(1e-4, 1e-5), "float64": Tolerance(1e-9, 1e-11),
-            "int32": Tolerance(0.0, 0.0)}[spec.meta["ty"]]
+tolerance = type_tolerance
 
 
 FAMILY = Family(

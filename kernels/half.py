@@ -44,8 +44,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.family import Arg, Family, KernelSpec, Program, Tolerance
-from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, SCALAR_NAMES
+from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, SCALAR_NAMES, kernel_text
 from kernels._common import pick as _pick_k
+from kernels._expr import Interval, reachable, uses
+from kernels._numeric import abs_range, basic_unary_iv, erf, erfc, erfinv_newton, nice, round_half_away, sin_range
 
 
 def pick(rng, options, k=None):
@@ -53,7 +55,7 @@ def pick(rng, options, k=None):
     if k is None:
         return options[int(rng.random() * len(options))]
     return _pick_k(rng, options, k)
-from kernels._expr import Interval
+
 
 N = 64
 LIMIT = 48.0          # magnitude bound of intermediate values (half has ~3.3 digits; max 65504)
@@ -79,43 +81,12 @@ def rnd(ty: str, x):
     return r16(x) if ty == H else r32(x)
 
 
-_ERF = np.frompyfunc(_math.erf, 1, 1)
-_ERFC = np.frompyfunc(_math.erfc, 1, 1)
-
-
-def _erf(x):
-    return np.asarray(_ERF(np.asarray(x, dtype=np.float64)), dtype=np.float64)
-
-
-def _erfc(x):
-    return np.asarray(_ERFC(np.asarray(x, dtype=np.float64)), dtype=np.float64)
-
-
-def _erfinv(y):
-    """Inverse error function to float64 accuracy (closed-form guess + Newton steps)."""
-    y = np.asarray(y, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        a = 0.147
-        ln = np.log1p(-y * y)
-        t = 2.0 / (np.pi * a) + ln / 2.0
-        x = np.sign(y) * np.sqrt(np.sqrt(t * t - ln / a) - t)
-        for _ in range(4):
-            x = x - (_erf(x) - y) / (2.0 / np.sqrt(np.pi) * np.exp(-x * x))
-    return x
-
-
-def _round_half_away(x):
-    a = np.abs(x)
-    r = np.floor(a)
-    return np.copysign(r + (a - r >= 0.5), x)
-
-
 UNARY_NP = {
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "exp": np.exp, "log": np.log, "log2": np.log2,
     "log10": np.log10, "sqrt": np.sqrt, "cbrt": np.cbrt, "tanh": np.tanh, "atan": np.arctan, "asin": np.arcsin,
-    "acos": np.arccos, "sinh": np.sinh, "cosh": np.cosh, "erf": _erf, "erfc": _erfc, "erfinv": _erfinv,
+    "acos": np.arccos, "sinh": np.sinh, "cosh": np.cosh, "erf": erf, "erfc": erfc, "erfinv": erfinv_newton,
     "abs": np.abs, "neg": np.negative, "degrees": np.degrees, "radians": np.radians, "floor": np.floor,
-    "ceil": np.ceil, "round": _round_half_away, "rint": np.rint, "trunc": np.trunc,
+    "ceil": np.ceil, "round": round_half_away, "rint": np.rint, "trunc": np.trunc,
     "frac": lambda x: x - np.trunc(x), "sign": lambda x: np.where(x < 0, -1.0, 1.0),
 }
 BINARY_NP = {
@@ -224,15 +195,6 @@ def emit(node: Node) -> str:
         return f"({emit(a[1])} if {emit(a[0])} else {emit(a[2])})"
     name = {"mod": "mod", "floordiv": "floordiv", "pow": "pow"}.get(op, op)
     return f"wp.{name}({', '.join(emit(x) for x in a)})"
-
-
-def uses(node: Node) -> set[str]:
-    if node.op == "var":
-        return {node.value}
-    out: set[str] = set()
-    for child in node.args:
-        out |= uses(child)
-    return out
 
 
 def ops_of(node: Node) -> set[str]:
@@ -344,39 +306,16 @@ def _pad(iv: Interval, rel: float = 2e-3) -> Interval:
     return Interval(iv.lo - m, iv.hi + m)
 
 
-def _abs_iv(iv: Interval) -> Interval:
-    return Interval(0.0 if iv.contains_zero() else min(abs(iv.lo), abs(iv.hi)), iv.mag)
-
-
-def _sin_iv(lo: float, hi: float) -> Interval:
-    if hi - lo >= 2 * _math.pi:
-        return Interval(-1.0, 1.0)
-    vals = [_math.sin(lo), _math.sin(hi)]
-    k = _math.ceil((lo - _math.pi / 2) / _math.pi)
-    while _math.pi / 2 + k * _math.pi <= hi:
-        vals.append(_math.sin(_math.pi / 2 + k * _math.pi))
-        k += 1
-    return _hull(vals)
-
-
 def unary_iv(op: str, iv: Interval) -> Interval:
     lo, hi = iv.lo, iv.hi
     m = _math
     if op == "sin":
-        return _sin_iv(lo, hi)
+        return sin_range(lo, hi)
     if op == "cos":
-        return _sin_iv(lo + m.pi / 2, hi + m.pi / 2)
-    if op == "cosh":
-        a = _abs_iv(iv)
-        return Interval(m.cosh(a.lo), m.cosh(a.hi))
-    if op == "abs":
-        return _abs_iv(iv)
-    if op == "neg":
-        return Interval(-hi, -lo)
-    if op == "frac":
-        return Interval(max(-1.0, min(0.0, lo)), min(1.0, max(0.0, hi)))
-    if op == "sign":
-        return Interval(-1.0 if lo < 0 else 1.0, 1.0 if hi >= 0 else -1.0)
+        return sin_range(lo + m.pi / 2, hi + m.pi / 2)
+    basic = basic_unary_iv(op, iv)
+    if basic is not None:
+        return basic
     if op == "erfc":
         return Interval(m.erfc(hi), m.erfc(lo))
     if op == "acos":
@@ -384,8 +323,8 @@ def unary_iv(op: str, iv: Interval) -> Interval:
     inc = {"tan": m.tan, "exp": m.exp, "log": m.log, "log2": m.log2, "log10": m.log10, "sqrt": m.sqrt,
            "cbrt": lambda x: m.copysign(abs(x) ** (1.0 / 3.0), x), "tanh": m.tanh, "atan": m.atan,
            "asin": lambda x: m.asin(max(-1.0, min(1.0, x))), "sinh": m.sinh, "erf": m.erf,
-           "erfinv": lambda x: float(_erfinv(np.asarray([x]))[0]), "floor": m.floor, "ceil": m.ceil,
-           "round": lambda x: float(_round_half_away(x)), "rint": lambda x: float(np.rint(x)), "trunc": m.trunc,
+           "erfinv": lambda x: float(erfinv_newton(np.asarray([x]))[0]), "floor": m.floor, "ceil": m.ceil,
+           "round": lambda x: float(round_half_away(x)), "rint": lambda x: float(np.rint(x)), "trunc": m.trunc,
            "degrees": m.degrees, "radians": m.radians}
     return Interval(inc[op](lo), inc[op](hi))
 
@@ -393,16 +332,6 @@ def unary_iv(op: str, iv: Interval) -> Interval:
 def _quantiles(v: np.ndarray, *qs: float) -> list[float]:
     v = np.sort(np.ravel(v))
     return [float(v[int(round(q * (len(v) - 1)))]) for q in qs]
-
-
-def _nice(value: float, digits: int = 2) -> float:
-    """``value`` rounded toward zero to ``digits`` significant digits (short literals)."""
-    if value == 0 or not _math.isfinite(value):
-        return 0.0
-    e = _math.floor(_math.log10(abs(value))) - digits + 1
-    q = 10.0 ** e
-    r = _math.trunc(value / q) * q
-    return float(f"{r:.{max(0, -e)}f}") if e < 0 else float(r)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -507,11 +436,11 @@ class Gen:
         roll = self.rng.random()
         if roll < 0.4 or x.ty == F:
             return self.mk("tanh" if x.ty == H or roll < 0.2 else "atan",
-                           (self.scale(x, _nice(2.0 / x.iv.mag)),), Interval(-1.0, 1.0), x.ty)
+                           (self.scale(x, nice(2.0 / x.iv.mag)),), Interval(-1.0, 1.0), x.ty)
         if roll < 0.7:
             return self.mk("atan", (x,), unary_iv("atan", x.iv), x.ty)
         cval = float(self.rng.choice([1.0, 2.0, 4.0]))
-        den = self.arith_raw("add", self.mk("abs", (x,), _abs_iv(x.iv), x.ty), self.c(x.ty, cval))
+        den = self.arith_raw("add", self.mk("abs", (x,), abs_range(x.iv), x.ty), self.c(x.ty, cval))
         return self.mk("div", (x, den), Interval(-1.0, 1.0), x.ty)
 
     def scale(self, x: Node, k: float) -> Node:
@@ -537,9 +466,9 @@ class Gen:
             return x
         cval = float(self.rng.choice([0.5, 1.0, 1.5, 2.0]))
         if self.rng.random() < 0.7 or x.iv.mag > 6:
-            inner = self.mk("abs", (x,), _abs_iv(x.iv), x.ty)
+            inner = self.mk("abs", (x,), abs_range(x.iv), x.ty)
         else:
-            a = _abs_iv(x.iv)
+            a = abs_range(x.iv)
             inner = self.mk("mul", (x, x), Interval(a.lo * a.lo, a.hi * a.hi), x.ty)
         return self.arith_raw("add", inner, self.c(x.ty, cval))
 
@@ -569,16 +498,16 @@ class Gen:
         """``x`` scaled so that its magnitude stays below ``limit``."""
         if x.iv.mag <= limit:
             return x
-        return self.scale(x, _nice(limit / x.iv.mag))
+        return self.scale(x, nice(limit / x.iv.mag))
 
     def squash1(self, x: Node, bound: float) -> Node:
         """A value in [-bound, bound] made from ``x`` (for asin/acos/erfinv arguments)."""
         if x.iv.mag <= bound:
             return x
-        cval = _nice(max(1.0, x.iv.mag), 1) + 1.0           # |x| / (|x| + c) <= mag / (mag + c) < 1/2...
-        den = self.arith_raw("add", self.mk("abs", (x,), _abs_iv(x.iv), x.ty), self.c(x.ty, cval))
+        cval = nice(max(1.0, x.iv.mag), 1) + 1.0           # |x| / (|x| + c) <= mag / (mag + c) < 1/2...
+        den = self.arith_raw("add", self.mk("abs", (x,), abs_range(x.iv), x.ty), self.c(x.ty, cval))
         q = self.mk("div", (x, den), Interval(-0.5, 0.5), x.ty)
-        return q if bound >= 0.55 else self.scale(q, _nice(bound / 0.55))
+        return q if bound >= 0.55 else self.scale(q, nice(bound / 0.55))
 
     def unary(self, op: str, x: Node) -> Node:
         ty = x.ty
@@ -612,7 +541,7 @@ class Gen:
             y = self.expr(H, depth - 1, 0.4)
             v = np.concatenate([self.val(x) - self.val(y)])
             if np.all(v <= 0) or np.all(v >= 0):          # one side always wins: shift it
-                y = self.arith_raw("add", y, self.c(H, float(_nice(float(_quantiles(v, 0.5)[0]), 2))))
+                y = self.arith_raw("add", y, self.c(H, float(nice(float(_quantiles(v, 0.5)[0]), 2))))
             iv = Interval(min(x.iv.lo, y.iv.lo), min(x.iv.hi, y.iv.hi)) if op == "min" else \
                 Interval(max(x.iv.lo, y.iv.lo), max(x.iv.hi, y.iv.hi))
             return self.mk(op, (x, y), iv, H)
@@ -646,7 +575,7 @@ class Gen:
             return self.mk(op, (x, y), Interval(-x.iv.mag, x.iv.mag), H)
         if op == "clamp":
             q = _quantiles(self.val(x), 0.2, 0.8)
-            lo, hi = _nice(float(q[0]), 2), _nice(float(q[1]), 2)
+            lo, hi = nice(float(q[0]), 2), nice(float(q[1]), 2)
             if not lo < hi:
                 lo, hi = lo - 0.5, lo + 0.5
             return self.mk(op, (x, self.c(H, lo), self.c(H, hi)), Interval(lo, hi), H)
@@ -660,7 +589,7 @@ class Gen:
             return self.tame(self.mk(op, (x, y, t), _hull(corners), H))
         # smoothstep(e0, e1, x) with constant edges inside x's sampled range
         q = _quantiles(self.val(x), 0.15, 0.85)
-        e0, e1 = _nice(float(q[0]), 2), _nice(float(q[1]), 2)
+        e0, e1 = nice(float(q[0]), 2), nice(float(q[1]), 2)
         if not e1 - e0 > 0.1:
             e0, e1 = e0 - 0.5, e0 + 0.5
         if self.rng.random() < 0.2:
@@ -672,7 +601,7 @@ class Gen:
         b = self.expr(ty, max(0, depth - 1), 0.6) if self.rng.random() < 0.6 else None
         if b is None or emit(a) == emit(b):
             q = float(_quantiles(self.val(a), 0.5)[0])
-            b = self.c(ty, _nice(q, 2) if abs(q) > 0.05 else 0.0)
+            b = self.c(ty, nice(q, 2) if abs(q) > 0.05 else 0.0)
         return Node(pick(self.rng, tuple(COMPARE)), (a, b), None, Interval(0.0, 1.0), ty)
 
     def select(self, ty: str, depth: int) -> Node:
@@ -1085,17 +1014,10 @@ def _reaching(statements, out_nodes) -> set[str]:
         if st[0] == "loop":
             used = (used - {st[9], f"wp.float16({st[8]})"}) | {f"@array:{st[6]}"}
         deps[st[1]] = used
-    live: set[str] = set()
-    frontier: set[str] = set()
+    roots: set[str] = set()
     for node in out_nodes:
-        frontier |= uses(node)
-    while frontier:
-        v = frontier.pop()
-        if v in live:
-            continue
-        live.add(v)
-        frontier |= deps.get(v, set())
-    return live | {v for v in live if v.startswith("@array:")}
+        roots |= uses(node)
+    return reachable(deps, roots)
 
 
 def _source(args, body, helpers) -> str:
@@ -1107,13 +1029,7 @@ def _source(args, body, helpers) -> str:
         if a.role == "scalar":
             return sspell[a.dtype]
         return "wp.array(dtype=wp.vec3h)" if len(a.shape) == 2 else spell[a.dtype]
-    sig = ", ".join(f"{a.name}: {one(a)}" for a in args)
-    lines = ["import warp as wp", ""]
-    for h in helpers:
-        lines += ["", h, ""]
-    lines += ["", "@wp.kernel", f"def wkf_kernel({sig}):", "    i = wp.tid()"]
-    lines += [f"    {line}" for line in body]
-    return "\n".join(lines) + "\n"
+    return kernel_text(", ".join(f"{a.name}: {one(a)}" for a in args), body, helpers)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+from harness.family import Arg, Family, KernelSpec, Program
 from kernels import _expr as E
 from kernels import _indexing_lib as L
-from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, pick
+from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, pick, type_tolerance
 
 Ix = L.Ix
 MAX_THREADS = 256
@@ -290,8 +290,7 @@ def _index_cond(ctx: _Ctx, depth: int = 2) -> tuple:
 
 def _selective_cond(ctx: _Ctx, lo: float = 0.1, hi: float = 0.9):
     """An index condition true for a share of the launch grid in [lo, hi] (no tautologies), or None."""
-    grid = np.indices(ctx.dims, dtype=np.int64)
-    env = {t: grid[n] for n, t in enumerate(ctx.tids)}
+    env = L.launch_indices(ctx.dims, ctx.tids)
     for _ in range(6):
         node = _index_cond(ctx)
         share = float(np.mean(np.broadcast_to(_cond_eval(node, env), ctx.dims)))
@@ -495,8 +494,7 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
     meta = spec.meta
     ty = E.SCALARS[meta["ty"]]
     dims = tuple(meta["dims"])
-    grid = np.indices(dims, dtype=np.int64)
-    ienv: dict[str, np.ndarray] = {t: grid[n] for n, t in enumerate(meta["tids"])}
+    ienv = L.launch_indices(dims, meta["tids"])
     for a in spec.args:
         if a.role == "scalar":
             ienv[a.name] = np.int64(inputs[a.name])
@@ -535,17 +533,12 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
     return result
 
 
-def tolerance(spec: KernelSpec) -> Tolerance:
-    return {"float32": Tolerance(1e-4, 1e-5), "float64": Tolerance(1e-9, 1e-11),
-            "int32": Tolerance(0.0, 0.0)}[spec.meta["ty"]]
-
-
 FAMILY = Family(
     name="indexing",
     description=__doc__.strip().splitlines()[0],
     generate=generate,
     reference=reference,
-    tolerance=tolerance,
+    tolerance=type_tolerance,
     weight=1.0,
     covers=("multi-dimensional launches", "wp.tid unpacking", "2D/3D/4D arrays", "index arithmetic",
             "clamped and wrapped neighbours", "transposes", "flattening", "strided access", "array.shape",

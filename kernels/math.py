@@ -39,6 +39,7 @@ import numpy as np
 from harness.family import Arg, Family, KernelSpec, Program, Tolerance
 from kernels import _expr as E
 from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, SCALAR_NAMES, kernel_source, pick
+from kernels._numeric import abs_range, basic_unary_iv, erf, erfc, erfinv_newton, nice, round_half_away, sin_range
 
 N = 64
 LIMIT = 40.0            # magnitude bound for intermediate values; larger intervals are squashed back
@@ -87,31 +88,11 @@ def _mono(f, iv: Interval, increasing: bool = True) -> Interval:
 
 def _sin_iv(iv: Interval, shift: float = 0.0) -> Interval:
     """Range of sin(x + shift) over ``iv``."""
-    lo, hi = iv.lo + shift, iv.hi + shift
-    if hi - lo >= 2 * _math.pi:
-        return Interval(-1.0, 1.0)
-    vals = [_math.sin(lo), _math.sin(hi)]
-    k = _math.ceil((lo - _math.pi / 2) / _math.pi)
-    while _math.pi / 2 + k * _math.pi <= hi:
-        vals.append(_math.sin(_math.pi / 2 + k * _math.pi))
-        k += 1
-    return Interval(min(vals), max(vals))
-
-
-def _abs_iv(iv: Interval) -> Interval:
-    lo = 0.0 if iv.contains_zero() else min(abs(iv.lo), abs(iv.hi))
-    return Interval(lo, iv.mag)
+    return sin_range(iv.lo + shift, iv.hi + shift)
 
 
 def _erfinv_scalar(y: float) -> float:
     return float(_erfinv(np.asarray([y], dtype=np.float64))[0])
-
-
-def _round_half_away(x):
-    a = np.abs(x)
-    r = np.floor(a)
-    r = r + (a - r >= 0.5)
-    return np.copysign(r, x)
 
 
 def unary_iv(op: str, iv: Interval) -> Interval:
@@ -121,17 +102,9 @@ def unary_iv(op: str, iv: Interval) -> Interval:
         return _sin_iv(iv)
     if op == "cos":
         return _sin_iv(iv, m.pi / 2)
-    if op == "cosh":
-        a = _abs_iv(iv)
-        return Interval(m.cosh(a.lo), m.cosh(a.hi))
-    if op == "abs":
-        return _abs_iv(iv)
-    if op == "neg":
-        return Interval(-hi, -lo)
-    if op == "frac":
-        return Interval(max(-1.0, min(0.0, lo)), min(1.0, max(0.0, hi)))
-    if op == "sign":
-        return Interval(-1.0 if lo < 0 else 1.0, 1.0 if hi >= 0 else -1.0)
+    basic = basic_unary_iv(op, iv)
+    if basic is not None:
+        return basic
     if op == "step":
         return Interval(0.0 if hi >= 0 else 1.0, 1.0 if lo < 0 else 0.0)
     if op == "nonzero":
@@ -139,7 +112,7 @@ def unary_iv(op: str, iv: Interval) -> Interval:
     increasing = {"tan": m.tan, "exp": m.exp, "log": m.log, "log2": m.log2, "log10": m.log10, "sqrt": m.sqrt,
                   "cbrt": lambda x: m.copysign(abs(x) ** (1.0 / 3.0), x), "tanh": m.tanh, "atan": m.atan,
                   "asin": m.asin, "sinh": m.sinh, "erf": m.erf, "erfinv": _erfinv_scalar, "floor": m.floor,
-                  "ceil": m.ceil, "round": lambda x: float(_round_half_away(x)), "rint": lambda x: float(np.rint(x)),
+                  "ceil": m.ceil, "round": lambda x: float(round_half_away(x)), "rint": lambda x: float(np.rint(x)),
                   "trunc": m.trunc, "degrees": m.degrees, "radians": m.radians}
     if op in increasing:
         return _mono(increasing[op], iv)
@@ -186,38 +159,19 @@ def emit(node: Node, ty: E.Scalar) -> str:
 # NumPy evaluation with Warp semantics (float64 throughout; the kernel's float32 constants are pre-rounded)
 
 
-_ERF = np.frompyfunc(_math.erf, 1, 1)
-_ERFC = np.frompyfunc(_math.erfc, 1, 1)
-
-
-def _erf(x):
-    return np.asarray(_ERF(np.asarray(x, dtype=np.float64)), dtype=np.float64)
-
-
-def _erfc(x):
-    return np.asarray(_ERFC(np.asarray(x, dtype=np.float64)), dtype=np.float64)
-
-
 def _erfinv(y):
-    """Inverse error function to float64 accuracy: a closed-form first guess refined by Newton steps."""
+    """Inverse error function to float64 accuracy, ``+-inf`` at ``+-1`` and nan beyond."""
     y = np.asarray(y, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        a = 0.147
-        ln = np.log1p(-y * y)
-        t = 2.0 / (np.pi * a) + ln / 2.0
-        x = np.sign(y) * np.sqrt(np.sqrt(t * t - ln / a) - t)
-        for _ in range(4):
-            x = x - (_erf(x) - y) / (2.0 / np.sqrt(np.pi) * np.exp(-x * x))
-        x = np.where(np.abs(y) < 1.0, x, np.where(np.abs(y) == 1.0, np.copysign(np.inf, y), np.nan))
-    return x
+    x = erfinv_newton(y)
+    return np.where(np.abs(y) < 1.0, x, np.where(np.abs(y) == 1.0, np.copysign(np.inf, y), np.nan))
 
 
 UNARY_NP = {
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "exp": np.exp, "log": np.log, "log2": np.log2,
     "log10": np.log10, "sqrt": np.sqrt, "cbrt": np.cbrt, "tanh": np.tanh, "atan": np.arctan, "asin": np.arcsin,
-    "acos": np.arccos, "sinh": np.sinh, "cosh": np.cosh, "erf": _erf, "erfc": _erfc, "erfinv": _erfinv,
+    "acos": np.arccos, "sinh": np.sinh, "cosh": np.cosh, "erf": erf, "erfc": erfc, "erfinv": _erfinv,
     "erfcinv": lambda x: _erfinv(1.0 - x), "abs": np.abs, "neg": np.negative, "degrees": np.degrees,
-    "radians": np.radians, "floor": np.floor, "ceil": np.ceil, "round": _round_half_away, "rint": np.rint,
+    "radians": np.radians, "floor": np.floor, "ceil": np.ceil, "round": round_half_away, "rint": np.rint,
     "trunc": np.trunc, "frac": lambda x: x - np.trunc(x), "sign": lambda x: np.where(x < 0, -1.0, 1.0),
     "step": lambda x: np.where(x < 0, 1.0, 0.0), "nonzero": lambda x: np.where(x != 0, 1.0, 0.0),
 }
@@ -297,16 +251,6 @@ def builtins_of(node: Node) -> set[str]:
 
 # --------------------------------------------------------------------------------------------------------
 # Generation
-
-
-def _nice(value: float, digits: int = 2) -> float:
-    """``value`` rounded toward zero to ``digits`` significant digits."""
-    if value == 0 or not _math.isfinite(value):
-        return 0.0
-    e = _math.floor(_math.log10(abs(value))) - digits + 1
-    q = 10.0 ** e
-    r = _math.trunc(value / q) * q
-    return float(f"{r:.{max(0, -e)}f}") if e < 0 else float(r)
 
 
 class MathGen:
@@ -417,13 +361,13 @@ class MathGen:
         if roll < 0.3:
             return self.fit(x, -4.0, 4.0)
         if roll < 0.5:
-            inner = self.scale(x, _nice(2.0 / x.iv.mag), allow_div=False)
+            inner = self.scale(x, nice(2.0 / x.iv.mag), allow_div=False)
             return self.mk("tanh", (inner,), unary_iv("tanh", inner.iv))
         if roll < 0.65:
             return self.mk("atan", (x,), unary_iv("atan", x.iv))
         if roll < 0.85:
             cval = float(self.rng.choice([0.5, 1.0, 2.0, 4.0]))
-            den = self.shift(self.mk("abs", (x,), _abs_iv(x.iv)), cval)
+            den = self.shift(self.mk("abs", (x,), abs_range(x.iv)), cval)
             return self.mk("div", (x, den), Interval(-1.0, 1.0))
         if x.iv.mag <= limit ** 3 and not x.iv.contains_zero(0.1):
             return self.mk("cbrt", (x,), unary_iv("cbrt", x.iv))
@@ -499,7 +443,7 @@ class MathGen:
             return x
         self.guards.add("affine")
         width, target = iv.hi - iv.lo, hi - lo
-        s = _nice(target * 0.98 / width) if width > target * 0.98 else 1.0
+        s = nice(target * 0.98 / width) if width > target * 0.98 else 1.0
         if s != 1.0 and self.rng.random() < 0.2:
             s = -s
         return self._shift_into(self.scale(x, s), lo, hi)
@@ -511,7 +455,7 @@ class MathGen:
         s = 1.0
         if hi - lo > 0:
             s = min(max_scale, width / (hi - lo), LIMIT / max(x.iv.mag, 1e-9))
-            s = _nice(s) if abs(s - 1.0) > 0.15 else 1.0
+            s = nice(s) if abs(s - 1.0) > 0.15 else 1.0
             s = s if s != 0 else 1.0
         node = self.scale(x, s)
         c = round(center - s * mid, 2)
@@ -527,11 +471,11 @@ class MathGen:
         c = round(float(self.rng.choice([0.1, 0.25, 0.5, 1.0, 1.5])) + low, 3)
         if roll < 0.45:
             self.guards.add("abs_shift")
-            a = x if x.op == "abs" else self.mk("abs", (x,), _abs_iv(x.iv))
+            a = x if x.op == "abs" else self.mk("abs", (x,), abs_range(x.iv))
             return self.shift(a, c)
         if roll < 0.65 and x.iv.mag <= 6.0 and size(x) <= 2:
             self.guards.add("square_shift")
-            sq = self.mk("mul", (x, x), Interval(_abs_iv(x.iv).lo ** 2, x.iv.mag ** 2))
+            sq = self.mk("mul", (x, x), Interval(abs_range(x.iv).lo ** 2, x.iv.mag ** 2))
             return self.shift(sq, c)
         if roll < 0.75:
             self.guards.add("exp")
@@ -561,7 +505,7 @@ class MathGen:
         elif roll < 0.85:
             inner = self.mk("sin", (x,), unary_iv("sin", x.iv))
         else:
-            den = self.shift(self.mk("abs", (x,), _abs_iv(x.iv)), 1.0)
+            den = self.shift(self.mk("abs", (x,), abs_range(x.iv)), 1.0)
             inner = self.mk("div", (x, den), Interval(-1.0, 1.0))
         bv = self.ty.const_value(bound)
         return self.mk("mul", (inner, self.c(bound)), Interval(bv * inner.iv.lo, bv * inner.iv.hi))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.family import Family, KernelSpec, Program
+from harness.family import Family, Program
 from kernels import _vector_lib as L
 from kernels._common import ARRAY_NAMES, OUT_NAMES, SCALAR_NAMES, pick
 
@@ -59,7 +59,7 @@ def generate(rng: np.random.Generator) -> Program:
     if rng.random() < 0.12:                   # a second size: values move across through entries/components
         m2 = pick(rng, [k for k in (2, 3, 4) if k != n])
         kinds |= {L.MAT_OF[m2], L.VEC_OF[m2]}
-    dims = (64,) if rng.random() < 0.8 else pick(rng, ((8, 8), (4, 16), (16, 4)))
+    dims = L.random_dims(rng)
     two_d = len(dims) == 2
     n_mat = int(rng.choice([1, 2, 2, 3]))
     n_vec = int(rng.choice([0, 0, 1, 1, 2]))
@@ -77,38 +77,24 @@ def generate(rng: np.random.Generator) -> Program:
             kind, sampler = vk, ("uniform",) + tuple(pick(rng, VEC_RANGES))
         else:
             kind, sampler = "f", ("uniform",) + tuple(pick(rng, SCALAR_RANGES))
-        index = "i, j" if two_d else "i"
-        if two_d and k > 0 and rng.random() < 0.3:
-            index = pick(rng, ("i", "j"))
-        local = None
-        if not inline:
-            local = f"{prefix}{name}" if prefix else f"{name}_v"
-            if local in taken:
-                local = f"{name}_{k}"
-            taken.add(local)
+        index = L.input_index(rng, two_d, k)
+        local = None if inline else L.load_local(name, k, prefix, taken)
         inputs.append(L.Input(name, kind, sampler, "in", index, local))
     if rng.random() < 0.25:
         inputs.append(L.Input(pick(rng, SCALAR_NAMES), "f", ("uniform",) + tuple(pick(rng, SCALAR_RANGES)), "scalar"))
     if rng.random() < 0.12:
         inputs.append(L.Input(pick(rng, ("basis", "frame", "T0", "W")), mk_, _mat_sampler(rng, n), "scalar"))
-    n_out = int(rng.choice([1, 1, 2]))
-    out_names = pick(rng, OUT_NAMES, n_out)
-    out_kinds = [pick(rng, (mk_, mk_, mk_, vk, vk, "f")) for _ in range(n_out)]
+    out_names, out_kinds = L.random_outputs(rng, OUT_NAMES, lambda: pick(rng, (mk_, mk_, mk_, vk, vk, "f")))
     stmt_kinds = {k: (3.0 if k == mk_ else 1.2 if k == vk else 1.0 if k == "f" else 0.5) for k in sorted(kinds)}
     return L.build_program(rng, prec="float32", inputs=inputs, dims=dims, weights=WEIGHTS, kinds=kinds,
-                           stmt_kinds=stmt_kinds, out_kinds=out_kinds, n_stmt=int(rng.integers(1, 6)),
-                           out_names=out_names)
-
-
-def reference(spec: KernelSpec, inputs):
-    return L.reference(spec, inputs)
+                           stmt_kinds=stmt_kinds, out_kinds=out_kinds, out_names=out_names)
 
 
 FAMILY = Family(
     name="matrix",
     description=__doc__.strip().splitlines()[0],
     generate=generate,
-    reference=reference,
+    reference=L.reference,
     tolerance=L.tolerance,
     sample_inputs=L.sample_inputs,
     weight=1.0,

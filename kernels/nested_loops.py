@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+from harness.family import Arg, Family, Program
 from kernels import _combined_lib as L
 from kernels import _expr as E
 from kernels import control_flow as CF
-from kernels._common import ARRAY_NAMES, OUT_NAMES, pick
+from kernels._common import ARRAY_NAMES, OUT_NAMES, pick, type_tolerance
 
 N = L.N
 Interval = E.Interval
@@ -235,15 +235,7 @@ class Builder:
             node = self.gen.apply_binary(pick(rng, ("max", "min")), sv, term)
         elif roll < 0.88:                              # decaying / modular recurrence
             term = self.expr(1, must_use=must, no_state=True)
-            if not self.is_int:
-                c = round(float(rng.uniform(0.3, 0.95)), 2)
-                node = self.gen.apply_binary("add", self.gen.apply_binary("mul", sv, E.const(c)), term)
-            elif rng.random() < 0.5:
-                m = int(pick(rng, (7, 13, 97, 101, 1009)))
-                scaled = self.gen.apply_binary("mul", sv, E.const(int(rng.integers(2, 6))))
-                node = self.gen.apply_binary("mod", self.gen.apply_binary("add", scaled, term), E.const(m))
-            else:
-                node = self.gen.apply_binary("add", self.gen.apply_binary("div", sv, E.const(2)), term)
+            node = self.gen.recurrence(sv, term, 0.3)
         else:                                          # general expression of the accumulator
             node = self.expr(2, must_use=target)
             if must and must not in E.uses(node):
@@ -800,37 +792,25 @@ def calibrate(builder: Builder, program: Program, rng) -> None:
             stmt.branches[0] = (new, stmt.branches[0][1])
 
 
-def generate(rng: np.random.Generator) -> Program:
-    program = None
-    for _ in range(ATTEMPTS):
-        b = Builder(rng)
-        program = b.build()
-        if b.calib:
-            calibrate(b, program, rng)
-            program = L.render(program)
-        if L.healthy(program, rng, _tolerance(program.meta["ty"])):
-            break
+def _build(rng: np.random.Generator) -> Program:
+    b = Builder(rng)
+    program = b.build()
+    if b.calib:
+        calibrate(b, program, rng)
+        program = L.render(program)
     return program
 
 
-def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
-    return L.reference(spec.meta, inputs)
-
-
-def _tolerance(tyname: str) -> Tolerance:
-    return {"float32": Tolerance(1e-4, 1e-5), "float64": Tolerance(1e-9, 1e-11), "int32": Tolerance(0.0, 0.0)}[tyname]
-
-
-def tolerance(spec: KernelSpec) -> Tolerance:
-    return _tolerance(spec.meta["ty"])
+def generate(rng: np.random.Generator) -> Program:
+    return L.generate_healthy(rng, _build, ATTEMPTS)
 
 
 FAMILY = Family(
     name="nested_loops",
     description=__doc__.strip().splitlines()[0],
     generate=generate,
-    reference=reference,
-    tolerance=tolerance,
+    reference=L.spec_reference,
+    tolerance=type_tolerance,
     weight=1.0,
     covers=("nested loops", "triangular loops", "dynamic loop bounds", "accumulators", "index arithmetic",
             "gathers", "break/continue", "loop unrolling", "int32 C semantics", "float64"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.family import Family, KernelSpec, Program
+from harness.family import Family, Program
 from kernels import _vector_lib as L
 from kernels._common import OUT_NAMES, pick
 
@@ -54,7 +54,7 @@ LOAD_PREFIX = ("", "x", "l_")
 def generate(rng: np.random.Generator) -> Program:
     has_t = rng.random() < 0.55
     kinds = {"f", "v3", "q"} | ({"t"} if has_t else set()) | ({"m33"} if rng.random() < 0.45 else set())
-    dims = (64,) if rng.random() < 0.8 else pick(rng, ((8, 8), (4, 16), (16, 4)))
+    dims = L.random_dims(rng)
     two_d = len(dims) == 2
     decl = []
     n_q = int(rng.choice([0, 1, 1, 2])) if has_t else int(rng.choice([1, 1, 2]))
@@ -80,40 +80,26 @@ def generate(rng: np.random.Generator) -> Program:
     inputs = []
     taken = {d[0] for d in decl}
     for k, (name, kind, sampler) in enumerate(decl):
-        index = "i, j" if two_d else "i"
-        if two_d and k > 0 and rng.random() < 0.3:
-            index = pick(rng, ("i", "j"))
-        local = None
-        if not inline:
-            local = f"{prefix}{name}" if prefix else f"{name}_v"
-            if local in taken:
-                local = f"{name}_{k}"
-            taken.add(local)
+        index = L.input_index(rng, two_d, k)
+        local = None if inline else L.load_local(name, k, prefix, taken)
         inputs.append(L.Input(name, kind, sampler, "in", index, local))
     if rng.random() < 0.2:
         name = pick(rng, ("alpha", "omega", "dt", "angle0", "twist"))
         inputs.append(L.Input(name, "f", ("uniform", -1.5, 1.5), "scalar"))
     if rng.random() < 0.12:
         inputs.append(L.Input(pick(rng, ("q0", "ref_rot", "base_q")), "q", ("unitquat",), "scalar"))
-    n_out = int(rng.choice([1, 1, 2]))
-    out_names = pick(rng, OUT_NAMES + OUT_EXTRA, n_out)
     pool = ["q", "q", "v3", "v3", "f"] + (["t", "t"] if has_t else []) + (["m33"] if "m33" in kinds else [])
-    out_kinds = [pick(rng, pool) for _ in range(n_out)]
+    out_names, out_kinds = L.random_outputs(rng, OUT_NAMES + OUT_EXTRA, lambda: pick(rng, pool))
     stmt_kinds = {"q": 2.5, "t": 1.5, "v3": 2.0, "f": 0.7, "m33": 0.6}
     return L.build_program(rng, prec="float32", inputs=inputs, dims=dims, weights=WEIGHTS, kinds=kinds,
-                           stmt_kinds=stmt_kinds, out_kinds=out_kinds, n_stmt=int(rng.integers(1, 6)),
-                           out_names=out_names)
-
-
-def reference(spec: KernelSpec, inputs):
-    return L.reference(spec, inputs)
+                           stmt_kinds=stmt_kinds, out_kinds=out_kinds, out_names=out_names)
 
 
 FAMILY = Family(
     name="quaternion",
     description=__doc__.strip().splitlines()[0],
     generate=generate,
-    reference=reference,
+    reference=L.reference,
     tolerance=L.tolerance,
     sample_inputs=L.sample_inputs,
     weight=1.0,

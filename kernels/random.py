@@ -23,8 +23,8 @@ import numpy as np
 
 from harness.family import Arg, Family, KernelSpec, Program, Tolerance
 from kernels import _expr as E
-from kernels._common import ARRAY_NAMES, OUT_NAMES, pick
-from kernels._funcs_lib import sanitize, strong_uses
+from kernels._common import ARRAY_NAMES, OUT_NAMES, kernel_text, pick
+from kernels._funcs_lib import fold_in, sanitize
 
 F32 = E.FLOAT32
 RANDN_EPS = np.float32(5.96e-8)
@@ -619,13 +619,7 @@ class Gen:
         if node.op in ("var", "const"):
             node = sanitize(gen.apply_binary(pick(self.rng, ("add", "mul", "sub")), node,
                                              gen.expr(max(1, depth - 1))))
-        for m in must:
-            if m not in strong_uses(node):
-                # fold in through + - * so that the value really depends on it (not a dominated min/max arm)
-                node = gen.apply_binary(pick(self.rng, ("add", "sub", "mul")), node, E.var(m, scope[m]))
-                if m not in strong_uses(node):
-                    node = E.Node("add", (node, E.var(m, scope[m])),
-                                  iv=E.Interval(node.iv.lo + scope[m].lo, node.iv.hi + scope[m].hi))
+        node = fold_in(gen, self.rng, node, must, scope)
         self.note(node.iv)
         return node
 
@@ -878,14 +872,8 @@ class Gen:
         self.stmts.append(Write(vname, "vec", text=text, fn=fn))
 
     def program(self):
-        lines = ["import warp as wp", ""]
-        for h in self.helpers:
-            lines += ["", h.rstrip("\n"), ""]
         sig = ", ".join(f"{a.name}: {_spell(a)}" for a in self.args)
-        lines += ["", "@wp.kernel", f"def wkf_kernel({sig}):", "    i = wp.tid()"]
-        for s in self.stmts:
-            lines += ["    " + x for x in s.lines()]
-        source = "\n".join(lines) + "\n"
+        source = kernel_text(sig, [x for s in self.stmts for x in s.lines()], self.helpers)
         feats = {"dtype": "float32", "n": self.n, "streams": len(self.streams),
                  "draws": sorted(self.features["draws"]), "loop": self.features["loop"],
                  "accum": self.features.get("accum"), "hist": self.features["hist"],

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+from harness.family import Arg, Family, KernelSpec, Program
 from harness.seeds import derive_seed, rng_for
 from kernels import _combined_lib as L
 from kernels import _expr as E
 from kernels import math as M
-from kernels._common import ARRAY_NAMES, OUT_NAMES, pick
+from kernels._common import ARRAY_NAMES, OUT_NAMES, pick, type_tolerance
 
 N = L.N
 Interval = E.Interval
@@ -501,33 +501,15 @@ def prepare(spec: KernelSpec, inputs, device, namespace) -> dict:
 
 
 def generate(rng: np.random.Generator) -> Program:
-    program = None
-    with np.errstate(all="ignore"):
-        for _ in range(ATTEMPTS):
-            program = Builder(rng).build()
-            if L.healthy(program, rng, _tolerance(program.meta["ty"])):
-                break
-    return program
-
-
-def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
-    return L.reference(spec.meta, inputs)
-
-
-def _tolerance(tyname: str) -> Tolerance:
-    return {"float32": Tolerance(1e-4, 1e-5), "float64": Tolerance(1e-9, 1e-11)}[tyname]
-
-
-def tolerance(spec: KernelSpec) -> Tolerance:
-    return _tolerance(spec.meta["ty"])
+    return L.generate_healthy(rng, lambda r: Builder(r).build(), ATTEMPTS)
 
 
 FAMILY = Family(
     name="scalar_param",
     description=__doc__.strip().splitlines()[0],
     generate=generate,
-    reference=reference,
-    tolerance=tolerance,
+    reference=L.spec_reference,
+    tolerance=type_tolerance,
     sample_inputs=sample_inputs,
     prepare=prepare,
     weight=1.0,

@@ -124,6 +124,10 @@ class Builder:
         self.params.append((arg, spelling))
         return arg.name
 
+    def id_param(self, name: str) -> str:
+        """The ``wp.uint64`` id of a hash grid, BVH or mesh."""
+        return self.param(Arg(name, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
+
     def line(self, text: str) -> None:
         self.body.append("    " * self.depth + text)
 
@@ -201,10 +205,25 @@ def _pair_expr(rng, leaves: dict[str, Interval], depth: int, T=E.FLOAT32) -> E.N
     return random_expr(rng, leaves, depth, T=T)
 
 
+def acc_uses(accs: list[dict]) -> set[str]:
+    """The pair leaves the accumulators' expressions read."""
+    used: set[str] = set()
+    for a in accs:
+        if "expr" in a:
+            used |= E.uses(a["expr"])
+    return used
+
+
+def acc_quantities(accs: list[dict]) -> dict:
+    """The accumulators as quantities for the outputs: name -> (kind, interval, typical range)."""
+    return {a["name"]: ({"count": "i", "isum": "i", "imax": "i", "vsum": "v"}.get(a["kind"], "f"), a["iv"],
+                        a.get("typ", a["iv"])) for a in accs}
+
+
 def ensure_used(rng, b: Builder, accs: list[dict], leaves: dict, wanted: list[str], names, n_items: int) -> None:
     """If no accumulator reads any of ``wanted`` (pair leaves), add a sum accumulator over one of them."""
     wanted = [w for w in wanted if w in leaves]
-    if not wanted or any(set(wanted) & E.uses(a["expr"]) for a in accs if "expr" in a):
+    if not wanted or set(wanted) & acc_uses(accs):
         return
     w = pick(rng, wanted)
     name = next(n for n in names if n not in {a["name"] for a in accs})
@@ -472,7 +491,7 @@ def gen_grid(rng) -> tuple[Builder, dict, dict]:
     r_lo = (3.0 / (density * 4.19)) ** (1 / 3)
     r_hi = (9.0 / (density * 4.19)) ** (1 / 3)
     gname = pick(rng, GRID_IDS)
-    b.param(Arg(gname, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
+    b.id_param(gname)
     pts = pick(rng, PTS_NAMES)
     b.param(Arg(pts, b.vdt, "in", (n_pts,), 0.0, L))
     use_vals = rng.random() < 0.6
@@ -503,7 +522,6 @@ def gen_grid(rng) -> tuple[Builder, dict, dict]:
         b.line(f"i = wp.hash_grid_point_id({gname}, tid)")
     p = pick(rng, ("p", "xi", "pi", "x0"))
     b.line(f"{p} = {pts if self_query else qname}[i]")
-    quantities: dict = {}
     use_vi = use_vals and self_query and rng.random() < 0.6
     if use_vi:
         b.line(f"vi = {vname}[i]")
@@ -525,7 +543,7 @@ def gen_grid(rng) -> tuple[Builder, dict, dict]:
     acc_names = pick(rng, ("n", "cnt", "s", "acc", "total", "m", "best", "agg", "sv", "ks"), 4)
     accs = make_accumulators(rng, b, pair_leaves, dv, j, n_pts, acc_names)
     vj = f"{vname}[{j}]"
-    if use_vals and not any({vj, "vi"} & E.uses(a["expr"]) for a in accs if "expr" in a):
+    if use_vals and not {vj, "vi"} & acc_uses(accs):
         # the values array must be read: one more sum accumulator over it
         node = E.Node("mul", (E.var(vj, pair_leaves[vj]), E.var("w", pair_leaves["w"])), None,
                       Interval(-1e3, 1e3)) if "w" in pair_leaves else E.var(vj, pair_leaves[vj])
@@ -562,15 +580,12 @@ def gen_grid(rng) -> tuple[Builder, dict, dict]:
         b.line(f"{d} = wp.length({dv})")
         b.line(f"if {d} {'<=' if form == 'le' else '<'} {R}:")
         b.depth += 1
-    if wkind and any("w" in E.uses(a["expr"]) for a in accs if "expr" in a):
+    if wkind and "w" in acc_uses(accs):
         b.line(f"w = {WEIGHTS[wkind].format(d=d, R=R, K=b.lit(wk), one=b.lit(1.0), zero=b.lit(0.0))}")
     else:
         wkind = None
     emit_updates(rng, b, accs, j)
     b.depth = 1
-    for acc in accs:
-        kind = {"count": "i", "isum": "i", "imax": "i", "vsum": "v"}.get(acc["kind"], "f")
-        quantities[acc["name"]] = (kind, acc["iv"], acc.get("typ", acc["iv"]))
     meta = {"kind": "grid", "L": L, "n_pts": n_pts, "pts": pts, "vals": vname if use_vals else None,
             "qs": None if self_query else qname, "radius": rname if radius_param else None, "r_lit": r_lit,
             "r_hi": r_hi, "exclude_self": exclude_self, "form": form, "d": d, "dv": dv, "sign_flip": sign_flip,
@@ -583,7 +598,7 @@ def gen_grid(rng) -> tuple[Builder, dict, dict]:
                 "accumulators": sorted(a["kind"] for a in accs)}
     b.first = first
     b.dim = dim
-    return b, meta, (quantities, features, dim)
+    return b, meta, (acc_quantities(accs), features, dim)
 
 
 def ref_grid(meta: dict, inputs) -> tuple[dict, np.ndarray]:
@@ -651,13 +666,37 @@ def _unit_dirs(rng, n: int, min_comp: float = 0.2) -> np.ndarray:
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
+def emit_direction(rng, b: Builder, meta: dict, dv: str, min_comp: float) -> None:
+    """``dv = ...``: a constant unit direction (``meta["dmode"] == "const"``, components at least ``min_comp``) or
+    one read from a direction array (``"array"``), maybe normalised (``"normalized"``)."""
+    if meta["dmode"] == "const":
+        d = _unit_dirs(rng, 1, min_comp)[0]
+        meta["dconst"] = [round(float(x), 3) for x in d]
+        b.line(f"{dv} = wp.vec3({', '.join(_lit(x) for x in meta['dconst'])})")
+    else:
+        dn = pick(rng, ("dirs", "rays", "heading"))
+        b.param(Arg(dn, "vec3f", "in", (Q,), -1.0, 1.0))
+        meta["dirs"] = dn
+        b.line(f"{dv} = {dn}[i]" if meta["dmode"] == "array" else f"{dv} = wp.normalize({dn}[i])")
+
+
+def ray_directions(meta: dict, inputs, shape) -> np.ndarray:
+    """The directions :func:`emit_direction` gives the rays, (Q,3) float64."""
+    if meta["dmode"] == "const":
+        return np.broadcast_to(np.asarray(meta["dconst"], dtype=np.float32).astype(np.float64), shape)
+    d = np.asarray(inputs[meta["dirs"]], dtype=np.float64)
+    if meta["dmode"] == "normalized":
+        d = d / np.linalg.norm(d, axis=1, keepdims=True)
+    return d
+
+
 def gen_bvh(rng):
     b = Builder()
     s = float(pick(rng, (1.0, 2.0)))
     L = 2.0 * s
     m = int(pick(rng, (32, 48, 64)))
     bname = pick(rng, BVH_IDS)
-    b.param(Arg(bname, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
+    b.id_param(bname)
     qmode = pick(rng, ("aabb_arrays", "aabb_center", "aabb_center", "sphere", "ray", "ray"))
     lname, uname = pick(rng, BOX_NAMES)
     boxes_in = rng.random() < 0.55
@@ -696,15 +735,7 @@ def gen_bvh(rng):
             meta["dmode"] = dmode
             b.line(f"{c} = {cn}[i]")
             dv = pick(rng, ("dir", "ray_dir", "dvec"))
-            if dmode == "const":
-                d = _unit_dirs(rng, 1)[0]
-                meta["dconst"] = [round(float(x), 3) for x in d]
-                b.line(f"{dv} = wp.vec3({', '.join(_lit(x) for x in meta['dconst'])})")
-            else:
-                dn = pick(rng, ("dirs", "rays", "heading"))
-                b.param(Arg(dn, "vec3f", "in", (Q,), -1.0, 1.0))
-                meta["dirs"] = dn
-                b.line(f"{dv} = {dn}[i]" if dmode == "array" else f"{dv} = wp.normalize({dn}[i])")
+            emit_direction(rng, b, meta, dv, 0.2)
             qline = f"wp.bvh_query_ray({bname}, {c}, {dv})"
             if rng.random() < 0.5:
                 tmax = _short(rng, 0.5 * s, 1.5 * s)
@@ -758,10 +789,7 @@ def gen_bvh(rng):
         thr = round(float(rng.uniform(vlo, vhi)) * 0.5, 2)
         b.line(f"if {vname}[{j}] > {_lit(thr)}:")
         b.depth += 1
-    used = set()
-    for a in accs:
-        if "expr" in a:
-            used |= E.uses(a["expr"])
+    used = acc_uses(accs)
     if boxes_in and (used & {"dc", "ov"} or any(a["kind"] == "vsum" for a in accs)):
         b.line(f"{bc} = 0.5 * ({lname}[{j}] + {uname}[{j}])")
         if "dc" in used:
@@ -772,8 +800,7 @@ def gen_bvh(rng):
     emit_updates(rng, b, accs, j)
     b.depth = 1
     meta.update(j=j, accs=accs, thr=thr, boxes_in=boxes_in)
-    quantities = {a["name"]: ({"count": "i", "isum": "i", "imax": "i", "vsum": "v"}.get(a["kind"], "f"), a["iv"],
-                              a.get("typ", a["iv"])) for a in accs}
+    quantities = acc_quantities(accs)
     features = {"query": {"aabb_arrays": "bvh_query_aabb", "aabb_center": "bvh_query_aabb",
                           "sphere": "bvh_query_sphere", "ray": "bvh_query_ray"}[qmode],
                 "query_form": qmode, "filter": thr is not None, "boxes_param": boxes_in,
@@ -814,12 +841,7 @@ def ref_bvh(meta, inputs):
         member = dist <= h[:, None]
         margin = np.abs(dist - h[:, None])
     elif qmode == "ray":
-        if meta["dmode"] == "const":
-            d = np.broadcast_to(np.asarray(meta["dconst"], dtype=np.float32).astype(np.float64), c.shape)
-        else:
-            d = np.asarray(inputs[meta["dirs"]], dtype=np.float64)
-            if meta["dmode"] == "normalized":
-                d = d / np.linalg.norm(d, axis=1, keepdims=True)
+        d = ray_directions(meta, inputs, c.shape)
         lmin, lmax = _slab(c[:, None], d[:, None], lo_b, hi_b)
         conds = [lmax, lmax - lmin] + ([meta["tmax"] - lmin] if "tmax" in meta else [])
         member = (lmax >= 0) & (lmax >= lmin)
@@ -1026,6 +1048,22 @@ def new_mesh_meta(rng, kind: str, closed_only: bool = False) -> dict:
             "constructor": pick(rng, (None, "sah", "median")), "leaf": pick(rng, (None, 1, 2, 4))}
 
 
+def new_mesh_kernel(rng, kind: str) -> tuple[Builder, dict]:
+    """A builder whose kernel takes a mesh id, and the meta of a random mesh for a query of ``kind``."""
+    b = Builder()
+    meta = new_mesh_meta(rng, kind)
+    b.id_param(meta["mesh"])
+    return b, meta
+
+
+def query_points(rng, b: Builder, meta: dict, extent: float) -> str:
+    """A parameter array of query points (one per thread) in [-extent, extent]^3 times the mesh scale."""
+    qn = pick(rng, QRY_NAMES)
+    b.param(Arg(qn, "vec3f", "in", (Q,), -extent * meta["scale"], extent * meta["scale"]))
+    meta["qs"] = qn
+    return qn
+
+
 def prep_mesh(meta, inputs, device):
     pts = wp.array(np.asarray(inputs[meta["verts"]], dtype=np.float32), dtype=wp.vec3, device=device)
     idx = wp.array(np.asarray(inputs[meta["tris"]], dtype=np.int32), dtype=wp.int32, device=device)
@@ -1050,21 +1088,74 @@ def is_closed(meta) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------------
+# Quantities of a mesh query (mesh_point / mesh_ray): locals initialised before the query and set on a hit
+
+
+def declare(b: Builder, quantities: dict, wants: set, slots) -> None:
+    """Initialise the locals of the wanted quantities; ``slots`` are (want, local, initial value, kind, interval)."""
+    for want, name, init, kind, iv in slots:
+        if want in wants:
+            b.line(f"{name} = {init}")
+            quantities[name] = (kind, iv)
+
+
+def face_slots(meta: dict) -> list[tuple]:
+    """The face a query found and the weights of its first two vertices."""
+    return [("face", "fi", "int(-1)", "i", Interval(-1, meta["nt"])),
+            ("uv", "bu", "float(0.0)", "f", Interval(0.0, 1.0)),
+            ("uv", "bv", "float(0.0)", "f", Interval(0.0, 1.0))]
+
+
+NORMAL_SLOT = ("nrm", "nrm", "wp.vec3(0.0)", "v", Interval(-1.0, 1.0))
+
+
+def set_on_hit(b: Builder, wants: set, updates) -> None:
+    """The lines of ``updates`` ((want, line)) whose quantity is wanted."""
+    for want, line in updates:
+        if want in wants:
+            b.line(line)
+
+
+def face_updates(F: str, U: str, V: str) -> list[tuple[str, str]]:
+    return [("face", f"fi = {F}"), ("uv", f"bu = {U}"), ("uv", f"bv = {V}")]
+
+
+def face_values(q: dict, wants: set, hit, best, bu, bv, normals) -> None:
+    """Reference values of the face quantities at the hit face ``best`` (their initial values on a miss)."""
+    if "face" in wants:
+        q["fi"] = np.where(hit, best, -1).astype(np.float64)
+    if "uv" in wants:
+        q["bu"] = np.where(hit, bu, 0.0)
+        q["bv"] = np.where(hit, bv, 0.0)
+    if "nrm" in wants:
+        q["nrm"] = np.where(hit[:, None], normals[best], 0.0)
+
+
+def face_normals(A, B, C):
+    """Unit normals ``normalize(cross(b - a, c - a))`` of triangles (T,3)."""
+    n = np.cross(B - A, C - A)
+    return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
+def closest_points(P, A, B, C):
+    """Closest-point weights (Q,T,3), closest points (Q,T,3) and distances (Q,T) of points P (Q,3) on triangles."""
+    W = closest_on_triangles(P[:, None], A[None], B[None], C[None])
+    X = W[..., 0:1] * A[None] + W[..., 1:2] * B[None] + W[..., 2:3] * C[None]
+    return W, X, np.linalg.norm(X - P[:, None], axis=-1)
+
+
+# --------------------------------------------------------------------------------------------------------
 # Kind: mesh_point (closest / furthest point queries)
 
 
 def gen_mesh_point(rng):
-    b = Builder()
-    meta = new_mesh_meta(rng, "mesh_point")
+    b, meta = new_mesh_kernel(rng, "mesh_point")
     closed = is_closed(meta)
     soup = meta["mtype"] == "soup"
     sc = meta["scale"]
     mname = meta["mesh"]
-    b.param(Arg(mname, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
     mesh_args(rng, b, meta, verts_in=False)
-    qn = pick(rng, QRY_NAMES)
-    b.param(Arg(qn, "vec3f", "in", (Q,), -1.5 * sc, 1.5 * sc))
-    meta["qs"] = qn
+    qn = query_points(rng, b, meta, 1.5)
     fn = "no_sign"
     if closed and rng.random() < 0.7:
         fn = pick(rng, ("sign", "sign_normal", "sign_winding_number", "sign_parity"))
@@ -1111,29 +1202,10 @@ def gen_mesh_point(rng):
     quantities = {d: ("f", Interval(0.0, 4.0 * sc))}
     fallback = MD if fn != "furthest" else "0.0"
     b.line(f"{d} = float({fallback})" if maxd_mode == "literal" else f"{d} = {fallback}")
-    if "c" in wants:
-        b.line(f"{cpt} = {p}")
-        quantities[cpt] = ("v", Interval(-2.5 * sc, 2.5 * sc))
-    if "hit" in wants:
-        b.line("found = int(0)")
-        quantities["found"] = ("i", Interval(0, 1))
-    if "face" in wants:
-        b.line("fi = int(-1)")
-        quantities["fi"] = ("i", Interval(-1, meta["nt"]))
-    if "uv" in wants:
-        b.line("bu = float(0.0)")
-        b.line("bv = float(0.0)")
-        quantities["bu"] = ("f", Interval(0.0, 1.0))
-        quantities["bv"] = ("f", Interval(0.0, 1.0))
-    if "nrm" in wants:
-        b.line("nrm = wp.vec3(0.0)")
-        quantities["nrm"] = ("v", Interval(-1.0, 1.0))
-    if "sd" in wants:
-        b.line("sd = float(0.0)")
-        quantities["sd"] = ("f", Interval(-4.0 * sc, 4.0 * sc))
-    if "inside" in wants:
-        b.line("inside = int(0)")
-        quantities["inside"] = ("i", Interval(0, 1))
+    declare(b, quantities, wants, [("c", cpt, p, "v", Interval(-2.5 * sc, 2.5 * sc)),
+                                   ("hit", "found", "int(0)", "i", Interval(0, 1)), *face_slots(meta), NORMAL_SLOT,
+                                   ("sd", "sd", "float(0.0)", "f", Interval(-4.0 * sc, 4.0 * sc)),
+                                   ("inside", "inside", "int(0)", "i", Interval(0, 1))])
     if api == "struct":
         qv = pick(rng, ("q", "res", "hitq", "mq"))
         b.line(f"{qv} = wp.{name}({mname}, {p}, {MD})")
@@ -1156,20 +1228,9 @@ def gen_mesh_point(rng):
         b.line(f"{d} = wp.length({cpt} - {p})" if rng.random() < 0.5 else f"{d} = wp.length({p} - {cpt})")
     else:
         b.line(f"{d} = wp.length({pos} - {p})")
-    if "hit" in wants:
-        b.line("found = 1")
-    if "face" in wants:
-        b.line(f"fi = {F}")
-    if "uv" in wants:
-        b.line(f"bu = {U}")
-        b.line(f"bv = {V}")
-    if "nrm" in wants:
-        b.line(f"nrm = wp.mesh_eval_face_normal({mname}, {F})")
-    if "sd" in wants:
-        b.line(f"sd = {S} * {d}")
-    if "inside" in wants:
-        b.line(f"if {S} < 0.0:")
-        b.line("    inside = 1")
+    set_on_hit(b, wants, [("hit", "found = 1"), *face_updates(F, U, V),
+                          ("nrm", f"nrm = wp.mesh_eval_face_normal({mname}, {F})"), ("sd", f"sd = {S} * {d}"),
+                          ("inside", f"if {S} < 0.0:"), ("inside", "    inside = 1")])
     b.depth = 1
     meta.update(wants=sorted(wants), d=d, c=cpt)
     features = {"query": name, "api": api, "mesh": meta["mtype"], "quantities": sorted(wants),
@@ -1180,9 +1241,7 @@ def gen_mesh_point(rng):
 def ref_mesh_point(meta, inputs):
     V, F, A, B, C = _tri_arrays(inputs, meta)
     P = np.asarray(inputs[meta["qs"]], dtype=np.float64)
-    W = closest_on_triangles(P[:, None], A[None], B[None], C[None])
-    X = W[..., 0:1] * A[None] + W[..., 1:2] * B[None] + W[..., 2:3] * C[None]
-    D = np.linalg.norm(X - P[:, None], axis=-1)
+    W, X, D = closest_points(P, A, B, C)
     sc = meta["scale"]
     band = BAND * sc
     rows = np.arange(P.shape[0])
@@ -1214,15 +1273,7 @@ def ref_mesh_point(meta, inputs):
         q[meta["c"]] = np.where(hit[:, None], X[rows, best], P)
     if "hit" in wants:
         q["found"] = hit.astype(np.float64)
-    if "face" in wants:
-        q["fi"] = np.where(hit, best, -1).astype(np.float64)
-    if "uv" in wants:
-        q["bu"] = np.where(hit, W[rows, best, 0], 0.0)
-        q["bv"] = np.where(hit, W[rows, best, 1], 0.0)
-    if "nrm" in wants:
-        n = np.cross(B - A, C - A)
-        n = n / np.linalg.norm(n, axis=1, keepdims=True)
-        q["nrm"] = np.where(hit[:, None], n[best], 0.0)
+    face_values(q, wants, hit, best, W[rows, best, 0], W[rows, best, 1], face_normals(A, B, C))
     if wants & {"sd", "inside"}:
         inside = winding(P, A, B, C) > 0.5
         sign = np.where(inside, -1.0, 1.0)
@@ -1239,11 +1290,9 @@ def ref_mesh_point(meta, inputs):
 
 
 def gen_mesh_ray(rng):
-    b = Builder()
-    meta = new_mesh_meta(rng, "mesh_ray")
+    b, meta = new_mesh_kernel(rng, "mesh_ray")
     sc = meta["scale"]
     mname = meta["mesh"]
-    b.param(Arg(mname, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
     fn = pick(rng, ("ray", "ray", "ray", "anyhit", "count"))
     verts_in = fn == "ray" and rng.random() < 0.3         # the kernel reads the vertex array itself
     mesh_args(rng, b, meta, verts_in=verts_in)
@@ -1255,20 +1304,13 @@ def gen_mesh_ray(rng):
     o = pick(rng, ("o", "ro", "start"))
     dv = pick(rng, ("dvec", "rd", "direction"))
     b.line(f"{o} = {on}[i]")
-    if dmode == "const":
-        d = _unit_dirs(rng, 1, 0.1)[0]
-        meta["dconst"] = [round(float(x), 3) for x in d]
-        b.line(f"{dv} = wp.vec3({', '.join(_lit(x) for x in meta['dconst'])})")
-    elif dmode == "target":
+    if dmode == "target":
         tn = pick(rng, ("targets", "aim", "look_at"))
         b.param(Arg(tn, "vec3f", "in", (Q,), -0.8 * sc, 0.8 * sc))
         meta["targets"] = tn
         b.line(f"{dv} = {tn}[i] - {o}")
     else:
-        dn = pick(rng, ("dirs", "rays", "heading"))
-        b.param(Arg(dn, "vec3f", "in", (Q,), -1.0, 1.0))
-        meta["dirs"] = dn
-        b.line(f"{dv} = {dn}[i]" if dmode == "array" else f"{dv} = wp.normalize({dn}[i])")
+        emit_direction(rng, b, meta, dv, 0.1)
     meta["fn"] = fn
     maxt_mode = pick(rng, ("literal", "param"))
     if fn == "count":
@@ -1305,29 +1347,10 @@ def gen_mesh_ray(rng):
         meta["miss"] = miss
         b.line(f"{t} = float({miss})")
         quantities[t] = ("f", Interval(min(miss, 0.0), max(miss, 5.0 * sc * 1.6)))
-        if "hp" in wants:
-            b.line(f"hp = {o}")
-            quantities["hp"] = ("v", Interval(-6.0 * sc, 6.0 * sc))
-        if "face" in wants:
-            b.line("fi = int(-1)")
-            quantities["fi"] = ("i", Interval(-1, meta["nt"]))
-        if "uv" in wants:
-            b.line("bu = float(0.0)")
-            b.line("bv = float(0.0)")
-            quantities["bu"] = ("f", Interval(0.0, 1.0))
-            quantities["bv"] = ("f", Interval(0.0, 1.0))
-        if "front" in wants:
-            b.line("facing = float(0.0)")
-            quantities["facing"] = ("f", Interval(-1.0, 1.0))
-        if "nrm" in wants:
-            b.line("nrm = wp.vec3(0.0)")
-            quantities["nrm"] = ("v", Interval(-1.0, 1.0))
-        if "cos" in wants:
-            b.line("cosang = float(0.0)")
-            quantities["cosang"] = ("f", Interval(-1.0, 1.0))
-        if "vdist" in wants:
-            b.line("vdist = float(0.0)")
-            quantities["vdist"] = ("f", Interval(0.0, 3.0 * sc))
+        declare(b, quantities, wants, [("hp", "hp", o, "v", Interval(-6.0 * sc, 6.0 * sc)), *face_slots(meta),
+                                       ("front", "facing", "float(0.0)", "f", Interval(-1.0, 1.0)), NORMAL_SLOT,
+                                       ("cos", "cosang", "float(0.0)", "f", Interval(-1.0, 1.0)),
+                                       ("vdist", "vdist", "float(0.0)", "f", Interval(0.0, 3.0 * sc))])
         api = "struct" if rng.random() < 0.6 else "args"
         meta["api"] = api
         if api == "struct":
@@ -1343,19 +1366,9 @@ def gen_mesh_ray(rng):
             b.line(f"if wp.mesh_query_ray({mname}, {o}, {dv}, {mt}, tt, u, v, sgn, n, face):")
         b.depth += 1
         b.line(f"{t} = {T}")
-        if "hp" in wants:
-            b.line(f"hp = {o} + {T} * {dv}")
-        if "face" in wants:
-            b.line(f"fi = {F}")
-        if "uv" in wants:
-            b.line(f"bu = {U}")
-            b.line(f"bv = {V}")
-        if "front" in wants:
-            b.line(f"facing = wp.sign({S})")
-        if "nrm" in wants:
-            b.line(f"nrm = {N}")
-        if "cos" in wants:
-            b.line(f"cosang = wp.dot({N}, wp.normalize({dv}))")
+        set_on_hit(b, wants, [("hp", f"hp = {o} + {T} * {dv}"), *face_updates(F, U, V),
+                              ("front", f"facing = wp.sign({S})"), ("nrm", f"nrm = {N}"),
+                              ("cos", f"cosang = wp.dot({N}, wp.normalize({dv}))")])
         if "vdist" in wants:
             k = int(rng.integers(0, 3))
             meta["vk"] = k
@@ -1372,14 +1385,10 @@ def gen_mesh_ray(rng):
 def ref_mesh_ray(meta, inputs):
     V, F, A, B, C = _tri_arrays(inputs, meta)
     O = np.asarray(inputs[meta["origins"]], dtype=np.float64)
-    if meta["dmode"] == "const":
-        Dr = np.broadcast_to(np.asarray(meta["dconst"], dtype=np.float32).astype(np.float64), O.shape)
-    elif meta["dmode"] == "target":
+    if meta["dmode"] == "target":
         Dr = np.asarray(inputs[meta["targets"]], dtype=np.float64) - O
     else:
-        Dr = np.asarray(inputs[meta["dirs"]], dtype=np.float64)
-        if meta["dmode"] == "normalized":
-            Dr = Dr / np.linalg.norm(Dr, axis=1, keepdims=True)
+        Dr = ray_directions(meta, inputs, O.shape)
     sc = meta["scale"]
     band = BAND * sc
     o, d = O[:, None], Dr[:, None]
@@ -1395,8 +1404,7 @@ def ref_mesh_ray(meta, inputs):
     wa = 1.0 - wb - wc
     inside = (wa >= 0) & (wb >= 0) & (wc >= 0)
     bmin = np.minimum(np.minimum(wa, wb), wc)
-    n = np.cross(B - A, C - A)
-    nn = n / np.linalg.norm(n, axis=1, keepdims=True)
+    nn = face_normals(A, B, C)
     dl = np.linalg.norm(Dr, axis=1)
     cos = np.sum(nn[None] * Dr[:, None], -1) / dl[:, None]
     if meta["maxt_mode"] == "none":
@@ -1430,15 +1438,9 @@ def ref_mesh_ray(meta, inputs):
         q[meta["t"]] = np.where(hit, tb, meta["miss"])
         if "hp" in wants:
             q["hp"] = np.where(hit[:, None], O + np.where(hit, tb, 0.0)[:, None] * Dr, O)
-        if "face" in wants:
-            q["fi"] = np.where(hit, best, -1).astype(np.float64)
-        if "uv" in wants:
-            q["bu"] = np.where(hit, wa[rows, best], 0.0)
-            q["bv"] = np.where(hit, wb[rows, best], 0.0)
+        face_values(q, wants, hit, best, wa[rows, best], wb[rows, best], nn)
         if "front" in wants:
             q["facing"] = np.where(hit, -np.sign(cos[rows, best]), 0.0)
-        if "nrm" in wants:
-            q["nrm"] = np.where(hit[:, None], nn[best], 0.0)
         if "cos" in wants:
             q["cosang"] = np.where(hit, cos[rows, best], 0.0)
         if "vdist" in wants:
@@ -1453,15 +1455,11 @@ def ref_mesh_ray(meta, inputs):
 
 
 def gen_mesh_region(rng):
-    b = Builder()
-    meta = new_mesh_meta(rng, "mesh_region")
+    b, meta = new_mesh_kernel(rng, "mesh_region")
     sc = meta["scale"]
     mname = meta["mesh"]
-    b.param(Arg(mname, ID_DTYPE, "scalar", (), 0, 0), "wp.uint64")
     mesh_args(rng, b, meta, verts_in=False)
-    qn = pick(rng, QRY_NAMES)
-    b.param(Arg(qn, "vec3f", "in", (Q,), -1.2 * sc, 1.2 * sc))
-    meta["qs"] = qn
+    qn = query_points(rng, b, meta, 1.2)
     mode = pick(rng, ("sphere", "aabb"))
     meta["mode"] = mode
     size_mode = pick(rng, ("param", "literal"))
@@ -1493,10 +1491,7 @@ def gen_mesh_region(rng):
     b.line(f"{tv} = int(0)")
     b.line(f"while wp.{nxt}({qv}, {tv}):")
     b.depth += 1
-    used = set()
-    for a in accs:
-        if "expr" in a:
-            used |= E.uses(a["expr"])
+    used = acc_uses(accs)
     need_fn = "hgt" in used or any(a["kind"] == "vsum" for a in accs)
     if used & {"fdist", "hgt"}:
         b.line(f"fc = wp.mesh_eval_position({mname}, {tv}, 1.0 / 3.0, 1.0 / 3.0)")
@@ -1509,8 +1504,7 @@ def gen_mesh_region(rng):
     emit_updates(rng, b, accs, tv)
     b.depth = 1
     meta.update(accs=accs, t=tv)
-    quantities = {a["name"]: ({"count": "i", "isum": "i", "imax": "i", "vsum": "v"}.get(a["kind"], "f"), a["iv"],
-                              a.get("typ", a["iv"])) for a in accs}
+    quantities = acc_quantities(accs)
     features = {"query": "mesh_query_" + mode, "next": nxt, "mesh": meta["mtype"],
                 "accumulators": sorted(a["kind"] for a in accs)}
     return b, meta, (quantities, features, Q)
@@ -1523,9 +1517,7 @@ def ref_mesh_region(meta, inputs):
     band = BAND * sc
     h = float(np.float32(inputs[meta["hname"]])) if meta["size_mode"] == "param" else float(np.float32(meta["h_lit"]))
     if meta["mode"] == "sphere":
-        W = closest_on_triangles(P[:, None], A[None], B[None], C[None])
-        X = W[..., 0:1] * A[None] + W[..., 1:2] * B[None] + W[..., 2:3] * C[None]
-        D = np.linalg.norm(X - P[:, None], axis=-1)
+        _, _, D = closest_points(P, A, B, C)
         member = D <= h
         rowmask = np.any(np.abs(D - h) <= band, axis=1)
     else:
@@ -1536,8 +1528,7 @@ def ref_mesh_region(meta, inputs):
         rowmask = np.any(np.abs(mm) <= band, axis=1)
     third = float(np.float32(1.0 / 3.0))
     fc = A * third + B * third + C * (1.0 - 2.0 * third)
-    n = np.cross(B - A, C - A)
-    nn = n / np.linalg.norm(n, axis=1, keepdims=True)
+    nn = face_normals(A, B, C)
     env = {"fdist": np.linalg.norm(fc[None] - P[:, None], axis=-1),
            "hgt": np.sum(nn[None] * (P[:, None] - fc[None]), -1),
            "wp.float32(" + meta["t"] + ")": np.broadcast_to(np.arange(F.shape[0], dtype=np.float64)[None],

@@ -26,8 +26,8 @@ import warp as wp
 from harness.family import Arg, Family, KernelSpec, Program, Tolerance
 from harness.seeds import derive_seed, rng_for
 from kernels import _expr as E
-from kernels._common import ARRAY_NAMES, OUT_NAMES, pick
-from kernels._funcs_lib import count_token, sanitize, strong_uses
+from kernels._common import ARRAY_NAMES, OUT_NAMES, kernel_text, pick
+from kernels._funcs_lib import count_token, emulation_moved, fold_in, sanitize
 
 F32 = E.FLOAT32
 F32_EMU = E.Scalar("float32", "float", np.float32)
@@ -373,6 +373,17 @@ class Gen:
                          "helper_reads": 0, "helper_makes": 0, "helper_updates": 0, "by_value": False,
                          "if_kind": False, "component_set": False}
 
+    def struct_type(self, fields: list, used: set, inner_names, type_names) -> SType:
+        """A struct of ``fields`` in random order, sometimes with one more field of a nested struct type."""
+        rng = self.rng
+        if rng.random() < 0.3:
+            inner = _mk_inner(rng, set())
+            self.types.append(inner)
+            fields.append((_fresh_field(rng, inner_names, used), inner, None))
+            self.features["nested"] = True
+        perm = rng.permutation(len(fields))
+        return SType(pick(rng, type_names), [fields[k] for k in perm])
+
     def fresh(self, base):
         self.counter += 1
         return f"{base}{self.counter}"
@@ -386,13 +397,7 @@ class Gen:
         node = sanitize(gen.expr(depth))
         if node.op in ("var", "const") and leaves:
             node = sanitize(gen.apply_binary(pick(self.rng, ("add", "mul", "sub")), node, gen.expr(1)))
-        for m in must:
-            if m not in strong_uses(node):
-                node = gen.apply_binary(pick(self.rng, ("add", "sub", "mul")), node, E.var(m, leaves[m]))
-                if m not in strong_uses(node):
-                    node = E.Node("add", (node, E.var(m, leaves[m])),
-                                  iv=E.Interval(node.iv.lo + leaves[m].lo, node.iv.hi + leaves[m].hi))
-        return node
+        return fold_in(gen, self.rng, node, must, leaves)
 
     def vexpr(self, vleaves, fleaves, depth=2):
         """A vec3 expression over vec leaves, scaled by scalar expressions."""
@@ -546,13 +551,7 @@ class Gen:
             fields.append((_fresh_field(rng, KIND_FIELDS, used), "kind", int(rng.integers(2, 5))))
         if rng.random() < 0.35:
             fields.append((_fresh_field(rng, INDEX_FIELDS, used), "index", n))
-        if rng.random() < 0.3:
-            inner = _mk_inner(rng, set())
-            self.types.append(inner)
-            fields.append((_fresh_field(rng, ("frame", "coef", "shape", "limits"), used), inner, None))
-            self.features["nested"] = True
-        perm = rng.permutation(len(fields))
-        st = SType(pick(rng, ITEM_NAMES), [fields[k] for k in perm])
+        st = self.struct_type(fields, used, ("frame", "coef", "shape", "limits"), ITEM_NAMES)
         self.types.append(st)
         pname = pick(rng, SARRAY_NAMES)
         self.item_type, self.item_param = st, pname
@@ -603,13 +602,7 @@ class Gen:
             size = int(rng.integers(3, 9))
             fields.append((_fresh_field(rng, TABLE_FIELDS, used), "table", size))
             self.features["table"] = True
-        if rng.random() < 0.3:
-            inner = _mk_inner(rng, set())
-            self.types.append(inner)
-            fields.append((_fresh_field(rng, ("inner", "coef", "bounds", "frame"), used), inner, None))
-            self.features["nested"] = True
-        perm = rng.permutation(len(fields))
-        st = SType(pick(rng, PARAM_NAMES), [fields[k] for k in perm])
+        st = self.struct_type(fields, used, ("inner", "coef", "bounds", "frame"), PARAM_NAMES)
         if any(t.suffix == st.suffix for t in self.types):
             st.suffix += "U"
         self.types.append(st)
@@ -987,15 +980,8 @@ class Gen:
             if a.role == "out":
                 sig.append(f"{a.name}: " + {"float32": "wp.array(dtype=float)", "vec3f": "wp.array(dtype=wp.vec3)",
                                              "int32": "wp.array(dtype=int)"}[a.dtype])
-        lines = ["import warp as wp", ""]
-        for t in _ordered_types(self.types):
-            lines += ["", t.source(), ""]
-        for h in self.helpers:
-            lines += ["", h.source(), ""]
-        lines += ["", "@wp.kernel", f"def wkf_kernel({', '.join(sig)}):", "    i = wp.tid()"]
-        for s in self.body:
-            lines += ["    " + x for x in s.lines()]
-        source = "\n".join(lines) + "\n"
+        source = kernel_text(", ".join(sig), [x for s in self.body for x in s.lines()],
+                             [t.source() for t in _ordered_types(self.types)] + [h.source() for h in self.helpers])
         # Arg list: plain inputs and struct parameters in signature order, then outputs. A struct parameter is
         # spelled as an int scalar: the seed of its field data (see _fields), which prepare turns into the
         # struct value and the reference into field arrays; varying it varies the struct's contents.
@@ -1158,8 +1144,7 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
     tol = tolerance(spec)
     result = {}
     for name, want in out.items():
-        with np.errstate(all="ignore"):
-            mask = ~(np.abs(emu[name] - want) <= 0.25 * (tol.atol + tol.rtol * np.abs(want)))
+        mask = emulation_moved(emu[name], want, tol)
         result[name] = np.ma.masked_array(want, mask=mask) if mask.any() else want
     return result
 

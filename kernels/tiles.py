@@ -13,9 +13,9 @@ import re
 
 import numpy as np
 
-from harness.family import PLACEHOLDER, Arg, Family, KernelSpec, Program, Tolerance
+from harness.family import PLACEHOLDER, Arg, Family, KernelSpec, Program
 from kernels import _expr as E
-from kernels._common import ARRAY_NAMES, OUT_NAMES, SCALAR_NAMES, pick
+from kernels._common import ARRAY_NAMES, OUT_NAMES, SCALAR_NAMES, pick, strip_parens, type_tolerance
 from kernels._tiles_lib import (TY_SPELL, Layout, array_type, kernel_text, make_elem_func, random_layout,
                                 shape_text)
 
@@ -54,6 +54,12 @@ class _Ctx:
         return shape_text(tuple(ts), self.consts)
 
 
+def _access(c: _Ctx, name: str) -> tuple[str, str]:
+    """The array expression and the ``, offset=...`` argument (or nothing) of a tile load/store of ``name``."""
+    arr, off = c.layouts[name].access(name, c.idx, c.consts)
+    return arr, f", offset={off}" if off is not None else ""
+
+
 def emit(n, c: _Ctx) -> str:
     k = n[0]
     if k == "v":
@@ -63,8 +69,7 @@ def emit(n, c: _Ctx) -> str:
         return f"({text})" if text.startswith("-") else text
     if k == "load":
         lay = c.layouts[n[1]]
-        arr, off = lay.access(n[1], c.idx, c.consts)
-        off_text = f", offset={off}" if off is not None else ""
+        arr, off_text = _access(c, n[1])
         return f"wp.tile_load({arr}, shape={c.shp(lay.ts)}{off_text}{c.load_opts.get(n[1], '')})"
     if k == "bin":
         _, op, a, b, style = n
@@ -821,9 +826,9 @@ class _Gen:
         c = self.c
         k = s[0]
         if k == "assign":
-            return f"{s[1]} = {_strip(emit(s[2], c))}"
+            return f"{s[1]} = {strip_parens(emit(s[2], c))}"
         if k == "iop":
-            return f"{s[1]} {'+=' if s[2] == 'add' else '-='} {_strip(emit(s[3], c))}"
+            return f"{s[1]} {'+=' if s[2] == 'add' else '-='} {strip_parens(emit(s[3], c))}"
         if k == "mm_acc":
             _, dst, a, b, alpha, beta = s
             extra = ""
@@ -833,10 +838,8 @@ class _Gen:
                 extra += f", beta={c.lit(beta[1])}"
             return f"wp.tile_matmul({emit(a, c)}, {emit(b, c)}, {dst}{extra})"
         if k == "store":
-            lay = c.layouts[s[1]]
-            arr, off = lay.access(s[1], c.idx, c.consts)
-            off_text = f", offset={off}" if off is not None else ""
-            return f"wp.tile_store({arr}, {_strip(emit(s[2], c))}{off_text})"
+            arr, off_text = _access(c, s[1])
+            return f"wp.tile_store({arr}, {strip_parens(emit(s[2], c))}{off_text})"
         if k == "gemm":
             _, acc, na, nb_, kv, KT, (M, N, TK) = s
             i = self.idx[0]
@@ -852,31 +855,27 @@ class _Gen:
         raise ValueError(k)
 
 
-def _transposed_names(n) -> list[str]:
+def _subtrees(n):
+    """``n`` and the nodes below it, depth first (a node's children are nodes or lists of nodes)."""
     if not isinstance(n, tuple) or not n:
-        return []
-    out = [n[1][1]] if n[0] == "transpose" and n[1][0] == "v" else []
+        return
+    yield n
     for x in n[1:]:
         if isinstance(x, tuple):
-            out += _transposed_names(x)
+            yield from _subtrees(x)
         elif isinstance(x, list):
             for y in x:
-                out += _transposed_names(y)
-    return out
+                yield from _subtrees(y)
+
+
+def _transposed_names(n) -> list[str]:
+    return [x[1][1] for x in _subtrees(n) if x[0] == "transpose" and x[1][0] == "v"]
 
 
 def _count_refs(n, counts: dict) -> None:
-    if not isinstance(n, tuple) or not n:
-        return
-    if n[0] == "v":
-        counts[n[1]] = counts.get(n[1], 0) + 1
-        return
-    for x in n[1:]:
-        if isinstance(x, tuple):
-            _count_refs(x, counts)
-        elif isinstance(x, list):
-            for y in x:
-                _count_refs(y, counts)
+    for x in _subtrees(n):
+        if x[0] == "v":
+            counts[x[1]] = counts.get(x[1], 0) + 1
 
 
 def _gradient_ok(stmts) -> tuple[bool, str | None]:
@@ -898,44 +897,15 @@ def _gradient_ok(stmts) -> tuple[bool, str | None]:
 
 
 def _refs(n) -> set[str]:
-    if not isinstance(n, tuple) or not n:
-        return set()
-    if n[0] == "v":
-        return {n[1]}
-    out: set[str] = set()
-    for x in n[1:]:
-        if isinstance(x, tuple):
-            out |= _refs(x)
-        elif isinstance(x, list):
-            for y in x:
-                out |= _refs(y)
-    return out
+    return {x[1] for x in _subtrees(n) if x[0] == "v"}
 
 
 def _funcs(n) -> set[str]:
-    if not isinstance(n, tuple) or not n:
-        return set()
-    out = {n[1].name} if n[0] == "mapf" else set()
-    for x in n[1:]:
-        if isinstance(x, tuple):
-            out |= _funcs(x)
-        elif isinstance(x, list):
-            for y in x:
-                out |= _funcs(y)
-    return out
+    return {x[1].name for x in _subtrees(n) if x[0] == "mapf"}
 
 
 def _loads(n) -> set[str]:
-    if not isinstance(n, tuple) or not n:
-        return set()
-    out = {n[1]} if n[0] == "load" else set()
-    for x in n[1:]:
-        if isinstance(x, tuple):
-            out |= _loads(x)
-        elif isinstance(x, list):
-            for y in x:
-                out |= _loads(y)
-    return out
+    return {x[1] for x in _subtrees(n) if x[0] == "load"}
 
 
 def _stmt_nodes(st) -> list:
@@ -973,19 +943,6 @@ def _stmt_args(st) -> set[str]:
         out |= _loads(n)
         out |= {r for r in _refs(n)}          # scalar parameters appear as variables
     return out
-
-
-def _strip(text: str) -> str:
-    """Drop one redundant pair of outer parentheses."""
-    if text.startswith("(") and text.endswith(")"):
-        depth = 0
-        for pos, ch in enumerate(text):
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth == 0 and pos < len(text) - 1:
-                return text
-        return text[1:-1]
-    return text
 
 
 def generate(rng: np.random.Generator) -> Program:
@@ -1036,16 +993,12 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
     return outs
 
 
-def tolerance(spec: KernelSpec) -> Tolerance:
-    return {"float32": Tolerance(1e-4, 1e-5), "float64": Tolerance(1e-9, 1e-11)}[spec.meta["ty"]]
-
-
 FAMILY = Family(
     name="tiles",
     description=__doc__.strip().splitlines()[0],
     generate=generate,
     reference=reference,
-    tolerance=tolerance,
+    tolerance=type_tolerance,
     weight=1.0,
     covers=("tiles", "tile_load", "tile_store", "tile_map", "tile_matmul", "tile_transpose", "tile_broadcast",
             "shared memory", "block_dim", "tile views", "ragged tiles", "float64"),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.family import Family, KernelSpec, Program
+from harness.family import Family, Program
 from kernels import _vector_lib as L
 from kernels._common import ARRAY_NAMES, OUT_NAMES, SCALAR_NAMES, pick
 
@@ -54,7 +54,7 @@ def generate(rng: np.random.Generator) -> Program:
         arr_kinds = ["v3"]
         kinds = {"f", "v3"} | ({"v2", "v4"} if rng.random() < 0.3 else set())
         out_pool = ["v3", "f"]
-    dims = (64,) if rng.random() < 0.8 else pick(rng, ((8, 8), (4, 16), (16, 4)))
+    dims = L.random_dims(rng)
     two_d = len(dims) == 2
     n_vec = int(rng.integers(1, 4))
     n_sc = int(rng.choice([0, 0, 1, 1, 2]))
@@ -65,9 +65,7 @@ def generate(rng: np.random.Generator) -> Program:
     for k, name in enumerate(names):
         kind = (main if k == 0 else pick(rng, arr_kinds)) if k < n_vec else "f"
         sampler = _vec_sampler(rng) if kind != "f" else ("uniform",) + tuple(pick(rng, SCALAR_RANGES))
-        index = "i, j" if two_d else "i"
-        if two_d and k > 0 and rng.random() < 0.3:
-            index = pick(rng, ("i", "j"))
+        index = L.input_index(rng, two_d, k)
         local = None if inline else (f"{prefix}{name}" if prefix else f"{name}_v" if rng.random() < 0.5 else f"{name}i")
         if local in names:
             local = f"{name}_v"
@@ -77,24 +75,18 @@ def generate(rng: np.random.Generator) -> Program:
     if rng.random() < 0.15 and prec == "float32":
         inputs.append(L.Input(pick(rng, ("g", "axis", "dir0", "offset_v", "origin")), main,
                               _vec_sampler(rng), "scalar"))
-    n_out = int(rng.choice([1, 1, 2]))
-    out_names = pick(rng, OUT_NAMES, n_out)
-    out_kinds = [main if rng.random() < 0.55 else pick(rng, out_pool) for _ in range(n_out)]
+    out_names, out_kinds = L.random_outputs(rng, OUT_NAMES,
+                                            lambda: main if rng.random() < 0.55 else pick(rng, out_pool))
     stmt_kinds = {k: (3.0 if k == main else 1.5 if k == "f" else 0.8) for k in sorted(kinds)}
     return L.build_program(rng, prec=prec, inputs=inputs, dims=dims, weights=WEIGHTS, kinds=kinds,
-                           stmt_kinds=stmt_kinds, out_kinds=out_kinds, n_stmt=int(rng.integers(1, 6)),
-                           out_names=out_names)
-
-
-def reference(spec: KernelSpec, inputs):
-    return L.reference(spec, inputs)
+                           stmt_kinds=stmt_kinds, out_kinds=out_kinds, out_names=out_names)
 
 
 FAMILY = Family(
     name="vector",
     description=__doc__.strip().splitlines()[0],
     generate=generate,
-    reference=reference,
+    reference=L.reference,
     tolerance=L.tolerance,
     sample_inputs=L.sample_inputs,
     weight=1.0,

@@ -200,7 +200,7 @@ def prepared(warp_env):
                 for spec in module.specs:
                     kernel = module.kernels[spec.kernel_name]
                     try:
-                        verification = verify(family, spec, kernel, "cpu")
+                        verification = verify(family, spec, kernel, "cpu", module.namespaces[spec.kernel_name])
                     except KernelRejected as rej:
                         verification = rej
                     entries.append((module, spec, kernel, verification))
@@ -377,9 +377,9 @@ def test_verify(benchmark, prepared, family_name):
 
     def run():
         reasons.clear()
-        for _, spec, kernel, _ in entries:
+        for module, spec, kernel, _ in entries:
             try:
-                verify(family, spec, kernel, "cpu")
+                verify(family, spec, kernel, "cpu", module.namespaces[spec.kernel_name])
                 reasons["accepted"] += 1
             except KernelRejected as rej:
                 reasons[rej.reason] += 1

@@ -295,6 +295,16 @@ def vector_leaf_text(leaf: tuple) -> str:
 # Interval helpers
 
 
+def _pow_hull(base: Interval, e: Interval) -> Interval:
+    """Hull of ``b ** ex`` over the corners. The base is made positive (``abs(x) + c``), but its sampled
+    interval can reach below zero, where a fractional power is complex: then bound with ``|b|`` (at least the
+    positivity floor) instead of raising."""
+    vals = [b ** ex for b in (base.lo, base.hi) for ex in (e.lo, e.hi)]
+    if any(isinstance(v, complex) for v in vals):
+        vals = [max(abs(b), 0.25) ** ex for b in (base.lo, base.hi) for ex in (e.lo, e.hi)]
+    return _hull(vals)
+
+
 def _hull(vals) -> Interval:
     vals = [float(v) for v in vals]
     return Interval(min(vals), max(vals))
@@ -556,10 +566,10 @@ class Gen:
                 e = self.c(H, float(self.rng.choice([0.5, 1.5, 2.0, 3.0, -1.0, -0.5, 2.5])))
             else:
                 e = self.bounded(self.expr(H, depth - 1, 0.5), 2.0)
-            iv = _hull([b ** ex for b in (base.iv.lo, base.iv.hi) for ex in (e.iv.lo, e.iv.hi)])
+            iv = _pow_hull(base.iv, e.iv)
             if iv.mag > LIMIT:
                 base = self.bounded(base, 4.0) if base.iv.lo >= 0.25 else base
-                iv = _hull([b ** ex for b in (base.iv.lo, base.iv.hi) for ex in (e.iv.lo, e.iv.hi)])
+                iv = _pow_hull(base.iv, e.iv)
             style = "op" if self.rng.random() < 0.4 else "call"
             return self.tame(self.mk(op, (base, e), iv, H, style))
         if op in ("mod", "floordiv"):

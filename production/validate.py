@@ -47,7 +47,36 @@ def record_problems(record: dict) -> list[str]:
     return problems
 
 
-def validate(root: Path) -> list[str]:
+def regeneration_problems(records: list[dict], families: dict | None = None) -> list[str]:
+    """Each record's program must come back, byte for byte, from its provenance (seed, family, chunk, index)
+    through the installed generators: the data and the code that claims to have made it agree."""
+    from harness.registry import all_families
+    from harness.seeds import kernel_seed, rng_for
+
+    families = all_families() if families is None else families
+    problems = []
+    for record in records:
+        prov = record["provenance"]
+        family = families.get(record["family"])
+        if family is None:
+            problems.append(f"record {record['id']}: no installed family {record['family']!r}")
+            continue
+        seed = kernel_seed(prov["factory_seed"], record["family"], prov["chunk"], prov["index"])
+        if seed != prov["seed"]:
+            problems.append(f"record {record['id']}: seed {prov['seed']} is not the seed of its chunk and index")
+            continue
+        try:
+            spec = family.spec(seed, rng_for(seed))
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            problems.append(f"record {record['id']}: generator raised {type(exc).__name__}: {exc}")
+            continue
+        if spec.source != record["python_source"]:
+            problems.append(f"record {record['id']} ({record['family']} {prov['chunk']}/{prov['index']}): the "
+                            "installed generator makes a different program from its seed")
+    return problems
+
+
+def validate(root: Path, regenerate: bool = False) -> list[str]:
     root = Path(root)
     problems: list[str] = []
     manifest_path = root / "manifest.json"
@@ -55,6 +84,7 @@ def validate(root: Path) -> list[str]:
         return [f"{root}: no manifest.json (run wkf-pack first)"]
     manifest = json.loads(manifest_path.read_text())
     ids, structs = Counter(), Counter()
+    kept: list[dict] = []
     families = Counter()
     total = 0
     raw_bytes = 0
@@ -86,11 +116,14 @@ def validate(root: Path) -> list[str]:
                 problems.append(f"{path}: record {record['id']} is for {record['device']}")
             if split_of(record["structural_hash"]) != shard["split"]:
                 problems.append(f"{path}: record {record['id']} belongs to split {split_of(record['structural_hash'])}")
+            if regenerate:
+                kept.append(record)
             ids[record["id"]] += 1
             structs[record["structural_hash"]] += 1
             families[record["family"]] += 1
             raw_bytes += len(json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()) + 1
             total += 1
+    problems.extend(f"{root}: {p}" for p in regeneration_problems(kept))
     dup_ids = [i for i, n in ids.items() if n > 1]
     dup_structs = [s for s, n in structs.items() if n > 1]
     if dup_ids:
@@ -112,10 +145,12 @@ def validate(root: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wkf-validate", description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="+", type=Path)
+    parser.add_argument("--regenerate", action="store_true",
+                        help="also regenerate every record's program from its seed and compare (reproducibility)")
     args = parser.parse_args(argv)
     failed = False
     for root in args.datasets:
-        problems = validate(root)
+        problems = validate(root, regenerate=args.regenerate)
         if problems:
             failed = True
             for p in problems:

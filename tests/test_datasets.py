@@ -107,3 +107,20 @@ def test_validate_names_damaged_shards_and_manifest_disagreements(dataset):
 
 def test_validate_without_a_manifest_says_what_to_run(tmp_path):
     assert validate.validate(tmp_path) == [f"{tmp_path}: no manifest.json (run wkf-pack first)"]
+
+
+def test_every_record_regenerates_from_its_seed_and_a_changed_program_is_named(dataset, factory_project):
+    from harness.registry import load_family_file
+    from harness.writer import load_records
+
+    families = {"tiny": load_family_file(factory_project.path / "kernels" / "tiny.py")}
+    records = load_records(dataset)
+    assert records and validate.regeneration_problems(records, families) == []
+    records[1]["python_source"] = records[1]["python_source"].replace("b[i]", "a[i]", 1)
+    records[2]["provenance"]["seed"] += 1
+    problems = validate.regeneration_problems(records, families)
+    assert len(problems) == 2
+    assert "the installed generator makes a different program from its seed" in problems[0]
+    assert "is not the seed of its chunk and index" in problems[1]
+    assert validate.regeneration_problems(records[:1], {}) == [
+        f"record {records[0]['id']}: no installed family 'tiny'"]

@@ -51,7 +51,10 @@ def analyze(root: Path) -> dict:
             "dtypes": dict(sorted(_count(json.loads(r["features"]).get("dtype", "?") for r in rs).items())),
         }
 
-    return {"dataset": str(root), "overall": stats(rows), "per_family": {f: stats(rs) for f, rs in sorted(fams.items())}}
+    from production.neardup import near_duplicate_numbers
+
+    return {"dataset": str(root), "overall": stats(rows), "per_family": {f: stats(rs) for f, rs in sorted(fams.items())},
+            "near_duplicates": near_duplicate_numbers(rows)}
 
 
 def _count(values):
@@ -79,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['forward_chars'].get('p50', 0):>10.0f}{s['backward_chars'].get('p50', 0):>10.0f}"
                   f"{s['max_rel_err'].get('p95', 0):>17.3g}{s['masked_fraction'].get('mean', 0):>13.3f}")
         print(f"dtypes: {o['dtypes']}")
+        nd = res["near_duplicates"]
+        print(f"near-duplicates (token 5-gram Jaccard): {nd['with_neighbour_ge_0.8']} of {nd['records']} records "
+              f"have a neighbour >= 0.8 {nd['per_family_ge_0.8']}, {nd['with_neighbour_ge_0.9']} >= 0.9")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return 0

@@ -443,6 +443,8 @@ def family_numbers(rows: list[dict]) -> dict:
 
 
 def quality_numbers(ds: Dataset, run_validate: bool) -> dict:
+    from production.neardup import near_duplicate_numbers
+
     ids = Counter(r["id"] for r in ds.rows)
     structs = Counter(r["structural_hash"] for r in ds.rows)
     splits_by_file = Counter()
@@ -455,6 +457,7 @@ def quality_numbers(ds: Dataset, run_validate: bool) -> dict:
         "records_with_helpers": sum(1 for r in ds.rows if FUNC_DEF.search(r["python_source"])),
         "duplicate_ids": sum(1 for n in ids.values() if n > 1),
         "duplicate_structures": sum(1 for n in structs.values() if n > 1),
+        "near_duplicates": near_duplicate_numbers(ds.rows),
         "splits": dict(splits_by_file),
         "validated": run_validate,
         "validate_problems": None,

@@ -146,7 +146,10 @@ def quality_table(nums: dict) -> str:
         validated = ("not run (`--no-validate`)" if not q["validated"] else
                      ("0 problems" if q["validate_problems"] == 0 else f"{n(q['validate_problems'])} problems"))
         target = x.get("target_bytes")
-        return [validated, n(q["duplicate_ids"]), n(q["duplicate_structures"]),
+        nd = q["near_duplicates"]
+        near = (f"{n(nd['with_neighbour_ge_0.8'])} ({pct(nd['with_neighbour_ge_0.8'], x['records'])}); "
+                f"{n(nd['with_neighbour_ge_0.9'])} at 0.9")
+        return [validated, n(q["duplicate_ids"]), n(q["duplicate_structures"]), near,
                 "yes" if s["bytes_recomputed"] == x["bytes_raw"] else
                 f"no ({n(s['bytes_recomputed'])} vs {n(x['bytes_raw'])})",
                 "yes" if x["records"] == x["manifest_records"] else "no",
@@ -156,7 +159,9 @@ def quality_table(nums: dict) -> str:
                 f"{x['compression_ratio']:.1f}x",
                 f"{n(q['records_with_unused_helpers'])} of {n(q['records_with_helpers'])}"]
     labels = ["`wkf-validate` (schema, shard sha256, splits, counts, bytes)", "duplicate ids",
-              "duplicate structural hashes", "JSON bytes recomputed from Parquet = manifest",
+              "duplicate structural hashes",
+              "near-duplicates: records whose closest other program shares >= 80% of its token 5-grams (Jaccard)",
+              "JSON bytes recomputed from Parquet = manifest",
               "Parquet rows = manifest records", "size / target", "records with backward code",
               "records by optimisation level", "JSON bytes / Parquet bytes",
               "records defining a `@wp.func` the kernel never calls (of records defining one)"]

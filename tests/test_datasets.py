@@ -124,3 +124,18 @@ def test_every_record_regenerates_from_its_seed_and_a_changed_program_is_named(d
     assert "is not the seed of its chunk and index" in problems[1]
     assert validate.regeneration_problems(records[:1], {}) == [
         f"record {records[0]['id']}: no installed family 'tiny'"]
+
+
+def test_near_duplicates_are_found_and_distinct_programs_are_not():
+    from production.neardup import near_duplicate_numbers
+
+    body = "\n".join(f"    v{k} = wp.sin(a[i]) * {k}.0 + wp.cos(b[i] - v{k - 1})" for k in range(1, 30))
+    base = f"import warp as wp\n@wp.kernel\ndef k(a: wp.array(dtype=float), b: wp.array(dtype=float)):\n    i = wp.tid()\n    v0 = a[i]\n{body}\n"
+    near = base.replace("wp.cos(b[i] - v28)", "wp.tan(b[i] - v28)")
+    other = "import warp as wp\n@wp.kernel\ndef q(x: wp.array(dtype=int)):\n    j = wp.tid()\n    x[j] = x[j] ^ 7\n"
+    rows = [{"python_source": s, "family": f, "kernel_name": n}
+            for s, f, n in ((base, "f", "k1"), (near, "f", "k2"), (other, "g", "k3"))]
+    numbers = near_duplicate_numbers(rows)
+    assert numbers["with_neighbour_ge_0.9"] == 2 and numbers["per_family_ge_0.9"] == {"f": 2}
+    assert numbers["closest_pair"]["a"] in ("k1", "k2") and numbers["closest_pair"]["similarity"] >= 0.9
+    assert near_duplicate_numbers(rows[::2])["with_neighbour_ge_0.8"] == 0

@@ -158,6 +158,8 @@ def _compile_cuda(module, opts: BuildOptions) -> tuple[str, str | None]:
         ptx = Path(paths[0]).read_bytes().rstrip(b"\0").decode("utf-8") if opts.with_ptx else None
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+        # back to the CPU level without set_module_options: that would mark the module modified and drop the
+        # CPU build loaded before
         module.options["optimization_level"] = opts.cpu_optimization_level
     return source, ptx
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from harness.record import content_id, structural_hash
+from harness.record import content_id, record_bytes, structural_hash
 from harness.schema import RecordInvalid, validate_record
 from production.pack import sha256_file, split_of
 
@@ -121,9 +121,10 @@ def validate(root: Path, regenerate: bool = False) -> list[str]:
             ids[record["id"]] += 1
             structs[record["structural_hash"]] += 1
             families[record["family"]] += 1
-            raw_bytes += len(json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()) + 1
+            raw_bytes += record_bytes(record)
             total += 1
-    problems.extend(f"{root}: {p}" for p in regeneration_problems(kept))
+    if regenerate:
+        problems.extend(f"{root}: {p}" for p in regeneration_problems(kept))
     dup_ids = [i for i, n in ids.items() if n > 1]
     dup_structs = [s for s, n in structs.items() if n > 1]
     if dup_ids:

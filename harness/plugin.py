@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from .eval_options import EvalSettings, add_eval_options
 from .items import PLAN_KEY, FamilyFile, RunPlan
 from .options import Settings, add_options
 from .registry import is_family_file
@@ -19,11 +20,18 @@ SESSION_PLUGIN = "wkf-session"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_eval_options(parser)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "production: a chunk of the production run (select with -m production)")
+    eval_settings = EvalSettings.from_config(config)
+    if eval_settings is not None:                      # benchmark mode: judge predictions, write no dataset
+        from .eval_session import configure_eval
+
+        configure_eval(config, eval_settings)
+        return
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         config.stash[PLAN_KEY] = RunPlan(workerinput["wkf_plan"])

@@ -1,0 +1,125 @@
+"""Parent side of the judge child process: one long-lived child per pytest process, replaced when it dies.
+
+A prediction whose child exits (signal, abort, out of memory) is ``crashed``; one that gets no answer within
+the time limit has its child killed and is ``timeout``. Either way the next prediction gets a fresh child.
+This contains faults of the judged code; it is not a security sandbox (see the README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STARTUP_SECONDS = 300.0       # Warp init + the CPU precompiled header; not charged to any prediction
+
+
+class JudgeUnavailable(RuntimeError):
+    """The judge child could not be started (not a prediction's fault)."""
+
+
+class JudgeProcess:
+    def __init__(self, timeout_s: float, memory_mb: int, stderr_path: Path | None = None):
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.stderr_path = stderr_path
+        self.proc: subprocess.Popen | None = None
+        self.info: dict = {}
+        self._buffer = b""
+        self.eof = False
+        self.started = 0              # how many children were started (1 + replacements)
+
+    def _start(self) -> None:
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        stderr = open(self.stderr_path, "ab") if self.stderr_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.judge_worker", "--memory-mb", str(self.memory_mb)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env, cwd=root)
+        finally:
+            if stderr is not subprocess.DEVNULL:
+                stderr.close()
+        self.started += 1
+        self._buffer = b""
+        line = self._read_line(STARTUP_SECONDS)
+        if line is None:
+            self._kill()
+            raise JudgeUnavailable(f"judge child did not start within {STARTUP_SECONDS:.0f} s "
+                                   f"(its stderr: {self.stderr_path or 'discarded'})")
+        self.info = json.loads(line)
+
+    def _read_line(self, timeout: float) -> bytes | None:
+        """One line from the child, or None on timeout or EOF (then ``self.eof`` is True)."""
+        self.eof = False
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    return None
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    self.eof = True
+                    return None
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line
+
+    def _kill(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.proc = None
+
+    def judge(self, request: dict) -> dict:
+        """Send one request; the child's answer, or a ``crashed`` / ``timeout`` verdict of our own."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._kill()
+            self._start()
+        started = time.monotonic()
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode("utf-8"))
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass                                   # it died; reading says how
+        line = self._read_line(self.timeout_s)
+        if line is not None:
+            return json.loads(line)
+        if not self.eof:                           # alive but silent: over the time limit
+            self._kill()
+            return {"outcome": "timeout", "device": None,
+                    "message": f"no verdict within {self.timeout_s:g} s; judge process killed"}
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:         # closed its stdout but lingers
+            self._kill()
+            code = -signal.SIGKILL
+        self._kill()
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        return {"outcome": "crashed", "device": None,
+                "message": f"judge process died ({how}) after {time.monotonic() - started:.1f} s"}
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._kill()

@@ -1,0 +1,104 @@
+"""The judge child process: ``python -m harness.judge_worker --memory-mb N``.
+
+It initialises Warp once (and compiles a trivial module so the CPU precompiled header exists), limits its own
+address space to what that took plus ``N`` MB, prints a ready line, then reads one JSON request per line
+from stdin and answers one JSON line each. Anything the judged code writes to stdout goes to stderr: the
+answers travel on a private copy of the original stdout. A completion that kills or hangs this process costs
+only itself: the parent (:mod:`harness.isolation`) reports ``crashed`` or ``timeout`` and starts a new one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import traceback
+
+WARMUP_SOURCE = '''import warp as wp
+
+
+@wp.kernel
+def wkf_warmup(a: wp.array(dtype=float)):
+    i = wp.tid()
+    a[i] = a[i] + 1.0
+'''
+
+
+def _address_space_kb() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1])
+    return 0
+
+
+def limit_memory(memory_mb: int) -> int:
+    """Cap the address space at what the process uses now plus ``memory_mb``; returns the cap in bytes."""
+    cap = _address_space_kb() * 1024 + memory_mb * 1024 * 1024
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    return cap
+
+
+def warm_up() -> None:
+    """Compile a trivial module through the judge's own path, so the first prediction pays no PCH build."""
+    from .build import CPU_BLOCK_DIM
+    from .family import Arg, KernelSpec, Program
+    from .judge import _Module
+
+    spec = KernelSpec("warmup", 1, 0, "wkf_warmup",
+                      Program(WARMUP_SOURCE, (Arg("a", "float32", "inout", (4,)),), (4,)))
+    with _Module(spec, 0) as mod:
+        assert mod.block_dim == CPU_BLOCK_DIM
+        source, meta, options = mod.codegen(None)
+        mod.compile_cpu(source, meta, options)
+
+
+def serve(memory_mb: int, answers) -> None:
+    from .build import configure_warp, cuda_available
+    from .judge import JudgeError, judge
+
+    configure_warp()
+    gpu = cuda_available()
+    warm_up()
+    cap = limit_memory(memory_mb) if memory_mb > 0 else None
+    _send(answers, {"ready": True, "gpu": gpu, "pid": os.getpid(), "address_space_cap": cap})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        try:
+            verdict = judge(request["record"], request["task"], request["completion"], gpu,
+                            request.get("cuda_arch", 90))
+            answer = verdict.as_dict()
+        except JudgeError as exc:
+            answer = {"error": f"JudgeError: {exc}"}
+        except MemoryError:
+            answer = {"outcome": "crashed", "message": "out of memory (address-space limit)", "device": None}
+        except Exception:  # noqa: BLE001 - a harness bug: say so, with the traceback, and keep serving
+            answer = {"error": traceback.format_exc(limit=8)}
+        _send(answers, answer)
+
+
+def _send(stream, obj: dict) -> None:
+    stream.write(json.dumps(obj) + "\n")
+    stream.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.judge_worker")
+    parser.add_argument("--memory-mb", type=int, default=4096)
+    args = parser.parse_args(argv)
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")   # the protocol's own channel
+    os.dup2(2, 1)                                           # judged code's prints go to stderr
+    sys.stdout = sys.stderr
+    serve(args.memory_mb, answers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -85,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         nd = res["near_duplicates"]
         print(f"near-duplicates (token 5-gram Jaccard): {nd['with_neighbour_ge_0.8']} of {nd['records']} records "
               f"have a neighbour >= 0.8 {nd['per_family_ge_0.8']}, {nd['with_neighbour_ge_0.9']} >= 0.9")
+    from production.coverage import compare, summary_lines
+
+    cov = compare(args.datasets)
+    print("\n".join(summary_lines(cov)))
+    for res, ds in zip(results, cov["datasets"]):
+        res["coverage"] = {k: ds[k] for k in ("divergence_jsd_vs_non_test", "divergence_jsd_vs_all", "gap")}
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return 0

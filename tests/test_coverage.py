@@ -59,6 +59,10 @@ def test_helper_constructs_count_for_the_calling_kernel_only():
         def mid(x: float):
             for j in range(3):
                 x = leaf(x)
+                if x > 2.0:
+                    break
+                elif x < 0.0:
+                    continue
             return x
 
         @wp.kernel
@@ -71,8 +75,9 @@ def test_helper_constructs_count_for_the_calling_kernel_only():
             i = wp.tid()
             a[i] = a[i]
     """)
-    assert {"builtin:exp", "stmt:for_range", "builtin:range", "func:helper", "func:nested_call"} <= found["calls"]
-    assert not {"builtin:exp", "stmt:for_range", "func:helper"} & found["plain"]
+    assert {"builtin:exp", "stmt:for_range", "builtin:range", "func:helper", "func:nested_call", "stmt:break",
+            "stmt:continue", "stmt:elif"} <= found["calls"]
+    assert not {"builtin:exp", "stmt:for_range", "func:helper", "stmt:break"} & found["plain"]
 
 
 def test_struct_nesting_and_struct_uses():
@@ -261,3 +266,6 @@ def test_cli_prints_the_side_by_side_table(tmp_path, capsys, monkeypatch, warp_r
     assert "builtin:sin" in gap and "builtin:tid" not in gap and "stmt:while" not in gap
     assert gap == sorted(gap, key=lambda c: -real[c])
     assert set(gap) == {c for c, n in real.items() if n >= 5 and ds["counts"].get(c, 0) < 2}
+    summary = coverage.summary_lines(result, top=3)
+    assert summary[1].startswith(f"  tiny_code: JSD {ds['divergence_jsd_vs_non_test']:.4f} bits, {len(gap)} gaps")
+    assert gap[0] in summary[1] and summary[1].count("), ") == 2  # the top 3 only

@@ -1,0 +1,216 @@
+"""Benchmark baselines, re-runnable from the committed datasets: oracle, mutants, retrieval.
+
+    wkf-eval-baselines [--datasets production/cpu_code production/cuda_code] [-n 2]      (tox -e baselines)
+
+* **oracle**: each test record's own code as the completion, every task of its dataset (py2cpp/cpp2py on the
+  CPU dataset; py2cuda/cuda2py on the CUDA one). Numerics-checked tasks must pass 100%.
+* **mutants**: single mutations (:mod:`harness.mutate`) of each CPU test record's forward, one per kind where
+  the code has a site, judged as py2cpp; the share the judge rejects, per family and per kind, and the survivors.
+* **retrieval**: for each test record the train record whose Python is most similar (Jaccard of token sets),
+  its code with the train kernel's name rewritten to the test kernel's: the floor a trained model must beat.
+
+Prediction files and judge outputs go to ``--work`` (default ``eval_out/baselines``); the committed numbers
+to ``--report`` (default ``report/benchmark/*.json``); a Markdown table for the README is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import random
+import re
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from .mutate import MUTATIONS
+from .predictions import TASKS, load_split
+from .seeds import derive_seed
+
+ROOT = Path(__file__).resolve().parent.parent
+_TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d*)?|\S")
+
+
+def code_completion(record: dict) -> str:
+    ir = record["ir"]
+    return ir["forward"] + ("\n" + ir["backward"] if ir.get("backward") else "")
+
+
+def tasks_for(device: str) -> list[str]:
+    return [t.name for t in TASKS.values() if t.device == device]
+
+
+def _completion(record: dict, task: str) -> str:
+    return record["python_source"] if TASKS[task].lifting else code_completion(record)
+
+
+def oracle_predictions(records: dict[str, dict], device: str) -> list[dict]:
+    return [{"id": rid, "task": task, "completion": _completion(r, task), "sample": 0}
+            for rid, r in sorted(records.items()) for task in tasks_for(device)]
+
+
+def mutant_predictions(records: dict[str, dict]) -> tuple[list[dict], dict[tuple[str, int], dict]]:
+    """py2cpp predictions, one per (record, mutation kind) that applies; ``sample`` numbers the kind."""
+    preds, info = [], {}
+    for rid, r in sorted(records.items()):
+        original = r["ir"]["forward"]
+        for sample, (kind, mutate) in enumerate(MUTATIONS.items()):
+            mutated = mutate(original, random.Random(derive_seed("wkf-mutant", rid, kind)))
+            if mutated is None or mutated == original:
+                continue
+            preds.append({"id": rid, "task": "py2cpp", "completion": mutated, "sample": sample})
+            diff = [line.strip() for line in difflib.unified_diff(original.split("\n"), mutated.split("\n"),
+                                                                   lineterm="", n=0)
+                    if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+            info[(rid, sample)] = {"kind": kind, "family": r["family"], "diff": diff}
+    return preds, info
+
+
+def _tokens(source: str) -> frozenset[str]:
+    return frozenset(_TOKEN.findall(source))
+
+
+def retrieval_predictions(test: dict[str, dict], train: dict[str, dict], device: str) -> list[dict]:
+    """Nearest train record by Jaccard similarity of Python token sets, names rewritten to the test kernel's."""
+    train_rows = [(r["kernel_name"], _tokens(r["python_source"]), r) for r in train.values()]
+    preds = []
+    for rid, r in sorted(test.items()):
+        want = _tokens(r["python_source"])
+        _name, _toks, best = max(train_rows, key=lambda row: (len(want & row[1]) / len(want | row[1]), row[0]))
+        for task in tasks_for(device):
+            text = _completion(best, task).replace(best["kernel_name"], r["kernel_name"])
+            preds.append({"id": rid, "task": task, "completion": text, "sample": 0})
+    return preds
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def run_judge(predictions: Path, dataset: Path, out: Path, workers: int) -> tuple[dict, list[dict], float]:
+    """``pytest -m eval`` on one predictions file; its summary, result rows and wall seconds."""
+    cmd = [sys.executable, "-m", "pytest", "-m", "eval", "--predictions", str(predictions), "--dataset", str(dataset),
+           "--eval-out", str(out), "-q", "-p", "no:cacheprovider", "--no-header"]
+    cmd += ["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"judge run failed ({' '.join(cmd)}):\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    return json.loads((out / "summary.json").read_text()), rows, seconds
+
+
+def _unchanged(path: Path, preds: list[dict]) -> bool:
+    if not path.exists():
+        return False
+    return path.read_text(encoding="utf-8") == "".join(json.dumps(row) + "\n" for row in preds)
+
+
+def _strip(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k not in ("dataset", "predictions_file")}
+
+
+def mutant_report(rows: list[dict], info: dict[tuple[str, int], dict]) -> dict:
+    by_kind, by_family = defaultdict(Counter), defaultdict(Counter)
+    survivors = []
+    for row in rows:
+        meta = info[(row["id"], row["sample"])]
+        killed = row["outcome"] != "pass"
+        for table, key in ((by_kind, meta["kind"]), (by_family, meta["family"])):
+            table[key]["mutants"] += 1
+            table[key]["killed"] += killed
+            table[key][row["outcome"]] += 1
+        if not killed:
+            survivors.append({"id": row["id"], "family": meta["family"], "kind": meta["kind"], "diff": meta["diff"]})
+
+    def rates(table):
+        return {k: {**dict(c), "killed_share": c["killed"] / c["mutants"]} for k, c in sorted(table.items())}
+    total = len(rows)
+    killed = sum(r["outcome"] != "pass" for r in rows)
+    return {"mutants": total, "killed": killed, "killed_share": killed / total if total else 0.0,
+            "records": len({r["id"] for r in rows}), "by_kind": rates(by_kind), "by_family": rates(by_family),
+            "outcomes": dict(Counter(r["outcome"] for r in rows)), "survivors": survivors}
+
+
+def markdown(reports: dict) -> str:
+    lines = []
+    if "oracle" in reports or "retrieval" in reports:
+        lines += ["| baseline | task | predictions | pass@1 | compile rate | outcomes |", "|---|---|---|---|---|---|"]
+        for name in ("oracle", "retrieval"):
+            for _dataset, s in sorted(reports.get(name, {}).get("datasets", {}).items()):
+                for task, t in s["tasks"].items():
+                    outcomes = ", ".join(f"{o} {n}" for o, n in t["outcomes"].items())
+                    lines.append(f"| {name} | {task} | {t['predictions']} | {100 * t['pass@1']:.1f}% | "
+                                 f"{100 * t['compile_rate']:.1f}% | {outcomes} |")
+        lines.append("")
+    m = reports.get("mutants")
+    if m:
+        lines += [f"Mutants: {m['mutants']} on {m['records']} CPU test records, {100 * m['killed_share']:.1f}% killed.",
+                  "", "| mutation | mutants | killed |", "|---|---|---|"]
+        lines += [f"| {k} | {c['mutants']} | {100 * c['killed_share']:.1f}% |" for k, c in m["by_kind"].items()]
+        lines += ["", "| family | mutants | killed |", "|---|---|---|"]
+        lines += [f"| {k} | {c['mutants']} | {100 * c['killed_share']:.1f}% |" for k, c in m["by_family"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wkf-eval-baselines", description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", type=Path,
+                        default=[ROOT / "production" / "cpu_code", ROOT / "production" / "cuda_code"])
+    parser.add_argument("--only", nargs="+", choices=("oracle", "mutants", "retrieval"),
+                        default=["oracle", "mutants", "retrieval"])
+    parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers for the judge")
+    parser.add_argument("--work", type=Path, default=ROOT / "eval_out" / "baselines")
+    parser.add_argument("--report", type=Path, default=ROOT / "report" / "benchmark")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the judge's results in --work for a predictions file that has not changed")
+    args = parser.parse_args(argv)
+    reports: dict[str, dict] = {}
+    for dataset in args.datasets:
+        dataset = dataset.resolve()
+        device, test = load_split(dataset, "test")
+        builders = {"oracle": lambda: oracle_predictions(test, device)}
+        if "retrieval" in args.only:
+            builders["retrieval"] = lambda: retrieval_predictions(test, load_split(dataset, "train")[1], device)
+        mutant_info = {}
+        if device == "cpu":
+            def mutants():
+                preds, info = mutant_predictions(test)
+                mutant_info.update(info)
+                return preds
+            builders["mutants"] = mutants
+        for name in args.only:
+            if name not in builders:
+                continue
+            preds = builders[name]()
+            path = args.work / f"{name}-{device}.jsonl"
+            out = args.work / f"{name}-{device}"
+            if args.reuse and _unchanged(path, preds) and (out / "summary.json").exists():
+                summary = json.loads((out / "summary.json").read_text())
+                rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+                seconds = None
+                print(f"{name} {device}: reused {len(rows)} results from {out}", flush=True)
+            else:
+                write_jsonl(path, preds)
+                summary, rows, seconds = run_judge(path, dataset, out, args.workers)
+                print(f"{name} {device}: {len(rows)} predictions judged in {seconds:.0f} s", flush=True)
+            entry = reports.setdefault(name, {"datasets": {}, "seconds": {}})
+            entry["datasets"][device] = _strip(summary)
+            entry["seconds"][device] = None if seconds is None else round(seconds, 1)
+            if name == "mutants":
+                entry.update(mutant_report(rows, mutant_info))
+            args.report.mkdir(parents=True, exist_ok=True)          # after every run: an interrupted run keeps
+            (args.report / f"{name}.json").write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
+    print(markdown(reports))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

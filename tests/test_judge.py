@@ -1,0 +1,251 @@
+"""The benchmark judge, black-box: ``pytest -m eval`` on a small dataset made by the production pipeline.
+
+One kernel of every family is built for cpu and cuda (quick seeds), packed as a test split, and judged: the
+oracle (each record's own code) passes every numerics-checked task, a wrong constant fails naming the element,
+a crashing and a hanging completion cost only themselves, and bad input stops the run naming the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from harness.baselines import code_completion
+from harness.mutate import MUTATIONS
+from harness.passk import pass_at_k, summarize
+from harness.predictions import find_entry
+
+KERNELS_PER_FAMILY_TRIED = 2
+
+
+def _records(tmp_path_factory) -> dict[str, list[dict]]:
+    from harness.build import BuildOptions, configure_warp, cuda_available
+    from harness.pipeline import ChunkJob, run_chunk
+    from harness.registry import all_families
+
+    configure_warp(str(tmp_path_factory.getbasetemp() / "warp-cache-judge"))
+    out: dict[str, list[dict]] = {"cpu": [], "cuda": []}
+    for family in all_families().values():
+        job = ChunkJob(family=family, chunk="q000", indices=tuple(range(KERNELS_PER_FAMILY_TRIED)),
+                       devices=("cpu", "cuda"), factory_seed=0, build=BuildOptions(), gpu=cuda_available())
+        result = run_chunk(job)
+        by_name: dict[str, dict] = {}
+        for r in result.records:
+            by_name.setdefault(r["kernel_name"], {})[r["device"]] = r
+        for device in ("cpu", "cuda"):      # prefer a kernel with both records; any record will do
+            have = sorted(by_name.values(), key=lambda d: -len(d))
+            out[device].extend(next(([d[device]] for d in have if device in d), []))
+    return out
+
+
+def _pack(root, records: list[dict]) -> None:
+    (root / "data").mkdir(parents=True)
+    rows = [{**r, "features": json.dumps(r["features"], sort_keys=True)} for r in records]
+    pq.write_table(pa.Table.from_pylist(rows), root / "data" / "test-00000-of-00001.parquet", compression="zstd")
+
+
+@pytest.fixture(scope="module")
+def quick_datasets(tmp_path_factory):
+    """``cpu_code`` and ``cuda_code`` test splits of one production-made kernel per family."""
+    base = tmp_path_factory.mktemp("judge-datasets")
+    records = _records(tmp_path_factory)
+    for device, rows in records.items():
+        _pack(base / f"{device}_code", rows)
+    return base, records
+
+
+def _write(path, rows) -> None:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def _run_eval(pytester, preds, dataset, *extra):
+    pytester.makefile(".jsonl", preds="")
+    _write(pytester.path / "preds.jsonl", preds)
+    out = pytester.path / "eval_out"
+    result = pytester.runpytest_subprocess("-m", "eval", "--predictions", "preds.jsonl", "--dataset", str(dataset),
+                                           "--eval-out", str(out), "-p", "no:xdist", *extra)
+    rows = ([json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+            if (out / "results.jsonl").exists() else [])
+    return result, rows, out
+
+
+def _digest(folder) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def _wrong_constant(forward: str) -> str | None:
+    m = re.search(r"(const wp::float32 var_\w+ = )(-?[0-9.]+);", forward)
+    return None if m is None else forward.replace(m.group(0), f"{m.group(1)}{float(m.group(2)) + 1.0};", 1)
+
+
+@pytest.fixture(scope="module")
+def cpu_eval(quick_datasets, tmp_path_factory):
+    """One judge run on the CPU split: the oracle for both tasks, then a wrong, a crashing, a hanging completion
+    and the oracle again (it must still pass after the judge process was replaced)."""
+    base, records = quick_datasets
+    preds = []
+    for r in records["cpu"]:
+        preds.append({"id": r["id"], "task": "py2cpp", "completion": code_completion(r)})
+        preds.append({"id": r["id"], "task": "cpp2py", "completion": r["python_source"]})
+    arith = next(r for r in records["cpu"] if r["family"] == "arithmetic" and _wrong_constant(r["ir"]["forward"]))
+    fwd = arith["ir"]["forward"]
+    marker = "//---------"
+    extra = {
+        "wrong": _wrong_constant(fwd),
+        "crash": fwd.replace(marker, "*(volatile int*)0 = 1;\n" + marker, 1),
+        "hang": fwd.replace(marker, "for (;;) { task_index += 1; }\n" + marker, 1),
+        "no_forward": "int main() { return 0; }",
+        "after": fwd,
+    }
+    first = len(preds) + 1
+    for sample, text in enumerate(extra.values(), start=1):
+        preds.append({"id": arith["id"], "task": "py2cpp", "completion": text, "sample": sample})
+    preds.append({"id": arith["id"], "task": "cpp2py", "sample": 1,
+                  "completion": arith["python_source"].replace(f"def {arith['kernel_name']}(",
+                                                               f"def {arith['kernel_name']}(extra: float, ", 1)})
+    work = tmp_path_factory.mktemp("cpu-eval")
+    digest = _digest(base / "cpu_code")
+    _write(work / "preds.jsonl", preds)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "eval", "--predictions", "preds.jsonl",
+                           "--dataset", str(base / "cpu_code"), "--eval-out", "out", "--eval-timeout", "20",
+                           "-p", "no:xdist", "-p", "no:cacheprovider"], cwd=work, capture_output=True, text=True)
+    rows = [json.loads(line) for line in (work / "out" / "results.jsonl").read_text().splitlines()]
+    named = dict(zip(extra, rows[first - 1:first - 1 + len(extra)]))
+    return {"proc": proc, "rows": rows, "oracle": rows[:first - 1], "named": named, "signature": rows[-1],
+            "work": work, "unchanged": digest == _digest(base / "cpu_code")}
+
+
+def test_oracle_passes_every_family_on_cpu(cpu_eval):
+    assert cpu_eval["proc"].returncode == 0, cpu_eval["proc"].stdout[-3000:]
+    failed = [r for r in cpu_eval["oracle"] if r["outcome"] != "pass"]
+    assert not failed, failed
+    assert {r["task"] for r in cpu_eval["oracle"]} == {"py2cpp", "cpp2py"}
+    assert len({r["family"] for r in cpu_eval["oracle"]}) >= 21
+
+
+def test_wrong_completion_fails_naming_the_element(cpu_eval):
+    wrong = cpu_eval["named"]["wrong"]
+    assert wrong["outcome"] == "mismatch"
+    assert re.search(r"output '\w+' input set \d flat index \d+: got .* expected", wrong["message"])
+
+
+def test_crash_and_hang_are_contained(cpu_eval):
+    named = cpu_eval["named"]
+    assert named["crash"]["outcome"] == "crashed" and "SIGSEGV" in named["crash"]["message"]
+    assert named["hang"]["outcome"] == "timeout"
+    assert named["after"]["outcome"] == "pass"            # the run went on with a fresh judge process
+
+
+def test_content_errors_are_invalid_naming_the_line(cpu_eval):
+    no_fwd = cpu_eval["named"]["no_forward"]
+    assert no_fwd["outcome"] == "invalid" and "forward entry" in no_fwd["message"]
+    assert re.match(r"line \d+: ", no_fwd["message"])
+    sig = cpu_eval["signature"]
+    assert sig["outcome"] == "invalid" and "signature" in sig["message"] and "extra" in sig["message"]
+
+
+def test_summary_written_and_dataset_untouched(cpu_eval):
+    summary = json.loads((cpu_eval["work"] / "out" / "summary.json").read_text())
+    assert summary["predictions"] == len(cpu_eval["rows"])
+    assert summary["tasks"]["cpp2py"]["pass@1"] < 1.0 and summary["devices"]["cpu"] > 0
+    assert "| py2cpp |" in (cpu_eval["work"] / "out" / "summary.md").read_text()
+    assert "warp-kernel-factory benchmark" in cpu_eval["proc"].stdout
+    assert cpu_eval["unchanged"]
+
+
+def test_cuda_oracle(quick_datasets, pytester):
+    """py2cuda is compiled by NVRTC (run on the GPU when there is one); cuda2py runs its numbers."""
+    from harness.build import cuda_available
+
+    base, records = quick_datasets
+    preds = [{"id": r["id"], "task": task, "completion": r["python_source"] if task == "cuda2py"
+              else code_completion(r)} for r in records["cuda"] for task in ("py2cuda", "cuda2py")]
+    result, rows, _ = _run_eval(pytester, preds, base / "cuda_code", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    expected = "pass" if cuda_available() else "compiled_only"
+    assert [r for r in rows if r["task"] == "py2cuda" and r["outcome"] != expected] == []
+    assert [r for r in rows if r["task"] == "cuda2py" and r["outcome"] != "pass"] == []
+
+
+def test_bad_input_stops_the_run_naming_each_line(quick_datasets, pytester):
+    base, records = quick_datasets
+    good = records["cpu"][0]
+    lines = [
+        {"id": good["id"], "task": "py2cpp", "completion": "x"},
+        '{"id": "not json',
+        {"id": "0" * 64, "task": "py2cpp", "completion": "x"},
+        {"id": good["id"], "task": "py2java", "completion": "x"},
+        {"id": good["id"], "task": "py2cuda", "completion": "x"},
+    ]
+    result, rows, out = _run_eval(pytester, lines, base / "cpu_code")
+    assert result.ret != 0 and rows == [] and not out.exists()
+    result.stderr.fnmatch_lines(["*4 bad line(s)*", "*line 2: malformed JSON*", "*line 3: unknown id*",
+                                 "*line 4: unknown task 'py2java'*", "*line 5: task py2cuda is about cuda code*"])
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--eval-timeout", "-1", "--eval-timeout must be a positive"),
+    ("--eval-memory-mb", "12", "--eval-memory-mb must be an integer"),
+])
+def test_bad_options(pytester, quick_datasets, option, value, message):
+    base, records = quick_datasets
+    _write(pytester.path / "p.jsonl", [{"id": records["cpu"][0]["id"], "task": "py2cpp", "completion": "x"}])
+    result = pytester.runpytest_subprocess("-m", "eval", "--predictions", "p.jsonl", "--dataset",
+                                           str(base / "cpu_code"), option, value)
+    assert result.ret != 0
+    result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_eval_out_inside_the_dataset_is_refused(pytester, quick_datasets):
+    base, records = quick_datasets
+    _write(pytester.path / "p.jsonl", [{"id": records["cpu"][0]["id"], "task": "py2cpp", "completion": "x"}])
+    result = pytester.runpytest_subprocess("-m", "eval", "--predictions", "p.jsonl", "--dataset",
+                                           str(base / "cpu_code"), "--eval-out", str(base / "cpu_code" / "res"))
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*must not be inside a dataset*"])
+
+
+@pytest.mark.parametrize("n, c, k", [(n, c, k) for n in (1, 2, 5, 10, 20) for c in range(0, n + 1, max(1, n // 4))
+                                     for k in (1, 2, 5, 10) if k <= n])
+def test_pass_at_k_matches_closed_form(n, c, k):
+    closed = 1.0 - math.comb(n - c, k) / math.comb(n, k)
+    assert pass_at_k(n, c, k) == pytest.approx(closed, abs=1e-12)
+
+
+def test_pass_at_k_rejects_impossible_counts_and_summary_averages_problems():
+    with pytest.raises(ValueError):
+        pass_at_k(3, 4, 1)
+    rows = [{"id": "a", "task": "py2cpp", "family": "f", "outcome": o, "device": "cpu"}
+            for o in ("pass", "mismatch")] + [{"id": "b", "task": "py2cpp", "family": "f", "outcome": "compile_error",
+                                               "device": None}] * 2
+    s = summarize(rows, ks=(1, 2))["tasks"]["py2cpp"]
+    assert s["pass@1"] == pytest.approx(0.25) and s["pass@2"] == pytest.approx(0.5)
+    assert s["compile_rate"] == pytest.approx(0.5)
+
+
+def test_find_entry_and_mutations_change_one_line(quick_datasets):
+    _, records = quick_datasets
+    r = next(r for r in records["cpu"] if r["family"] == "nested_loops")
+    name = f"{r['kernel_name']}_cpu_kernel_forward"
+    fwd = r["ir"]["forward"]
+    assert find_entry("// junk { \n" + fwd + "\nint x;", name).strip() == fwd.strip()
+    assert find_entry(f"void {name}(int a);", name) is None
+    for kind, mutate in MUTATIONS.items():
+        mutated = mutate(fwd, random.Random(0))
+        if mutated is None:
+            continue
+        changed = [(a, b) for a, b in zip(fwd.split("\n"), mutated.split("\n")) if a != b]
+        assert len(changed) == 1 and len(mutated.split("\n")) == len(fwd.split("\n")), kind

@@ -1,9 +1,16 @@
 """Cut one kernel's code out of a Warp-generated ``.cpp`` / ``.cu`` module source.
 
 Warp writes each top-level definition starting at column 0 and closes it with ``}`` or ``};`` at column 0.
-We split the file into such blocks, name each one, and take a kernel's forward and backward entry functions
-plus the transitive closure of the blocks they reference (argument structs, ``@wp.func`` bodies and their
-adjoints, user structs). Dispatch wrappers and ``extern "C"`` entry points are boilerplate and left out.
+We split the file into such blocks and take a kernel's forward and backward entry functions plus every block
+they need: argument structs, ``@wp.func`` bodies and their adjoints, user structs with their companion
+definitions. Dispatch wrappers and ``extern "C"`` entry points are boilerplate and left out.
+
+Blocks are kept as a list in file order, never keyed by name alone: a module holds many definitions of the
+same name (every ``@wp.struct`` brings its own ``add()`` and ``adj_atomic_add()`` overloads; a generic helper
+is emitted once per argument type). A struct's companion definitions follow it in the file and name it in
+their signature; they belong to it and are taken exactly when the struct is (the header templates that call
+them, e.g. an array adjoint's ``adj_atomic_add``, find them by overload resolution, not by name in the
+kernel's own code).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from dataclasses import dataclass
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _STRUCT = re.compile(r"^struct\s+(\w+)")
 _CALL_NAME = re.compile(r"(\w+)\s*\(")
+#: kernels' entry functions and Warp's wrappers around them: never another kernel's support
+_ENTRY = re.compile(r".*_(cpu|cuda)_(kernel_)?(forward|backward)(_tasks|_dispatch)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,18 +32,51 @@ class KernelCode:
     support: str        # what forward/backward need: structs, helper functions and their adjoints
 
 
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One top-level definition: the name it defines, its text, and the struct it belongs to, if any."""
+
+    name: str
+    text: str
+    signature: str              # the declaration up to its body: what tells overloads apart
+    owner: str | None = None    # a struct's companion definitions (add, adj_atomic_add, ...) name the struct
+    is_struct: bool = False
+
+
 class ExtractionError(ValueError):
     pass
 
 
-def split_blocks(source: str) -> dict[str, str]:
-    """Top-level definitions of a Warp module source, by name, in file order."""
-    blocks: dict[str, str] = {}
+def split_blocks(source: str) -> list[Block]:
+    """Top-level definitions of a Warp module source, in file order.
+
+    A top-level ``#if ... #endif`` region (Warp guards some struct helpers with ``#if defined(__CUDA_ARCH__)``)
+    is one block with its guard, so the guard travels with the definition.
+    """
+    blocks: list[Block] = []
     lines = source.splitlines()
     i, n = 0, len(lines)
     pending_comments: list[str] = []
+    last_struct: str | None = None
     while i < n:
         line = lines[i]
+        if line.startswith("#if"):
+            start, depth = i, 0
+            while i < n:
+                if lines[i].startswith("#if"):
+                    depth += 1
+                elif lines[i].startswith("#endif"):
+                    depth -= 1
+                    if depth == 0:
+                        break
+                i += 1
+            body = lines[start:i + 1]
+            i += 1
+            inner = [b for b in body if b and not b[0].isspace() and not b.startswith(("#", "//", "{", "}"))]
+            if inner:
+                last_struct = _append(blocks, pending_comments, body, inner, last_struct)
+            pending_comments = []
+            continue
         if not line or line[0].isspace() or line.startswith("#"):
             pending_comments = [] if not line.startswith("//") else pending_comments
             i += 1
@@ -51,65 +93,97 @@ def split_blocks(source: str) -> dict[str, str]:
         while i < n and lines[i] not in ("}", "};"):
             i += 1
         body = lines[start:i + 1]
-        name = _block_name(body)
-        if name is not None:
-            blocks[name] = "\n".join(pending_comments + body) + "\n"
+        last_struct = _append(blocks, pending_comments, body, body, last_struct)
         pending_comments = []
         i += 1
     return blocks
 
 
-def _block_name(body: list[str]) -> str | None:
-    for line in body:
+def _append(blocks: list[Block], comments: list[str], body: list[str], head: list[str],
+            last_struct: str | None) -> str | None:
+    """Name ``body`` and append it; return the struct whose companions may follow."""
+    name, signature, is_struct = _block_name(head)
+    if name is None:
+        return last_struct
+    text = "\n".join(comments + body) + "\n"
+    if is_struct:
+        blocks.append(Block(name, text, signature, None, True))
+        return name
+    owner = (last_struct if last_struct is not None and not _ENTRY.match(name)
+             and last_struct in _IDENT.findall(signature) else None)
+    blocks.append(Block(name, text, signature, owner))
+    return last_struct if owner is not None else None
+
+
+def _block_name(body: list[str]) -> tuple[str | None, str, bool]:
+    for k, line in enumerate(body):
         if line.startswith("template") or line.startswith("//"):
             continue
         m = _STRUCT.match(line)
         if m:
-            return m.group(1)
+            return m.group(1), line, True
         m = _CALL_NAME.search(line)
         if m:
-            return m.group(1)
-        return None
-    return None
+            signature = []
+            for part in body[k:]:          # the declaration up to its body's opening brace
+                if part == "{" or part.startswith("{"):
+                    break
+                signature.append(part.strip())
+            return m.group(1), " ".join(signature), False
+        return None, "", False
+    return None, "", False
 
 
-def _closure(roots: list[str], blocks: dict[str, str], exclude: set[str]) -> list[str]:
-    seen: set[str] = set(roots)
-    stack = list(roots)
-    while stack:
-        text = blocks[stack.pop()]
-        for ident in set(_IDENT.findall(text)):
-            if ident in blocks and ident not in seen and ident not in exclude:
-                seen.add(ident)
-                stack.append(ident)
-    order = list(blocks)
-    return sorted(seen, key=order.index)
+def needed_blocks(blocks: list[Block], roots: list[int]) -> list[int]:
+    """Indices of ``roots`` and of every block they need, in file order.
+
+    A block is needed when a needed block names it (every overload of that name is the kernel's: helper
+    names are the kernel's own), except that a struct's companions are needed exactly when their struct is.
+    Other kernels' entry points and all wrappers are never needed.
+    """
+    needed = set(roots)
+    names: set[str] = set()
+    structs: set[str] = set()
+    pending = list(roots)
+    while pending:
+        for index in pending:
+            names.update(_IDENT.findall(blocks[index].text))
+        pending = []
+        for index, block in enumerate(blocks):
+            if index in needed or _ENTRY.match(block.name):
+                continue
+            if block.owner is not None:
+                wanted = block.owner in structs      # may be taken in this very pass: companions follow
+            else:
+                wanted = block.name in names
+            if wanted:
+                needed.add(index)
+                pending.append(index)
+                if block.is_struct:
+                    structs.add(block.name)
+    return sorted(needed)
 
 
-_ENTRY = re.compile(r".*_(cpu|cuda)_(kernel_)?(forward|backward)(_tasks|_dispatch)?$")
-
-
-def extract(source: str | dict[str, str], mangled: str, device: str) -> KernelCode:
-    """Forward, backward and support code of kernel ``mangled`` (``<name>_<hash8>``) from a module source.
+def extract(source: str | list[Block], mangled: str, device: str) -> KernelCode:
+    """Forward, backward and support code of kernel ``mangled`` from a module source.
 
     ``source`` may be the text or its :func:`split_blocks` (split once per module, not once per kernel).
     """
     blocks = split_blocks(source) if isinstance(source, str) else source
     suffix = "cpu_kernel" if device == "cpu" else "cuda_kernel"
     fwd, bwd = f"{mangled}_{suffix}_forward", f"{mangled}_{suffix}_backward"
-    if fwd not in blocks:
+    index = {}
+    for i, block in enumerate(blocks):
+        if block.name in (fwd, bwd):
+            if block.name in index:
+                raise ExtractionError(f"{block.name} is defined twice in the generated {device} source")
+            index[block.name] = i
+    if fwd not in index:
         raise ExtractionError(f"no {fwd} in generated {device} source")
-    # other kernels' entry points and all wrappers are never support code
-    exclude = {name for name in blocks if _ENTRY.match(name)}
-    roots = [fwd] + ([bwd] if bwd in blocks else [])
-    needed = _closure(roots, blocks, exclude)
-    support = "".join(blocks[name] for name in needed if name not in roots)
-    return KernelCode(forward=blocks[fwd], backward=blocks.get(bwd), support=support)
-
-
-def kernel_mangled_name(kernel) -> str:
-    """``<key>_<hash8>`` as Warp spells the kernel in generated code (valid after the module is hashed)."""
-    return kernel.get_mangled_name()
+    roots = [index[fwd]] + ([index[bwd]] if bwd in index else [])
+    support = "".join(blocks[i].text for i in needed_blocks(blocks, roots) if i not in roots)
+    return KernelCode(forward=blocks[index[fwd]].text,
+                      backward=blocks[index[bwd]].text if bwd in index else None, support=support)
 
 
 def extract_ptx(ptx: str, mangled: str) -> str:

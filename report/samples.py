@@ -38,7 +38,7 @@ def support_excerpt(support: str) -> str:
     """The first ``@wp.func`` body of the support code (else the first block), and the names of the others."""
     from harness.extract import split_blocks
 
-    blocks = split_blocks(support)
+    blocks = {block.name: block.text for block in split_blocks(support)}
     if not blocks:
         return shorten(support, 12, 4)
     names = list(blocks)

@@ -74,7 +74,7 @@ static wp::float32 unrelated_0(
 
 
 def test_split_blocks_names_every_top_level_definition():
-    names = list(split_blocks(CPP))
+    names = [block.name for block in split_blocks(CPP)]
     assert names == ["k_0123456789_h0_0", "adj_k_0123456789_h0_0", "wp_args_k_0123456789_abcd1234",
                      "k_0123456789_abcd1234_cpu_kernel_forward", "k_0123456789_abcd1234_cpu_kernel_backward",
                      "k_0123456789_abcd1234_cpu_forward_dispatch", "k_0123456789_abcd1234_cpu_forward",
@@ -142,17 +142,18 @@ def test_production_plan_interleaves_families_by_weight():
 
 def _valid_record() -> dict:
     return {
-        "id": "0" * 64, "schema_version": 1, "family": "arithmetic", "kernel_name": "arithmetic_0123456789",
+        "id": "0" * 64, "schema_version": 2, "family": "arithmetic", "kernel_name": "arithmetic_0123456789",
         "python_source": "import warp as wp\n@wp.kernel\ndef arithmetic_0123456789(a: wp.array(dtype=float)):\n",
         "structural_hash": "1" * 64, "device": "cpu",
         "ir": {"language": "cpp", "arch": None, "forward": "static void x_cpu_kernel_forward(\n}",
-               "backward": None, "support": "", "ptx": None},
+               "backward": None, "support": "", "ptx": None, "resources": None},
         "launch": {"dim": [64], "block_dim": 1, "tiled": False},
         "args": [{"name": "a", "dtype": "float32", "role": "in", "shape": [64]}],
         "features": {},
         "verification": {"numerics_device": "cpu", "input_sets": 3, "elements_compared": 192,
                          "elements_masked": 0, "max_abs_err": 0.0, "max_rel_err": 0.0, "rtol": 1e-4,
-                         "atol": 1e-5, "gradient_checked": False},
+                         "atol": 1e-5, "gradient_checked": False, "stages": ["clang", "rebuild"]},
+        "tokens": {"python": 30, "code": 12, "total": 42},
         "provenance": {"warp": "1.19.0", "numpy": "2.0", "cuda_toolkit": None, "generator": "arithmetic@1",
                        "factory_seed": 0, "chunk": "c00000", "index": 0, "seed": 1, "optimization_level": 0},
     }
@@ -173,6 +174,9 @@ def test_schema_accepts_a_wellformed_record():
         (lambda r: r.update(id="xyz"), "id: 'xyz' does not match"),
         (lambda r: r.update(surprise=1), "Additional properties are not allowed"),
         (lambda r: r.update(device="cuda"), "ir/language"),
+        (lambda r: r["ir"].update(resources={"forward": {}, "backward": None}), "ir/resources"),
+        (lambda r: r["verification"].update(stages=["assembled"]), "verification/stages"),
+        (lambda r: r.pop("tokens"), "'tokens' is a required property"),
     ],
 )
 def test_schema_rejects_malformed_records(mutate, message):
@@ -181,3 +185,98 @@ def test_schema_rejects_malformed_records(mutate, message):
     with pytest.raises(RecordInvalid, match="violates the schema") as err:
         validate_record(record)
     assert message in str(err.value)
+
+
+STRUCTS_CPP = """struct k_aaaaaaaaaa_S_1
+{
+    wp::float32 x;
+};
+static CUDA_CALLABLE void adj_k_aaaaaaaaaa_S_1(wp::float32 const&,
+    wp::float32 & adj_x,
+    k_aaaaaaaaaa_S_1 & adj_ret)
+{
+    adj_x += adj_ret.x;
+}
+// Required when compiling adjoints.
+CUDA_CALLABLE k_aaaaaaaaaa_S_1 add(const k_aaaaaaaaaa_S_1& a, const k_aaaaaaaaaa_S_1& b)
+{
+    return k_aaaaaaaaaa_S_1();
+}
+CUDA_CALLABLE void adj_atomic_add(k_aaaaaaaaaa_S_1* p, k_aaaaaaaaaa_S_1 t)
+{
+    wp::adj_atomic_add(&p->x, t.x);
+}
+struct k_bbbbbbbbbb_T_2
+{
+    wp::float32 y;
+};
+// Required when compiling adjoints.
+CUDA_CALLABLE k_bbbbbbbbbb_T_2 add(const k_bbbbbbbbbb_T_2& a, const k_bbbbbbbbbb_T_2& b)
+{
+    return k_bbbbbbbbbb_T_2();
+}
+CUDA_CALLABLE void adj_atomic_add(k_bbbbbbbbbb_T_2* p, k_bbbbbbbbbb_T_2 t)
+{
+    wp::adj_atomic_add(&p->y, t.y);
+}
+static wp::float32 k_aaaaaaaaaa_g_0(
+    wp::float32 var_x)
+{
+    return var_x;
+}
+static wp::float64 k_aaaaaaaaaa_g_0(
+    wp::float64 var_x)
+{
+    return var_x;
+}
+template <bool wp_linear_contiguous>
+static void k_aaaaaaaaaa_cpu_kernel_forward(
+    k_aaaaaaaaaa_S_1 var_s)
+{
+    wp::float32 var_0 = k_aaaaaaaaaa_g_0(var_s.x);
+}
+template <bool wp_linear_contiguous>
+static void k_bbbbbbbbbb_cpu_kernel_forward(
+    k_bbbbbbbbbb_T_2 var_t)
+{
+}
+"""
+
+
+def test_extract_takes_a_structs_companions_and_every_overload_and_nothing_of_another_kernel():
+    code = extract(STRUCTS_CPP, "k_aaaaaaaaaa", "cpu")
+    # every block of the kernel's own struct, in file order, and both overloads of its generic helper
+    assert code.support.count("k_aaaaaaaaaa_S_1 add(") == 1
+    assert "adj_atomic_add(k_aaaaaaaaaa_S_1* p" in code.support
+    assert "adj_k_aaaaaaaaaa_S_1(" in code.support
+    assert "static wp::float32 k_aaaaaaaaaa_g_0(" in code.support
+    assert "static wp::float64 k_aaaaaaaaaa_g_0(" in code.support
+    # another kernel's struct and its same-named add()/adj_atomic_add() never leak in
+    assert "k_bbbbbbbbbb" not in code.support + code.forward
+    assert code.support.index("struct k_aaaaaaaaaa_S_1") < code.support.index("add(")
+    other = extract(STRUCTS_CPP, "k_bbbbbbbbbb", "cpu")
+    assert "k_aaaaaaaaaa" not in other.support and "adj_atomic_add(k_bbbbbbbbbb_T_2* p" in other.support
+
+
+def test_blocks_keep_overloads_apart():
+    blocks = split_blocks(STRUCTS_CPP)
+    adds = [b for b in blocks if b.name == "add"]
+    assert [b.owner for b in adds] == ["k_aaaaaaaaaa_S_1", "k_bbbbbbbbbb_T_2"]
+    assert len({b.signature for b in blocks if b.name == "k_aaaaaaaaaa_g_0"}) == 2
+
+
+def test_rebuild_isolates_records_so_one_cannot_lean_on_another():
+    from harness.rebuild import RebuildError, check_cpu, cxx_compiler
+
+    if cxx_compiler() is None:
+        pytest.skip("no system C++ compiler")
+    a = extract(STRUCTS_CPP, "k_aaaaaaaaaa", "cpu")
+    b = extract(STRUCTS_CPP, "k_bbbbbbbbbb", "cpu")
+    ir_a = {"language": "cpp", "forward": a.forward, "backward": None, "support": a.support}
+    # b's code without its struct: it compiles only if it can see a definition carried by another record
+    ir_b = {"language": "cpp", "forward": b.forward.replace("k_bbbbbbbbbb_T_2", "k_aaaaaaaaaa_S_1"),
+            "backward": None, "support": ""}
+    check_cpu([ir_a], 1, ["a"])
+    with pytest.raises(RebuildError) as err:
+        check_cpu([ir_a, ir_b], 1, ["a", "b"])
+    assert err.value.failed == ["b"]

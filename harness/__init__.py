@@ -6,4 +6,5 @@ Data flows one way::
          -> run + compare (verify.py) -> record (record.py) -> report -> writer (writer.py, controller only)
 """
 
-GENERATOR_API_VERSION = 2   # 2: generated names without Warp's hash suffix (strip_hash)
+GENERATOR_API_VERSION = 3   # 2: generated names without Warp's hash suffix (strip_hash); 3: records rebuild
+#                             from their own fields (blocks keyed by signature), SASS resources, token counts

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import linecache
 import os
-import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ CPU_BLOCK_DIM = 1
 @dataclass(frozen=True, slots=True)
 class BuildOptions:
     want_cpu: bool = True                # compile with Warp's CPU backend (also needed for CPU numerics)
-    want_cuda: bool = False              # compile with NVRTC ahead of time for ``arch``
+    want_cuda: bool = False              # generate CUDA code (compiled by NVRTC for ``arch`` in harness.sass)
     cuda_arch: int = 90
     with_ptx: bool = False               # keep the PTX text in records
     cpu_optimization_level: int = 0      # the emitted C++ does not depend on it; recorded in provenance
@@ -45,7 +43,8 @@ class BuiltModule:
     block_dim: int                       # CPU block_dim it was built for (1 unless tiled)
     cpu_source: str | None = None
     cuda_source: str | None = None
-    ptx: str | None = None
+    cuda_meta: dict | None = None        # Warp's loader metadata for the CUDA build (shared memory per entry)
+    cuda_block_dim: int | None = None    # block width the CUDA code was generated for
 
 
 @dataclass(slots=True)
@@ -61,7 +60,7 @@ class BuildResult:
     modules: list[BuiltModule] = field(default_factory=list)
     failures: list[BuildFailure] = field(default_factory=list)
     compiles: int = 0     # how many module compiles it took (bisection shows up here)
-    seconds: Counter = field(default_factory=Counter)   # define / compile_cpu / compile_cuda wall seconds
+    seconds: Counter = field(default_factory=Counter)   # define / compile_cpu / codegen_cuda wall seconds
 
 
 def _forget_function_names(source: str) -> None:
@@ -149,19 +148,18 @@ def _load_cpu(module, opts: BuildOptions, block_dim: int) -> str:
     return cpu_source_path(module, block_dim).read_text(encoding="utf-8")
 
 
-def _compile_cuda(module, opts: BuildOptions) -> tuple[str, str | None]:
-    wp.set_module_options({"optimization_level": opts.cuda_optimization_level}, module=module)
-    out_dir = tempfile.mkdtemp(prefix="wkf_aot_")
-    try:
-        paths = wp.compile_aot_module(module, arch=opts.cuda_arch, module_dir=out_dir, use_ptx=True)
-        source = next(Path(out_dir).glob("*.cu")).read_text(encoding="utf-8")
-        ptx = Path(paths[0]).read_bytes().rstrip(b"\0").decode("utf-8") if opts.with_ptx else None
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        # back to the CPU level without set_module_options: that would mark the module modified and drop the
-        # CPU build loaded before
-        module.options["optimization_level"] = opts.cpu_optimization_level
-    return source, ptx
+def _codegen_cuda(module, opts: BuildOptions) -> tuple[str, dict, int]:
+    """Warp's CUDA source for the module and the metadata its loader needs, without compiling.
+
+    The NVRTC compile happens on the records' own code (:mod:`harness.sass`): one build that proves each
+    record rebuilds from its fields and gives the PTX, the machine code and, on a GPU host, the binary the
+    numerics run on. The block width is the module's (Warp's CUDA default 256, or the tile width).
+    """
+    block_dim = module.options["block_dim"]
+    options = module.resolve_options(wp.config, block_dim) | {"output_arch": opts.cuda_arch,
+                                                              "optimization_level": opts.cuda_optimization_level}
+    source, _ext, meta, _ltoirs, _fatbins = module._run_codegen(options, False)
+    return source, meta, block_dim
 
 
 class _StageFailed(Exception):
@@ -207,9 +205,9 @@ def _compile(specs: list[KernelSpec], module_name: str, opts: BuildOptions, bloc
             stage = "cuda"
             t0 = time.perf_counter()
             try:
-                built.cuda_source, built.ptx = _compile_cuda(module, opts)
+                built.cuda_source, built.cuda_meta, built.cuda_block_dim = _codegen_cuda(module, opts)
             finally:
-                seconds["compile_cuda"] += time.perf_counter() - t0
+                seconds["codegen_cuda"] += time.perf_counter() - t0
     except Exception as exc:  # noqa: BLE001
         if stage == "cuda" and built.cpu_source is not None:
             raise _StageFailed("cuda", exc, built) from exc

@@ -65,6 +65,7 @@ class ChunkItem(pytest.Item):
             factory_seed=plan.factory_seed,
             build=BuildOptions(cuda_arch=plan.cuda_arch, with_ptx=plan.with_ptx),
             gpu=gpu,
+            token_budget=plan.token_budget,
         )
         result = run_chunk(job)
         payload = {"chunk": self.chunk.as_list(), **result.as_dict()}
@@ -102,6 +103,7 @@ class RunPlan:
         self.factory_seed: int = data["factory_seed"]
         self.cuda_arch: int = data["cuda_arch"]
         self.with_ptx: bool = data["with_ptx"]
+        self.token_budget: int = data["token_budget"]
         self.chunks = [Chunk.from_list(row) for row in data["chunks"]]
         self.done = {int(o) for o in data["done"]}
         self.stop_file = Path(data["stop_file"]) if data.get("stop_file") else None

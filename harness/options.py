@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 DEVICES = ("cpu", "cuda")
+#: cl100k tokens of Python + generated code per record: fits a 16k training context
+DEFAULT_TOKEN_BUDGET = 16384
 
 
 def parse_device(value: str) -> tuple[str, ...]:
@@ -52,6 +54,12 @@ def parse_quick(value: str) -> int:
     return int(value)
 
 
+def parse_token_budget(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise pytest.UsageError(f"--token-budget must be a positive number of cl100k tokens; got {value!r}")
+    return int(value)
+
+
 def parse_shard(value: str) -> tuple[int, int]:
     parts = value.split("/")
     if len(parts) == 2 and all(p.isdigit() for p in parts) and 0 <= int(parts[0]) < int(parts[1]):
@@ -77,6 +85,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--shard", dest="wkf_shard", type=parse_shard, default=None, metavar="I/N",
                     help="production: run only chunks whose canonical position is I modulo N (batch schedulers); "
                          "combine the shards' outputs with wkf-merge")
+    group.addoption("--token-budget", dest="wkf_token_budget", type=parse_token_budget, default=DEFAULT_TOKEN_BUDGET,
+                    metavar="N", help="reject records longer than N cl100k tokens of Python + generated code "
+                                      f"(reason over_budget; default {DEFAULT_TOKEN_BUDGET})")
     group.addoption("--quick-kernels", dest="wkf_quick", type=parse_quick, default=4, metavar="N",
                     help="kernels per family in the default (non-production) run")
 
@@ -94,6 +105,7 @@ class Settings:
     quick_kernels: int
     production: bool
     shard: tuple[int, int] | None = None
+    token_budget: int = DEFAULT_TOKEN_BUDGET
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Settings":
@@ -108,4 +120,5 @@ class Settings:
             quick_kernels=config.getoption("wkf_quick"),
             production="production" in markexpr and "not production" not in markexpr,
             shard=config.getoption("wkf_shard"),
+            token_budget=config.getoption("wkf_token_budget"),
         )

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 from .build import BuildOptions, build, release_module
 from .errors import KernelRejected
-from .extract import ExtractionError, extract, extract_ptx, split_blocks
+from .extract import ExtractionError, KernelCode, extract, extract_ptx, split_blocks
 from .family import Family, KernelSpec
+from .rebuild import check_cpu, compile_cuda
 from .record import make_record, tool_versions
+from .sass import AssembleError, assemble
 from .schema import RecordInvalid, validate_record
 from .seeds import kernel_seed, rng_for
 from .verify import verify
@@ -29,6 +31,7 @@ class ChunkJob:
     factory_seed: int
     build: BuildOptions
     gpu: bool = False               # a CUDA device is present: run CUDA numerics on it
+    token_budget: int | None = None  # records longer than this (cl100k tokens) are rejected as over_budget
 
     def seed(self, index: int) -> int:
         return kernel_seed(self.factory_seed, self.family.name, self.chunk, index)
@@ -107,18 +110,167 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
     versions = tool_versions()
     for module in built.modules:
         try:
-            blocks = module_blocks(module)
-            for spec in module.specs:
-                devices = tuple(d for d in job.devices if d not in lost.get(spec.kernel_name, ()))
-                _records_for(job, result, module, blocks, spec, index_of[spec.kernel_name], versions, devices)
+            _module_records(job, result, module, index_of, lost, versions)
         finally:
             release_module(module.module)
     return result
 
 
-def _records_for(job, result, module, blocks, spec, index, versions, devices) -> None:
+@dataclass(slots=True)
+class _Code:
+    """A kernel's extracted code per device, and what its CUDA code became (stages, resources, PTX)."""
+
+    code: dict[str, KernelCode] = field(default_factory=dict)
+    resources: dict | None = None
+    ptx: str | None = None
+
+
+def _module_records(job: ChunkJob, result: ChunkResult, module, index_of: dict, lost: dict, versions: dict) -> None:
+    blocks = module_blocks(module)
+    codes: dict[str, _Code] = {}
+    for spec in module.specs:
+        entry = codes[spec.kernel_name] = _Code()
+        mangled = module.kernels[spec.kernel_name].get_mangled_name()
+        for device in job.devices:
+            if device in lost.get(spec.kernel_name, ()) or not blocks[device]:
+                continue
+            try:
+                entry.code[device] = extract(blocks[device], mangled, device)
+            except ExtractionError as exc:
+                lost.setdefault(spec.kernel_name, set()).add(device)
+                result.rejects.append(_reject_entry(job, index_of[spec.kernel_name], spec.seed, device,
+                                                    "record_error", str(exc), spec.kernel_name))
+    if "cuda" in job.devices and module.cuda_source is not None:
+        t0 = time.perf_counter()
+        try:
+            _machine_code(job, result, module, codes, index_of, lost)
+        finally:
+            result.seconds["machine_code"] += time.perf_counter() - t0
+    made: list[dict] = []
+    for spec in module.specs:
+        devices = tuple(d for d in job.devices if d in codes[spec.kernel_name].code
+                        and d not in lost.get(spec.kernel_name, ()))
+        made.extend(_records_for(job, result, module, codes[spec.kernel_name], spec, index_of[spec.kernel_name],
+                                 versions, devices))
+    cpu_records = [r for r in made if r["device"] == "cpu"]
+    if cpu_records:
+        t0 = time.perf_counter()
+        try:
+            bad = _rebuild_cpu(cpu_records, module.block_dim)
+        finally:
+            result.seconds["rebuild_cpu"] += time.perf_counter() - t0
+        for record, message in bad:
+            result.rejects.append(_reject_entry(job, record["provenance"]["index"], record["provenance"]["seed"],
+                                                "cpu", "record_error",
+                                                f"does not rebuild from its own fields: {message}",
+                                                record["kernel_name"]))
+        dropped = {id(r) for r, _ in bad}
+        made = [r for r in made if id(r) not in dropped]
+    result.records.extend(made)
+
+
+def _bisect(items: list, check) -> tuple[list[tuple[list, object]], list[tuple[object, Exception]]]:
+    """Run ``check`` on ``items``, halving on failure: ([(passing group, its result)], [(item, error)])."""
+    try:
+        return [(items, check(items))], []
+    except Exception as exc:  # noqa: BLE001 - the compiler's verdict on this group
+        if len(items) == 1:
+            return [], [(items[0], exc)]
+        half = len(items) // 2
+        ok1, bad1 = _bisect(items[:half], check)
+        ok2, bad2 = _bisect(items[half:], check)
+        return ok1 + ok2, bad1 + bad2
+
+
+def _rebuild_cpu(records: list[dict], block_dim: int) -> list[tuple[dict, str]]:
+    """CPU records that do not compile from their own fields (system C++ compiler, one call per module)."""
+    _, bad = _bisect(records, lambda group: check_cpu([r["ir"] for r in group], block_dim,
+                                                      [r["kernel_name"] for r in group]))
+    return [(record, str(exc)) for record, exc in bad]
+
+
+def _machine_code(job: ChunkJob, result: ChunkResult, module, codes: dict, index_of: dict, lost: dict) -> None:
+    """NVRTC -> PTX -> ptxas -> SASS on the module's CUDA records' own code; reject what does not assemble.
+
+    A kernel whose code fails here while Warp's whole module compiles is an extraction defect
+    (``record_error``); one that fails in Warp's module too is a ``compile_error``; PTX that ptxas refuses is
+    an ``assemble_error``. On a GPU host the cubin is loaded as the module's CUDA binary, so the numerics run
+    on exactly this build and nothing is compiled twice.
+    """
+    names = [s.kernel_name for s in module.specs if "cuda" in codes[s.kernel_name].code]
+    if not names:
+        return
+    arch, level = job.build.cuda_arch, job.build.cuda_optimization_level
+    irs = {name: _ir_fields(codes[name].code["cuda"], "cuda") for name in names}
+    ok, bad = _bisect(names, lambda group: assemble([irs[n] for n in group], module.cuda_block_dim, arch, level))
+    for group, assembled in ok:
+        result.seconds["compile_cuda"] += assembled.seconds.get("nvrtc", 0.0)
+        result.seconds["assemble_cuda"] += assembled.seconds.get("ptxas", 0.0)
+        for name in group:
+            mangled = module.kernels[name].get_mangled_name()
+            codes[name].resources = {kind: assembled.resources.get(f"{mangled}_cuda_kernel_{kind}")
+                                     for kind in ("forward", "backward")}
+            if job.build.with_ptx:
+                codes[name].ptx = extract_ptx(assembled.ptx, mangled)
+    whole_module_compiles: bool | None = None
+    spec_of = {s.kernel_name: s for s in module.specs}
+    for name, exc in bad:
+        if isinstance(exc, AssembleError):
+            reason = "assemble_error"
+        else:
+            if whole_module_compiles is None:
+                whole_module_compiles = _warp_module_compiles(module.cuda_source, arch, level)
+            reason = "record_error" if whole_module_compiles else "compile_error"
+        lost.setdefault(name, set()).add("cuda")
+        spec = spec_of[name]
+        result.rejects.append(_reject_entry(job, index_of[name], spec.seed, "cuda", reason, f"cuda: {exc}", name))
+    if job.gpu:
+        good = [n for group, _ in ok for n in group]
+        cubin = ok[0][1].cubin if len(ok) == 1 else assemble([irs[n] for n in good], module.cuda_block_dim,
+                                                              arch, level).cubin
+        load_cuda_binary(module, cubin, arch)
+
+
+def _warp_module_compiles(source: str, arch: int, level: int) -> bool:
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="wkf_module_") as tmp:
+        try:
+            compile_cuda(source, arch, os.path.join(tmp, "module.ptx"), level)
+        except Exception:  # noqa: BLE001
+            return False
+    return True
+
+
+def load_cuda_binary(module, cubin: bytes, arch: int) -> None:
+    """Make ``cubin`` (the records' own build) the module's CUDA binary on the GPU, with Warp's metadata."""
+    import json
+    import os
+    import tempfile
+
+    import warp as wp
+
+    with tempfile.TemporaryDirectory(prefix="wkf_load_") as tmp:
+        binary = os.path.join(tmp, "module.cubin")
+        meta = os.path.join(tmp, "module.meta")
+        with open(binary, "wb") as f:
+            f.write(cubin)
+        with open(meta, "w", encoding="utf-8") as f:
+            json.dump(module.cuda_meta, f)
+        module.module.load(wp.get_device("cuda:0"), block_dim=module.cuda_block_dim, binary_path=binary,
+                           output_arch=arch, meta_path=meta)
+
+
+def _ir_fields(code: KernelCode, device: str) -> dict:
+    return {"language": "cpp" if device == "cpu" else "cuda", "forward": code.forward, "backward": code.backward,
+            "support": code.support}
+
+
+def _records_for(job, result, module, codes: _Code, spec, index, versions, devices) -> list[dict]:
     kernel = module.kernels[spec.kernel_name]
     checked: dict[str, object] = {}
+    made = []
     for device in devices:
         numerics = device if (device == "cpu" or job.gpu) else "cpu"
         t0 = time.perf_counter()
@@ -138,27 +290,35 @@ def _records_for(job, result, module, blocks, spec, index, versions, devices) ->
             continue
         t0 = time.perf_counter()
         try:
-            record = build_record(job, module, blocks, spec, index, device, verification, versions)
+            record = build_record(job, codes, spec, index, device, verification, versions)
         except (ExtractionError, RecordInvalid) as exc:
             result.rejects.append(_reject_entry(job, index, spec.seed, device, "record_error", str(exc),
                                                 spec.kernel_name))
             continue
         finally:
             result.seconds["record"] += time.perf_counter() - t0
-        result.records.append(record)
+        if job.token_budget is not None and record["tokens"]["total"] > job.token_budget:
+            result.rejects.append(_reject_entry(job, index, spec.seed, device, "over_budget",
+                                                f"{record['tokens']['total']} cl100k tokens (Python "
+                                                f"{record['tokens']['python']} + code {record['tokens']['code']}) "
+                                                f"> budget {job.token_budget}", spec.kernel_name))
+            continue
+        made.append(record)
+    return made
 
 
-def build_record(job: ChunkJob, module, blocks: dict, spec: KernelSpec, index: int, device: str, verification,
+def build_record(job: ChunkJob, codes: _Code, spec: KernelSpec, index: int, device: str, verification,
                  versions: dict) -> dict:
-    """Extract ``spec``'s code for ``device`` from its built module and make the validated record."""
-    mangled = module.kernels[spec.kernel_name].get_mangled_name()
+    """Make the validated record of ``spec`` on ``device`` from its extracted code."""
+    cuda = device == "cuda"
     record = make_record(
-        spec, device, extract(blocks[device], mangled, device), verification,
+        spec, device, codes.code[device], verification,
         factory_seed=job.factory_seed, chunk=job.chunk, index=index,
-        arch=None if device == "cpu" else f"sm_{job.build.cuda_arch}",
-        optimization_level=(job.build.cpu_optimization_level if device == "cpu"
-                            else job.build.cuda_optimization_level),
-        ptx=extract_ptx(module.ptx, mangled) if device == "cuda" and module.ptx else None,
+        arch=f"sm_{job.build.cuda_arch}" if cuda else None,
+        optimization_level=job.build.cuda_optimization_level if cuda else job.build.cpu_optimization_level,
+        ptx=codes.ptx if cuda else None,
+        resources=codes.resources if cuda else None,
+        stages=["nvrtc", "ptx", "sass", "rebuild"] if cuda else ["clang", "rebuild"],
         versions=versions,
     )
     validate_record(record)
@@ -166,6 +326,6 @@ def build_record(job: ChunkJob, module, blocks: dict, spec: KernelSpec, index: i
 
 
 def module_blocks(module) -> dict:
-    """The generated sources of a built module split into named blocks, once per device."""
-    return {"cpu": split_blocks(module.cpu_source) if module.cpu_source else {},
-            "cuda": split_blocks(module.cuda_source) if module.cuda_source else {}}
+    """The generated sources of a built module split into blocks, once per device."""
+    return {"cpu": split_blocks(module.cpu_source) if module.cpu_source else [],
+            "cuda": split_blocks(module.cuda_source) if module.cuda_source else []}

@@ -17,7 +17,7 @@ from .extract import KernelCode
 from .family import KernelSpec
 from .verify import Verification
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: ir.resources, verification.stages, tokens, provenance.ptxas
 
 
 def canonical_json(obj) -> str:
@@ -69,13 +69,24 @@ def structural_hash(source: str) -> str:
 
 def tool_versions() -> dict:
     from .build import toolkit_version
+    from .sass import tool_version
 
     return {
         "warp": wp.config.version,
         "numpy": np.__version__,
         "cuda_toolkit": toolkit_version(),
+        "ptxas": tool_version("ptxas"),
         "python": platform.python_version(),
     }
+
+
+def token_counts(python_source: str, ir: dict) -> dict:
+    """cl100k_base tokens of the Python, of the generated code (forward + backward + support) and in all."""
+    from .tokens import count_tokens
+
+    python = count_tokens(python_source)
+    code = count_tokens(ir["support"]) + count_tokens(ir["forward"]) + count_tokens(ir["backward"] or "")
+    return {"python": python, "code": code, "total": python + code}
 
 
 def make_record(
@@ -90,6 +101,8 @@ def make_record(
     arch: str | None,
     optimization_level: int,
     ptx: str | None = None,
+    resources: dict | None = None,
+    stages: list[str] | None = None,
     versions: dict | None = None,
 ) -> dict:
     ir = {
@@ -99,6 +112,7 @@ def make_record(
         "backward": code.backward,
         "support": code.support,
         "ptx": ptx,
+        "resources": resources,
     }
     prog = spec.program
     record = {
@@ -119,7 +133,8 @@ def make_record(
             {"name": a.name, "dtype": a.dtype, "role": a.role, "shape": list(a.shape)} for a in spec.args
         ],
         "features": dict(prog.features),
-        "verification": verification.as_dict(),
+        "verification": {**verification.as_dict(), "stages": list(stages or [])},
+        "tokens": token_counts(spec.source, ir),
         "provenance": {
             **(versions or tool_versions()),
             "generator": f"{spec.family}@{spec.family_version}",

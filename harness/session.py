@@ -166,6 +166,7 @@ class FactorySession:
             "factory_seed": self.settings.factory_seed,
             "cuda_arch": self.settings.cuda_arch,
             "with_ptx": self.settings.with_ptx,
+            "token_budget": self.settings.token_budget,
             "chunks": [c.as_list() for c in self.plan_chunks],
             "done": list(self.resumed),
             "stop_file": str(self.stop_file) if self.stop_file else None,
@@ -292,7 +293,8 @@ class FactorySession:
             with open(ds.work / "runs.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(run, sort_keys=True) + "\n")
         summary = ", ".join(f"{d} {s['bytes'] / 1e6:.1f} MB/{s['records']} records" for d, s in self.assembled.items())
-        if not short and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.done:
+        if not short and self.chunks_run == 0 and self.done and session.exitstatus in (
+                pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             # a rerun of a finished production: every chunk was already written; that is success, said plainly
             self.notes.append("nothing left to do: every chunk of this production was already written")
             session.exitstatus = pytest.ExitCode.OK

@@ -95,25 +95,91 @@ def test_module_names_follow_content_and_options():
     assert hb.module_name_for("p", specs, o0, 1) != hb.module_name_for("p", specs, o0, 64)
 
 
-def test_a_kernel_that_fails_only_on_nvrtc_keeps_its_cpu_record(monkeypatch):
+def _fail_nvrtc_for(monkeypatch, bad: str, *, in_warp_module: bool = True):
+    """NVRTC fails on any translation unit holding ``bad`` (optionally not on Warp's own module source)."""
+    import harness.pipeline as hp
+    import harness.sass as hs
+
+    real = hs.compile_cuda
+
+    def fake(source, arch, out_path, level=3):
+        if f"{bad}_cuda_kernel_forward" in source and (in_warp_module or "wkf_record_" in source):
+            raise RuntimeError("NVRTC error: simulated failure")
+        return real(source, arch, out_path, level)
+
+    monkeypatch.setattr(hs, "compile_cuda", fake)
+    monkeypatch.setattr(hp, "compile_cuda", fake)
+
+
+@pytest.mark.parametrize(("in_warp_module", "reason"), [(True, "compile_error"), (False, "record_error")])
+def test_a_kernel_that_fails_only_on_nvrtc_keeps_its_cpu_record(monkeypatch, in_warp_module, reason):
     sources = _variants(4)
     bad = _family([sources[2]]).spec(0, np.random.default_rng(0)).kernel_name     # the third program
-    real_cuda = hb._compile_cuda
-
-    def fake_cuda(module, opts):
-        if any(k.key == bad for k in module._get_live_kernels()):
-            raise RuntimeError("NVRTC error: simulated failure")
-        return real_cuda(module, opts)
-
-    monkeypatch.setattr(hb, "_compile_cuda", fake_cuda)
+    _fail_nvrtc_for(monkeypatch, bad, in_warp_module=in_warp_module)
     job = ChunkJob(family=_family(sources), chunk="c00000", indices=(0, 1, 2, 3), devices=("cpu", "cuda"),
                    factory_seed=0, build=BuildOptions())
     result = run_chunk(job)
-    assert [(r["device"], r["reason"], r["kernel_name"]) for r in result.rejects] == [("cuda", "compile_error", bad)]
+    # Warp's own module failing too means the kernel does not compile; only the records' code failing means
+    # the record would not rebuild from its own fields
+    assert [(r["device"], r["reason"], r["kernel_name"]) for r in result.rejects] == [("cuda", reason, bad)]
     assert "NVRTC error: simulated failure" in result.rejects[0]["message"]
     kept = sorted((r["kernel_name"] == bad, r["device"]) for r in result.records)
     assert kept.count((True, "cpu")) == 1 and (True, "cuda") not in kept
     assert len(result.records) == 7
+    for record in result.records:
+        if record["device"] == "cuda":
+            assert record["verification"]["stages"] == ["nvrtc", "ptx", "sass", "rebuild"]
+            assert record["ir"]["resources"]["forward"]["registers"] > 0
+
+
+def test_ptx_that_ptxas_refuses_is_an_assemble_error(monkeypatch):
+    import harness.pipeline as hp
+    from harness.sass import AssembleError
+
+    sources = _variants(3)
+    bad = _family([sources[1]]).spec(0, np.random.default_rng(0)).kernel_name
+    real = hp.assemble
+
+    def fake(irs, block_dim, arch, level=3):
+        if any(f"{bad}_cuda_kernel_forward" in ir["forward"] for ir in irs):
+            raise AssembleError("ptxas: simulated failure")
+        return real(irs, block_dim, arch, level)
+
+    monkeypatch.setattr(hp, "assemble", fake)
+    job = ChunkJob(family=_family(sources), chunk="c00000", indices=(0, 1, 2), devices=("cuda",),
+                   factory_seed=0, build=BuildOptions())
+    result = run_chunk(job)
+    assert [(r["device"], r["reason"], r["kernel_name"]) for r in result.rejects] == [("cuda", "assemble_error", bad)]
+    assert len(result.records) == 2
+
+
+def test_a_cpu_record_that_does_not_rebuild_is_a_record_error(monkeypatch):
+    import harness.pipeline as hp
+
+    sources = _variants(2)
+    job = ChunkJob(family=_family(sources), chunk="c00000", indices=(0, 1), devices=("cpu",),
+                   factory_seed=0, build=BuildOptions())
+    real = hp.module_blocks
+
+    def lose_helpers(module):       # an extraction that drops the argument struct: the record cannot compile
+        blocks = real(module)
+        blocks["cpu"] = [b for b in blocks["cpu"] if not b.name.startswith("wp_args_")]
+        return blocks
+
+    monkeypatch.setattr(hp, "module_blocks", lose_helpers)
+    result = run_chunk(job)
+    assert not result.records
+    assert {r["reason"] for r in result.rejects} == {"record_error"}
+    assert all("does not rebuild from its own fields" in r["message"] for r in result.rejects)
+
+
+def test_records_over_the_token_budget_are_rejected():
+    job = ChunkJob(family=_family(_variants(1)), chunk="c00000", indices=(0,), devices=("cpu",),
+                   factory_seed=0, build=BuildOptions(), token_budget=50)
+    result = run_chunk(job)
+    assert not result.records
+    (reject,) = result.rejects
+    assert reject["reason"] == "over_budget" and "> budget 50" in reject["message"]
 
 
 def test_a_kernel_that_fails_on_the_cpu_loses_both_records_without_a_gpu():
@@ -146,3 +212,29 @@ def test_build_releases_every_module_it_gave_up_on():
     finally:
         for module in result.modules:
             release_module(module.module)
+
+
+def _gpu_present() -> bool:
+    import warp as wp
+
+    return bool(wp.is_cuda_available())
+
+
+@pytest.mark.skipif(not _gpu_present(), reason="no CUDA GPU on this machine: the GPU path (numerics on the GPU, one "
+                                              "NVRTC build for record and launch) runs only where one is present")
+def test_on_a_gpu_one_nvrtc_build_serves_the_record_and_the_launch(monkeypatch):
+    from warp._src import build as wp_build
+
+    compiles = []
+    real = wp_build.build_cuda
+    monkeypatch.setattr(wp_build, "build_cuda", lambda *a, **k: compiles.append(a[0]) or real(*a, **k))
+    job = ChunkJob(family=_family(_variants(3)), chunk="c00000", indices=(0, 1, 2), devices=("cuda",),
+                   factory_seed=0, build=BuildOptions(), gpu=True)
+    result = run_chunk(job)
+    assert not result.rejects, result.rejects
+    assert len(result.records) == 3
+    assert len(compiles) == 1                  # the records' translation unit, loaded as the module's binary
+    assert "compile_cpu" not in result.seconds  # a CUDA-only run on a GPU host builds nothing for the CPU
+    for record in result.records:
+        assert record["verification"]["numerics_device"] == "cuda"
+        assert record["verification"]["stages"] == ["nvrtc", "ptx", "sass", "rebuild"]

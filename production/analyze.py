@@ -54,7 +54,28 @@ def analyze(root: Path) -> dict:
     from production.neardup import near_duplicate_numbers
 
     return {"dataset": str(root), "overall": stats(rows), "per_family": {f: stats(rs) for f, rs in sorted(fams.items())},
-            "near_duplicates": near_duplicate_numbers(rows)}
+            "near_duplicates": near_duplicate_numbers(rows), "resources": resource_summary(rows),
+            "tokens": {f: _dist([r["tokens"]["total"] for r in rs if r.get("tokens")]) for f, rs in sorted(fams.items())}}
+
+
+RESOURCE_KEYS = ("registers", "spill_store_bytes", "spill_load_bytes", "stack_frame_bytes", "shared_bytes",
+                 "local_bytes", "constant_bytes")
+
+
+def resource_summary(rows: list[dict]) -> dict:
+    """Per family and entry (forward/backward): distributions of what ptxas/cuobjdump reported (CUDA records)."""
+    out: dict = {}
+    for r in rows:
+        res = (r["ir"] or {}).get("resources")
+        if not res:
+            continue
+        for kind in ("forward", "backward"):
+            if res.get(kind):
+                slot = out.setdefault(r["family"], {}).setdefault(kind, {k: [] for k in RESOURCE_KEYS})
+                for k in RESOURCE_KEYS:
+                    slot[k].append(res[kind][k])
+    return {fam: {kind: {k: _dist(v) | {"nonzero": int(np.count_nonzero(v))} for k, v in d.items()}
+                  for kind, d in kinds.items()} for fam, kinds in sorted(out.items())}
 
 
 def _count(values):
@@ -82,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['forward_chars'].get('p50', 0):>10.0f}{s['backward_chars'].get('p50', 0):>10.0f}"
                   f"{s['max_rel_err'].get('p95', 0):>17.3g}{s['masked_fraction'].get('mean', 0):>13.3f}")
         print(f"dtypes: {o['dtypes']}")
+        if res["resources"]:
+            print(f"CUDA resources per entry (ptxas/cuobjdump on the records' SASS for their arch):")
+            print(f"{'family':<16}{'entry':<10}{'regs p50':>9}{'regs max':>9}{'spilling':>9}{'stack p95':>10}"
+                  f"{'smem p50':>9}{'cmem p50':>9}")
+            for fam, kinds in res["resources"].items():
+                for kind, d in kinds.items():
+                    print(f"{fam:<16}{kind:<10}{d['registers']['p50']:>9.0f}{d['registers']['max']:>9.0f}"
+                          f"{d['spill_store_bytes']['nonzero']:>9}{d['stack_frame_bytes']['p95']:>10.0f}"
+                          f"{d['shared_bytes']['p50']:>9.0f}{d['constant_bytes']['p50']:>9.0f}")
         nd = res["near_duplicates"]
         print(f"near-duplicates (token 5-gram Jaccard): {nd['with_neighbour_ge_0.8']} of {nd['records']} records "
               f"have a neighbour >= 0.8 {nd['per_family_ge_0.8']}, {nd['with_neighbour_ge_0.9']} >= 0.9")

@@ -76,7 +76,54 @@ def regeneration_problems(records: list[dict], families: dict | None = None) -> 
     return problems
 
 
-def validate(root: Path, regenerate: bool = False) -> list[str]:
+def record_block_dim(record: dict) -> int:
+    """The block width a record's code was generated for: its launch's, else Warp's default per backend."""
+    return record["launch"]["block_dim"] or (1 if record["device"] == "cpu" else 256)
+
+
+def rebuild_sample(records: list[dict], per_family: int, arch_default: int = 90) -> tuple[dict, list[str]]:
+    """Rebuild ``per_family`` records of each family, each alone, from its own fields (sha256-chosen sample).
+
+    CPU: the system C++ compiler against Warp's headers. CUDA: NVRTC, and nvcc from ``nvidia-cuda-nvcc`` as a
+    second compiler where it is installed (non-tile code: nvcc lacks NVRTC's device-by-default mode).
+    Returns ({family: {compiler: [rebuilt, tried]}}, problems).
+    """
+    import hashlib
+
+    from harness import rebuild
+    from harness.build import configure_warp
+
+    configure_warp()
+    by_family: dict[str, list[dict]] = {}
+    for record in sorted(records, key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest()):
+        by_family.setdefault(record["family"], []).append(record)
+    rates: dict[str, dict[str, list[int]]] = {}
+    problems: list[str] = []
+    nvcc = rebuild.nvcc_path()
+    for family, group in sorted(by_family.items()):
+        for record in group[:per_family]:
+            ir, block_dim = record["ir"], record_block_dim(record)
+            checks = []
+            if record["device"] == "cpu":
+                checks.append(("g++", lambda: rebuild.check_cpu([ir], block_dim, [record["kernel_name"]])))
+            else:
+                arch = int((ir["arch"] or f"sm_{arch_default}").removeprefix("sm_"))
+                checks.append(("nvrtc", lambda: rebuild.check_cuda([ir], block_dim, arch, [record["kernel_name"]])))
+                if nvcc and not record["launch"]["tiled"]:
+                    checks.append(("nvcc", lambda: rebuild.check_nvcc([ir], block_dim, arch, nvcc)))
+            for compiler, check in checks:
+                tally = rates.setdefault(family, {}).setdefault(compiler, [0, 0])
+                tally[1] += 1
+                try:
+                    check()
+                    tally[0] += 1
+                except rebuild.RebuildError as exc:
+                    problems.append(f"record {record['id']} ({family}, {record['kernel_name']}) does not rebuild "
+                                    f"with {compiler}: {str(exc)[:300]}")
+    return rates, problems
+
+
+def validate(root: Path, regenerate: bool = False, rebuild: int = 0) -> list[str]:
     root = Path(root)
     problems: list[str] = []
     manifest_path = root / "manifest.json"
@@ -116,7 +163,7 @@ def validate(root: Path, regenerate: bool = False) -> list[str]:
                 problems.append(f"{path}: record {record['id']} is for {record['device']}")
             if split_of(record["structural_hash"]) != shard["split"]:
                 problems.append(f"{path}: record {record['id']} belongs to split {split_of(record['structural_hash'])}")
-            if regenerate:
+            if regenerate or rebuild:
                 kept.append(record)
             ids[record["id"]] += 1
             structs[record["structural_hash"]] += 1
@@ -125,6 +172,12 @@ def validate(root: Path, regenerate: bool = False) -> list[str]:
             total += 1
     if regenerate:
         problems.extend(f"{root}: {p}" for p in regeneration_problems(kept))
+    if rebuild:
+        rates, rebuild_problems = rebuild_sample(kept, rebuild)
+        problems.extend(f"{root}: {p}" for p in rebuild_problems)
+        for family, by_compiler in rates.items():
+            cells = ", ".join(f"{c} {ok}/{n}" for c, (ok, n) in sorted(by_compiler.items()))
+            print(f"rebuild {root.name} {family:<16} {cells}")
     dup_ids = [i for i, n in ids.items() if n > 1]
     dup_structs = [s for s, n in structs.items() if n > 1]
     if dup_ids:
@@ -148,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("datasets", nargs="+", type=Path)
     parser.add_argument("--regenerate", action="store_true",
                         help="also regenerate every record's program from its seed and compare (reproducibility)")
+    parser.add_argument("--rebuild", type=int, default=0, metavar="N",
+                        help="also rebuild N sampled records per family from their own fields alone (CPU: system "
+                             "C++ compiler; CUDA: NVRTC and nvcc) and print the rate per family")
     args = parser.parse_args(argv)
     failed = False
     for root in args.datasets:
-        problems = validate(root, regenerate=args.regenerate)
+        problems = validate(root, regenerate=args.regenerate, rebuild=args.rebuild)
         if problems:
             failed = True
             for p in problems:

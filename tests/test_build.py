@@ -238,3 +238,17 @@ def test_on_a_gpu_one_nvrtc_build_serves_the_record_and_the_launch(monkeypatch):
     for record in result.records:
         assert record["verification"]["numerics_device"] == "cuda"
         assert record["verification"]["stages"] == ["nvrtc", "ptx", "sass", "rebuild"]
+
+
+def test_records_rebuild_alone_from_their_fields_with_every_compiler():
+    from harness.rebuild import nvcc_path
+    from production.validate import rebuild_sample
+
+    job = ChunkJob(family=_family(_variants(1)), chunk="c00000", indices=(0,), devices=("cpu", "cuda"),
+                   factory_seed=0, build=BuildOptions())
+    result = run_chunk(job)
+    rates, problems = rebuild_sample(result.records, 2)   # its cpu and its cuda record
+    assert not problems, problems
+    assert rates["buildcheck"]["g++"] == [1, 1] and rates["buildcheck"]["nvrtc"] == [1, 1]
+    if nvcc_path():
+        assert rates["buildcheck"]["nvcc"] == [1, 1]

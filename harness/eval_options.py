@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from .options import positive_number
 
-def parse_timeout(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise pytest.UsageError(f"--eval-timeout must be a positive number of seconds; got {value!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise pytest.UsageError(f"--eval-timeout must be a positive finite number of seconds; got {value!r}")
-    return seconds
+
+parse_timeout = positive_number("--eval-timeout", "seconds")
 
 
 def parse_memory(value: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -21,14 +22,22 @@ def parse_device(value: str) -> tuple[str, ...]:
     raise pytest.UsageError(f"--device must be one of cpu, cuda, all; got {value!r}")
 
 
-def parse_target_mb(value: str) -> float:
-    try:
-        mb = float(value)
-    except ValueError:
-        raise pytest.UsageError(f"--target-mb must be a positive number of megabytes; got {value!r}") from None
-    if not math.isfinite(mb) or mb <= 0:
-        raise pytest.UsageError(f"--target-mb must be a positive finite number of megabytes; got {value!r}")
-    return mb
+def positive_number(option: str, unit: str) -> Callable[[str], float]:
+    """A ``type=`` converter for ``option``: a positive finite number of ``unit``, else a usage error."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise pytest.UsageError(f"{option} must be a positive number of {unit}; got {value!r}") from None
+        if not math.isfinite(number) or number <= 0:
+            raise pytest.UsageError(f"{option} must be a positive finite number of {unit}; got {value!r}")
+        return number
+
+    return parse
+
+
+parse_target_mb = positive_number("--target-mb", "megabytes")
 
 
 def parse_seed(value: str) -> int:

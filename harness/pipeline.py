@@ -6,6 +6,9 @@ to the controller on the test report; it never writes the dataset.
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -141,11 +144,7 @@ def _module_records(job: ChunkJob, result: ChunkResult, module, index_of: dict, 
                 result.rejects.append(_reject_entry(job, index_of[spec.kernel_name], spec.seed, device,
                                                     "record_error", str(exc), spec.kernel_name))
     if "cuda" in job.devices and module.cuda_source is not None:
-        t0 = time.perf_counter()
-        try:
-            _machine_code(job, result, module, codes, index_of, lost)
-        finally:
-            result.seconds["machine_code"] += time.perf_counter() - t0
+        _machine_code(job, result, module, codes, index_of, lost)     # times its NVRTC and ptxas stages
     made: list[dict] = []
     for spec in module.specs:
         devices = tuple(d for d in job.devices if d in codes[spec.kernel_name].code
@@ -224,7 +223,7 @@ def _machine_code(job: ChunkJob, result: ChunkResult, module, codes: dict, index
         lost.setdefault(name, set()).add("cuda")
         spec = spec_of[name]
         result.rejects.append(_reject_entry(job, index_of[name], spec.seed, "cuda", reason, f"cuda: {exc}", name))
-    if job.gpu:
+    if job.gpu and ok:
         good = [n for group, _ in ok for n in group]
         cubin = ok[0][1].cubin if len(ok) == 1 else assemble([irs[n] for n in good], module.cuda_block_dim,
                                                               arch, level).cubin
@@ -232,9 +231,6 @@ def _machine_code(job: ChunkJob, result: ChunkResult, module, codes: dict, index
 
 
 def _warp_module_compiles(source: str, arch: int, level: int) -> bool:
-    import os
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="wkf_module_") as tmp:
         try:
             compile_cuda(source, arch, os.path.join(tmp, "module.ptx"), level)
@@ -245,10 +241,6 @@ def _warp_module_compiles(source: str, arch: int, level: int) -> bool:
 
 def load_cuda_binary(module, cubin: bytes, arch: int) -> None:
     """Make ``cubin`` (the records' own build) the module's CUDA binary on the GPU, with Warp's metadata."""
-    import json
-    import os
-    import tempfile
-
     import warp as wp
 
     with tempfile.TemporaryDirectory(prefix="wkf_load_") as tmp:

@@ -139,16 +139,12 @@ def check_nvcc(irs: list[dict], block_dim: int, arch: int, nvcc: str) -> None:
 
 def nvcc_path() -> str | None:
     """nvcc from the ``nvidia-cuda-nvcc`` package, if installed (never a system CUDA install)."""
+    from .sass import ToolMissing, cuda_tool
+
     try:
-        import nvidia  # noqa: PLC0415
-    except ImportError:
+        return cuda_tool("nvcc")
+    except ToolMissing:
         return None
-    for base in nvidia.__path__:
-        for sub in ("cu13", "cuda_nvcc"):
-            candidate = Path(base) / sub / "bin" / "nvcc"
-            if candidate.exists():
-                return str(candidate)
-    return None
 
 
 def _first_errors(stderr: str, limit: int = 3) -> str:

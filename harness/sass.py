@@ -15,7 +15,9 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from .rebuild import compile_cuda, translation_unit
@@ -48,6 +50,7 @@ def cuda_tool(name: str) -> str:
     raise ToolMissing(f"{name} not found in the nvidia-cuda-nvcc / nvidia-cuda-cuobjdump packages")
 
 
+@lru_cache(maxsize=None)
 def tool_version(name: str = "ptxas") -> str | None:
     try:
         out = subprocess.run([cuda_tool(name), "--version"], capture_output=True, text=True, check=False).stdout
@@ -84,10 +87,8 @@ def resource_usage(ptxas_log: str, cuobjdump_out: str) -> dict[str, dict[str, in
 
 def assemble(irs: list[dict], block_dim: int, arch: int, optimization_level: int = 3) -> Assembled:
     """NVRTC (PTX) then ptxas (SASS) on the records' own code; raises on either failure."""
-    import time
-
     source = translation_unit(irs, block_dim)
-    seconds = {}
+    seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="wkf_sass_") as tmp:
         ptx_path = os.path.join(tmp, "records.ptx")
         t0 = time.perf_counter()

@@ -270,11 +270,14 @@ def reject_numbers(ds: Dataset, chunk_sizes: dict[str, int] | None = None) -> di
 
 #: the stages a production run times (``stage_seconds`` of ``work/runs.jsonl``), in pipeline order. Runs logged
 #: before the harness split the compile stage record one ``compile`` (Clang and NVRTC together); both are read.
-RUN_STAGES = ("generate", "define", "compile", "compile_cpu", "compile_cuda", "verify", "record")
-COMPILE_STAGES = frozenset({"compile", "compile_cpu", "compile_cuda"})
+RUN_STAGES = ("generate", "define", "compile", "compile_cpu", "codegen_cuda", "compile_cuda", "assemble_cuda",
+              "verify", "record", "rebuild_cpu")
+COMPILE_STAGES = frozenset({"compile", "compile_cpu", "compile_cuda", "assemble_cuda"})
 STAGE_LABELS = {"generate": "generate", "define": "define (exec into a Warp module)",
                 "compile": "compile (Clang and NVRTC, not split)", "compile_cpu": "compile_cpu (Clang)",
-                "compile_cuda": "compile_cuda (NVRTC)", "verify": "verify", "record": "record"}
+                "codegen_cuda": "codegen_cuda (Warp's CUDA source)", "compile_cuda": "compile_cuda (NVRTC)",
+                "assemble_cuda": "assemble_cuda (ptxas to SASS)", "verify": "verify", "record": "record",
+                "rebuild_cpu": "rebuild_cpu (g++ on the records alone)"}
 
 
 def stage_order(name: str) -> tuple:

@@ -251,3 +251,27 @@ def test_find_entry_and_mutations_change_one_line(quick_datasets):
             continue
         changed = [(a, b) for a, b in zip(fwd.split("\n"), mutated.split("\n")) if a != b]
         assert len(changed) == 1 and len(mutated.split("\n")) == len(fwd.split("\n")), kind
+
+
+def test_baseline_prediction_files_and_mutant_report(quick_datasets):
+    from harness import baselines
+
+    _base, records = quick_datasets
+    cpu = {r["id"]: r for r in records["cpu"]}
+    oracle = baselines.oracle_predictions(cpu, "cpu")
+    assert {p["task"] for p in oracle} == {"py2cpp", "cpp2py"} and len(oracle) == 2 * len(cpu)
+    mutants, info = baselines.mutant_predictions(cpu)
+    assert mutants and all(p["completion"] != cpu[p["id"]]["ir"]["forward"] for p in mutants)
+    assert all(info[(p["id"], p["sample"])]["diff"] for p in mutants)
+    # retrieval: the nearest other record's code, renamed to the test kernel
+    ids = sorted(cpu)
+    test, train = {ids[0]: cpu[ids[0]]}, {i: cpu[i] for i in ids[1:]}
+    retrieved = baselines.retrieval_predictions(test, train, "cpu")
+    assert {p["id"] for p in retrieved} == {ids[0]}
+    assert all(cpu[ids[0]]["kernel_name"] in p["completion"] for p in retrieved)
+    rows = [{"id": p["id"], "sample": p["sample"], "outcome": "pass" if n == 0 else "mismatch"}
+            for n, p in enumerate(mutants)]
+    report = baselines.mutant_report(rows, info)
+    assert report["mutants"] == len(mutants) and report["killed"] == len(mutants) - 1
+    assert len(report["survivors"]) == 1
+    assert "killed" in baselines.markdown({"mutants": report})

@@ -252,3 +252,16 @@ def test_records_rebuild_alone_from_their_fields_with_every_compiler():
     assert rates["buildcheck"]["g++"] == [1, 1] and rates["buildcheck"]["nvrtc"] == [1, 1]
     if nvcc_path():
         assert rates["buildcheck"]["nvcc"] == [1, 1]
+
+
+def test_with_ptx_a_cuda_record_keeps_the_ptx_of_its_own_entries_only():
+    job = ChunkJob(family=_family(_variants(2)), chunk="c00000", indices=(0, 1), devices=("cuda",),
+                   factory_seed=0, build=BuildOptions(with_ptx=True))
+    result = run_chunk(job)
+    assert len(result.records) == 2
+    for record in result.records:
+        ptx = record["ir"]["ptx"]
+        name = record["kernel_name"]
+        assert f".visible .entry {name}_cuda_kernel_forward(" in ptx
+        assert f".visible .entry {name}_cuda_kernel_backward(" in ptx
+        assert ptx.count(".visible .entry") == 2

@@ -25,7 +25,8 @@ from .rebuild import compile_cuda, translation_unit
 _PTXAS_ENTRY = re.compile(r"Function properties for (\w+)\s*\n\s*(\d+) bytes stack frame, (\d+) bytes spill stores, "
                           r"(\d+) bytes spill loads")
 _PTXAS_USED = re.compile(r"Compiling entry function '(\w+)'.*?\n.*?Used (\d+) registers", re.S)
-_CUOBJ_FUNC = re.compile(r"Function (\w+):\s*\n\s*REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+) CONSTANT\[0\]:(\d+)")
+_CUOBJ_FUNC = re.compile(r"Function (\w+):\s*\n([^\n]*)")
+_CUOBJ_FIELD = re.compile(r"([A-Z]+(?:\[\d+\])?):(\d+)")
 
 
 class ToolMissing(RuntimeError):
@@ -78,10 +79,15 @@ def resource_usage(ptxas_log: str, cuobjdump_out: str) -> dict[str, dict[str, in
     for name, stack, stores, loads in _PTXAS_ENTRY.findall(ptxas_log):
         usage.setdefault(name, {}).update(stack_frame_bytes=int(stack), spill_store_bytes=int(stores),
                                           spill_load_bytes=int(loads))
-    for name, regs, stack, shared, local, const in _CUOBJ_FUNC.findall(cuobjdump_out):
+    for name, line in _CUOBJ_FUNC.findall(cuobjdump_out):
+        # cuobjdump prints "REG:40 STACK:0 SHARED:2048 LOCAL:0 CONSTANT[2]:12 CONSTANT[0]:904 ..."; the
+        # order of the constant banks varies (bank 2 holds compiler constants when there are any).
+        fields = {key: int(value) for key, value in _CUOBJ_FIELD.findall(line)}
+        if not {"REG", "SHARED", "LOCAL", "CONSTANT[0]"} <= fields.keys():
+            continue
         entry = usage.setdefault(name, {})
-        entry.setdefault("registers", int(regs))
-        entry.update(shared_bytes=int(shared), local_bytes=int(local), constant_bytes=int(const))
+        entry.setdefault("registers", fields["REG"])
+        entry.update(shared_bytes=fields["SHARED"], local_bytes=fields["LOCAL"], constant_bytes=fields["CONSTANT[0]"])
     return usage
 
 

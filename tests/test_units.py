@@ -10,6 +10,7 @@ import pytest
 from harness.extract import ExtractionError, extract, split_blocks
 from harness.plan import production_plan, quick_plan
 from harness.record import structural_hash
+from harness.sass import resource_usage
 from harness.registry import all_families
 from harness.schema import RecordInvalid, validate_record
 from harness.seeds import derive_seed, kernel_seed
@@ -280,3 +281,32 @@ def test_rebuild_isolates_records_so_one_cannot_lean_on_another():
     with pytest.raises(RebuildError) as err:
         check_cpu([ir_a, ir_b], 1, ["a", "b"])
     assert err.value.failed == ["b"]
+
+
+# ptxas -v and cuobjdump --dump-resource-usage as the pinned 13.4 tools print them; cuobjdump lists a
+# kernel's constant banks in no fixed order (bank 2 first when the compiler placed constants there).
+_PTXAS_LOG = """\
+ptxas info    : Compiling entry function 'k_cuda_kernel_backward' for 'sm_90'
+ptxas info    : Function properties for k_cuda_kernel_backward
+    16 bytes stack frame, 8 bytes spill stores, 4 bytes spill loads
+ptxas info    : Used 40 registers, used 0 barriers, 1024 bytes smem
+ptxas info    : Compiling entry function 'k_cuda_kernel_forward' for 'sm_90'
+ptxas info    : Function properties for k_cuda_kernel_forward
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 56 registers, used 0 barriers, 1024 bytes smem
+"""
+_CUOBJDUMP = """\
+ Function k_cuda_kernel_backward:
+  REG:40 STACK:16 SHARED:2048 LOCAL:0 CONSTANT[2]:12 CONSTANT[0]:904 TEXTURE:0 SURFACE:0 SAMPLER:0
+ Function k_cuda_kernel_forward:
+  REG:56 STACK:0 SHARED:2048 LOCAL:0 CONSTANT[0]:728 TEXTURE:0 SURFACE:0 SAMPLER:0
+"""
+
+
+def test_resource_usage_reads_every_entry_whatever_the_order_of_constant_banks():
+    usage = resource_usage(_PTXAS_LOG, _CUOBJDUMP)
+    assert usage["k_cuda_kernel_backward"] == {
+        "registers": 40, "stack_frame_bytes": 16, "spill_store_bytes": 8, "spill_load_bytes": 4,
+        "shared_bytes": 2048, "local_bytes": 0, "constant_bytes": 904}
+    assert usage["k_cuda_kernel_forward"]["constant_bytes"] == 728
+    assert usage["k_cuda_kernel_forward"]["registers"] == 56

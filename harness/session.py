@@ -288,6 +288,7 @@ class FactorySession:
             run = {"started": self.wall_started.isoformat(timespec="seconds"), "wall_seconds": round(wall, 1),
                    "chunks": self.chunks_run, "records": self.records_written[device],
                    "bytes": self.bytes_written[device], "workers": _workers(self.config),
+                   "token_budget": self.settings.token_budget,
                    "stage_seconds": {k: round(v, 1) for k, v in sorted(self.stage_seconds.items())},
                    "exitstatus": int(session.exitstatus)}
             with open(ds.work / "runs.jsonl", "a", encoding="utf-8") as fh:

@@ -96,13 +96,17 @@ def pack(root: Path) -> dict:
         "per_family_split": {f: dict(sorted(c.items())) for f, c in sorted(per_family_split.items())},
         "per_split": {s: sum(1 for r in records if split_of(r["structural_hash"]) == s) for s, _ in SPLITS},
         "shards": shards,
-        "tools": {k: first["provenance"][k] for k in ("warp", "numpy", "cuda_toolkit", "python")},
+        "tools": {k: first["provenance"][k] for k in ("warp", "numpy", "cuda_toolkit", "python", "ptxas")
+                  if first["provenance"].get(k) and (k != "ptxas" or first["device"] == "cuda")},
         "factory_seed": first["provenance"]["factory_seed"],
         "arch": first["ir"]["arch"],
         "numerics_devices": dict(Counter(r["verification"]["numerics_device"] for r in records)),
         "optimization_levels": {str(k): v for k, v in sorted(
             Counter(r["provenance"]["optimization_level"] for r in records).items())},
         "gradient_checked": sum(1 for r in records if r["verification"]["gradient_checked"]),
+        "stages": dict(Counter(" -> ".join(r["verification"].get("stages", [])) or "unrecorded" for r in records)),
+        "tokens": _token_summary(records, runs),
+        "with_resources": sum(1 for r in records if r["ir"].get("resources")),
         "rejects": summary["rejects"],
         "dropped": summary["dropped"],
         "runs": runs,
@@ -114,6 +118,42 @@ def pack(root: Path) -> dict:
     atomic_write_bytes(root / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     atomic_write_bytes(root / "README.md", card(manifest).encode())
     return manifest
+
+
+def _token_summary(records: list[dict], runs: list[dict]) -> dict:
+    """cl100k tokens per record (Python + code): total, median, p95, max, and the budget production applied."""
+    totals = sorted(r["tokens"]["total"] for r in records if r.get("tokens"))
+    budgets = {r.get("token_budget") for r in runs}
+    out = {"budget": budgets.pop() if len(budgets) == 1 else None, "records_counted": len(totals)}
+    if totals:
+        out.update(total=sum(totals), p50=totals[len(totals) // 2], p95=totals[int(0.95 * (len(totals) - 1))],
+                   max=totals[-1])
+    return out
+
+
+def _rebuilt(m: dict) -> str:
+    stages = ", ".join(f"`{k}` {n}" for k, n in m.get("stages", {}).items()) or "unrecorded"
+    if m["device"] == "cpu":
+        return ("- Every record was rebuilt from its own fields before it was written: Warp's CPU header, then the "
+                "record's `ir.support`,\n  `ir.forward` and `ir.backward` alone in a namespace of their own, "
+                f"compiled by g++ (`-fsyntax-only`).\n  `verification.stages`: {stages}.")
+    ptxas = m["tools"].get("ptxas", "unrecorded")
+    return ("- Every record's CUDA code was compiled from its own fields (Warp's CUDA header, then the record's "
+            "`ir.support`,\n  `ir.forward` and `ir.backward` alone in a namespace of their own) by NVRTC to PTX and "
+            f"assembled by ptxas {ptxas} to SASS for {m['arch']}.\n  `ir.resources` ({m.get('with_resources', 0)} "
+            "records) holds each entry's registers, spills and stack (ptxas -v) and shared, local and constant\n"
+            f"  memory (cuobjdump on that cubin). `verification.stages`: {stages}.")
+
+
+def _lengths(m: dict) -> str:
+    t = m.get("tokens", {})
+    if not t.get("records_counted"):
+        return ""
+    budget = (f" Production's budget was {t['budget']:,} tokens per record; "
+              f"{m['rejects'].get('over_budget', 0):,} longer kernels were rejected (`over_budget`)."
+              if t.get("budget") else "")
+    return (f"Length (`tokens`, cl100k, Python + generated code): {t['total']:,} tokens in all; per record median "
+            f"{t['p50']:,}, p95 {t['p95']:,}, max {t['max']:,}.{budget}")
 
 
 def card(m: dict) -> str:
@@ -151,6 +191,7 @@ structs they use. {m['bytes_raw'] / 1e6:.1f} MB of JSON records, {m['bytes_compr
   tile width) and, for this dataset's code, {"the same CPU build" if device == "cpu" else "by NVRTC for " + str(m['arch'])}
   (optimisation level {levels}, per record in `provenance.optimization_level`; the generated source does not
   depend on it).
+{_rebuilt(m)}
 - Every kernel was launched on 3 sets of fresh random inputs and each output element compared with a NumPy
   float64 reference: `|got - expected| <= atol + rtol*|expected|` (exact for integers). `verification` in each
   record gives the tolerance, the largest errors seen, the number of elements compared and masked (elements
@@ -176,6 +217,8 @@ structs they use. {m['bytes_raw'] / 1e6:.1f} MB of JSON records, {m['bytes_compr
 {fam_rows}
 
 Splits by `structural_hash` (90/5/5): {m['per_split']}.
+
+{_lengths(m)}
 
 Load offline:
 ```python

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -275,3 +277,19 @@ def test_baseline_prediction_files_and_mutant_report(quick_datasets):
     assert report["mutants"] == len(mutants) and report["killed"] == len(mutants) - 1
     assert len(report["survivors"]) == 1
     assert "killed" in baselines.markdown({"mutants": report})
+
+
+def test_wkf_eval_runs_the_judge_from_another_directory_with_the_users_paths(quick_datasets, tmp_path):
+    from harness.eval_cli import absolute_paths
+
+    assert absolute_paths(["--dataset", "d", "--eval-out=o", "-n", "2", "--predictions", "/abs/p.jsonl"], "/home/u") \
+        == ["--dataset", "/home/u/d", "--eval-out=/home/u/o", "-n", "2", "--predictions", "/abs/p.jsonl"]
+    base, records = quick_datasets
+    _write(tmp_path / "preds.jsonl", ['{"id": "not json'])
+    proc = subprocess.run([sys.executable, "-m", "harness.eval_cli", "--predictions", "preds.jsonl",
+                           "--dataset", str(base / "cpu_code"), "--eval-out", "out", "-p", "no:xdist"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert proc.returncode != 0
+    assert "line 1: malformed JSON" in proc.stdout + proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -56,14 +56,15 @@ def truth_for(device: str) -> dict:
     root = DATA / f"{device}_code"
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     families, numerics, splits = Counter(), Counter(), Counter()
-    grad_by_family = Counter()
-    records = elements = 0
+    grad_by_family, stages = Counter(), Counter()
+    records = elements = tokens = 0
     files = []
     for shard in manifest["shards"]:
         path = root / shard["file"]
         assert path.exists(), f"{path} is named in {root / 'manifest.json'} but missing"
         files.append(path)
-        table = pq.read_table(path, columns=["family", "verification"])
+        columns = ["family", "verification"] + (["tokens"] if "tokens" in manifest else [])
+        table = pq.read_table(path, columns=columns)
         rows = table.to_pylist()
         assert len(rows) == shard["records"], f"{path}: {len(rows)} rows, manifest says {shard['records']}"
         records += len(rows)
@@ -72,10 +73,15 @@ def truth_for(device: str) -> dict:
             families[row["family"]] += 1
             numerics[row["verification"]["numerics_device"]] += 1
             elements += row["verification"]["elements_compared"]
+            stages[" -> ".join(row["verification"].get("stages") or []) or "unrecorded"] += 1
+            tokens += row["tokens"]["total"] if row.get("tokens") else 0
             if row["verification"]["gradient_checked"]:
                 grad_by_family[row["family"]] += 1
     assert records == manifest["records"], f"{root}: {records} Parquet rows, manifest says {manifest['records']}"
     assert dict(sorted(families.items())) == manifest["per_family"], f"{root}: per-family counts differ from manifest"
+    if "tokens" in manifest:      # the card's length and compile-stage lines come from these
+        assert tokens == manifest["tokens"]["total"], f"{root}: {tokens} tokens, manifest says {manifest['tokens']}"
+        assert dict(stages) == manifest["stages"], f"{root}: stages {dict(stages)}, manifest {manifest['stages']}"
     rejects = []
     if (root / "rejects.jsonl").exists():
         rejects = [json.loads(line) for line in (root / "rejects.jsonl").read_text(encoding="utf-8").splitlines()

@@ -1,0 +1,216 @@
+"""Analyses over the IR: uses, liveness and dead-code removal, folding unused values into an output, and the
+source-hygiene checks (self-comparisons such as ``x <= x``, identity operations such as ``x - 0``, ``0 + x``,
+``x * 1``, unused helpers) that generators fold away or redraw, and that tests assert never reach a record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterator
+
+from kernels._ir import nodes as n
+from kernels._ir.types import Array, Scalar
+
+#: operations whose two equal arguments make a constant or a copy (``x - x``, ``x / x``, ``min(x, x)``...)
+SELF_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "sub", "div", "floordiv", "mod", "min", "max",
+                      "and", "or", "bit_and", "bit_or", "bit_xor"})
+
+
+def subexprs(e: n.Expr) -> Iterator[n.Expr]:
+    """``e`` and every expression inside it (helper bodies excluded)."""
+    yield e
+    for c in n.children(e):
+        yield from subexprs(c)
+
+
+def uses(e: n.Expr) -> set[str]:
+    """Names ``e`` reads: locals, parameters and loaded arrays."""
+    out: set[str] = set()
+    for x in subexprs(e):
+        if isinstance(x, n.Var):
+            out.add(x.name)
+        elif isinstance(x, n.Load):
+            out.add(x.array)
+    return out
+
+
+def statements(body: tuple[n.Stmt, ...]) -> Iterator[n.Stmt]:
+    """Every statement of ``body``, nested blocks included, in source order."""
+    for s in body:
+        yield s
+        for b in n.blocks(s):
+            yield from statements(b)
+
+
+def expressions(body: tuple[n.Stmt, ...]) -> Iterator[n.Expr]:
+    for s in statements(body):
+        for e in n.stmt_exprs(s):
+            yield from subexprs(e)
+
+
+def _is_const(e: n.Expr, value: float) -> bool:
+    return isinstance(e, n.Const) and not isinstance(e.value, bool) and e.value == value
+
+
+def is_identity(e: n.Expr) -> bool:
+    """``x + 0``, ``0 + x``, ``x - 0``, ``x * 1``, ``1 * x``, ``x / 1``, ``x // 1``, ``x | 0``, ``x ^ 0``,
+    ``x << 0``, ``x >> 0``, ``-(-x)``, ``where(c, x, x)`` and casts to the same type: operations that return an
+    argument unchanged."""
+    if isinstance(e, n.Cast):
+        return e.type == e.value.type
+    if not isinstance(e, n.Call):
+        return False
+    a = e.args
+    if e.op in ("add", "bit_or", "bit_xor"):
+        return _is_const(a[0], 0) or _is_const(a[1], 0)
+    if e.op in ("sub", "lshift", "rshift"):
+        return _is_const(a[1], 0)
+    if e.op == "mul":
+        return _is_const(a[0], 1) or _is_const(a[1], 1)
+    if e.op in ("div", "floordiv"):
+        return _is_const(a[1], 1)
+    if e.op == "neg":
+        return isinstance(a[0], n.Call) and a[0].op == "neg"
+    if e.op == "where":
+        return a[1] == a[2]
+    return False
+
+
+def is_self_operation(e: n.Expr) -> bool:
+    """A comparison or operation of a value with itself (``x <= x``, ``x - x``, ``min(x, x)``)."""
+    return isinstance(e, n.Call) and e.op in SELF_OPS and len(e.args) == 2 and e.args[0] == e.args[1]
+
+
+def simplify(e: n.Expr) -> n.Expr:
+    """``e`` with identity operations folded away, bottom-up."""
+    if isinstance(e, n.Call):
+        e = n.Call(e.op, tuple(simplify(a) for a in e.args))
+        if is_identity(e):
+            a = e.args
+            if e.op == "neg":
+                return a[0].args[0]
+            if e.op == "where":
+                return a[1]
+            unit = 1 if e.op == "mul" else 0
+            left_is_unit = e.op in ("add", "mul", "bit_or", "bit_xor") and _is_const(a[0], unit)
+            return a[1] if left_is_unit else a[0]
+    elif isinstance(e, n.Cast):
+        inner = simplify(e.value)
+        return inner if inner.type == e.type else n.Cast(inner, e.type)
+    return e
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Liveness
+
+
+def remove_dead(kernel: n.Kernel) -> n.Kernel:
+    """``kernel`` without bindings whose value is never read (every expression is pure), and without helpers
+    it no longer calls."""
+    body, _ = _live_block(kernel.body, set(), frozenset())
+    called = {x.func for x in expressions(body) if isinstance(x, n.FuncCall)}
+    return replace(kernel, body=body, funcs=tuple(f for f in kernel.funcs if f in called))
+
+
+def _live_block(body, live: set[str], loop_live: frozenset[str]) -> tuple[tuple[n.Stmt, ...], set[str]]:
+    out: list[n.Stmt] = []
+    for s in reversed(body):
+        kept, live = _live_stmt(s, live, loop_live)
+        if kept is not None:
+            out.append(kept)
+    return tuple(reversed(out)), live
+
+
+def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
+    if isinstance(s, (n.Let, n.Assign)):
+        if s.name not in live:
+            return None, live
+        return s, (live - {s.name}) | uses(s.value)
+    if isinstance(s, (n.Break, n.Continue)):
+        return s, live | loop_live
+    if isinstance(s, n.Return):
+        return s, uses(s.value)
+    if isinstance(s, n.If):
+        then, lt = _live_block(s.then, set(live), loop_live)
+        orelse, le = _live_block(s.orelse, set(live), loop_live)
+        return replace(s, then=then, orelse=orelse), lt | le | uses(s.cond)
+    if isinstance(s, (n.For, n.While)):
+        head = set(live)
+        while True:
+            body, entry = _live_block(s.body, head | live, frozenset(head | live))
+            new = head | entry | (uses(s.cond) if isinstance(s, n.While) else set())
+            if new == head:
+                break
+            head = new
+        if isinstance(s, n.For):
+            return replace(s, body=body), (head - {s.var}) | uses(s.start) | uses(s.stop)
+        return replace(s, body=body), head
+    return s, live | set().union(*(uses(e) for e in n.stmt_exprs(s)))
+
+
+def dead_locals(kernel: n.Kernel) -> list[str]:
+    """Names bound by statements that :func:`remove_dead` would remove."""
+    before = [s for s in statements(kernel.body) if isinstance(s, (n.Let, n.Assign))]
+    after = {id(s) for s in statements(remove_dead(kernel).body)}
+    return [s.name for s in before if id(s) not in after]
+
+
+def reaching(kernel: n.Kernel) -> set[str]:
+    """Names that influence some array write or control decision (through any chain of bindings)."""
+    deps: dict[str, set[str]] = {}
+    roots: set[str] = set()
+    for s in statements(kernel.body):
+        if isinstance(s, (n.Let, n.Assign)):
+            deps.setdefault(s.name, set()).update(uses(s.value))
+        elif isinstance(s, (n.Store, n.Atomic)):
+            roots |= set().union(*(uses(e) for e in n.stmt_exprs(s))) | {s.array}
+        else:
+            roots |= set().union(set(), *(uses(e) for e in n.stmt_exprs(s)))
+    live, frontier = set(), set(roots)
+    while frontier:
+        v = frontier.pop()
+        if v not in live:
+            live.add(v)
+            frontier |= deps.get(v, set())
+    return live
+
+
+def fold_unused(kernel: n.Kernel, op: str = "add") -> n.Kernel:
+    """Fold top-level locals and scalar inputs that reach no output into the last top-level scalar store
+    (``out[i] = v`` becomes ``out[i] = v + unused``, cast to the output's type), so no value is computed for
+    nothing. Stored arrays and inputs that are read nowhere cannot be folded and are left as they are."""
+    stores = [k for k, s in enumerate(kernel.body) if isinstance(s, n.Store) and isinstance(s.value.type, Scalar)]
+    if not stores:
+        return kernel
+    candidates = [(s.name, s.value.type) for s in kernel.body if isinstance(s, n.Let)]
+    candidates += [(p.name, p.type.dtype) for p in kernel.params if isinstance(p.type, Array)]
+    candidates += [(p.name, p.type) for p in kernel.params if isinstance(p.type, Scalar)]
+    last = stores[-1]
+    store = kernel.body[last]
+    value = store.value
+    for name, ty in candidates:
+        probe = replace(kernel, body=kernel.body[:last] + (replace(store, value=value),) + kernel.body[last + 1:])
+        if name in reaching(probe) or name == store.array or not isinstance(ty, Scalar):
+            continue
+        term: n.Expr = n.Var(name, ty)
+        if any(p.name == name and isinstance(p.type, Array) for p in kernel.params):
+            term = n.Load(name, kernel.param(name).type, store.index)
+        if term.type != value.type:
+            term = n.Cast(term, value.type)
+        value = n.Call(op, (value, term))
+    body = kernel.body[:last] + (replace(store, value=value),) + kernel.body[last + 1:]
+    return replace(kernel, body=body)
+
+
+def hygiene(kernel: n.Kernel) -> dict[str, list]:
+    """Source-hygiene findings: dead locals, self-operations, identity operations, unused helpers."""
+    exprs = list(expressions(kernel.body))
+    for f in kernel.funcs:
+        exprs += list(expressions(f.body))
+    called = {x.func.name for x in exprs if isinstance(x, n.FuncCall)}
+    return {
+        "dead_locals": dead_locals(kernel),
+        "self_operations": [x for x in exprs if is_self_operation(x)],
+        "identity_operations": [x for x in exprs if is_identity(x)],
+        "unused_helpers": [f.name for f in kernel.funcs if f.name not in called],
+    }

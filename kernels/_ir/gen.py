@@ -1,0 +1,221 @@
+"""Composable random program builders over the IR, driven by a ``np.random.Generator``.
+
+Small builders compose into bigger ones, Hypothesis-style: :class:`ExprBuilder` draws a typed expression
+inside every operation's domain guard (arguments repaired into range, e.g. ``abs(d) + 0.5`` for a divisor),
+never an identity operation, a self-comparison or an operation of constants only; :func:`random_kernel`
+draws statement sequences (let, assign under ``if``, accumulating ``for`` loops with ``break``/``continue``)
+and stores, then folds unused values into an output, removes dead code and checks the result with the
+interval engine. Families bring their own :class:`Vocabulary` (operations, weights, types, leaf ranges).
+Generation only builds; checking lives in :mod:`kernels._ir.analysis` and :mod:`kernels._ir.intervals`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kernels._ir import analysis, intervals
+from kernels._ir import nodes as n
+from kernels._ir.numeric import Interval
+from kernels._ir.ops import OPS, Ctx
+from kernels._ir.types import BOOL, FLOAT32, INT32, Array, Scalar, Type
+
+Leaf = tuple[n.Expr, Interval]
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What a family draws from: operation weights, value types, input ranges and magnitude cap."""
+
+    ops: dict[str, float]
+    types: tuple[Scalar, ...] = (FLOAT32, INT32)
+    ranges: dict[Scalar, Interval] = field(default_factory=lambda: {FLOAT32: Interval(-2.0, 2.0),
+                                                                     INT32: Interval(-20.0, 20.0)})
+    limit: float = 1e4
+    p_leaf: float = 0.3
+    p_const: float = 0.2
+
+
+FLOAT_INT_VOCAB = Vocabulary({"add": 3, "sub": 3, "mul": 3, "div": 1.5, "mod": 0.5, "floordiv": 0.5, "neg": 1,
+                              "min": 1, "max": 1, "abs": 1, "where": 1, "sqrt": 0.5, "sin": 0.5, "cos": 0.5,
+                              "exp": 0.3, "log": 0.5, "tanh": 0.5, "floor": 0.3, "bit_and": 0.4, "bit_xor": 0.4})
+
+
+class ExprBuilder:
+    """Random typed expressions over ``leaves`` (expressions with known intervals)."""
+
+    def __init__(self, rng: np.random.Generator, vocab: Vocabulary, leaves: list[Leaf]) -> None:
+        self.rng, self.vocab, self.leaves = rng, vocab, list(leaves)
+        self.candidates: dict[Type, list[tuple[str, tuple[Type, ...]]]] = {}
+        for name in vocab.ops:
+            for args, result in OPS[name].instances():
+                if all(a in vocab.types or a == BOOL for a in args):
+                    self.candidates.setdefault(result, []).append((name, args))
+
+    def pick(self, options: list):
+        return options[int(self.rng.integers(len(options)))]
+
+    def constant(self, ty: Scalar) -> Leaf:
+        if ty.is_int:
+            value = int(self.pick([-7, -5, -3, -2, 2, 3, 4, 5, 7, 9]))
+        else:
+            value = float(self.pick([-2.5, -1.5, -0.75, 0.25, 0.5, 1.5, 2.0, 2.5, 3.0, 0.125]))
+        return n.Const(value, ty), Interval.point(value)
+
+    def leaf(self, ty: Scalar) -> Leaf:
+        typed = [x for x in self.leaves if x[0].type == ty]
+        if typed and self.rng.random() >= self.vocab.p_const:
+            return self.pick(typed)
+        others = [x for x in self.leaves if x[0].type in self.vocab.types]
+        if not typed and others and self.rng.random() < 0.6:
+            e, iv = self.pick(others)
+            return self.checked(n.Cast(e, ty), [iv]) or self.constant(ty)
+        return self.constant(ty)
+
+    def checked(self, e: n.Expr, ivs: list[Interval]) -> Leaf | None:
+        """``(e, interval)`` when ``e`` passes its guard, stays under the magnitude cap and is clean."""
+        if analysis.is_identity(e) or analysis.is_self_operation(e):
+            return None
+        args = e.args if isinstance(e, n.Call) else (e.value,)
+        if args and all(isinstance(a, n.Const) for a in args):
+            return None
+        row = OPS[e.op] if isinstance(e, n.Call) else OPS["cast"]
+        ctx = Ctx(tuple(a.type for a in args), e.type)
+        try:
+            if row.guard(ctx, *ivs):
+                return None
+            iv = row.bound(ctx, *ivs)
+        except (ValueError, OverflowError, ZeroDivisionError):
+            return None
+        return (e, iv) if iv.mag <= self.vocab.limit else None
+
+    def expr(self, ty: Scalar, depth: int) -> Leaf:
+        if ty == BOOL:
+            return self.condition(depth)
+        options = self.candidates.get(ty, [])
+        if depth <= 0 or not options or self.rng.random() < self.vocab.p_leaf:
+            return self.leaf(ty)
+        weights = np.array([self.vocab.ops[o] for o, _ in options], dtype=float)
+        for _ in range(6):
+            name, arg_types = options[int(self.rng.choice(len(options), p=weights / weights.sum()))]
+            parts = [self.expr(t, depth - 1) for t in arg_types]
+            parts = self.repair(name, parts)
+            made = self.checked(n.Call(name, tuple(p[0] for p in parts)), [p[1] for p in parts])
+            if made is not None:
+                return made
+        return self.leaf(ty)
+
+    def repair(self, name: str, parts: list[Leaf]) -> list[Leaf]:
+        """Move arguments into the domain: divisors away from 0, ``log``/``sqrt`` arguments positive."""
+        k = {"div": 1, "mod": 1, "floordiv": 1, "log": 0, "sqrt": 0}.get(name)
+        if k is None or k >= len(parts):
+            return parts
+        e, iv = parts[k]
+        if (k == 1 and not iv.contains_zero()) or (k == 0 and iv.lo > 0):
+            return parts
+        c, c_iv = self.constant(e.type)
+        c = n.Const(abs(c.value), e.type)
+        a = n.Call("abs", (e,)) if iv.lo < 0 else e
+        fixed = n.Call("add", (a, c))
+        lo = (0.0 if iv.contains_zero() else min(abs(iv.lo), abs(iv.hi))) + abs(c_iv.lo)
+        return [*parts[:k], (fixed, Interval(lo, iv.mag + abs(c_iv.lo))), *parts[k + 1:]]
+
+    def condition(self, depth: int) -> Leaf:
+        """A comparison whose value is not the same on every input."""
+        for _ in range(8):
+            ty = self.pick(list(self.vocab.types))
+            (a, ia), (b, ib) = self.expr(ty, max(0, depth - 1)), self.expr(ty, max(0, depth - 1))
+            cmp = self.pick(["lt", "le", "gt", "ge"])
+            made = self.checked(n.Call(cmp, (a, b)), [ia, ib])
+            if made is not None and not made[1].is_point:
+                return made
+        e, iv = self.leaf(FLOAT32 if FLOAT32 in self.vocab.types else self.vocab.types[0])
+        return n.Call("lt", (e, n.Const(iv.lo + (iv.hi - iv.lo) / 2, e.type))), Interval(0.0, 1.0)
+
+
+def random_kernel(rng: np.random.Generator, vocab: Vocabulary = FLOAT_INT_VOCAB, size: int = 32,
+                  name: str = "wkf_kernel", tries: int = 40) -> tuple[n.Kernel, dict[str, Interval]]:
+    """A clean kernel over ``size`` threads and the intervals of its inputs (guards checked, every input and
+    local reaches an output, no dead code, no identity or self operations)."""
+    for _ in range(tries):
+        kernel, inputs = _draw(rng, vocab, size, name)
+        kernel = analysis.remove_dead(analysis.fold_unused(kernel))
+        shapes = {p.name: (size,) for p in kernel.params if isinstance(p.type, Array)}
+        facts = intervals.analyze(kernel, inputs, (size,), shapes)
+        outputs = [p.name for p in kernel.params if p.name.startswith("out")]
+        clean = not any(analysis.hygiene(kernel).values())
+        if clean and not facts.violations and not facts.degenerate(outputs) and \
+                analysis.reaching(kernel) >= {p.name for p in kernel.params}:
+            return kernel, inputs
+    raise RuntimeError(f"no clean kernel in {tries} draws")
+
+
+def _draw(rng, vocab: Vocabulary, size: int, name: str):
+    i = n.Var("i", INT32)
+    params: list[n.Param] = []
+    inputs: dict[str, Interval] = {}
+    body: list[n.Stmt] = []
+    leaves: list[Leaf] = []
+    for k in range(int(rng.integers(1, 4))):
+        ty = vocab.types[int(rng.integers(len(vocab.types)))]
+        arr, local = f"in{k}", f"x{k}"
+        params.append(n.Param(arr, Array(ty)))
+        inputs[arr] = vocab.ranges[ty]
+        body.append(n.Let(local, n.Load(arr, Array(ty), (i,))))
+        leaves.append((n.Var(local, ty), vocab.ranges[ty]))
+    gen = ExprBuilder(rng, vocab, leaves)
+    for k in range(int(rng.integers(1, 4))):
+        roll = rng.random()
+        ty = vocab.types[int(rng.integers(len(vocab.types)))]
+        if roll < 0.4:
+            e, iv = gen.expr(ty, int(rng.integers(1, 4)))
+            body.append(n.Let(f"t{k}", e))
+            gen.leaves.append((n.Var(f"t{k}", ty), iv))
+        elif roll < 0.7:
+            body += _if_block(gen, ty, k)
+        else:
+            body += _loop(gen, ty, k, rng)
+    outs = []
+    for k in range(int(rng.integers(1, 3))):
+        ty = vocab.types[int(rng.integers(len(vocab.types)))]
+        e, _ = gen.expr(ty, int(rng.integers(2, 4)))
+        outs.append(n.Param(f"out{k}", Array(ty)))
+        body.append(n.Store(f"out{k}", Array(ty), (i,), e))
+    return n.Kernel(name, tuple(params + outs), tuple(body)), inputs
+
+
+def _if_block(gen: ExprBuilder, ty: Scalar, k: int) -> list[n.Stmt]:
+    """``v = e0`` then ``if c: v = e1 else: v = e2`` (or no else)."""
+    e0, iv0 = gen.expr(ty, 2)
+    cond, _ = gen.condition(2)
+    e1, iv1 = gen.expr(ty, 2)
+    v = f"v{k}"
+    orelse: tuple[n.Stmt, ...] = ()
+    iv = iv0.join(iv1)
+    if gen.rng.random() < 0.5:
+        e2, iv2 = gen.expr(ty, 2)
+        orelse, iv = (n.Assign(v, e2),), iv1.join(iv2)
+    gen.leaves.append((n.Var(v, ty), iv))
+    return [n.Let(v, e0), n.If(cond, (n.Assign(v, e1),), orelse)]
+
+
+def _loop(gen: ExprBuilder, ty: Scalar, k: int, rng) -> list[n.Stmt]:
+    """``acc = e0; for j in range(T): [if c: break/continue] acc = acc + e`` with ``e`` free of ``acc``."""
+    trips = int(rng.integers(2, 6))
+    j = f"j{k}"
+    e0, iv0 = gen.expr(ty, 1)
+    saved = list(gen.leaves)
+    gen.leaves.append((n.Var(j, INT32), Interval(0.0, trips - 1.0)))
+    step, iv_step = gen.expr(ty, 2)
+    body: list[n.Stmt] = []
+    if rng.random() < 0.6:
+        cond, _ = gen.condition(1)
+        body.append(n.If(cond, (n.Break() if rng.random() < 0.5 else n.Continue(),)))
+    acc = f"acc{k}"
+    body.append(n.Assign(acc, n.Call("add", (n.Var(acc, ty), step))))
+    gen.leaves = saved
+    total = Interval(min(0.0, trips * iv_step.lo), max(0.0, trips * iv_step.hi))
+    gen.leaves.append((n.Var(acc, ty), Interval(iv0.lo + total.lo, iv0.hi + total.hi)))
+    return [n.Let(acc, e0), n.For(j, n.Const(0, INT32), n.Const(trips, INT32), tuple(body))]
+

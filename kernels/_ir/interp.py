@@ -1,0 +1,230 @@
+"""The one NumPy interpreter: runs a kernel over all threads at once, the default reference of IR families.
+
+Every value is an array with one row per thread (``tid`` is an index array). Control flow is lane masks:
+``if``/``else`` run both branches under complementary masks, loops iterate while any lane is active, and
+``break``/``continue``/``return`` clear lanes from the running mask until the loop iteration, the loop or the
+helper call ends. Stores and atomics write only active lanes. Operations are the table's NumPy
+implementations, so Warp's semantics live in :mod:`kernels._ir.ops` and nowhere else.
+
+``exact=True`` rounds float32 results to float32 after every operation (what Warp computes); ``exact=False``
+keeps float32 in float64 (a smooth reference for finite differences and the verifier's conditioning test).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from kernels._ir import nodes as n
+from kernels._ir.ops import OPS, Ctx
+from kernels._ir.types import Array, Struct, elem_shape, round_to, scalar_of
+
+MAX_TRIPS = 1_000_000
+
+
+class InterpError(RuntimeError):
+    """The program did something the IR forbids (out-of-bounds index, unbounded loop)."""
+
+
+@dataclass(slots=True)
+class _Frame:
+    """Locals and control flags of one kernel body or helper call."""
+
+    env: dict[str, object]
+    lanes: int
+    broken: np.ndarray | None = None       # lanes that left the innermost loop
+    continued: np.ndarray | None = None    # lanes that skipped the rest of this iteration
+    returned: np.ndarray | None = None     # lanes that returned (helpers)
+    result: np.ndarray | None = None
+
+    def running(self) -> np.ndarray:
+        out = np.ones(self.lanes, dtype=bool)
+        for flags in (self.broken, self.continued, self.returned):
+            if flags is not None:
+                out &= ~flags
+        return out
+
+
+class Interpreter:
+    """Evaluates one kernel on concrete inputs."""
+
+    def __init__(self, kernel: n.Kernel, exact: bool = True) -> None:
+        self.kernel = kernel
+        self.exact = exact
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def run(self, dim: tuple[int, ...], inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Launch over ``dim`` threads; returns every array parameter's final contents (NumPy dtype of the
+        array's components when ``exact``, float64 for float arrays otherwise)."""
+        lanes = int(np.prod(dim))
+        env: dict[str, object] = {}
+        for p in self.kernel.params:
+            value = inputs[p.name]
+            if isinstance(p.type, Array):
+                self.arrays[p.name] = round_to(p.type.dtype, np.array(value, copy=True))
+            else:
+                env[p.name] = self._broadcast(p.type, value, lanes)
+        tids = np.unravel_index(np.arange(lanes), dim)
+        for name, idx in zip(self.kernel.tids, tids):
+            env[name] = idx.astype(np.int32)
+        frame = _Frame(env, lanes)
+        with np.errstate(all="ignore"):
+            self._block(self.kernel.body, np.ones(lanes, dtype=bool), frame)
+        out = {}
+        for p in self.kernel.params:
+            if isinstance(p.type, Array):
+                s = scalar_of(p.type.dtype)
+                out[p.name] = self.arrays[p.name].astype(s.numpy if self.exact or not s.is_float else np.float64)
+        return out
+
+    def _broadcast(self, ty, value, lanes: int):
+        if isinstance(ty, Struct):
+            return {k: self._broadcast(t, value[k], lanes) for k, t in ty.fields}
+        arr = round_to(ty, np.asarray(value))
+        return np.broadcast_to(arr, (lanes, *elem_shape(ty))).copy()
+
+    # -----------------------------------------------------------------------------------------------------
+    # Statements
+
+    def _block(self, body: tuple[n.Stmt, ...], mask: np.ndarray, frame: _Frame) -> None:
+        for s in body:
+            m = mask & frame.running()
+            if not m.any():
+                return
+            self._stmt(s, m, frame)
+
+    def _stmt(self, s: n.Stmt, m: np.ndarray, frame: _Frame) -> None:
+        env = frame.env
+        if isinstance(s, (n.Let, n.Assign)):
+            value = self.eval(s.value, m, frame)
+            old = env.get(s.name)
+            env[s.name] = value if old is None else _select(m, value, old)
+        elif isinstance(s, (n.Store, n.Atomic)):
+            self._write(s, m, frame)
+        elif isinstance(s, n.If):
+            c = self.eval(s.cond, m, frame)
+            self._block(s.then, m & c, frame)
+            self._block(s.orelse, m & ~c, frame)
+        elif isinstance(s, n.For):
+            self._for(s, m, frame)
+        elif isinstance(s, n.While):
+            self._while(s, m, frame)
+        elif isinstance(s, n.Break):
+            frame.broken |= m
+        elif isinstance(s, n.Continue):
+            frame.continued |= m
+        elif isinstance(s, n.Return):
+            value = self.eval(s.value, m, frame)
+            frame.result = value if frame.result is None else _select(m, value, frame.result)
+            frame.returned |= m
+        else:
+            raise TypeError(f"Expected an IR statement but got {type(s).__name__}")
+
+    def _write(self, s: n.Store | n.Atomic, m: np.ndarray, frame: _Frame) -> None:
+        arr = self.arrays[s.array]
+        idx = self._index(s.array, s.index, m, frame)
+        value = self.eval(s.value, m, frame)[m]
+        if isinstance(s, n.Store):
+            arr[idx] = value
+            return
+        ufunc = {"add": np.add, "min": np.minimum, "max": np.maximum}[s.kind]
+        ufunc.at(arr, idx, value)
+        self.arrays[s.array] = round_to(s.array_type.dtype, arr, self.exact)
+
+    def _index(self, name: str, index, m: np.ndarray, frame: _Frame) -> tuple[np.ndarray, ...]:
+        shape = self.arrays[name].shape
+        idx = tuple(self.eval(i, m, frame)[m].astype(np.int64) for i in index)
+        for axis, i in enumerate(idx):
+            if i.size and (i.min() < 0 or i.max() >= shape[axis]):
+                raise InterpError(f"index {int(i.min())}..{int(i.max())} out of bounds for {name} axis {axis} "
+                                  f"(size {shape[axis]})")
+        return idx
+
+    def _loop(self, frame: _Frame):
+        saved = (frame.broken, frame.continued)
+        frame.broken = np.zeros(frame.lanes, dtype=bool)
+        return saved
+
+    def _for(self, s: n.For, m: np.ndarray, frame: _Frame) -> None:
+        start = self.eval(s.start, m, frame).astype(np.int64)
+        stop = self.eval(s.stop, m, frame).astype(np.int64)
+        saved = self._loop(frame)
+        k = start.copy()
+        for _ in range(MAX_TRIPS):
+            active = m & ~frame.broken & ((k < stop) if s.step > 0 else (k > stop))
+            if not active.any():
+                break
+            frame.env[s.var] = k.astype(np.int32)
+            frame.continued = np.zeros(frame.lanes, dtype=bool)
+            self._block(s.body, active, frame)
+            k = k + s.step
+        else:
+            raise InterpError(f"loop over {s.var} ran more than {MAX_TRIPS} trips")
+        frame.broken, frame.continued = saved
+
+    def _while(self, s: n.While, m: np.ndarray, frame: _Frame) -> None:
+        saved = self._loop(frame)
+        for _ in range(s.max_trips + 1):
+            live = m & ~frame.broken
+            active = live & self.eval(s.cond, live, frame)
+            if not active.any():
+                break
+            frame.continued = np.zeros(frame.lanes, dtype=bool)
+            self._block(s.body, active, frame)
+        else:
+            raise InterpError(f"while loop ran past its bound of {s.max_trips} trips")
+        frame.broken, frame.continued = saved
+
+    # -----------------------------------------------------------------------------------------------------
+    # Expressions
+
+    def eval(self, e: n.Expr, m: np.ndarray, frame: _Frame):
+        """Value of ``e`` on every lane (lanes outside ``m`` may hold anything)."""
+        if isinstance(e, n.Const):
+            return np.full(frame.lanes, round_to(e.type, np.asarray(e.value, dtype=e.type.carrier)),
+                           dtype=e.type.carrier)
+        if isinstance(e, n.Var):
+            return frame.env[e.name]
+        if isinstance(e, n.Load):
+            arr = self.arrays[e.array]
+            idx = tuple(np.where(m, self.eval(i, m, frame), 0).astype(np.int64) for i in e.index)
+            for axis, i in enumerate(idx):
+                if np.any((i < 0) | (i >= arr.shape[axis])):
+                    raise InterpError(f"load {e.array}: index out of bounds on axis {axis} (size {arr.shape[axis]})")
+            return arr[idx]
+        if isinstance(e, n.Call):
+            args = [self.eval(a, m, frame) for a in e.args]
+            return OPS[e.op].eval(Ctx(tuple(a.type for a in e.args), e.type, self.exact), *args)
+        if isinstance(e, n.Cast):
+            return OPS["cast"].eval(Ctx((e.value.type,), e.type, self.exact), self.eval(e.value, m, frame))
+        if isinstance(e, n.Component):
+            return self.eval(e.value, m, frame)[..., e.index]
+        if isinstance(e, n.Attr):
+            return self.eval(e.value, m, frame)[e.field]
+        if isinstance(e, n.FuncCall):
+            return self._call(e, m, frame)
+        raise TypeError(f"Expected an IR expression but got {type(e).__name__}")
+
+    def _call(self, e: n.FuncCall, m: np.ndarray, frame: _Frame):
+        env = {p.name: self.eval(a, m, frame) for p, a in zip(e.func.params, e.args)}
+        inner = _Frame(env, frame.lanes, returned=np.zeros(frame.lanes, dtype=bool))
+        self._block(e.func.body, m, inner)
+        if inner.result is None or np.any(m & ~inner.returned):
+            raise InterpError(f"helper {e.func.name} ended without returning on some lanes")
+        return inner.result
+
+
+def _select(m: np.ndarray, new, old):
+    if isinstance(new, dict):
+        return {k: _select(m, new[k], old[k]) for k in new}
+    mm = m.reshape(m.shape + (1,) * (np.ndim(new) - 1))
+    return np.where(mm, new, old)
+
+
+def run(kernel: n.Kernel, dim: tuple[int, ...], inputs: Mapping[str, np.ndarray],
+        exact: bool = True) -> dict[str, np.ndarray]:
+    """Final contents of ``kernel``'s arrays after a launch over ``dim`` with ``inputs`` (see :class:`Interpreter`)."""
+    return Interpreter(kernel, exact).run(dim, inputs)
+

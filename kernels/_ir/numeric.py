@@ -1,0 +1,133 @@
+"""Value intervals and the NumPy helpers that copy Warp's scalar semantics (used by the operation table).
+
+An :class:`Interval` bounds every component of a value (a vector's interval is the hull of its components);
+booleans are intervals inside ``[0, 1]``. Helpers here are element-wise and NumPy-only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+INF = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """Closed interval ``[lo, hi]`` (bounds may be infinite)."""
+
+    lo: float
+    hi: float
+
+    def __post_init__(self) -> None:
+        if not self.lo <= self.hi:
+            raise ValueError(f"Expected lo <= hi but got [{self.lo}, {self.hi}]")
+
+    @staticmethod
+    def point(value: float) -> "Interval":
+        return Interval(float(value), float(value))
+
+    @staticmethod
+    def hull(values: Iterable[float]) -> "Interval":
+        vals = [float(v) for v in values if not math.isnan(v)]
+        return Interval(min(vals), max(vals)) if vals else Interval(-INF, INF)
+
+    @property
+    def mag(self) -> float:
+        return max(abs(self.lo), abs(self.hi))
+
+    @property
+    def is_point(self) -> bool:
+        return self.lo == self.hi
+
+    def contains(self, other: "Interval") -> bool:
+        return self.lo <= other.lo and other.hi <= self.hi
+
+    def contains_zero(self) -> bool:
+        return self.lo <= 0.0 <= self.hi
+
+    def join(self, other: "Interval") -> "Interval":
+        return Interval(min(self.lo, other.lo), max(self.hi, other.hi))
+
+    def meet(self, other: "Interval") -> "Interval | None":
+        lo, hi = max(self.lo, other.lo), min(self.hi, other.hi)
+        return Interval(lo, hi) if lo <= hi else None
+
+    def widen(self, rel: float, abs_: float = 0.0) -> "Interval":
+        """Outward by ``rel`` of each bound's magnitude plus ``abs_`` (covers rounding of the result); rounding
+        never crosses zero, so a bound at or beyond 0 stays there."""
+        lo, hi = self.lo - rel * abs(self.lo) - abs_, self.hi + rel * abs(self.hi) + abs_
+        return Interval(max(lo, 0.0) if self.lo >= 0 else lo, min(hi, 0.0) if self.hi <= 0 else hi)
+
+    def __str__(self) -> str:
+        return f"[{self.lo:g}, {self.hi:g}]"
+
+
+BOOL_IV = Interval(0.0, 1.0)
+
+
+def iv_mul(a: Interval, b: Interval) -> Interval:
+    with np.errstate(invalid="ignore"):
+        return Interval.hull([a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi])
+
+
+def iv_div(a: Interval, b: Interval) -> Interval:
+    """``a / b`` for ``b`` not containing 0 (else everything)."""
+    if b.contains_zero():
+        return Interval(-INF, INF)
+    return Interval.hull([a.lo / b.lo, a.lo / b.hi, a.hi / b.lo, a.hi / b.hi])
+
+
+def iv_abs(a: Interval) -> Interval:
+    return Interval(0.0 if a.contains_zero() else min(abs(a.lo), abs(a.hi)), a.mag)
+
+
+def iv_monotone(fn, a: Interval, increasing: bool = True) -> Interval:
+    lo, hi = fn(a.lo), fn(a.hi)
+    return Interval(lo, hi) if increasing else Interval(hi, lo)
+
+
+def iv_periodic(fn, a: Interval, peak: float) -> Interval:
+    """Range of ``sin`` (``peak = pi/2``) or ``cos`` (``peak = 0``) over ``a``."""
+    if a.hi - a.lo >= 2 * math.pi or not math.isfinite(a.hi - a.lo):
+        return Interval(-1.0, 1.0)
+    vals = [fn(a.lo), fn(a.hi)]
+    k = math.ceil((a.lo - peak) / math.pi)
+    while peak + k * math.pi <= a.hi:
+        vals.append(fn(peak + k * math.pi))
+        k += 1
+    return Interval(max(-1.0, min(vals)), min(1.0, max(vals)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Element-wise Warp semantics
+
+
+def trunc_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C integer division (truncates toward zero); 0 where ``b == 0`` (inactive lanes only)."""
+    safe = np.where(b == 0, 1, b).astype(a.dtype)
+    return ((a - np.fmod(a, safe)) // safe).astype(a.dtype)
+
+
+def c_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C remainder: the sign of the dividend."""
+    return np.fmod(a, np.where(b == 0, 1, b).astype(a.dtype))
+
+
+def floor_div_int(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.floor_divide(a, np.where(b == 0, 1, b).astype(a.dtype))
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """Warp's ``round``: half away from zero (``np.round`` rounds half to even)."""
+    a = np.abs(x)
+    r = np.floor(a)
+    return np.copysign(r + (a - r >= 0.5), x)
+
+
+def sign(x: np.ndarray) -> np.ndarray:
+    """Warp's ``sign``: ``-1`` below zero, else ``1`` (``sign(0) == 1``); unsigned integers are always 1."""
+    return np.where(x < 0, -1, 1).astype(x.dtype)

@@ -1,0 +1,296 @@
+"""The one printer: IR -> Warp Python source.
+
+Expressions become standard-library ``ast`` nodes and are written by ``ast.unparse``, so parentheses are never
+managed by hand. Statement lines that would pass :data:`WIDTH` characters are broken the way a person formats
+them: inside the brackets of a call (one argument per line) or, for a long arithmetic/boolean chain, inside
+one pair of parentheses with a line break before the operator (no formatter dependency: the rule is small and
+the output stays byte-stable across tool versions).
+
+Literals are typed as Warp needs: bare float literals are float32 and bare integers int32 inside Warp, so
+other widths are written ``wp.float64(0.5)``, ``wp.int64(3)``; a local first bound to a literal is written
+``wp.float32(0.0)`` so that Warp treats it as a variable it may reassign inside loops.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Iterable
+
+from kernels._ir import nodes as n
+from kernels._ir.ops import op as lookup_op
+from kernels._ir.types import BOOL, FLOAT32, INT32, Scalar, Struct, Type
+
+WIDTH = 100
+INDENT = "    "
+
+_BINOPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "//": ast.FloorDiv, "%": ast.Mod,
+           "&": ast.BitAnd, "|": ast.BitOr, "^": ast.BitXor, "<<": ast.LShift, ">>": ast.RShift}
+_CMPOPS = {"<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE, "==": ast.Eq, "!=": ast.NotEq}
+#: Python's precedence of binary operators (higher binds tighter)
+_PREC = {ast.BitOr: 1, ast.BitXor: 2, ast.BitAnd: 3, ast.LShift: 4, ast.RShift: 4, ast.Add: 5, ast.Sub: 5,
+         ast.Mult: 6, ast.Div: 6, ast.FloorDiv: 6, ast.Mod: 6}
+
+
+def _spelled(text: str) -> ast.expr:
+    return ast.parse(text, mode="eval").body
+
+
+def type_ast(ty: Type) -> ast.expr:
+    return _spelled(ty.warp)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Expressions -> ast
+
+
+def literal(value: float | int | bool, ty: Scalar) -> ast.expr:
+    """A literal as Warp reads it with type ``ty`` (``ast.unparse`` writes negative constants as ``-1.5``)."""
+    if ty == BOOL:
+        return ast.Constant(bool(value))
+    node = ast.Constant(int(value) if ty.is_int else float(value))
+    return node if ty in (INT32, FLOAT32) else ast.Call(type_ast(ty), [node], [])
+
+
+def expr(e: n.Expr) -> ast.expr:
+    """The ``ast`` expression of an IR expression."""
+    if isinstance(e, n.Const):
+        return literal(e.value, e.type)
+    if isinstance(e, n.Var):
+        return ast.Name(e.name)
+    if isinstance(e, n.Load):
+        return ast.Subscript(ast.Name(e.array), _index(e.index))
+    if isinstance(e, n.Cast):
+        return ast.Call(type_ast(e.type), [expr(e.value)], [])
+    if isinstance(e, n.Component):
+        return ast.Subscript(expr(e.value), ast.Constant(e.index))
+    if isinstance(e, n.Attr):
+        return ast.Attribute(expr(e.value), e.field)
+    if isinstance(e, n.FuncCall):
+        return ast.Call(ast.Name(e.func.name), [expr(a) for a in e.args], [])
+    if isinstance(e, n.Call):
+        return _call(e)
+    raise TypeError(f"Expected an IR expression but got {type(e).__name__}")
+
+
+def _index(index: tuple[n.Expr, ...]) -> ast.expr:
+    return expr(index[0]) if len(index) == 1 else ast.Tuple([expr(i) for i in index])
+
+
+def _call(e: n.Call) -> ast.expr:
+    row = lookup_op(e.op)
+    args = [expr(a) for a in e.args]
+    if row.form == "binop":
+        return ast.BinOp(args[0], _BINOPS[row.spelling](), args[1])
+    if row.form == "unop":
+        return ast.UnaryOp(ast.USub() if row.spelling == "-" else ast.Invert(), args[0])
+    if row.form == "not":
+        return ast.UnaryOp(ast.Not(), args[0])
+    if row.form == "compare":
+        return ast.Compare(args[0], [_CMPOPS[row.spelling]()], [args[1]])
+    if row.form == "boolop":
+        return ast.BoolOp(ast.And() if row.spelling == "and" else ast.Or(), args)
+    if row.form == "construct":
+        return ast.Call(type_ast(e.type), args, [])
+    return ast.Call(_spelled(row.spelling), args, [])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# IR statements -> ast statements
+
+
+def _let_value(s: n.Let) -> ast.expr:
+    if isinstance(s.value, n.Const) and s.value.type != BOOL:
+        return ast.Call(type_ast(s.value.type), [ast.Constant(s.value.value)], [])
+    return expr(s.value)
+
+
+def stmt(s: n.Stmt) -> ast.stmt:
+    if isinstance(s, n.Let):
+        return ast.Assign([ast.Name(s.name)], _let_value(s), lineno=0)
+    if isinstance(s, n.Assign):
+        return ast.Assign([ast.Name(s.name)], expr(s.value), lineno=0)
+    if isinstance(s, n.Store):
+        return ast.Assign([ast.Subscript(ast.Name(s.array), _index(s.index))], expr(s.value), lineno=0)
+    if isinstance(s, n.Atomic):
+        fn = _spelled(f"wp.atomic_{s.kind}")
+        return ast.Expr(ast.Call(fn, [ast.Name(s.array), *map(expr, s.index), expr(s.value)], []))
+    if isinstance(s, n.If):
+        return ast.If(expr(s.cond), _block(s.then), [stmt(x) for x in s.orelse])
+    if isinstance(s, n.For):
+        bounds = [expr(s.stop)] if s.start == n.Const(0, INT32) and s.step == 1 else [expr(s.start), expr(s.stop)]
+        if s.step != 1:
+            bounds.append(ast.Constant(s.step))
+        return ast.For(ast.Name(s.var), ast.Call(ast.Name("range"), bounds, []), _block(s.body), [], lineno=0)
+    if isinstance(s, n.While):
+        return ast.While(expr(s.cond), _block(s.body), [])
+    if isinstance(s, n.Break):
+        return ast.Break()
+    if isinstance(s, n.Continue):
+        return ast.Continue()
+    if isinstance(s, n.Return):
+        return ast.Return(expr(s.value))
+    raise TypeError(f"Expected an IR statement but got {type(s).__name__}")
+
+
+def _block(body: Iterable[n.Stmt]) -> list[ast.stmt]:
+    return [stmt(x) for x in body] or [ast.Pass()]
+
+
+def _args(params: tuple[n.Param, ...]) -> ast.arguments:
+    return ast.arguments([], [ast.arg(p.name, type_ast(p.type)) for p in params], None, [], [], None, [])
+
+
+def func_def(f: n.Func) -> ast.FunctionDef:
+    return ast.FunctionDef(f.name, _args(f.params), _block(f.body), [_spelled("wp.func")], type_ast(f.ret),
+                           lineno=0)
+
+
+def kernel_def(k: n.Kernel, module: str | None = None) -> ast.FunctionDef:
+    deco = _spelled("wp.kernel") if module is None else _spelled(f"wp.kernel(module={module!r})")
+    tid_target = ast.Name(k.tids[0]) if len(k.tids) == 1 else ast.Tuple([ast.Name(t) for t in k.tids])
+    tid = ast.Assign([tid_target], _spelled("wp.tid()"), lineno=0)
+    return ast.FunctionDef(k.name, _args(k.params), [tid, *_block(k.body)], [deco], None, lineno=0)
+
+
+def struct_def(s: Struct) -> ast.ClassDef:
+    fields = [ast.AnnAssign(ast.Name(name), type_ast(ty), None, 1) for name, ty in s.fields]
+    return ast.ClassDef(s.name, [], [], fields, [_spelled("wp.struct")])
+
+
+def _helpers(kernels: Iterable[n.Kernel]) -> tuple[list[Struct], list[n.Func]]:
+    structs: list[Struct] = []
+    funcs: list[n.Func] = []
+    for k in kernels:
+        structs += [s for s in k.structs if s not in structs]
+        funcs += [f for f in k.funcs if f not in funcs]
+    return structs, funcs
+
+
+def module(kernels: Iterable[n.Kernel], module_name: str | None = None) -> str:
+    """Source of one module: ``import warp as wp``, then each struct, helper and kernel once, in order."""
+    kernels = list(kernels)
+    structs, funcs = _helpers(kernels)
+    defs: list[ast.stmt] = [*map(struct_def, structs), *map(func_def, funcs),
+                            *(kernel_def(k, module_name) for k in kernels)]
+    parts = ["import warp as wp"] + ["\n".join(render(d, 0)) for d in defs]
+    return "\n\n\n".join(parts) + "\n"
+
+
+def kernel_source(k: n.Kernel) -> str:
+    return module([k])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rendering with line breaks
+
+
+def render(node: ast.stmt, depth: int) -> list[str]:
+    """Lines of one statement (and its blocks) at indentation ``depth``."""
+    pad = INDENT * depth
+    if isinstance(node, ast.ClassDef):
+        return [f"{pad}@{ast.unparse(d)}" for d in node.decorator_list] + [f"{pad}class {node.name}:"] + _body(
+            node.body, depth + 1)
+    if isinstance(node, ast.FunctionDef):
+        return [f"{pad}@{ast.unparse(d)}" for d in node.decorator_list] + _def_head(node, pad) + _body(
+            node.body, depth + 1)
+    if isinstance(node, ast.If):
+        return _if(node, depth, "if")
+    if isinstance(node, ast.For):
+        return [f"{pad}for {ast.unparse(node.target)} in {ast.unparse(node.iter)}:"] + _body(node.body, depth + 1)
+    if isinstance(node, ast.While):
+        return [f"{pad}while {fmt(node.test, len(pad) + 6, depth)}:"] + _body(node.body, depth + 1)
+    flat = pad + ast.unparse(node)
+    if len(flat) <= WIDTH or not isinstance(node, (ast.Assign, ast.Expr, ast.Return)):
+        return [flat]
+    if isinstance(node, ast.Assign):
+        head = f"{pad}{ast.unparse(node.targets[0])} = "
+    else:
+        head = pad + ("return " if isinstance(node, ast.Return) else "")
+    return (head + fmt(node.value, len(head), depth)).split("\n")
+
+
+def _def_head(node: ast.FunctionDef, pad: str) -> list[str]:
+    """``def name(params) -> ret:``, one parameter per line when that is too long."""
+    params = [f"{a.arg}: {ast.unparse(a.annotation)}" for a in node.args.args]
+    ret = f" -> {ast.unparse(node.returns)}" if node.returns is not None else ""
+    flat = f"{pad}def {node.name}({', '.join(params)}){ret}:"
+    if len(flat) <= WIDTH:
+        return [flat]
+    return [f"{pad}def {node.name}("] + [f"{pad}{INDENT}{p}," for p in params] + [f"{pad}){ret}:"]
+
+
+def _if(node: ast.If, depth: int, keyword: str) -> list[str]:
+    pad = INDENT * depth
+    lines = [f"{pad}{keyword} {fmt(node.test, len(pad) + len(keyword) + 1, depth)}:"] + _body(node.body, depth + 1)
+    if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If):
+        return lines + _if(node.orelse[0], depth, "elif")
+    if node.orelse:
+        lines += [f"{pad}else:"] + _body(node.orelse, depth + 1)
+    return lines
+
+
+def _body(body: list[ast.stmt], depth: int) -> list[str]:
+    return [line for s in body for line in render(s, depth)]
+
+
+def fmt(node: ast.expr, column: int, depth: int) -> str:
+    """``node``'s text starting at ``column``, broken over lines (indented from ``depth``) when too long."""
+    if isinstance(node, _Paren):
+        inner = fmt(node.value, column + 1, depth)
+        return inner if inner.startswith("(\n") else f"({inner})"
+    flat = ast.unparse(node)
+    if column + len(flat) <= WIDTH:
+        return flat
+    inner = INDENT * (depth + 1)
+    if isinstance(node, ast.Call) and node.args:
+        args = [inner + fmt(a, len(inner), depth + 1) + "," for a in node.args]
+        return f"{ast.unparse(node.func)}(\n" + "\n".join(args) + "\n" + INDENT * depth + ")"
+    if isinstance(node, (ast.BinOp, ast.BoolOp, ast.Compare)):
+        parts = _chain(node)
+        lines = [inner + (f"{op} " if op else "") + fmt(x, len(inner) + len(op) + 1, depth + 1)
+                 for op, x in parts]
+        return "(\n" + "\n".join(lines) + "\n" + INDENT * depth + ")"
+    return flat
+
+
+def _chain(node: ast.expr) -> list[tuple[str, ast.expr]]:
+    """A left-leaning chain of one precedence level (``a + b - c``) as (operator, operand) pairs; operands that
+    need parentheses inside the chain are wrapped in :class:`_Paren`."""
+    if isinstance(node, ast.BoolOp):
+        word = "and" if isinstance(node.op, ast.And) else "or"
+        return [("" if k == 0 else word, _wrapped(v, nested=isinstance(v, ast.BoolOp)))
+                for k, v in enumerate(node.values)]
+    if isinstance(node, ast.Compare):
+        symbol = next(k for k, v in _CMPOPS.items() if isinstance(node.ops[0], v))
+        return [("", _wrapped(node.left, nested=_binds_looser(node.left, 0))),
+                (symbol, _wrapped(node.comparators[0], nested=_binds_looser(node.comparators[0], 0)))]
+    prec = _PREC[type(node.op)]
+    left = node.left
+    if isinstance(left, ast.BinOp) and _PREC[type(left.op)] == prec:
+        head = _chain(left)
+    else:
+        head = [("", _wrapped(left, nested=_binds_looser(left, prec)))]
+    symbol = next(k for k, v in _BINOPS.items() if isinstance(node.op, v))
+    right = node.right
+    return head + [(symbol, _wrapped(right, nested=_binds_looser(right, prec + 0.5)))]
+
+
+def _binds_looser(node: ast.expr, prec: float) -> bool:
+    if isinstance(node, ast.BinOp):
+        return _PREC[type(node.op)] < prec
+    return isinstance(node, (ast.BoolOp, ast.Compare, ast.IfExp)) or (
+        isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not))
+
+
+def _wrapped(node: ast.expr, nested: bool) -> ast.expr:
+    return _Paren(node) if nested else node
+
+
+class _Paren(ast.expr):
+    """An operand that :func:`fmt` writes inside parentheses (it binds looser than its chain)."""
+
+    _fields = ("value",)
+
+    def __init__(self, value: ast.expr) -> None:
+        super().__init__()
+        self.value = value

@@ -1,0 +1,350 @@
+"""The program IR (kernels/_ir): operation table properties, printer, interpreter semantics, generator hygiene,
+and a differential test of printed programs compiled by Warp against the interpreter."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import linecache
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from kernels._ir import analysis, gen, interp, intervals, printer
+from kernels._ir import nodes as n
+from kernels._ir.family import program, reference
+from kernels._ir.numeric import Interval
+from kernels._ir.ops import OPS, Ctx
+from kernels._ir.types import BOOL, FLOAT16, FLOAT32, INT8, INT32, Array, Scalar, Vector, scalar_of, warp_type
+
+A32, AI = Array(FLOAT32), Array(INT32)
+I = n.Var("i", INT32)
+
+CASES = [(name, args, result) for name, row in OPS.items() for args, result in row.instances()]
+
+
+def _case_id(case) -> str:
+    name, args, result = case
+    return f"{name}({','.join(map(str, args))})->{result}"
+
+
+def _draw_interval(data, ty) -> Interval:
+    """A sub-interval of a moderate range for ``ty`` (bools: 0/1)."""
+    s = scalar_of(ty)
+    if s == BOOL:
+        lo = data.draw(st.integers(0, 1))
+        return Interval(lo, data.draw(st.integers(lo, 1)))
+    lo_t, hi_t = s.limits
+    span = min(hi_t, 300.0) if s.is_float else min(hi_t, 2.0 ** (s.bits // 2 + 1))
+    lo_r = max(lo_t, -span)
+    if s.is_int:
+        a, b = sorted(data.draw(st.integers(int(lo_r), int(span))) for _ in range(2))
+    else:
+        a, b = sorted(data.draw(st.floats(lo_r, span, allow_nan=False)) for _ in range(2))
+        a, b = _inward(a, s, 1) + 0.0, _inward(b, s, -1) + 0.0   # bounds the type holds (no -0.0): values stay in
+        assume(a <= b)
+    return Interval(float(a), float(b))
+
+
+def _inward(x: float, s: Scalar, direction: int) -> float:
+    r = s.numpy.type(x)
+    if (float(r) - x) * direction < 0:
+        r = np.nextafter(r, s.numpy.type(direction * np.inf))
+    return float(r)
+
+
+def _sample(rng, ty, iv: Interval, size: int) -> np.ndarray:
+    s = scalar_of(ty)
+    shape = (size,) + (ty.shape if isinstance(ty, Vector) else ())
+    if s == BOOL:
+        return rng.integers(int(iv.lo), int(iv.hi) + 1, size=shape).astype(bool)
+    if s.is_int:
+        return rng.integers(int(iv.lo), int(iv.hi) + 1, size=shape).astype(s.numpy)
+    x = rng.uniform(iv.lo, iv.hi, size=shape)
+    x[:2] = [iv.lo, iv.hi] if x.ndim == 1 else x[:2]        # the bounds themselves
+    return x.astype(s.numpy).astype(np.float64)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(data=st.data())
+def test_interval_rule_contains_numpy_result(case, data):
+    name, arg_types, result = case
+    row = OPS[name]
+    ivs = [_draw_interval(data, t) for t in arg_types]
+    ctx = Ctx(arg_types, result)
+    try:
+        reason = row.guard(ctx, *ivs)
+    except (ValueError, OverflowError, ZeroDivisionError):
+        reason = "unbounded"
+    assume(reason is None)
+    bound = row.bound(ctx, *ivs)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    args = [_sample(rng, t, iv, 64) for t, iv in zip(arg_types, ivs)]
+    got = row.eval(ctx, *args).astype(np.float64)
+    inside = (got >= bound.lo) & (got <= bound.hi)
+    assert inside.all(), (f"{_case_id(case)} on {[str(iv) for iv in ivs]}: value {got[~inside][:3]} "
+                          f"outside {bound}")
+
+
+def test_table_rows_are_complete():
+    for name, row in OPS.items():
+        assert list(row.instances()), name
+        assert row.spelling or row.form in ("construct", "cast"), name
+    assert OPS["add"].result((INT32, FLOAT32)) is None
+    assert OPS["mul"].result((FLOAT32, Vector(FLOAT32, 3))) == Vector(FLOAT32, 3)
+    assert OPS["log"].guard(Ctx((FLOAT32,), FLOAT32), Interval(-1.0, 2.0)) is not None
+    assert OPS["div"].guard(Ctx((INT32, INT32), INT32), Interval(1, 5), Interval(-1, 1)) is not None
+    assert OPS["mul"].guard(Ctx((INT32, INT32), INT32), Interval(0, 2**20), Interval(0, 2**12)) is not None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Interpreter semantics
+
+
+def _kernel(body, params) -> n.Kernel:
+    return n.Kernel("k", tuple(n.Param(a, t) for a, t in params), tuple(body))
+
+
+def test_int_division_truncates_and_remainder_has_dividend_sign():
+    a, b = n.Load("a", AI, (I,)), n.Load("b", AI, (I,))
+    k = _kernel([n.Store("q", AI, (I,), n.call("div", a, b)), n.Store("r", AI, (I,), n.call("mod", a, b)),
+                 n.Store("f", AI, (I,), n.call("floordiv", a, b))], [("a", AI), ("b", AI), ("q", AI), ("r", AI),
+                                                                      ("f", AI)])
+    zeros = np.zeros(4, np.int32)
+    out = interp.run(k, (4,), {"a": np.array([-7, 7, -7, 7], np.int32), "b": np.array([2, -2, -2, 2], np.int32),
+                               "q": zeros, "r": zeros, "f": zeros})
+    assert out["q"].tolist() == [-3, -3, 3, 3]
+    assert out["r"].tolist() == [-1, 1, -1, 1]
+    assert out["f"].tolist() == [-4, -4, 3, 3]
+
+
+def test_int32_wraps_and_int8_cast_wraps():
+    a = n.Load("a", AI, (I,))
+    k = _kernel([n.Store("o", AI, (I,), n.call("add", n.call("mul", a, n.Const(2, INT32)), n.Const(1, INT32))),
+                 n.Store("c", AI, (I,), n.Cast(n.Cast(a, INT8), INT32))], [("a", AI), ("o", AI), ("c", AI)])
+    out = interp.run(k, (2,), {"a": np.array([2**30, 200], np.int32), "o": np.zeros(2, np.int32),
+                               "c": np.zeros(2, np.int32)})
+    assert out["o"].tolist() == [-(2**31) + 1, 401]
+    assert out["c"].tolist() == [0, -56]
+
+
+def test_float32_rounds_each_operation_and_sign_of_zero_is_one():
+    x = n.Load("x", A32, (I,))
+    k = _kernel([n.Store("o", A32, (I,), n.call("sub", n.call("add", x, n.Const(1e8, FLOAT32)),
+                                                 n.Const(1e8, FLOAT32))),
+                 n.Store("s", A32, (I,), n.call("sign", x))], [("x", A32), ("o", A32), ("s", A32)])
+    xs = np.array([1.0, 0.0], np.float32)
+    exact = interp.run(k, (2,), {"x": xs, "o": np.zeros(2, np.float32), "s": np.zeros(2, np.float32)})
+    wide = interp.run(k, (2,), {"x": xs, "o": np.zeros(2, np.float32), "s": np.zeros(2, np.float32)}, exact=False)
+    assert exact["o"].tolist() == [0.0, 0.0]                    # 1e8 + 1 rounds to 1e8 in float32
+    assert wide["o"].tolist() == [1.0, 0.0]
+    assert exact["s"].tolist() == [1.0, 1.0]
+
+
+def test_float16_rounds_after_each_operation():
+    h = Array(FLOAT16)
+    x = n.Load("x", h, (I,))
+    k = _kernel([n.Store("o", h, (I,), n.call("add", x, n.Const(0.0001, FLOAT16)))], [("x", h), ("o", h)])
+    out = interp.run(k, (1,), {"x": np.array([1.0], np.float16), "o": np.zeros(1, np.float16)}, exact=False)
+    assert out["o"].tolist() == [1.0]
+
+
+def test_loop_break_continue_and_if_masks():
+    """acc sums odd k below b[i] (break at k > b, continue on even k); the else branch negates."""
+    b = n.Load("b", AI, (I,))
+    k, acc = n.Var("k", INT32), n.Var("acc", INT32)
+    loop = n.For("k", n.Const(0, INT32), n.Const(10, INT32), (
+        n.If(n.call("gt", k, b), (n.Break(),)),
+        n.If(n.call("eq", n.call("mod", k, n.Const(2, INT32)), n.Const(0, INT32)), (n.Continue(),)),
+        n.Assign("acc", n.call("add", acc, k))))
+    body = [n.Let("acc", n.Const(0, INT32)), loop,
+            n.If(n.call("gt", acc, n.Const(3, INT32)), (n.Assign("acc", n.call("neg", acc)),),
+                 (n.Assign("acc", n.call("add", acc, n.Const(100, INT32))),)),
+            n.Store("o", AI, (I,), acc)]
+    kern = _kernel(body, [("b", AI), ("o", AI)])
+    bs = np.array([-1, 0, 1, 3, 4, 9, 20], np.int32)
+    out = interp.run(kern, (7,), {"b": bs, "o": np.zeros(7, np.int32)})
+    want = []
+    for bv in bs:
+        s = sum(v for v in range(10) if v <= bv and v % 2 == 1)
+        want.append(-s if s > 3 else s + 100)
+    assert out["o"].tolist() == want
+
+
+def test_while_and_helper_with_early_return():
+    x = n.Var("x", FLOAT32)
+    f = n.Func("clip_pos", (n.Param("x", FLOAT32),), FLOAT32, (
+        n.If(n.call("lt", x, n.Const(0.0, FLOAT32)), (n.Return(n.Const(0.0, FLOAT32)),)),
+        n.Return(n.call("mul", x, n.Const(2.0, FLOAT32)))))
+    c = n.Var("c", INT32)
+    body = [n.Let("c", n.Const(0, INT32)),
+            n.While(n.call("lt", c, n.Load("m", AI, (I,))), (n.Assign("c", n.call("add", c, n.Const(1, INT32))),), 8),
+            n.Store("o", A32, (I,), n.call("add", n.FuncCall(f, (n.Load("x", A32, (I,)),)), n.Cast(c, FLOAT32)))]
+    kern = n.Kernel("k", (n.Param("x", A32), n.Param("m", AI), n.Param("o", A32)), tuple(body), funcs=(f,))
+    out = interp.run(kern, (3,), {"x": np.array([-1.0, 0.5, 2.0], np.float32), "m": np.array([0, 3, 5], np.int32),
+                                  "o": np.zeros(3, np.float32)})
+    assert out["o"].tolist() == [0.0, 4.0, 9.0]
+    src = printer.kernel_source(kern)
+    assert "@wp.func\ndef clip_pos(x: wp.float32) -> wp.float32:" in src and "while c < m[i]:" in src
+
+
+def test_atomics_accumulate_every_lane():
+    k = _kernel([n.Atomic("add", "o", AI, (n.call("mod", I, n.Const(2, INT32)),), n.Load("a", AI, (I,))),
+                 n.Atomic("max", "m", AI, (n.Const(0, INT32),), n.Load("a", AI, (I,)))],
+                [("a", AI), ("o", AI), ("m", AI)])
+    out = interp.run(k, (5,), {"a": np.array([1, 2, 3, 4, 5], np.int32), "o": np.zeros(2, np.int32),
+                               "m": np.zeros(1, np.int32)})
+    assert out["o"].tolist() == [9, 6] and out["m"].tolist() == [5]
+
+
+def test_ill_typed_nodes_are_refused():
+    with pytest.raises(n.IRTypeError):
+        n.call("add", n.Const(1, INT32), n.Const(1.0, FLOAT32))
+    with pytest.raises(n.IRTypeError):
+        n.If(n.Const(1, INT32), ())
+    with pytest.raises(n.IRTypeError):
+        n.Store("o", A32, (I,), n.Const(1, INT32))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Printer
+
+
+def _programs(count: int, base: int = 13) -> list[n.Kernel]:
+    out = []
+    for k in range(count):
+        seed = int.from_bytes(hashlib.sha256(f"ir-diff/{base}/{k}".encode()).digest()[:8], "little")
+        kernel, ranges = gen.random_kernel(np.random.default_rng(seed), name=f"ir_diff_{k}")
+        out.append((kernel, ranges))
+    return out
+
+
+def test_printer_parses_wraps_and_round_trips():
+    x = n.Load("x", A32, (I,))
+    long = x
+    for c in range(5):
+        long = n.call("add", n.call("mul", long, n.Const(1.25 + c, FLOAT32)), n.call("sin", x))
+    long = n.call("mul", n.call("sub", long, x), n.call("add", x, n.Const(3.5, FLOAT32)))
+    k = _kernel([n.Let("t", n.call("max", long, n.call("cos", long))),
+                 n.If(n.call("and", n.call("lt", x, long), n.call("gt", long, n.Const(0.5, FLOAT32))),
+                      (n.Store("o", A32, (I,), n.Var("t", FLOAT32)),))], [("x", A32), ("o", A32)])
+    sources = [printer.kernel_source(k)] + [printer.kernel_source(p) for p, _ in _programs(6, base=5)]
+    for src in sources:
+        tree = ast.parse(src)
+        assert max(len(line) for line in src.splitlines()) <= printer.WIDTH, src
+        again = ast.unparse(tree)
+        assert ast.dump(ast.parse(again)) == ast.dump(tree)
+        assert ast.unparse(ast.parse(again)) == again
+    # the wrapped expression is the same expression as the flat one
+    flat = ast.unparse(printer.expr(long))
+    wrapped = sources[0].split("t = ", 1)[1].split("\n    if ")[0]
+    assert ast.dump(ast.parse(wrapped, mode="eval")) == ast.dump(ast.parse(f"wp.max({flat}, wp.cos({flat}))",
+                                                                           mode="eval"))
+
+
+def test_literals_are_typed_for_warp():
+    assert ast.unparse(printer.literal(1.5, FLOAT32)) == "1.5"
+    assert ast.unparse(printer.expr(n.Const(1.5, Scalar("float64")))) == "wp.float64(1.5)"
+    assert ast.unparse(printer.expr(n.Const(3, Scalar("int64")))) == "wp.int64(3)"
+    assert printer.kernel_source(_kernel([n.Let("z", n.Const(0.0, FLOAT32)),
+                                          n.Store("o", A32, (I,), n.Var("z", FLOAT32))],
+                                         [("o", A32)])).count("z = wp.float32(0.0)") == 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Analysis and generation
+
+
+def test_analysis_finds_and_folds_hygiene_problems():
+    x = n.Load("x", A32, (I,))
+    zero, one = n.Const(0.0, FLOAT32), n.Const(1.0, FLOAT32)
+    assert analysis.is_identity(n.call("sub", x, zero)) and analysis.is_identity(n.call("add", zero, x))
+    assert analysis.is_identity(n.call("mul", x, one)) and not analysis.is_identity(n.call("sub", zero, x))
+    assert analysis.is_self_operation(n.call("le", x, x)) and not analysis.is_self_operation(n.call("le", x, zero))
+    assert analysis.simplify(n.call("mul", n.call("add", zero, x), one)) == x
+    k = _kernel([n.Let("dead", n.call("sin", x)), n.Let("u", n.call("cos", x)), n.Store("o", A32, (I,), x)],
+                [("x", A32), ("o", A32)])
+    assert analysis.dead_locals(k) == ["dead", "u"]
+    folded = analysis.remove_dead(analysis.fold_unused(k))
+    assert analysis.hygiene(folded)["dead_locals"] == []
+    assert [s.name for s in folded.body if isinstance(s, n.Let)] == ["dead", "u"]
+
+
+def test_generated_programs_are_clean_and_inside_their_intervals():
+    for kernel, ranges in _programs(20, base=7):
+        findings = analysis.hygiene(kernel)
+        assert not any(findings.values()), findings
+        facts = intervals.analyze(kernel, ranges, (32,))
+        assert not facts.violations
+        inputs = _inputs(kernel, ranges, np.random.default_rng(0))
+        out = interp.run(kernel, (32,), inputs)
+        for p in kernel.params:
+            if p.name.startswith("out"):
+                iv = facts.arrays[p.name]
+                assert np.all((out[p.name] >= iv.lo) & (out[p.name] <= iv.hi)), (p.name, iv)
+
+
+def _inputs(kernel: n.Kernel, ranges, rng) -> dict[str, np.ndarray]:
+    values = {}
+    for p in kernel.params:
+        s = scalar_of(p.type.dtype)
+        if p.name in ranges:
+            values[p.name] = _sample(rng, s, ranges[p.name], 32).astype(s.numpy)
+        else:
+            values[p.name] = np.zeros(32, s.numpy)
+    return values
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Differential test: printed programs compiled by Warp (one module, CPU) against the interpreter
+
+
+def test_warp_agrees_with_the_interpreter(tmp_path):
+    wp = pytest.importorskip("warp")
+    wp.init()
+    programs = _programs(12)
+    src = printer.module([k for k, _ in programs], module_name="ir_diff")
+    fname = str(tmp_path / "ir_diff_module.py")
+    linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)
+    namespace: dict = {}
+    exec(compile(src, fname, "exec"), namespace)
+    device = wp.get_device("cpu")
+    rng = np.random.default_rng(2024)
+    for kernel, ranges in programs:
+        inputs = _inputs(kernel, ranges, rng)
+        arrays = {p.name: wp.array(inputs[p.name], dtype=warp_type(p.type.dtype), device=device)
+                  for p in kernel.params}
+        wp.launch(namespace[kernel.name], dim=32, inputs=[arrays[p.name] for p in kernel.params], device=device,
+                  block_dim=1)
+        want = interp.run(kernel, (32,), inputs)
+        for p in kernel.params:
+            if not p.name.startswith("out"):
+                continue
+            got = arrays[p.name].numpy()
+            if scalar_of(p.type.dtype).is_int:
+                np.testing.assert_array_equal(got, want[p.name], err_msg=f"{kernel.name}.{p.name}\n{src}")
+            else:
+                np.testing.assert_allclose(got, want[p.name], rtol=1e-5, atol=1e-5,
+                                           err_msg=f"{kernel.name}.{p.name}")
+
+
+def test_family_adapter_builds_a_program_and_reference():
+    kernel, ranges = _programs(1, base=3)[0]
+    prog = program(kernel, ranges, (32,))
+    assert "def wkf_kernel(" in prog.source
+    roles = {a.name: a.role for a in prog.args}
+    assert all(roles[p.name] == ("out" if p.name.startswith("out") else "in") for p in kernel.params)
+
+    class Spec:
+        meta = prog.meta
+        args = prog.args
+
+    inputs = _inputs(kernel, ranges, np.random.default_rng(1))
+    result = reference(Spec, inputs)
+    assert set(result) == {a.name for a in prog.args if a.is_output}
+    assert all(math.isfinite(float(np.max(np.abs(v)))) for v in result.values())

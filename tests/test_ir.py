@@ -1,4 +1,4 @@
-"""The program IR (kernels/_ir): operation table properties, printer, interpreter semantics, generator hygiene,
+"""The program IR (kernels/ir): operation table properties, printer, interpreter semantics, generator hygiene,
 and a differential test of printed programs compiled by Warp against the interpreter."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from kernels._ir import analysis, gen, interp, intervals, printer
-from kernels._ir import nodes as n
-from kernels._ir.family import program, reference
-from kernels._ir.numeric import Interval
-from kernels._ir.ops import OPS, Ctx
-from kernels._ir.types import BOOL, FLOAT16, FLOAT32, INT8, INT32, Array, Scalar, Vector, scalar_of, warp_type
+from kernels.ir import analysis, gen, interp, intervals, printer
+from kernels.ir import nodes as n
+from kernels.ir.family import program, reference
+from kernels.ir.numeric import Interval
+from kernels.ir.ops import OPS, Ctx
+from kernels.ir.types import BOOL, FLOAT16, FLOAT32, INT8, INT32, Array, Scalar, Vector, scalar_of, warp_type
 
 A32, AI = Array(FLOAT32), Array(INT32)
 I = n.Var("i", INT32)

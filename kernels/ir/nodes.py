@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from kernels._ir.ops import op as lookup_op
-from kernels._ir.types import BOOL, INT32, Array, Scalar, Struct, Type, Vector, scalar_of
+from kernels.ir.ops import op as lookup_op
+from kernels.ir.types import BOOL, INT32, Array, Scalar, Struct, Type, Vector, scalar_of
 
 
 class IRTypeError(TypeError):

@@ -4,7 +4,7 @@ Every value is an array with one row per thread (``tid`` is an index array). Con
 ``if``/``else`` run both branches under complementary masks, loops iterate while any lane is active, and
 ``break``/``continue``/``return`` clear lanes from the running mask until the loop iteration, the loop or the
 helper call ends. Stores and atomics write only active lanes. Operations are the table's NumPy
-implementations, so Warp's semantics live in :mod:`kernels._ir.ops` and nowhere else.
+implementations, so Warp's semantics live in :mod:`kernels.ir.ops` and nowhere else.
 
 ``exact=True`` rounds float32 results to float32 after every operation (what Warp computes); ``exact=False``
 keeps float32 in float64 (a smooth reference for finite differences and the verifier's conditioning test).
@@ -17,9 +17,9 @@ from typing import Mapping
 
 import numpy as np
 
-from kernels._ir import nodes as n
-from kernels._ir.ops import OPS, Ctx
-from kernels._ir.types import Array, Struct, elem_shape, round_to, scalar_of
+from kernels.ir import nodes as n
+from kernels.ir.ops import OPS, Ctx
+from kernels.ir.types import Array, Struct, elem_shape, round_to, scalar_of
 
 MAX_TRIPS = 1_000_000
 

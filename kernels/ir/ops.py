@@ -16,9 +16,9 @@ from typing import Callable, Iterator, Literal
 
 import numpy as np
 
-from kernels._ir import numeric as N
-from kernels._ir.numeric import BOOL_IV, INF, Interval
-from kernels._ir.types import (BOOL, FLOAT_VECTORS, FLOATS, INTS, NUMERIC, SIGNED_INTS, Scalar, Type, Vector,
+from kernels.ir import numeric as N
+from kernels.ir.numeric import BOOL_IV, INF, Interval
+from kernels.ir.types import (BOOL, FLOAT_VECTORS, FLOATS, INTS, NUMERIC, SIGNED_INTS, Scalar, Type, Vector,
                               round_to, scalar_of)
 
 Form = Literal["binop", "unop", "compare", "boolop", "not", "call", "construct", "cast"]

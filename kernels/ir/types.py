@@ -4,7 +4,7 @@ Each type knows how Warp source spells it and which NumPy dtype holds one compon
 ``harness.dtypes`` where that table has the type (so records and IR agree), and otherwise from the Warp type's
 own name (``wp.int8``, ``wp.vec3d``...): there is no second spelling table here.
 
-Values of a type inside the interpreter (see :mod:`kernels._ir.interp`) are NumPy arrays with one row per
+Values of a type inside the interpreter (see :mod:`kernels.ir.interp`) are NumPy arrays with one row per
 thread: floats are carried in float64 and rounded to their type after each operation, integers in their own
 dtype (so NumPy's wrap-around is C's), booleans as ``bool``.
 """

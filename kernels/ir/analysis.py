@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterator
 
-from kernels._ir import nodes as n
-from kernels._ir.types import Array, Scalar
+from kernels.ir import nodes as n
+from kernels.ir.types import Array, Scalar
 
 #: operations whose two equal arguments make a constant or a copy (``x - x``, ``x / x``, ``min(x, x)``...)
 SELF_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "sub", "div", "floordiv", "mod", "min", "max",

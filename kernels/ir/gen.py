@@ -6,7 +6,7 @@ never an identity operation, a self-comparison or an operation of constants only
 draws statement sequences (let, assign under ``if``, accumulating ``for`` loops with ``break``/``continue``)
 and stores, then folds unused values into an output, removes dead code and checks the result with the
 interval engine. Families bring their own :class:`Vocabulary` (operations, weights, types, leaf ranges).
-Generation only builds; checking lives in :mod:`kernels._ir.analysis` and :mod:`kernels._ir.intervals`.
+Generation only builds; checking lives in :mod:`kernels.ir.analysis` and :mod:`kernels.ir.intervals`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kernels._ir import analysis, intervals
-from kernels._ir import nodes as n
-from kernels._ir.numeric import Interval
-from kernels._ir.ops import OPS, Ctx
-from kernels._ir.types import BOOL, FLOAT32, INT32, Array, Scalar, Type
+from kernels.ir import analysis, intervals
+from kernels.ir import nodes as n
+from kernels.ir.numeric import Interval
+from kernels.ir.ops import OPS, Ctx
+from kernels.ir.types import BOOL, FLOAT32, INT32, Array, Scalar, Type
 
 Leaf = tuple[n.Expr, Interval]
 

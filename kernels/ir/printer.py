@@ -16,9 +16,9 @@ from __future__ import annotations
 import ast
 from typing import Iterable
 
-from kernels._ir import nodes as n
-from kernels._ir.ops import op as lookup_op
-from kernels._ir.types import BOOL, FLOAT32, INT32, Scalar, Struct, Type
+from kernels.ir import nodes as n
+from kernels.ir.ops import op as lookup_op
+from kernels.ir.types import BOOL, FLOAT32, INT32, Scalar, Struct, Type
 
 WIDTH = 100
 INDENT = "    "

@@ -19,11 +19,11 @@ from typing import Mapping
 import numpy as np
 
 from harness.family import PLACEHOLDER, Arg, KernelSpec, Program
-from kernels._ir import interp, printer
-from kernels._ir import nodes as n
-from kernels._ir.analysis import reaching, statements
-from kernels._ir.numeric import Interval
-from kernels._ir.types import Array, dtype_name, scalar_of
+from kernels.ir import interp, printer
+from kernels.ir import nodes as n
+from kernels.ir.analysis import reaching, statements
+from kernels.ir.numeric import Interval
+from kernels.ir.types import Array, dtype_name, scalar_of
 
 
 @dataclass(frozen=True, slots=True)

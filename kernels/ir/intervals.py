@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from kernels._ir import nodes as n
-from kernels._ir.numeric import BOOL_IV, INF, Interval
-from kernels._ir.ops import OPS, Ctx
-from kernels._ir.types import INT32, Array, Struct
+from kernels.ir import nodes as n
+from kernels.ir.numeric import BOOL_IV, INF, Interval
+from kernels.ir.ops import OPS, Ctx
+from kernels.ir.types import INT32, Array, Struct
 
 UNROLL = 64
 EVERYTHING = Interval(-INF, INF)

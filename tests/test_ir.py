@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from kernels.ir import analysis, gen, interp, intervals, printer
 from kernels.ir import nodes as n
-from kernels.ir.family import program, reference
+from kernels.ir.family import healthy, program, reference
 from kernels.ir.numeric import Interval
 from kernels.ir.ops import OPS, Ctx
 from kernels.ir.types import BOOL, FLOAT16, FLOAT32, INT8, INT32, Array, Scalar, Vector, scalar_of, warp_type
@@ -146,6 +146,15 @@ def test_float32_rounds_each_operation_and_sign_of_zero_is_one():
     assert exact["s"].tolist() == [1.0, 1.0]
 
 
+def test_inexact_reference_keeps_float32_inputs_unrounded():
+    """Finite differences of the reference perturb float32 inputs by less than an ulp: exact=False keeps them."""
+    x = n.Load("x", A32, (I,))
+    k = _kernel([n.Store("o", A32, (I,), n.call("mul", x, n.Const(2.0, FLOAT32)))], [("x", A32), ("o", A32)])
+    xs = np.array([1.0 + 1e-9])
+    assert interp.run(k, (1,), {"x": xs, "o": np.zeros(1)}, exact=False)["o"][0] == 2.0 * (1.0 + 1e-9)
+    assert interp.run(k, (1,), {"x": xs, "o": np.zeros(1)})["o"][0] == 2.0
+
+
 def test_float16_rounds_after_each_operation():
     h = Array(FLOAT16)
     x = n.Load("x", h, (I,))
@@ -247,6 +256,33 @@ def test_printer_parses_wraps_and_round_trips():
                                                                            mode="eval"))
 
 
+def test_conditional_expressions_and_negations_wrap():
+    x = n.Load("x", A32, (I,))
+    long = x
+    for c in range(7):
+        long = n.call("add", n.call("mul", long, n.Const(1.25 + c, FLOAT32)), n.call("sin", x))
+    pick = n.call("ifexp", n.call("lt", x, n.Const(0.5, FLOAT32)), long, n.call("neg", long))
+    k = _kernel([n.Store("o", A32, (I,), n.call("neg", n.call("mul", pick, x)))], [("x", A32), ("o", A32)])
+    src = printer.kernel_source(k)
+    assert max(len(line) for line in src.splitlines()) <= printer.WIDTH, src
+    value = src.split("o[i] = ", 1)[1]
+    assert ast.dump(ast.parse(value, mode="eval")) == ast.dump(ast.parse(ast.unparse(printer.expr(
+        k.body[0].value)), mode="eval"))
+    xs = np.array([0.25, 1.0], np.float32)
+    out = interp.run(k, (2,), {"x": xs, "o": np.zeros(2, np.float32)}, exact=False)["o"]
+    flat = np.float64(xs)
+    for c in range(7):
+        flat = flat * (1.25 + c) + np.sin(xs.astype(np.float64))
+    np.testing.assert_allclose(out, -np.where(xs < 0.5, flat, -flat) * xs, rtol=1e-12)
+
+
+def test_kernel_heads_leave_room_for_the_harness_name():
+    params = [(f"array_{k}", A32) for k in range(5)]
+    src = printer.kernel_source(n.Kernel("wkf_kernel", tuple(n.Param(a, t) for a, t in params), ()))
+    assert max(len(line.replace("wkf_kernel", "x" * printer.KERNEL_NAME_ROOM)) for line in src.splitlines()) \
+        <= printer.WIDTH
+
+
 def test_literals_are_typed_for_warp():
     assert ast.unparse(printer.literal(1.5, FLOAT32)) == "1.5"
     assert ast.unparse(printer.expr(n.Const(1.5, Scalar("float64")))) == "wp.float64(1.5)"
@@ -267,6 +303,11 @@ def test_analysis_finds_and_folds_hygiene_problems():
     assert analysis.is_identity(n.call("mul", x, one)) and not analysis.is_identity(n.call("sub", zero, x))
     assert analysis.is_self_operation(n.call("le", x, x)) and not analysis.is_self_operation(n.call("le", x, zero))
     assert analysis.simplify(n.call("mul", n.call("add", zero, x), one)) == x
+    cond = n.call("lt", x, one)
+    assert analysis.is_identity(n.call("ifexp", cond, x, x)) and not analysis.is_identity(n.call("ifexp", cond, x, one))
+    assert analysis.is_absorbed(n.call("max", n.call("min", one, x), x))
+    assert analysis.is_double_negation(n.call("sub", x, n.Const(-1.5, FLOAT32)))
+    assert analysis.is_double_negation(n.call("add", one, n.call("neg", x)))
     k = _kernel([n.Let("dead", n.call("sin", x)), n.Let("u", n.call("cos", x)), n.Store("o", A32, (I,), x)],
                 [("x", A32), ("o", A32)])
     assert analysis.dead_locals(k) == ["dead", "u"]
@@ -348,3 +389,12 @@ def test_family_adapter_builds_a_program_and_reference():
     result = reference(Spec, inputs)
     assert set(result) == {a.name for a in prog.args if a.is_output}
     assert all(math.isfinite(float(np.max(np.abs(v)))) for v in result.values())
+
+
+def test_screening_asks_the_verifiers_questions_of_the_interpreter():
+    x = n.Load("x", A32, (I,))
+    copy = _kernel([n.Store("o", A32, (I,), n.call("min", x, n.Const(5.0, FLOAT32)))], [("x", A32), ("o", A32)])
+    square = _kernel([n.Store("o", A32, (I,), n.call("mul", x, x))], [("x", A32), ("o", A32)])
+    ranges = {"x": Interval(-2.0, 2.0)}
+    assert not healthy(program(copy, ranges, (32,)), seed=1)
+    assert healthy(program(square, ranges, (32,)), seed=1)

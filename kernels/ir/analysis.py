@@ -48,13 +48,20 @@ def expressions(body: tuple[n.Stmt, ...]) -> Iterator[n.Expr]:
             yield from subexprs(e)
 
 
+def op_names(kernel: n.Kernel) -> list[str]:
+    """The table operations a kernel and its helpers use, sorted (casts as ``cast``)."""
+    body = kernel.body + tuple(s for f in kernel.funcs for s in f.body)
+    return sorted({x.op if isinstance(x, n.Call) else "cast" for x in expressions(body)
+                   if isinstance(x, (n.Call, n.Cast))})
+
+
 def _is_const(e: n.Expr, value: float) -> bool:
     return isinstance(e, n.Const) and not isinstance(e.value, bool) and e.value == value
 
 
 def is_identity(e: n.Expr) -> bool:
     """``x + 0``, ``0 + x``, ``x - 0``, ``x * 1``, ``1 * x``, ``x / 1``, ``x // 1``, ``x | 0``, ``x ^ 0``,
-    ``x << 0``, ``x >> 0``, ``-(-x)``, ``where(c, x, x)`` and casts to the same type: operations that return an
+    ``x << 0``, ``x >> 0``, ``-(-x)``, ``where(c, x, x)``, ``x if c else x`` and casts to the same type: operations that return an
     argument unchanged."""
     if isinstance(e, n.Cast):
         return e.type == e.value.type
@@ -71,9 +78,30 @@ def is_identity(e: n.Expr) -> bool:
         return _is_const(a[1], 1)
     if e.op == "neg":
         return isinstance(a[0], n.Call) and a[0].op == "neg"
-    if e.op == "where":
+    if e.op in ("where", "ifexp"):
         return a[1] == a[2]
     return False
+
+
+def is_absorbed(e: n.Expr) -> bool:
+    """``max(x, min(x, y))`` or ``min(x, max(x, y))`` (in any order): always ``x``."""
+    if not (isinstance(e, n.Call) and e.op in ("min", "max")):
+        return False
+    other = "max" if e.op == "min" else "min"
+    for a, b in (e.args, e.args[::-1]):
+        if isinstance(b, n.Call) and b.op == other and a in b.args:
+            return True
+    return False
+
+
+def is_double_negation(e: n.Expr) -> bool:
+    """``x - (-c)``, ``x + (-c)`` for a negative constant ``-c``, or ``x + -y``, ``x - -y``: a person writes
+    ``x + c``, ``x - c``, ``x - y``, ``x + y``."""
+    if not (isinstance(e, n.Call) and e.op in ("add", "sub")):
+        return False
+    b = e.args[1]
+    negative = isinstance(b, n.Const) and not isinstance(b.value, bool) and b.value < 0
+    return negative or (isinstance(b, n.Call) and b.op == "neg")
 
 
 def is_self_operation(e: n.Expr) -> bool:
@@ -89,7 +117,7 @@ def simplify(e: n.Expr) -> n.Expr:
             a = e.args
             if e.op == "neg":
                 return a[0].args[0]
-            if e.op == "where":
+            if e.op in ("where", "ifexp"):
                 return a[1]
             unit = 1 if e.op == "mul" else 0
             left_is_unit = e.op in ("add", "mul", "bit_or", "bit_xor") and _is_const(a[0], unit)

@@ -14,16 +14,22 @@ A family written against the IR::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
-from harness.family import PLACEHOLDER, Arg, KernelSpec, Program
+from harness.errors import KernelRejected
+from harness.family import PLACEHOLDER, Arg, Family, KernelSpec, Program, Tolerance
+from harness.verify import screen
 from kernels.ir import interp, printer
 from kernels.ir import nodes as n
-from kernels.ir.analysis import reaching, statements
+from kernels.ir.analysis import expressions, op_names, reaching, statements
 from kernels.ir.numeric import Interval
-from kernels.ir.types import Array, dtype_name, scalar_of
+from kernels.ir.types import FLOAT16, FLOAT32, FLOAT64, Array, Scalar, dtype_name, scalar_of
+
+#: verification tolerance of outputs of each component type; integers (and bools) are exact
+TOLERANCES = {FLOAT16: Tolerance(2e-2, 2e-3), FLOAT32: Tolerance(1e-4, 1e-5), FLOAT64: Tolerance(1e-9, 1e-11)}
+EXACT = Tolerance(0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +47,8 @@ def _role(kernel: n.Kernel, p: n.Param) -> str:
     if p.name not in written:
         return "in"
     loaded = reaching(kernel) & {p.name}
-    return "inout" if loaded and any(
-        isinstance(x, n.Load) and x.array == p.name
-        for s in statements(kernel.body) for e in n.stmt_exprs(s) for x in _walk(e)) else "out"
-
-
-def _walk(e: n.Expr):
-    yield e
-    for c in n.children(e):
-        yield from _walk(c)
+    return "inout" if loaded and any(isinstance(x, n.Load) and x.array == p.name
+                                     for x in expressions(kernel.body)) else "out"
 
 
 def program(kernel: n.Kernel, ranges: Mapping[str, Interval], dim: tuple[int, ...], features: dict | None = None,
@@ -77,3 +76,48 @@ def reference(spec: KernelSpec, inputs: Mapping[str, np.ndarray]) -> dict[str, n
     meta: IRMeta = spec.meta
     result = interp.run(meta.kernel, meta.dim, inputs, exact=False)
     return {a.name: result[a.name] for a in spec.args if a.is_output}
+
+
+def tolerance(spec: KernelSpec) -> Tolerance:
+    """The loosest tolerance over the kernel's output types (exact for integer outputs)."""
+    kernel: n.Kernel = spec.meta.kernel
+    written = {s.array for s in statements(kernel.body) if isinstance(s, (n.Store, n.Atomic))}
+    types = [scalar_of(p.type.dtype) for p in kernel.params if p.name in written]
+    return max((TOLERANCES.get(t, EXACT) for t in types), key=lambda t: (t.rtol, t.atol), default=EXACT)
+
+
+def features(kernel: n.Kernel) -> dict:
+    """Descriptive tags for a record: operations used, statement kinds, parameter counts and types."""
+    kinds: dict[str, int] = {}
+    for s in statements(kernel.body):
+        kinds[type(s).__name__.lower()] = kinds.get(type(s).__name__.lower(), 0) + 1
+    types = sorted({str(scalar_of(p.type.dtype if isinstance(p.type, Array) else p.type)) for p in kernel.params})
+    return {"dtype": types[0] if len(types) == 1 else types, "ops": op_names(kernel), "statements": kinds,
+            "inputs": sum(_role(kernel, p) == "in" for p in kernel.params),
+            "outputs": sum(_role(kernel, p) in ("out", "inout") for p in kernel.params),
+            "scalars": sum(isinstance(p.type, Scalar) for p in kernel.params)}
+
+
+def healthy(prog: Program, seed: int, tol: Callable[[KernelSpec], Tolerance] = tolerance) -> bool:
+    """Whether the verifier's own checks (:func:`harness.verify.screen`) pass with the interpreter rounding as
+    Warp does standing in for the compiled kernel: finite, well-conditioned, not constant, no copy of an input,
+    no dead inputs."""
+    family = Family("screen", "", generate=lambda rng: prog, reference=reference, tolerance=tol)
+    spec = KernelSpec("screen", 0, seed, PLACEHOLDER, prog)
+    meta: IRMeta = prog.meta
+    try:
+        screen(family, spec, lambda inputs: interp.run(meta.kernel, meta.dim, inputs))
+    except KernelRejected:
+        return False
+    return True
+
+
+def screened(rng: np.random.Generator, draw: Callable[[np.random.Generator], Program], tries: int = 6,
+             tol: Callable[[KernelSpec], Tolerance] = tolerance) -> Program:
+    """``draw(rng)`` until its program is :func:`healthy`, at most ``tries`` times (the last one otherwise)."""
+    prog = draw(rng)
+    for _ in range(tries - 1):
+        if healthy(prog, int(rng.integers(2**62)), tol):
+            break
+        prog = draw(rng)
+    return prog

@@ -12,6 +12,7 @@ Generation only builds; checking lives in :mod:`kernels.ir.analysis` and :mod:`k
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
@@ -22,6 +23,21 @@ from kernels.ir.ops import OPS, Ctx
 from kernels.ir.types import BOOL, FLOAT32, INT32, Array, Scalar, Type
 
 Leaf = tuple[n.Expr, Interval]
+
+#: names a kernel's values may take when a :class:`Layout` asks for readable names
+ARRAY_NAMES = ("a", "b", "c", "d", "x", "y", "z", "u", "v", "w", "p", "q", "src", "inp", "lhs", "rhs", "vals",
+               "data", "field", "mass", "vel", "pos", "rho", "temp")
+OUT_NAMES = ("out", "res", "dst", "result", "y_out", "acc", "outp", "dest")
+LOCAL_NAMES = ("t", "s", "r", "m", "k", "h", "g", "e", "f", "tmp", "val", "acc", "prod", "part", "term")
+SCALAR_NAMES = ("alpha", "beta", "scale", "gain", "bias", "shift", "k0", "coef", "eps", "offset")
+
+
+def _one_side_wins(op: str, ivs: list[Interval]) -> bool:
+    """``min``/``max`` of disjoint intervals and ``abs`` of a non-negative one return an argument unchanged."""
+    if op in ("min", "max"):
+        a, b = ivs
+        return a.hi <= b.lo or b.hi <= a.lo
+    return op == "abs" and ivs[0].lo >= 0
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,7 @@ class Vocabulary:
     limit: float = 1e4
     p_leaf: float = 0.3
     p_const: float = 0.2
+    p_compound: float = 0.0          # chance that a condition joins two comparisons with and/or
 
 
 FLOAT_INT_VOCAB = Vocabulary({"add": 3, "sub": 3, "mul": 3, "div": 1.5, "mod": 0.5, "floordiv": 0.5, "neg": 1,
@@ -75,10 +92,13 @@ class ExprBuilder:
 
     def checked(self, e: n.Expr, ivs: list[Interval]) -> Leaf | None:
         """``(e, interval)`` when ``e`` passes its guard, stays under the magnitude cap and is clean."""
-        if analysis.is_identity(e) or analysis.is_self_operation(e):
+        if analysis.is_identity(e) or analysis.is_self_operation(e) or analysis.is_absorbed(e) or \
+                analysis.is_double_negation(e):
             return None
         args = e.args if isinstance(e, n.Call) else (e.value,)
         if args and all(isinstance(a, n.Const) for a in args):
+            return None
+        if isinstance(e, n.Call) and _one_side_wins(e.op, ivs):
             return None
         row = OPS[e.op] if isinstance(e, n.Call) else OPS["cast"]
         ctx = Ctx(tuple(a.type for a in args), e.type)
@@ -90,11 +110,13 @@ class ExprBuilder:
             return None
         return (e, iv) if iv.mag <= self.vocab.limit else None
 
-    def expr(self, ty: Scalar, depth: int) -> Leaf:
+    def expr(self, ty: Scalar, depth: int, top: bool = False) -> Leaf:
+        """An expression of type ``ty`` and depth at most ``depth``; ``top`` draws an operation at the root
+        whenever one fits (no early leaf)."""
         if ty == BOOL:
             return self.condition(depth)
         options = self.candidates.get(ty, [])
-        if depth <= 0 or not options or self.rng.random() < self.vocab.p_leaf:
+        if depth <= 0 or not options or (not top and self.rng.random() < self.vocab.p_leaf):
             return self.leaf(ty)
         weights = np.array([self.vocab.ops[o] for o, _ in options], dtype=float)
         for _ in range(6):
@@ -121,7 +143,26 @@ class ExprBuilder:
         lo = (0.0 if iv.contains_zero() else min(abs(iv.lo), abs(iv.hi))) + abs(c_iv.lo)
         return [*parts[:k], (fixed, Interval(lo, iv.mag + abs(c_iv.lo))), *parts[k + 1:]]
 
+    def compound(self, ty: Scalar, depth: int) -> Leaf:
+        """An operation (never a bare leaf: no copies ``t = x``) of depth at most ``max(depth, 1)``."""
+        made = self.expr(ty, max(depth, 1), top=True)
+        for _ in range(8):
+            if not isinstance(made[0], (n.Var, n.Const, n.Load, n.Cast)):
+                return made
+            made = self.expr(ty, max(depth, 1), top=True)
+        return made
+
     def condition(self, depth: int) -> Leaf:
+        """A comparison whose value is not the same on every input, sometimes two joined by and/or."""
+        made = self.comparison(depth)
+        if self.vocab.p_compound and depth > 1 and self.rng.random() < self.vocab.p_compound:
+            other = self.comparison(depth - 1)
+            joined = self.checked(n.Call(self.pick(["and", "or"]), (made[0], other[0])), [made[1], other[1]])
+            if joined is not None and not joined[1].is_point:
+                return joined
+        return made
+
+    def comparison(self, depth: int) -> Leaf:
         """A comparison whose value is not the same on every input."""
         for _ in range(8):
             ty = self.pick(list(self.vocab.types))
@@ -134,16 +175,66 @@ class ExprBuilder:
         return n.Call("lt", (e, n.Const(iv.lo + (iv.hi - iv.lo) / 2, e.type))), Interval(0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The shape :func:`random_kernel` draws: how many input arrays (loaded into locals, or read inline as
+    ``a[i]`` with chance ``p_inline``), scalar parameters, statements of each kind (``let``, ``if``,
+    ``loop``) and outputs, the expression depths, and whether names come from the readable pools."""
+
+    inputs: tuple[int, int] = (1, 3)
+    p_inline: float = 0.0
+    scalars: tuple[int, int] = (0, 0)
+    scalar_ranges: Mapping[Scalar, Interval] | None = None
+    statements: tuple[int, int] = (1, 3)
+    kinds: Mapping[str, float] = field(default_factory=lambda: {"let": 0.4, "if": 0.3, "loop": 0.3})
+    depth: tuple[int, int] = (1, 3)
+    outputs: tuple[int, int] = (1, 2)
+    out_depth: tuple[int, int] = (2, 3)
+    named: bool = False
+
+
+class _Names:
+    """Distinct names for one kernel: from the readable pools, or ``in0``/``x0``/``out0``/``t0``..."""
+
+    def __init__(self, rng: np.random.Generator, named: bool) -> None:
+        self.rng, self.named, self.used = rng, named, {"i"}
+
+    def fresh(self, pool: tuple[str, ...], plain: str, k: int, suffix: bool = False) -> str:
+        """``plain``, or (named) an unused pick from ``pool``, with ``k`` appended when ``suffix``."""
+        candidates = [plain]
+        if self.named:
+            order = self.rng.permutation(len(pool))
+            candidates = [pool[int(j)] + (str(k) if suffix else "") for j in order] + candidates
+        name = next((c for c in candidates if c not in self.used), None)
+        extra = 0
+        while name is None or name in self.used:
+            extra += 1
+            name = f"{candidates[0]}_{extra}"
+        self.used.add(name)
+        return name
+
+    def loaded(self, array: str, k: int) -> str:
+        """The local an input array's element is loaded into (``x0``; named: ``a_v`` or ``xa``)."""
+        if not self.named:
+            return self.fresh((), f"x{k}", k)
+        return self.fresh((), f"{array}_v" if self.rng.random() < 0.5 else f"x{array}", k)
+
+
+def _span(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
+    return int(rng.integers(bounds[0], bounds[1] + 1))
+
+
 def random_kernel(rng: np.random.Generator, vocab: Vocabulary = FLOAT_INT_VOCAB, size: int = 32,
-                  name: str = "wkf_kernel", tries: int = 40) -> tuple[n.Kernel, dict[str, Interval]]:
+                  name: str = "wkf_kernel", tries: int = 40,
+                  layout: Layout = Layout()) -> tuple[n.Kernel, dict[str, Interval]]:
     """A clean kernel over ``size`` threads and the intervals of its inputs (guards checked, every input and
-    local reaches an output, no dead code, no identity or self operations)."""
+    local reaches an output, no dead code, no identity or self operations, no output constant)."""
     for _ in range(tries):
-        kernel, inputs = _draw(rng, vocab, size, name)
+        kernel, inputs = _draw(rng, vocab, layout, size, name)
         kernel = analysis.remove_dead(analysis.fold_unused(kernel))
         shapes = {p.name: (size,) for p in kernel.params if isinstance(p.type, Array)}
         facts = intervals.analyze(kernel, inputs, (size,), shapes)
-        outputs = [p.name for p in kernel.params if p.name.startswith("out")]
+        outputs = [s.array for s in kernel.body if isinstance(s, n.Store)]
         clean = not any(analysis.hygiene(kernel).values())
         if clean and not facts.violations and not facts.degenerate(outputs) and \
                 analysis.reaching(kernel) >= {p.name for p in kernel.params}:
@@ -151,46 +242,64 @@ def random_kernel(rng: np.random.Generator, vocab: Vocabulary = FLOAT_INT_VOCAB,
     raise RuntimeError(f"no clean kernel in {tries} draws")
 
 
-def _draw(rng, vocab: Vocabulary, size: int, name: str):
+def _draw(rng, vocab: Vocabulary, layout: Layout, size: int, name: str):
     i = n.Var("i", INT32)
+    names = _Names(rng, layout.named)
     params: list[n.Param] = []
     inputs: dict[str, Interval] = {}
     body: list[n.Stmt] = []
     leaves: list[Leaf] = []
-    for k in range(int(rng.integers(1, 4))):
+    inline = rng.random() < layout.p_inline
+    for k in range(_span(rng, layout.inputs)):
         ty = vocab.types[int(rng.integers(len(vocab.types)))]
-        arr, local = f"in{k}", f"x{k}"
+        arr = names.fresh(ARRAY_NAMES, f"in{k}", k)
         params.append(n.Param(arr, Array(ty)))
         inputs[arr] = vocab.ranges[ty]
-        body.append(n.Let(local, n.Load(arr, Array(ty), (i,))))
+        load = n.Load(arr, Array(ty), (i,))
+        if inline:
+            leaves.append((load, vocab.ranges[ty]))
+            continue
+        local = names.loaded(arr, k)
+        body.append(n.Let(local, load))
         leaves.append((n.Var(local, ty), vocab.ranges[ty]))
+    for k in range(_span(rng, layout.scalars)):
+        ty = vocab.types[int(rng.integers(len(vocab.types)))]
+        scalar = names.fresh(SCALAR_NAMES, f"s{k}", k)
+        iv = (layout.scalar_ranges or vocab.ranges)[ty]
+        params.append(n.Param(scalar, ty))
+        inputs[scalar] = iv
+        leaves.append((n.Var(scalar, ty), iv))
     gen = ExprBuilder(rng, vocab, leaves)
-    for k in range(int(rng.integers(1, 4))):
-        roll = rng.random()
+    kinds = list(layout.kinds)
+    weights = np.array([layout.kinds[x] for x in kinds], dtype=float)
+    for k in range(_span(rng, layout.statements)):
+        kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
         ty = vocab.types[int(rng.integers(len(vocab.types)))]
-        if roll < 0.4:
-            e, iv = gen.expr(ty, int(rng.integers(1, 4)))
-            body.append(n.Let(f"t{k}", e))
-            gen.leaves.append((n.Var(f"t{k}", ty), iv))
-        elif roll < 0.7:
-            body += _if_block(gen, ty, k)
+        if kind == "let":
+            e, iv = gen.compound(ty, _span(rng, layout.depth))
+            local = names.fresh(LOCAL_NAMES, f"t{k}", k, suffix=True)
+            body.append(n.Let(local, e))
+            gen.leaves.append((n.Var(local, ty), iv))
+        elif kind == "if":
+            body += _if_block(gen, ty, names.fresh(("v",), f"v{k}", k, suffix=True))
         else:
-            body += _loop(gen, ty, k, rng)
+            body += _loop(gen, ty, names.fresh(("acc",), f"acc{k}", k, suffix=True),
+                          names.fresh(("j",), f"j{k}", k, suffix=True), rng)
     outs = []
-    for k in range(int(rng.integers(1, 3))):
+    for k in range(_span(rng, layout.outputs)):
         ty = vocab.types[int(rng.integers(len(vocab.types)))]
-        e, _ = gen.expr(ty, int(rng.integers(2, 4)))
-        outs.append(n.Param(f"out{k}", Array(ty)))
-        body.append(n.Store(f"out{k}", Array(ty), (i,), e))
+        e, _ = gen.compound(ty, _span(rng, layout.out_depth))
+        out = names.fresh(OUT_NAMES, f"out{k}", k)
+        outs.append(n.Param(out, Array(ty)))
+        body.append(n.Store(out, Array(ty), (i,), e))
     return n.Kernel(name, tuple(params + outs), tuple(body)), inputs
 
 
-def _if_block(gen: ExprBuilder, ty: Scalar, k: int) -> list[n.Stmt]:
+def _if_block(gen: ExprBuilder, ty: Scalar, v: str) -> list[n.Stmt]:
     """``v = e0`` then ``if c: v = e1 else: v = e2`` (or no else)."""
     e0, iv0 = gen.expr(ty, 2)
     cond, _ = gen.condition(2)
     e1, iv1 = gen.expr(ty, 2)
-    v = f"v{k}"
     orelse: tuple[n.Stmt, ...] = ()
     iv = iv0.join(iv1)
     if gen.rng.random() < 0.5:
@@ -200,10 +309,9 @@ def _if_block(gen: ExprBuilder, ty: Scalar, k: int) -> list[n.Stmt]:
     return [n.Let(v, e0), n.If(cond, (n.Assign(v, e1),), orelse)]
 
 
-def _loop(gen: ExprBuilder, ty: Scalar, k: int, rng) -> list[n.Stmt]:
+def _loop(gen: ExprBuilder, ty: Scalar, acc: str, j: str, rng) -> list[n.Stmt]:
     """``acc = e0; for j in range(T): [if c: break/continue] acc = acc + e`` with ``e`` free of ``acc``."""
     trips = int(rng.integers(2, 6))
-    j = f"j{k}"
     e0, iv0 = gen.expr(ty, 1)
     saved = list(gen.leaves)
     gen.leaves.append((n.Var(j, INT32), Interval(0.0, trips - 1.0)))
@@ -212,10 +320,8 @@ def _loop(gen: ExprBuilder, ty: Scalar, k: int, rng) -> list[n.Stmt]:
     if rng.random() < 0.6:
         cond, _ = gen.condition(1)
         body.append(n.If(cond, (n.Break() if rng.random() < 0.5 else n.Continue(),)))
-    acc = f"acc{k}"
     body.append(n.Assign(acc, n.Call("add", (n.Var(acc, ty), step))))
     gen.leaves = saved
     total = Interval(min(0.0, trips * iv_step.lo), max(0.0, trips * iv_step.hi))
     gen.leaves.append((n.Var(acc, ty), Interval(iv0.lo + total.lo, iv0.hi + total.hi)))
     return [n.Let(acc, e0), n.For(j, n.Const(0, INT32), n.Const(trips, INT32), tuple(body))]
-

@@ -63,7 +63,7 @@ class Interpreter:
         for p in self.kernel.params:
             value = inputs[p.name]
             if isinstance(p.type, Array):
-                self.arrays[p.name] = round_to(p.type.dtype, np.array(value, copy=True))
+                self.arrays[p.name] = round_to(p.type.dtype, np.array(value, copy=True), self.exact)
             else:
                 env[p.name] = self._broadcast(p.type, value, lanes)
         tids = np.unravel_index(np.arange(lanes), dim)
@@ -82,7 +82,7 @@ class Interpreter:
     def _broadcast(self, ty, value, lanes: int):
         if isinstance(ty, Struct):
             return {k: self._broadcast(t, value[k], lanes) for k, t in ty.fields}
-        arr = round_to(ty, np.asarray(value))
+        arr = round_to(ty, np.asarray(value), self.exact)
         return np.broadcast_to(arr, (lanes, *elem_shape(ty))).copy()
 
     # -----------------------------------------------------------------------------------------------------

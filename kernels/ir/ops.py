@@ -21,7 +21,7 @@ from kernels.ir.numeric import BOOL_IV, INF, Interval
 from kernels.ir.types import (BOOL, FLOAT_VECTORS, FLOATS, INTS, NUMERIC, SIGNED_INTS, Scalar, Type, Vector,
                               round_to, scalar_of)
 
-Form = Literal["binop", "unop", "compare", "boolop", "not", "call", "construct", "cast"]
+Form = Literal["binop", "unop", "compare", "boolop", "not", "ifexp", "call", "construct", "cast"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,9 +372,10 @@ def _table() -> dict[str, Op]:
              lambda c, a: N.iv_abs(a)),
         _row("sign", "wp.sign", "call", [_same(SIGNED_INTS + FLOATS, 1)], lambda c, a: N.sign(a),
              lambda c, a: Interval(-1.0 if a.lo < 0 else 1.0, 1.0 if a.hi >= 0 else -1.0), differentiable=False),
-        _row("where", "wp.where", "call", [Sig((BOOL, "T", "T"), "T", ARITH)],
-             lambda c, k, a, b: np.where(k[..., None] if isinstance(c.result, Vector) else k, a, b),
-             lambda c, k, a, b: a if k.lo == 1 else b if k.hi == 0 else a.join(b)),
+        *[_row(k, s, form, [Sig((BOOL, "T", "T"), "T", ARITH)],
+               lambda c, k, a, b: np.where(k[..., None] if isinstance(c.result, Vector) else k, a, b),
+               lambda c, k, a, b: a if k.lo == 1 else b if k.hi == 0 else a.join(b))
+          for k, s, form in (("where", "wp.where", "call"), ("ifexp", "if", "ifexp"))],
         *[_row(k, f"wp.{k}", "call", [_same(FLOATS, 1)], lambda c, a, f=f: f(a), rule, domain=dom)
           for k, f, rule, dom in (
               ("sqrt", np.sqrt, lambda c, a: N.iv_monotone(math.sqrt, a), lambda t: (Interval(0.0, INF),)),

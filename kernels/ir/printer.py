@@ -22,6 +22,8 @@ from kernels.ir.types import BOOL, FLOAT32, INT32, Scalar, Struct, Type
 
 WIDTH = 100
 INDENT = "    "
+#: characters a kernel's name may take once the harness renames it (``<family>_<10 hex digits>``)
+KERNEL_NAME_ROOM = 32
 
 _BINOPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "//": ast.FloorDiv, "%": ast.Mod,
            "&": ast.BitAnd, "|": ast.BitOr, "^": ast.BitXor, "<<": ast.LShift, ">>": ast.RShift}
@@ -89,6 +91,8 @@ def _call(e: n.Call) -> ast.expr:
         return ast.Compare(args[0], [_CMPOPS[row.spelling]()], [args[1]])
     if row.form == "boolop":
         return ast.BoolOp(ast.And() if row.spelling == "and" else ast.Or(), args)
+    if row.form == "ifexp":
+        return ast.IfExp(args[0], args[1], args[2])
     if row.form == "construct":
         return ast.Call(type_ast(e.type), args, [])
     return ast.Call(_spelled(row.spelling), args, [])
@@ -198,7 +202,7 @@ def render(node: ast.stmt, depth: int) -> list[str]:
     if isinstance(node, ast.For):
         return [f"{pad}for {ast.unparse(node.target)} in {ast.unparse(node.iter)}:"] + _body(node.body, depth + 1)
     if isinstance(node, ast.While):
-        return [f"{pad}while {fmt(node.test, len(pad) + 6, depth)}:"] + _body(node.body, depth + 1)
+        return [f"{pad}while {fmt(node.test, len(pad) + 6, depth, tail=1)}:"] + _body(node.body, depth + 1)
     flat = pad + ast.unparse(node)
     if len(flat) <= WIDTH or not isinstance(node, (ast.Assign, ast.Expr, ast.Return)):
         return [flat]
@@ -214,14 +218,15 @@ def _def_head(node: ast.FunctionDef, pad: str) -> list[str]:
     params = [f"{a.arg}: {ast.unparse(a.annotation)}" for a in node.args.args]
     ret = f" -> {ast.unparse(node.returns)}" if node.returns is not None else ""
     flat = f"{pad}def {node.name}({', '.join(params)}){ret}:"
-    if len(flat) <= WIDTH:
+    is_kernel = any("wp.kernel" in ast.unparse(d) for d in node.decorator_list)
+    if len(flat) + (max(0, KERNEL_NAME_ROOM - len(node.name)) if is_kernel else 0) <= WIDTH:
         return [flat]
     return [f"{pad}def {node.name}("] + [f"{pad}{INDENT}{p}," for p in params] + [f"{pad}){ret}:"]
 
 
 def _if(node: ast.If, depth: int, keyword: str) -> list[str]:
     pad = INDENT * depth
-    lines = [f"{pad}{keyword} {fmt(node.test, len(pad) + len(keyword) + 1, depth)}:"] + _body(node.body, depth + 1)
+    lines = [f"{pad}{keyword} {fmt(node.test, len(pad) + len(keyword) + 1, depth, tail=1)}:"] + _body(node.body, depth + 1)
     if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If):
         return lines + _if(node.orelse[0], depth, "elif")
     if node.orelse:
@@ -233,19 +238,26 @@ def _body(body: list[ast.stmt], depth: int) -> list[str]:
     return [line for s in body for line in render(s, depth)]
 
 
-def fmt(node: ast.expr, column: int, depth: int) -> str:
-    """``node``'s text starting at ``column``, broken over lines (indented from ``depth``) when too long."""
+def fmt(node: ast.expr, column: int, depth: int, tail: int = 0) -> str:
+    """``node``'s text starting at ``column``, broken over lines (indented from ``depth``) when too long; ``tail``
+    characters (a comma, a colon, a closing parenthesis) follow it on its last line."""
     if isinstance(node, _Paren):
-        inner = fmt(node.value, column + 1, depth)
+        inner = fmt(node.value, column + 1, depth, tail + 1)
         return inner if inner.startswith("(\n") else f"({inner})"
     flat = ast.unparse(node)
-    if column + len(flat) <= WIDTH:
+    if column + len(flat) + tail <= WIDTH:
         return flat
     inner = INDENT * (depth + 1)
+    if isinstance(node, ast.UnaryOp):
+        prefix = "not " if isinstance(node.op, ast.Not) else ast.unparse(ast.UnaryOp(node.op, ast.Name("")))
+        looser = (ast.BoolOp, ast.IfExp) if isinstance(node.op, ast.Not) else (ast.BinOp, ast.BoolOp, ast.Compare,
+                                                                                ast.IfExp)
+        operand = _Paren(node.operand) if isinstance(node.operand, looser) else node.operand
+        return prefix + fmt(operand, column + len(prefix), depth, tail)
     if isinstance(node, ast.Call) and node.args:
-        args = [inner + fmt(a, len(inner), depth + 1) + "," for a in node.args]
+        args = [inner + fmt(a, len(inner), depth + 1, tail=1) + "," for a in node.args]
         return f"{ast.unparse(node.func)}(\n" + "\n".join(args) + "\n" + INDENT * depth + ")"
-    if isinstance(node, (ast.BinOp, ast.BoolOp, ast.Compare)):
+    if isinstance(node, (ast.BinOp, ast.BoolOp, ast.Compare, ast.IfExp)):
         parts = _chain(node)
         lines = [inner + (f"{op} " if op else "") + fmt(x, len(inner) + len(op) + 1, depth + 1)
                  for op, x in parts]
@@ -260,6 +272,10 @@ def _chain(node: ast.expr) -> list[tuple[str, ast.expr]]:
         word = "and" if isinstance(node.op, ast.And) else "or"
         return [("" if k == 0 else word, _wrapped(v, nested=isinstance(v, ast.BoolOp)))
                 for k, v in enumerate(node.values)]
+    if isinstance(node, ast.IfExp):
+        return [("", _wrapped(node.body, nested=_binds_looser(node.body, 0))),
+                ("if", _wrapped(node.test, nested=isinstance(node.test, ast.IfExp))),
+                ("else", node.orelse)]
     if isinstance(node, ast.Compare):
         symbol = next(k for k, v in _CMPOPS.items() if isinstance(node.ops[0], v))
         return [("", _wrapped(node.left, nested=_binds_looser(node.left, 0))),

@@ -8,17 +8,7 @@ import math
 import numpy as np
 
 from kernels._expr import Interval
-
-_ERF = np.frompyfunc(math.erf, 1, 1)
-_ERFC = np.frompyfunc(math.erfc, 1, 1)
-
-
-def erf(x):
-    return np.asarray(_ERF(np.asarray(x, dtype=np.float64)), dtype=np.float64)
-
-
-def erfc(x):
-    return np.asarray(_ERFC(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+from kernels.ir.numeric import erf, erfc  # noqa: F401  (re-exported for math and half)
 
 
 def erfinv_newton(y):

@@ -34,7 +34,7 @@ def draw(rng: np.random.Generator) -> Program:
     iv = Interval(-20.0, 20.0) if ty.is_int else FLOAT_RANGES[int(rng.integers(len(FLOAT_RANGES)))]
     scalar_iv = Interval(1.0, 5.0) if ty.is_int else Interval(0.5, 2.0)
     vocab = Vocabulary(INT_OPS if ty.is_int else OPS, types=(ty,), ranges={ty: iv}, limit=1e5, p_compound=0.25)
-    layout = replace(LAYOUT, scalars=(1, 1) if rng.random() < 0.35 else (0, 0), scalar_ranges={ty: scalar_iv})
+    layout = replace(LAYOUT, scalars=(1, 1) if rng.random() < 0.35 else (0, 0), scalar_ranges=(scalar_iv,))
     kernel, ranges = random_kernel(rng, vocab, N, layout=layout)
     return program(kernel, ranges, (N,), features(kernel))
 

@@ -398,3 +398,20 @@ def test_screening_asks_the_verifiers_questions_of_the_interpreter():
     ranges = {"x": Interval(-2.0, 2.0)}
     assert not healthy(program(copy, ranges, (32,)), seed=1)
     assert healthy(program(square, ranges, (32,)), seed=1)
+
+
+def test_layouts_bound_output_size_and_share_locals():
+    vocab = gen.Vocabulary({"add": 1, "mul": 1, "sin": 1, "tanh": 1}, types=(FLOAT32,),
+                           ranges={FLOAT32: Interval(-2.0, 2.0)}, p_leaf=0.1)
+    layout = gen.Layout(inputs=(2, 2), statements=(2, 3), kinds={"let": 1.0}, out_depth=(4, 6), out_ops=20,
+                        min_reads=2, named=True)
+    depths = []
+    for seed in range(12):
+        k, _ = gen.random_kernel(np.random.default_rng(seed), vocab, layout=layout)
+        stores = [s for s in k.body if isinstance(s, n.Store)]
+        assert all(analysis.size(s.value) <= 20 for s in stores)
+        depths += [analysis.depth(s.value) for s in stores]
+        exprs = [e for s in k.body for e in n.stmt_exprs(s)]
+        shared = [s.name for s in k.body if isinstance(s, n.Let) and isinstance(s.value, n.Call)]
+        assert all(analysis.reads(exprs, name) >= 2 for name in shared), printer.kernel_source(k)
+    assert sum(4 <= d <= 6 for d in depths) >= 0.8 * len(depths), depths

@@ -6,7 +6,7 @@ source-hygiene checks (self-comparisons such as ``x <= x``, identity operations 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from kernels.ir import nodes as n
 from kernels.ir.types import Array, Scalar
@@ -21,6 +21,22 @@ def subexprs(e: n.Expr) -> Iterator[n.Expr]:
     yield e
     for c in n.children(e):
         yield from subexprs(c)
+
+
+def depth(e: n.Expr) -> int:
+    """Operations on the longest path from ``e`` to a leaf (a leaf has depth 0)."""
+    below = [depth(c) for c in n.children(e) if not isinstance(e, n.Load)]
+    return (1 + max(below)) if below and isinstance(e, (n.Call, n.FuncCall)) else max(below, default=0)
+
+
+def size(e: n.Expr) -> int:
+    """Number of operations (calls of the table or of helpers) in ``e``."""
+    return sum(isinstance(x, (n.Call, n.FuncCall)) for x in subexprs(e))
+
+
+def reads(exprs: Iterable[n.Expr], name: str) -> int:
+    """How many times ``exprs`` (and what is inside them) read local ``name``."""
+    return sum(isinstance(x, n.Var) and x.name == name for e in exprs for x in subexprs(e))
 
 
 def uses(e: n.Expr) -> set[str]:
@@ -84,7 +100,10 @@ def is_identity(e: n.Expr) -> bool:
 
 
 def is_absorbed(e: n.Expr) -> bool:
-    """``max(x, min(x, y))`` or ``min(x, max(x, y))`` (in any order): always ``x``."""
+    """``max(x, min(x, y))`` or ``min(x, max(x, y))`` (in any order), always ``x``; ``abs(-x)`` or
+    ``abs(abs(x))``, always ``abs(x)``."""
+    if isinstance(e, n.Call) and e.op == "abs":
+        return isinstance(e.args[0], n.Call) and e.args[0].op in ("neg", "abs")
     if not (isinstance(e, n.Call) and e.op in ("min", "max")):
         return False
     other = "max" if e.op == "min" else "min"

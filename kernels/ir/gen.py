@@ -130,7 +130,7 @@ class ExprBuilder:
 
     def repair(self, name: str, parts: list[Leaf]) -> list[Leaf]:
         """Move arguments into the domain: divisors away from 0, ``log``/``sqrt`` arguments positive."""
-        k = {"div": 1, "mod": 1, "floordiv": 1, "log": 0, "sqrt": 0}.get(name)
+        k = {"div": 1, "mod": 1, "floordiv": 1, "log": 0, "log2": 0, "log10": 0, "sqrt": 0}.get(name)
         if k is None or k >= len(parts):
             return parts
         e, iv = parts[k]
@@ -151,6 +151,21 @@ class ExprBuilder:
                 return made
             made = self.expr(ty, max(depth, 1), top=True)
         return made
+
+    def sized(self, ty: Scalar, depths: tuple[int, int], max_ops: int) -> Leaf:
+        """An operation whose depth lies in ``depths`` with at most ``max_ops`` operations (the closest drawn
+        when none of a few draws fits)."""
+        target = int(self.rng.integers(depths[0], depths[1] + 1))
+        arg, best = target, None
+        for _ in range(10):
+            made = self.compound(ty, arg)
+            d, ops = analysis.depth(made[0]), analysis.size(made[0])
+            if depths[0] <= d <= depths[1] and ops <= max_ops:
+                return made
+            if ops <= max_ops and (best is None or abs(d - target) < abs(analysis.depth(best[0]) - target)):
+                best = made
+            arg = max(1, arg + (1 if d < depths[0] else -1))
+        return best if best is not None else self.compound(ty, depths[0])
 
     def condition(self, depth: int) -> Leaf:
         """A comparison whose value is not the same on every input, sometimes two joined by and/or."""
@@ -182,14 +197,17 @@ class Layout:
     ``loop``) and outputs, the expression depths, and whether names come from the readable pools."""
 
     inputs: tuple[int, int] = (1, 3)
+    input_ranges: tuple[Interval, ...] = ()      # each input's range drawn from these (else the vocabulary's)
     p_inline: float = 0.0
     scalars: tuple[int, int] = (0, 0)
-    scalar_ranges: Mapping[Scalar, Interval] | None = None
+    scalar_ranges: tuple[Interval, ...] = ()     # likewise for scalar parameters
     statements: tuple[int, int] = (1, 3)
     kinds: Mapping[str, float] = field(default_factory=lambda: {"let": 0.4, "if": 0.3, "loop": 0.3})
     depth: tuple[int, int] = (1, 3)
     outputs: tuple[int, int] = (1, 2)
     out_depth: tuple[int, int] = (2, 3)
+    out_ops: int = 0                # > 0: outputs have a depth inside out_depth and at most this many operations
+    min_reads: int = 1              # each local bound by ``let`` is read at least this often (shared values)
     named: bool = False
 
 
@@ -224,6 +242,10 @@ def _span(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
     return int(rng.integers(bounds[0], bounds[1] + 1))
 
 
+def _range(rng: np.random.Generator, choices: tuple[Interval, ...], default: Interval) -> Interval:
+    return choices[int(rng.integers(len(choices)))] if choices else default
+
+
 def random_kernel(rng: np.random.Generator, vocab: Vocabulary = FLOAT_INT_VOCAB, size: int = 32,
                   name: str = "wkf_kernel", tries: int = 40,
                   layout: Layout = Layout()) -> tuple[n.Kernel, dict[str, Interval]]:
@@ -254,18 +276,18 @@ def _draw(rng, vocab: Vocabulary, layout: Layout, size: int, name: str):
         ty = vocab.types[int(rng.integers(len(vocab.types)))]
         arr = names.fresh(ARRAY_NAMES, f"in{k}", k)
         params.append(n.Param(arr, Array(ty)))
-        inputs[arr] = vocab.ranges[ty]
+        iv = inputs[arr] = _range(rng, layout.input_ranges, vocab.ranges[ty])
         load = n.Load(arr, Array(ty), (i,))
         if inline:
-            leaves.append((load, vocab.ranges[ty]))
+            leaves.append((load, iv))
             continue
         local = names.loaded(arr, k)
         body.append(n.Let(local, load))
-        leaves.append((n.Var(local, ty), vocab.ranges[ty]))
+        leaves.append((n.Var(local, ty), iv))
     for k in range(_span(rng, layout.scalars)):
         ty = vocab.types[int(rng.integers(len(vocab.types)))]
         scalar = names.fresh(SCALAR_NAMES, f"s{k}", k)
-        iv = (layout.scalar_ranges or vocab.ranges)[ty]
+        iv = _range(rng, layout.scalar_ranges, vocab.ranges[ty])
         params.append(n.Param(scalar, ty))
         inputs[scalar] = iv
         leaves.append((n.Var(scalar, ty), iv))
@@ -285,14 +307,47 @@ def _draw(rng, vocab: Vocabulary, layout: Layout, size: int, name: str):
         else:
             body += _loop(gen, ty, names.fresh(("acc",), f"acc{k}", k, suffix=True),
                           names.fresh(("j",), f"j{k}", k, suffix=True), rng)
-    outs = []
+    outs: list[n.Param] = []
+    values: list[Leaf] = []
     for k in range(_span(rng, layout.outputs)):
         ty = vocab.types[int(rng.integers(len(vocab.types)))]
-        e, _ = gen.compound(ty, _span(rng, layout.out_depth))
-        out = names.fresh(OUT_NAMES, f"out{k}", k)
-        outs.append(n.Param(out, Array(ty)))
-        body.append(n.Store(out, Array(ty), (i,), e))
+        if layout.out_ops:
+            values.append(gen.sized(ty, layout.out_depth, layout.out_ops))
+        else:
+            values.append(gen.compound(ty, _span(rng, layout.out_depth)))
+        outs.append(n.Param(names.fresh(OUT_NAMES, f"out{k}", k), Array(ty)))
+    if layout.min_reads > 1:
+        values = _share(gen, body, values, layout.min_reads)
+    body += [n.Store(p.name, p.type, (i,), e) for p, (e, _) in zip(outs, values)]
     return n.Kernel(name, tuple(params + outs), tuple(body)), inputs
+
+
+def _share(gen: ExprBuilder, body: list[n.Stmt], values: list[Leaf], min_reads: int) -> list[Leaf]:
+    """Fold locals bound by ``let`` that are read fewer than ``min_reads`` times into the outputs (``out + t``,
+    ``out * sin(t)``...), round robin, until each is read often enough or no fold passes the guards."""
+    values = list(values)
+    j = int(gen.rng.integers(len(values)))
+    for s in [s for s in body if isinstance(s, n.Let) and isinstance(s.value, n.Call)]:
+        var = n.Var(s.name, s.value.type)
+        iv = next((v for e, v in gen.leaves if e == var), None)
+        exprs = [x for t in analysis.statements(tuple(body)) for x in n.stmt_exprs(t)] + [e for e, _ in values]
+        count = analysis.reads(exprs, s.name)
+        for _ in range(4 * min_reads):
+            if count >= min_reads or iv is None:
+                break
+            e, e_iv = values[j]
+            term: Leaf = (var, iv)
+            if e.type.is_float and gen.rng.random() < 0.6:
+                unary = gen.pick(["sin", "cos", "tanh", "atan", "exp", "erf"])
+                term = gen.checked(n.Call(unary, (var,)), [iv]) or term
+            if term[0].type != e.type:
+                break
+            made = gen.checked(n.Call(gen.pick(["add", "sub", "mul"]), (e, term[0])), [e_iv, term[1]])
+            if made is not None:
+                values[j] = made
+                count += 1
+            j = (j + 1) % len(values)
+    return values
 
 
 def _if_block(gen: ExprBuilder, ty: Scalar, v: str) -> list[n.Stmt]:

@@ -128,6 +128,18 @@ def round_half_away(x: np.ndarray) -> np.ndarray:
     return np.copysign(r + (a - r >= 0.5), x)
 
 
+_ERF = np.frompyfunc(math.erf, 1, 1)
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    return np.asarray(_ERF(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+
+
+def erfc(x: np.ndarray) -> np.ndarray:
+    return np.asarray(_ERFC(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+
+
 def sign(x: np.ndarray) -> np.ndarray:
     """Warp's ``sign``: ``-1`` below zero, else ``1`` (``sign(0) == 1``); unsigned integers are always 1."""
     return np.where(x < 0, -1, 1).astype(x.dtype)

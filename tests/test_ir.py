@@ -415,3 +415,24 @@ def test_layouts_bound_output_size_and_share_locals():
         shared = [s.name for s in k.body if isinstance(s, n.Let) and isinstance(s.value, n.Call)]
         assert all(analysis.reads(exprs, name) >= 2 for name in shared), printer.kernel_source(k)
     assert sum(4 <= d <= 6 for d in depths) >= 0.8 * len(depths), depths
+
+
+def test_bool_parameters_are_sampled_as_int32_and_launched_as_bools():
+    from kernels.ir.family import prepare
+
+    x, flag = n.Load("x", A32, (I,)), n.Var("flag", BOOL)
+    k = n.Kernel("k", (n.Param("x", A32), n.Param("flag", BOOL), n.Param("o", A32)),
+                 (n.Store("o", A32, (I,), n.call("ifexp", flag, x, n.call("neg", x))),))
+    prog = program(k, {"x": Interval(-1.0, 1.0), "flag": Interval(0.0, 1.0)}, (4,))
+    arg = next(a for a in prog.args if a.name == "flag")
+    assert (arg.dtype, arg.role, arg.low, arg.high) == ("int32", "scalar", 0.0, 1.0)
+    assert "flag: bool" in prog.source
+
+    class Spec:
+        meta = prog.meta
+        args = prog.args
+
+    assert prepare(Spec, {"flag": np.int32(1)}, "cpu", {}) == {"flag": True}
+    xs = np.array([0.5, -0.25, 1.0, 0.0], np.float32)
+    assert reference(Spec, {"x": xs, "flag": np.int32(0), "o": np.zeros(4, np.float32)})["o"].tolist() == \
+        (-xs.astype(np.float64)).tolist()

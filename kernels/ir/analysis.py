@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Iterable, Iterator
 
 from kernels.ir import nodes as n
-from kernels.ir.types import Array, Scalar
+from kernels.ir.types import BOOL, Array, Scalar
 
 #: operations whose two equal arguments make a constant or a copy (``x - x``, ``x / x``, ``min(x, x)``...)
 SELF_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "sub", "div", "floordiv", "mod", "min", "max",
@@ -237,7 +237,7 @@ def fold_unused(kernel: n.Kernel, op: str = "add") -> n.Kernel:
     value = store.value
     for name, ty in candidates:
         probe = replace(kernel, body=kernel.body[:last] + (replace(store, value=value),) + kernel.body[last + 1:])
-        if name in reaching(probe) or name == store.array or not isinstance(ty, Scalar):
+        if name in reaching(probe) or name == store.array or not isinstance(ty, Scalar) or ty == BOOL:
             continue
         term: n.Expr = n.Var(name, ty)
         if any(p.name == name and isinstance(p.type, Array) for p in kernel.params):

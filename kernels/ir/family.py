@@ -19,13 +19,13 @@ from typing import Callable, Mapping
 import numpy as np
 
 from harness.errors import KernelRejected
-from harness.family import PLACEHOLDER, Arg, Family, KernelSpec, Program, Tolerance
+from harness.family import PLACEHOLDER, Arg, Family, InputSampler, KernelSpec, Program, Tolerance
 from harness.verify import screen
 from kernels.ir import interp, printer
 from kernels.ir import nodes as n
 from kernels.ir.analysis import expressions, op_names, reaching, statements
 from kernels.ir.numeric import Interval
-from kernels.ir.types import FLOAT16, FLOAT32, FLOAT64, Array, Scalar, dtype_name, scalar_of
+from kernels.ir.types import BOOL, FLOAT16, FLOAT32, FLOAT64, Array, Scalar, dtype_name, scalar_of
 
 #: verification tolerance of outputs of each component type; integers (and bools) are exact
 TOLERANCES = {FLOAT16: Tolerance(2e-2, 2e-3), FLOAT32: Tolerance(1e-4, 1e-5), FLOAT64: Tolerance(1e-9, 1e-11)}
@@ -62,10 +62,10 @@ def program(kernel: n.Kernel, ranges: Mapping[str, Interval], dim: tuple[int, ..
         iv = ranges.get(p.name, Interval(-2.0, 2.0))
         dtype = p.type.dtype if isinstance(p.type, Array) else p.type
         shape = tuple(dim) if isinstance(p.type, Array) else ()
-        args.append(Arg(p.name, dtype_name(dtype), role, shape, iv.lo, iv.hi))
+        name = "int32" if dtype == BOOL else dtype_name(dtype)      # the harness has no bool dtype: 0/1
+        args.append(Arg(p.name, name, role, shape, iv.lo, iv.hi))
     if differentiable is None:
-        differentiable = all(scalar_of(a.type.dtype if isinstance(a.type, Array) else a.type).is_float
-                             for a in kernel.params)
+        differentiable = all(scalar_of(p.type.dtype).is_float for p in kernel.params if isinstance(p.type, Array))
     return Program(printer.kernel_source(kernel), tuple(args), tuple(dim), IRMeta(kernel, tuple(dim)),
                    dict(features or {}), differentiable=differentiable)
 
@@ -76,6 +76,12 @@ def reference(spec: KernelSpec, inputs: Mapping[str, np.ndarray]) -> dict[str, n
     meta: IRMeta = spec.meta
     result = interp.run(meta.kernel, meta.dim, inputs, exact=False)
     return {a.name: result[a.name] for a in spec.args if a.is_output}
+
+
+def prepare(spec: KernelSpec, inputs: Mapping[str, np.ndarray], device: str, namespace: dict) -> dict:
+    """Launch values the harness cannot make: ``bool`` parameters (sampled as int32 0/1) as Python bools."""
+    kernel: n.Kernel = spec.meta.kernel
+    return {p.name: bool(int(inputs[p.name])) for p in kernel.params if p.type == BOOL}
 
 
 def tolerance(spec: KernelSpec) -> Tolerance:
@@ -98,11 +104,13 @@ def features(kernel: n.Kernel) -> dict:
             "scalars": sum(isinstance(p.type, Scalar) for p in kernel.params)}
 
 
-def healthy(prog: Program, seed: int, tol: Callable[[KernelSpec], Tolerance] = tolerance) -> bool:
+def healthy(prog: Program, seed: int, tol: Callable[[KernelSpec], Tolerance] = tolerance,
+            sample_inputs: InputSampler | None = None) -> bool:
     """Whether the verifier's own checks (:func:`harness.verify.screen`) pass with the interpreter rounding as
     Warp does standing in for the compiled kernel: finite, well-conditioned, not constant, no copy of an input,
     no dead inputs."""
-    family = Family("screen", "", generate=lambda rng: prog, reference=reference, tolerance=tol)
+    family = Family("screen", "", generate=lambda rng: prog, reference=reference, tolerance=tol,
+                    sample_inputs=sample_inputs)
     spec = KernelSpec("screen", 0, seed, PLACEHOLDER, prog)
     meta: IRMeta = prog.meta
     try:
@@ -113,11 +121,12 @@ def healthy(prog: Program, seed: int, tol: Callable[[KernelSpec], Tolerance] = t
 
 
 def screened(rng: np.random.Generator, draw: Callable[[np.random.Generator], Program], tries: int = 6,
-             tol: Callable[[KernelSpec], Tolerance] = tolerance) -> Program:
+             tol: Callable[[KernelSpec], Tolerance] = tolerance,
+             sample_inputs: InputSampler | None = None) -> Program:
     """``draw(rng)`` until its program is :func:`healthy`, at most ``tries`` times (the last one otherwise)."""
     prog = draw(rng)
     for _ in range(tries - 1):
-        if healthy(prog, int(rng.integers(2**62)), tol):
+        if healthy(prog, int(rng.integers(2**62)), tol, sample_inputs):
             break
         prog = draw(rng)
     return prog

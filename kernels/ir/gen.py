@@ -211,7 +211,7 @@ class Layout:
     named: bool = False
 
 
-class _Names:
+class Names:
     """Distinct names for one kernel: from the readable pools, or ``in0``/``x0``/``out0``/``t0``..."""
 
     def __init__(self, rng: np.random.Generator, named: bool) -> None:
@@ -266,7 +266,7 @@ def random_kernel(rng: np.random.Generator, vocab: Vocabulary = FLOAT_INT_VOCAB,
 
 def _draw(rng, vocab: Vocabulary, layout: Layout, size: int, name: str):
     i = n.Var("i", INT32)
-    names = _Names(rng, layout.named)
+    names = Names(rng, layout.named)
     params: list[n.Param] = []
     inputs: dict[str, Interval] = {}
     body: list[n.Stmt] = []

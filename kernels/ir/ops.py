@@ -368,6 +368,8 @@ def _table() -> dict[str, Op]:
              lambda c, a, b: Interval(min(a.lo, b.lo), min(a.hi, b.hi))),
         _row("max", "wp.max", "call", [_same(NUMERIC)], lambda c, a, b: np.maximum(a, b),
              lambda c, a, b: Interval(max(a.lo, b.lo), max(a.hi, b.hi))),
+        _row("clamp", "wp.clamp", "call", [_same(NUMERIC, 3)], lambda c, x, a, b: np.minimum(np.maximum(x, a), b),
+             lambda c, x, a, b: Interval(min(max(x.lo, a.lo), b.lo), min(max(x.hi, a.hi), b.hi))),
         _row("abs", "wp.abs", "call", [_same(SIGNED_INTS + FLOATS, 1)], lambda c, a: np.abs(a),
              lambda c, a: N.iv_abs(a)),
         _row("sign", "wp.sign", "call", [_same(SIGNED_INTS + FLOATS, 1)], lambda c, a: N.sign(a),

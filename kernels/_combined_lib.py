@@ -28,7 +28,7 @@ from harness.family import KernelSpec
 from kernels import _common as C
 from kernels import _expr as E
 from kernels import control_flow as CF
-from kernels import math as M
+from kernels import _math_lib as M
 
 N = 64
 Interval = E.Interval

@@ -8,21 +8,8 @@ import math
 import numpy as np
 
 from kernels._expr import Interval
-from kernels.ir.numeric import erf, erfc  # noqa: F401  (re-exported for math and half)
-
-
-def erfinv_newton(y):
-    """Inverse error function to float64 accuracy inside (-1, 1): a closed-form first guess refined by Newton
-    steps (no special values at or beyond +-1)."""
-    y = np.asarray(y, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        a = 0.147
-        ln = np.log1p(-y * y)
-        t = 2.0 / (np.pi * a) + ln / 2.0
-        x = np.sign(y) * np.sqrt(np.sqrt(t * t - ln / a) - t)
-        for _ in range(4):
-            x = x - (erf(x) - y) / (2.0 / np.sqrt(np.pi) * np.exp(-x * x))
-    return x
+from kernels.ir.numeric import erf, erfc  # noqa: F401  (re-exported for _math_lib and half)
+from kernels.ir.numeric import erfinv as erfinv_newton  # noqa: F401
 
 
 def round_half_away(x):

@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from harness.family import Family, Program
-from kernels.ir.family import features, program, reference, screened, tolerance
+from harness.family import Program
+from kernels.ir.family import features, ir_family, program
 from kernels.ir.gen import Layout, Vocabulary, random_kernel
 from kernels.ir.numeric import Interval
 from kernels.ir.types import FLOAT32, FLOAT64, INT32
@@ -39,17 +39,5 @@ def draw(rng: np.random.Generator) -> Program:
     return program(kernel, ranges, (N,), features(kernel))
 
 
-def generate(rng: np.random.Generator) -> Program:
-    return screened(rng, draw)
-
-
-FAMILY = Family(
-    name="arithmetic",
-    description=__doc__.strip().splitlines()[0],
-    generate=generate,
-    reference=reference,
-    tolerance=tolerance,
-    version=2,
-    weight=1.0,
-    covers=("arithmetic", "expression trees", "scalar parameters", "int32 C semantics", "float64"),
-)
+FAMILY = ir_family("arithmetic", __doc__, draw, version=2,
+                   covers=("arithmetic", "expression trees", "scalar parameters", "int32 C semantics", "float64"))

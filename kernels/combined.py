@@ -30,7 +30,7 @@ import numpy as np
 from harness.family import Arg, Family, Program
 from kernels import _combined_lib as L
 from kernels import _expr as E
-from kernels import math as M
+from kernels import _math_lib as M
 from kernels._common import OUT_NAMES, pick, type_tolerance
 from kernels._numeric import nice
 

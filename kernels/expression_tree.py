@@ -20,8 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from harness.family import Family, Program
-from kernels.ir.family import features, program, reference, screened, tolerance
+from harness.family import Program
+from kernels.ir.family import features, ir_family, program
 from kernels.ir.gen import Layout, Vocabulary, random_kernel
 from kernels.ir.numeric import Interval
 from kernels.ir.types import FLOAT32, FLOAT64
@@ -49,18 +49,6 @@ def draw(rng: np.random.Generator) -> Program:
     return program(kernel, ranges, (N,), {**features(kernel), "shape": "dag" if dag else "tree"})
 
 
-def generate(rng: np.random.Generator) -> Program:
-    return screened(rng, draw)
-
-
-FAMILY = Family(
-    name="expression_tree",
-    description=__doc__.strip().splitlines()[0],
-    generate=generate,
-    reference=reference,
-    tolerance=tolerance,
-    version=2,
-    weight=1.0,
-    covers=("deep expression trees", "selects", "wp.where", "conditional expressions", "math builtins",
-            "common subexpressions", "expression DAGs", "float64"),
-)
+FAMILY = ir_family("expression_tree", __doc__, draw, version=2,
+                   covers=("deep expression trees", "selects", "wp.where", "conditional expressions",
+                           "math builtins", "common subexpressions", "expression DAGs", "float64"))

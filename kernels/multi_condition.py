@@ -22,7 +22,7 @@ import numpy as np
 from harness.family import Arg, Family, Program
 from kernels import _combined_lib as L
 from kernels import _expr as E
-from kernels import math as M
+from kernels import _math_lib as M
 from kernels._common import ARRAY_NAMES, OUT_NAMES, pick, type_tolerance
 
 N = L.N

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.family import PLACEHOLDER, Family, KernelSpec, Program
+from harness.family import PLACEHOLDER, KernelSpec, Program
 from harness.seeds import derive_seed, rng_for
 from harness.verify import default_inputs
 from kernels.ir import analysis, intervals
 from kernels.ir import nodes as n
-from kernels.ir.family import features, prepare, program, reference, screened, tolerance
+from kernels.ir.family import features, ir_family, program
 from kernels.ir.gen import ARRAY_NAMES, OUT_NAMES, ExprBuilder, Leaf, Names, Vocabulary
 from kernels.ir.numeric import Interval
 from kernels.ir.types import BOOL, FLOAT32, FLOAT64, INT32, Array, Scalar
@@ -358,20 +358,7 @@ def sample_inputs(spec: KernelSpec, rng: np.random.Generator) -> dict[str, np.nd
     return values
 
 
-def generate(rng: np.random.Generator) -> Program:
-    return screened(rng, draw, sample_inputs=sample_inputs)
-
-
-FAMILY = Family(
-    name="scalar_param",
-    description=__doc__.strip().splitlines()[0],
-    generate=generate,
-    reference=reference,
-    tolerance=tolerance,
-    sample_inputs=sample_inputs,
-    prepare=prepare,
-    version=2,
-    weight=1.0,
-    covers=("scalar parameters", "mixed parameter types", "bool parameters", "parameter-driven loop trip counts",
-            "mode switches", "thresholds", "clamp bounds", "strides and offsets", "type conversions", "float64"),
-)
+FAMILY = ir_family("scalar_param", __doc__, draw, version=2, sample_inputs=sample_inputs,
+                   covers=("scalar parameters", "mixed parameter types", "bool parameters",
+                           "parameter-driven loop trip counts", "mode switches", "thresholds", "clamp bounds",
+                           "strides and offsets", "type conversions", "float64"))

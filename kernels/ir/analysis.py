@@ -11,9 +11,11 @@ from typing import Iterable, Iterator
 from kernels.ir import nodes as n
 from kernels.ir.types import BOOL, Array, Scalar
 
-#: operations whose two equal arguments make a constant or a copy (``x - x``, ``x / x``, ``min(x, x)``...)
+#: operations that two equal arguments make a constant, a copy or a simpler operation (``x - x``, ``x / x``,
+#: ``min(x, x)``, ``atan2(x, x)``, ``copysign(x, x)``, ``clamp(x, x, h)``, ``lerp(a, a, t)``...)
 SELF_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "sub", "div", "floordiv", "mod", "min", "max",
-                      "and", "or", "bit_and", "bit_or", "bit_xor"})
+                      "and", "or", "bit_and", "bit_or", "bit_xor", "atan2", "pow", "copysign", "clamp", "lerp",
+                      "smoothstep"})
 
 
 def subexprs(e: n.Expr) -> Iterator[n.Expr]:
@@ -77,8 +79,8 @@ def _is_const(e: n.Expr, value: float) -> bool:
 
 def is_identity(e: n.Expr) -> bool:
     """``x + 0``, ``0 + x``, ``x - 0``, ``x * 1``, ``1 * x``, ``x / 1``, ``x // 1``, ``x | 0``, ``x ^ 0``,
-    ``x << 0``, ``x >> 0``, ``-(-x)``, ``where(c, x, x)``, ``x if c else x`` and casts to the same type: operations that return an
-    argument unchanged."""
+    ``x << 0``, ``x >> 0``, ``-(-x)``, ``where(c, x, x)``, ``x if c else x`` and casts to the same type:
+    operations that return an argument unchanged."""
     if isinstance(e, n.Cast):
         return e.type == e.value.type
     if not isinstance(e, n.Call):
@@ -125,7 +127,7 @@ def is_double_negation(e: n.Expr) -> bool:
 
 def is_self_operation(e: n.Expr) -> bool:
     """A comparison or operation of a value with itself (``x <= x``, ``x - x``, ``min(x, x)``)."""
-    return isinstance(e, n.Call) and e.op in SELF_OPS and len(e.args) == 2 and e.args[0] == e.args[1]
+    return isinstance(e, n.Call) and e.op in SELF_OPS and len(set(e.args)) < len(e.args)
 
 
 def simplify(e: n.Expr) -> n.Expr:

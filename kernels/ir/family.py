@@ -3,17 +3,17 @@ reference that runs the interpreter, so that a family is its vocabulary, its gen
 
 A family written against the IR::
 
-    def generate(rng):
+    def draw(rng):
         kernel, ranges = random_kernel(rng, VOCAB, size=64)
         return program(kernel, ranges, dim=(64,))
 
-    FAMILY = Family(name="mine", description="...", generate=generate, reference=reference,
-                    tolerance=lambda spec: Tolerance(1e-4, 1e-5))
+    FAMILY = ir_family("mine", __doc__, draw, covers=("...",), version=1)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Mapping
 
 import numpy as np
@@ -25,6 +25,7 @@ from kernels.ir import interp, printer
 from kernels.ir import nodes as n
 from kernels.ir.analysis import expressions, op_names, reaching, statements
 from kernels.ir.numeric import Interval
+from kernels.ir.ops import OPS
 from kernels.ir.types import BOOL, FLOAT16, FLOAT32, FLOAT64, Array, Scalar, dtype_name, scalar_of
 
 #: verification tolerance of outputs of each component type; integers (and bools) are exact
@@ -65,9 +66,22 @@ def program(kernel: n.Kernel, ranges: Mapping[str, Interval], dim: tuple[int, ..
         name = "int32" if dtype == BOOL else dtype_name(dtype)      # the harness has no bool dtype: 0/1
         args.append(Arg(p.name, name, role, shape, iv.lo, iv.hi))
     if differentiable is None:
-        differentiable = all(scalar_of(p.type.dtype).is_float for p in kernel.params if isinstance(p.type, Array))
+        differentiable = all(scalar_of(p.type.dtype).is_float for p in kernel.params
+                             if isinstance(p.type, Array)) and adjoints_right(kernel)
     return Program(printer.kernel_source(kernel), tuple(args), tuple(dim), IRMeta(kernel, tuple(dim)),
                    dict(features or {}), differentiable=differentiable)
+
+
+def adjoints_right(kernel: n.Kernel) -> bool:
+    """Whether Warp's adjoint is right for every operation: arguments the table's ``adjoint_args`` leave out
+    (``frac``'s, a float ``%``'s divisor) are constants."""
+    body = kernel.body + tuple(s for f in kernel.funcs for s in f.body)
+    for x in expressions(body):
+        row = OPS.get(x.op) if isinstance(x, n.Call) else None
+        if row is not None and row.adjoint_args is not None and scalar_of(x.type).is_float and any(
+                not isinstance(a, n.Const) for k, a in enumerate(x.args) if k not in row.adjoint_args):
+            return False
+    return True
 
 
 def reference(spec: KernelSpec, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -130,3 +144,14 @@ def screened(rng: np.random.Generator, draw: Callable[[np.random.Generator], Pro
             break
         prog = draw(rng)
     return prog
+
+
+def ir_family(name: str, doc: str, draw: Callable[[np.random.Generator], Program], covers: tuple[str, ...],
+              version: int, tol: Callable[[KernelSpec], Tolerance] = tolerance,
+              sample_inputs: InputSampler | None = None, weight: float = 1.0) -> Family:
+    """A family written against the IR: programs from ``draw``, :func:`screened`; the interpreter as reference;
+    the description is the first line of ``doc``."""
+    return Family(name=name, description=doc.strip().splitlines()[0],
+                  generate=partial(screened, draw=draw, tol=tol, sample_inputs=sample_inputs), reference=reference,
+                  tolerance=tol, version=version, weight=weight, sample_inputs=sample_inputs, prepare=prepare,
+                  covers=covers)

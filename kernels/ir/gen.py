@@ -11,6 +11,7 @@ Generation only builds; checking lives in :mod:`kernels.ir.analysis` and :mod:`k
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -52,6 +53,17 @@ class Vocabulary:
     p_leaf: float = 0.3
     p_const: float = 0.2
     p_compound: float = 0.0          # chance that a condition joins two comparisons with and/or
+    p_call: float = 0.15             # chance that an operation calls a helper, when the kernel has one
+
+
+@dataclass(frozen=True)
+class Helper:
+    """A ``@wp.func`` with the intervals its body was drawn for (call sites keep their arguments inside) and
+    the interval of its result there."""
+
+    func: n.Func
+    params: tuple[Interval, ...]
+    ret: Interval
 
 
 FLOAT_INT_VOCAB = Vocabulary({"add": 3, "sub": 3, "mul": 3, "div": 1.5, "mod": 0.5, "floordiv": 0.5, "neg": 1,
@@ -64,6 +76,7 @@ class ExprBuilder:
 
     def __init__(self, rng: np.random.Generator, vocab: Vocabulary, leaves: list[Leaf]) -> None:
         self.rng, self.vocab, self.leaves = rng, vocab, list(leaves)
+        self.helpers: list[Helper] = []
         self.candidates: dict[Type, list[tuple[str, tuple[Type, ...]]]] = {}
         for name in vocab.ops:
             for args, result in OPS[name].instances():
@@ -91,7 +104,8 @@ class ExprBuilder:
         return self.constant(ty)
 
     def checked(self, e: n.Expr, ivs: list[Interval]) -> Leaf | None:
-        """``(e, interval)`` when ``e`` passes its guard, stays under the magnitude cap and is clean."""
+        """``(e, interval)`` when ``e`` passes its guard, stays under the magnitude cap, is not one constant
+        value and is clean."""
         if analysis.is_identity(e) or analysis.is_self_operation(e) or analysis.is_absorbed(e) or \
                 analysis.is_double_negation(e):
             return None
@@ -108,7 +122,7 @@ class ExprBuilder:
             iv = row.bound(ctx, *ivs)
         except (ValueError, OverflowError, ZeroDivisionError):
             return None
-        return (e, iv) if iv.mag <= self.vocab.limit else None
+        return (e, iv) if iv.mag <= self.vocab.limit and not iv.is_point else None
 
     def expr(self, ty: Scalar, depth: int, top: bool = False) -> Leaf:
         """An expression of type ``ty`` and depth at most ``depth``; ``top`` draws an operation at the root
@@ -118,6 +132,10 @@ class ExprBuilder:
         options = self.candidates.get(ty, [])
         if depth <= 0 or not options or (not top and self.rng.random() < self.vocab.p_leaf):
             return self.leaf(ty)
+        if self.helpers and self.rng.random() < self.vocab.p_call:
+            made = self.call(ty, depth)
+            if made is not None:
+                return made
         weights = np.array([self.vocab.ops[o] for o, _ in options], dtype=float)
         for _ in range(6):
             name, arg_types = options[int(self.rng.choice(len(options), p=weights / weights.sum()))]
@@ -128,11 +146,29 @@ class ExprBuilder:
                 return made
         return self.leaf(ty)
 
+    def call(self, ty: Scalar, depth: int) -> Leaf | None:
+        """A call of a helper returning ``ty``, arguments squashed into the intervals its body was drawn for."""
+        fitting = [h for h in self.helpers if h.func.ret == ty]
+        if not fitting:
+            return None
+        h = self.pick(fitting)
+        args = []
+        for p, dom in zip(h.func.params, h.params):
+            arg = self.expr(p.type, depth - 1)
+            arg = arg if dom.contains(arg[1]) else self.squash(arg, dom)
+            if arg is None or isinstance(arg[0], n.Const):
+                return None
+            args.append(arg[0])
+        return n.FuncCall(h.func, tuple(args)), h.ret
+
     def repair(self, name: str, parts: list[Leaf]) -> list[Leaf]:
-        """Move arguments into the domain: divisors away from 0, ``log``/``sqrt`` arguments positive."""
-        k = {"div": 1, "mod": 1, "floordiv": 1, "log": 0, "log2": 0, "log10": 0, "sqrt": 0}.get(name)
+        """Move arguments into the domain: divisors and ``cbrt`` arguments away from 0, ``log``/``sqrt``/``pow``
+        bases positive (``abs(x) + c``), arguments of bounded domains (``asin``, ``erfinv``, ``tan``...)
+        squashed inside (``tanh(x) * c``)."""
+        k = {"div": 1, "mod": 1, "floordiv": 1, "log": 0, "log2": 0, "log10": 0, "sqrt": 0, "cbrt": 0,
+             "pow": 0}.get(name)
         if k is None or k >= len(parts):
-            return parts
+            return self.squash_args(name, parts)
         e, iv = parts[k]
         if (k == 1 and not iv.contains_zero()) or (k == 0 and iv.lo > 0):
             return parts
@@ -142,6 +178,29 @@ class ExprBuilder:
         fixed = n.Call("add", (a, c))
         lo = (0.0 if iv.contains_zero() else min(abs(iv.lo), abs(iv.hi))) + abs(c_iv.lo)
         return [*parts[:k], (fixed, Interval(lo, iv.mag + abs(c_iv.lo))), *parts[k + 1:]]
+
+    def squash_args(self, name: str, parts: list[Leaf]) -> list[Leaf]:
+        row = OPS[name]
+        if row.domain is None:
+            return parts
+        out = list(parts)
+        for k, ((e, iv), dom) in enumerate(zip(parts, row.domain(tuple(e.type for e, _ in parts)))):
+            if not dom.contains(iv) and math.isfinite(dom.lo) and math.isfinite(dom.hi):
+                out[k] = self.squash((e, iv), dom) or out[k]
+        return out
+
+    def squash(self, part: Leaf, dom: Interval) -> Leaf | None:
+        """``tanh(e) * h + m`` inside ``dom`` (``h`` a short constant below nine tenths of its half width)."""
+        e, iv = part
+        if not (isinstance(e.type, Scalar) and e.type.is_float):
+            return None
+        mid, half = (dom.lo + dom.hi) / 2, float(f"{0.9 * (dom.hi - dom.lo) / 2:.2g}")
+        made = self.checked(n.Call("tanh", (e,)), [iv])
+        if made is not None:
+            made = self.checked(n.Call("mul", (made[0], n.Const(half, e.type))), [made[1], Interval.point(half)])
+        if made is not None and mid != 0:
+            made = self.checked(n.Call("add", (made[0], n.Const(mid, e.type))), [made[1], Interval.point(mid)])
+        return made
 
     def compound(self, ty: Scalar, depth: int) -> Leaf:
         """An operation (never a bare leaf: no copies ``t = x``) of depth at most ``max(depth, 1)``."""
@@ -190,11 +249,38 @@ class ExprBuilder:
         return n.Call("lt", (e, n.Const(iv.lo + (iv.hi - iv.lo) / 2, e.type))), Interval(0.0, 1.0)
 
 
+HELPER_PARAMS = (("p", "q"), ("x0", "x1"), ("u", "v"), ("lhs", "rhs"), ("s", "t"))
+HELPER_RANGES = (Interval(-2.0, 2.0), Interval(-1.0, 1.0), Interval(0.2, 2.0), Interval(-3.0, 3.0))
+
+
+def random_helper(rng: np.random.Generator, vocab: Vocabulary, ty: Scalar, name: str) -> Helper:
+    """A helper of one or two ``ty`` parameters: 0-2 locals, then a returned expression; every parameter and
+    local is read."""
+    names = HELPER_PARAMS[int(rng.integers(len(HELPER_PARAMS)))][:int(rng.integers(1, 3))]
+    ivs = tuple(HELPER_RANGES[int(rng.integers(len(HELPER_RANGES)))] for _ in names)
+    gen = ExprBuilder(rng, vocab, [(n.Var(p, ty), iv) for p, iv in zip(names, ivs)])
+    body: list[n.Stmt] = []
+    for k in range(int(rng.integers(0, 3))):
+        e, iv = gen.compound(ty, int(rng.integers(1, 3)))
+        local = f"{gen.pick(['t', 'r', 'w', 'z'])}{k}"
+        body.append(n.Let(local, e))
+        gen.leaves.append((n.Var(local, ty), iv))
+    ret = gen.compound(ty, int(rng.integers(1, 3)))
+    for var, iv in gen.leaves:
+        exprs = [x for s in body for x in n.stmt_exprs(s)] + [ret[0]]
+        if analysis.reads(exprs, var.name) == 0:
+            ret = gen.checked(n.Call(gen.pick(["add", "sub"]), (ret[0], var)), [ret[1], iv]) or \
+                (n.Call("add", (ret[0], var)), ret[1])
+    func = n.Func(name, tuple(n.Param(p, ty) for p in names), ty, (*body, n.Return(ret[0])))
+    return Helper(func, ivs, ret[1])
+
+
 @dataclass(frozen=True)
 class Layout:
     """The shape :func:`random_kernel` draws: how many input arrays (loaded into locals, or read inline as
-    ``a[i]`` with chance ``p_inline``), scalar parameters, statements of each kind (``let``, ``if``,
-    ``loop``) and outputs, the expression depths, and whether names come from the readable pools."""
+    ``a[i]`` with chance ``p_inline``), scalar parameters, statements of each kind (``let``, ``update`` of an
+    earlier local, ``if``, ``loop``) and outputs, the expression depths, and whether names come from the
+    readable pools."""
 
     inputs: tuple[int, int] = (1, 3)
     input_ranges: tuple[Interval, ...] = ()      # each input's range drawn from these (else the vocabulary's)
@@ -208,6 +294,7 @@ class Layout:
     out_depth: tuple[int, int] = (2, 3)
     out_ops: int = 0                # > 0: outputs have a depth inside out_depth and at most this many operations
     min_reads: int = 1              # each local bound by ``let`` is read at least this often (shared values)
+    p_helper: float = 0.0           # chance of a ``@wp.func`` helper the expressions may call
     named: bool = False
 
 
@@ -292,12 +379,18 @@ def _draw(rng, vocab: Vocabulary, layout: Layout, size: int, name: str):
         inputs[scalar] = iv
         leaves.append((n.Var(scalar, ty), iv))
     gen = ExprBuilder(rng, vocab, leaves)
+    if layout.p_helper and rng.random() < layout.p_helper:
+        suffix = gen.pick(["f", "g", "h", "fn", "op"])
+        gen.helpers.append(random_helper(rng, vocab, vocab.types[int(rng.integers(len(vocab.types)))],
+                                         f"{name}_{suffix}"))
     kinds = list(layout.kinds)
     weights = np.array([layout.kinds[x] for x in kinds], dtype=float)
     for k in range(_span(rng, layout.statements)):
         kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
         ty = vocab.types[int(rng.integers(len(vocab.types)))]
-        if kind == "let":
+        if kind == "update" and _update(gen, body, ty, _span(rng, layout.depth)):
+            continue
+        if kind in ("let", "update"):
             e, iv = gen.compound(ty, _span(rng, layout.depth))
             local = names.fresh(LOCAL_NAMES, f"t{k}", k, suffix=True)
             body.append(n.Let(local, e))
@@ -319,7 +412,8 @@ def _draw(rng, vocab: Vocabulary, layout: Layout, size: int, name: str):
     if layout.min_reads > 1:
         values = _share(gen, body, values, layout.min_reads)
     body += [n.Store(p.name, p.type, (i,), e) for p, (e, _) in zip(outs, values)]
-    return n.Kernel(name, tuple(params + outs), tuple(body)), inputs
+    funcs = tuple(h.func for h in gen.helpers)
+    return n.Kernel(name, tuple(params + outs), tuple(body), funcs=funcs), inputs
 
 
 def _share(gen: ExprBuilder, body: list[n.Stmt], values: list[Leaf], min_reads: int) -> list[Leaf]:
@@ -348,6 +442,22 @@ def _share(gen: ExprBuilder, body: list[n.Stmt], values: list[Leaf], min_reads: 
                 count += 1
             j = (j + 1) % len(values)
     return values
+
+
+def _update(gen: ExprBuilder, body: list[n.Stmt], ty: Scalar, depth: int) -> bool:
+    """``t = t op e`` for a local ``t`` computed earlier (its new interval replaces the old one)."""
+    computed = [s.name for s in body if isinstance(s, n.Let) and isinstance(s.value, n.Call) and s.value.type == ty]
+    if not computed:
+        return False
+    var = n.Var(gen.pick(computed), ty)
+    k = next(j for j, (e, _) in enumerate(gen.leaves) if e == var)
+    e, iv = gen.compound(ty, depth)
+    made = gen.checked(n.Call(gen.pick(["add", "sub", "mul"]), (var, e)), [gen.leaves[k][1], iv])
+    if made is None:
+        return False
+    body.append(n.Assign(var.name, made[0]))
+    gen.leaves[k] = (var, made[1])
+    return True
 
 
 def _if_block(gen: ExprBuilder, ty: Scalar, v: str) -> list[n.Stmt]:

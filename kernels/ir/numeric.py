@@ -140,6 +140,26 @@ def erfc(x: np.ndarray) -> np.ndarray:
     return np.asarray(_ERFC(np.asarray(x, dtype=np.float64)), dtype=np.float64)
 
 
+def erfinv(y: np.ndarray) -> np.ndarray:
+    """Inverse error function to float64 accuracy inside (-1, 1): a closed-form first guess refined by Newton
+    steps (no special values at or beyond +-1)."""
+    y = np.asarray(y, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        a = 0.147
+        ln = np.log1p(-y * y)
+        t = 2.0 / (np.pi * a) + ln / 2.0
+        x = np.sign(y) * np.sqrt(np.sqrt(t * t - ln / a) - t)
+        for _ in range(4):
+            x = x - (erf(x) - y) / (2.0 / np.sqrt(np.pi) * np.exp(-x * x))
+    return x
+
+
+def smoothstep(e0: np.ndarray, e1: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Warp's ``smoothstep``: ``t = clamp((x - e0) / (e1 - e0), 0, 1)``, then ``t * t * (3 - 2 * t)``."""
+    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
 def sign(x: np.ndarray) -> np.ndarray:
     """Warp's ``sign``: ``-1`` below zero, else ``1`` (``sign(0) == 1``); unsigned integers are always 1."""
     return np.where(x < 0, -1, 1).astype(x.dtype)

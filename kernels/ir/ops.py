@@ -5,7 +5,8 @@ and what it returns (:class:`Sig`), how NumPy computes it with Warp's semantics 
 ``%``, flooring ``//``, integer wrap-around, ``sign(0) == 1``, ``round`` half away from zero, float32/float16
 results rounded to their type), the interval its result lies in given argument intervals, the domain its
 arguments must stay in (``log`` > 0, divisors away from 0, no integer overflow), and whether Warp can
-differentiate it. Like Warp's own ``builtins.py``, adding a builtin is adding a row.
+differentiate it (and for which arguments its adjoint is right: Warp 1.19's ``frac`` adjoint is zero, float
+``%`` ignores its divisor). Like Warp's own ``builtins.py``, adding a builtin is adding a row.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class Op:
     extra_guard: Callable[..., str | None] | None = None     # extra_guard(ctx, *ivs) -> reason or None
     differentiable: bool = True
     casts_to: tuple[Type, ...] = ()    # cast rows: the target types
+    adjoint_args: tuple[int, ...] | None = None   # arguments Warp's adjoint is right for (None: all)
 
     def result(self, types: tuple[Type, ...], target: Type | None = None) -> Type | None:
         """The result type for these argument types, or None where Warp does not accept them."""
@@ -232,8 +234,15 @@ def _iv_rshift(ctx, a, b):
 
 
 def _iv_pow(ctx, a, b):
-    logs = N.iv_mul(Interval(math.log(a.lo), math.log(a.hi)), b)
-    return Interval(_exp(logs.lo), _exp(logs.hi))
+    """``a ** b`` for ``a > 0`` is monotone in each argument: its extremes lie at the corners."""
+    return Interval.hull([_pow(x, y) for x in (a.lo, a.hi) for y in (b.lo, b.hi)])
+
+
+def _pow(x: float, y: float) -> float:
+    try:
+        return math.pow(x, y)
+    except OverflowError:
+        return INF
 
 
 def _exp(x: float) -> float:
@@ -251,6 +260,27 @@ def _unit(types):
 
 def _any(types):
     return tuple(Interval(-INF, INF) for _ in types)
+
+
+def _away_from_zero(ctx, a: Interval) -> str | None:
+    return f"argument {a} contains 0 (unbounded derivative)" if a.contains_zero() else None
+
+
+def _erfinv(y: float) -> float:
+    return float(N.erfinv(np.asarray([y]))[0])
+
+
+def _iv_copysign(ctx, a: Interval, b: Interval) -> Interval:
+    m = N.iv_abs(a)
+    if b.lo >= 0:
+        return m
+    if b.hi < 0:
+        return Interval(-m.hi, -m.lo)
+    return Interval(-m.hi, m.hi)
+
+
+def _edges_apart(ctx, e0: Interval, e1: Interval, x: Interval) -> str | None:
+    return None if e0.hi < e1.lo or e1.hi < e0.lo else f"edges {e0} and {e1} may meet"
 
 
 def _cast(ctx, x):
@@ -352,7 +382,7 @@ def _table() -> dict[str, Op]:
         _row("floordiv", "//", "binop", [_same(NUMERIC)], _floordiv,
              _iv_floordiv, extra_guard=_divisor_nonzero,
              differentiable=False),
-        _row("mod", "%", "binop", [_same(NUMERIC)], _mod, _iv_mod, extra_guard=_divisor_nonzero),
+        _row("mod", "%", "binop", [_same(NUMERIC)], _mod, _iv_mod, extra_guard=_divisor_nonzero, adjoint_args=(0,)),
         _row("neg", "-", "unop", [_same(_NEG_OVER, 1)], lambda c, a: -a, lambda c, a: Interval(-a.hi, -a.lo)),
         *[_row(k, s, "compare", [_same(NUMERIC, 2, BOOL)], f, _iv_cmp(k), differentiable=False)
           for k, s, f in (("lt", "<", np.less), ("le", "<=", np.less_equal), ("gt", ">", np.greater),
@@ -404,7 +434,33 @@ def _table() -> dict[str, Op]:
         *[_row(k, f"wp.{k}", "call", [_same(FLOATS, 1)], lambda c, a, f=f: f(a),
                lambda c, a, g=g: N.iv_monotone(g, a), differentiable=False)
           for k, f, g in (("floor", np.floor, math.floor), ("ceil", np.ceil, math.ceil),
-                          ("round", N.round_half_away, lambda x: float(N.round_half_away(np.float64(x)))))],
+                          ("round", N.round_half_away, lambda x: float(N.round_half_away(np.float64(x)))),
+                          ("rint", np.rint, lambda x: float(np.rint(x))), ("trunc", np.trunc, math.trunc))],
+        _row("frac", "wp.frac", "call", [_same(FLOATS, 1)], lambda c, a: a - np.trunc(a),
+             lambda c, a: Interval(max(-1.0, min(0.0, a.lo)), min(1.0, max(0.0, a.hi))), adjoint_args=()),
+        _row("step", "wp.step", "call", [_same(FLOATS, 1)], lambda c, a: np.where(a < 0, 1.0, 0.0),
+             lambda c, a: Interval(0.0 if a.hi >= 0 else 1.0, 1.0 if a.lo < 0 else 0.0), differentiable=False),
+        _row("nonzero", "wp.nonzero", "call", [_same(FLOATS, 1)], lambda c, a: np.where(a != 0, 1.0, 0.0),
+             lambda c, a: Interval(0.0 if a.contains_zero() else 1.0, 0.0 if a == Interval(0.0, 0.0) else 1.0),
+             differentiable=False),
+        *[_row(k, f"wp.{k}", "call", [_same(FLOATS, 1)], lambda c, a, f=f: f(a), rule, domain=dom,
+               extra_guard=guard)
+          for k, f, rule, dom, guard in (
+              ("cbrt", np.cbrt, lambda c, a: N.iv_monotone(math.cbrt, a), None, _away_from_zero),
+              ("degrees", np.degrees, lambda c, a: N.iv_monotone(math.degrees, a), None, None),
+              ("radians", np.radians, lambda c, a: N.iv_monotone(math.radians, a), None, None),
+              ("erfinv", N.erfinv, lambda c, a: N.iv_monotone(_erfinv, a), lambda t: (Interval(-0.999, 0.999),),
+               None),
+              ("erfcinv", lambda y: N.erfinv(1.0 - y), lambda c, a: N.iv_monotone(lambda y: _erfinv(1.0 - y), a,
+                                                                                  increasing=False),
+               lambda t: (Interval(0.001, 1.999),), None))],
+        _row("copysign", "wp.copysign", "call", [_same(FLOATS)], lambda c, a, b: np.copysign(a, b), _iv_copysign,
+             adjoint_args=(0,)),
+        _row("lerp", "wp.lerp", "call", [_same(FLOATS, 3)], lambda c, a, b, t: a * (1.0 - t) + b * t,
+             lambda c, a, b, t: Interval.hull([x * (1.0 - u) + y * u for x in (a.lo, a.hi) for y in (b.lo, b.hi)
+                                               for u in (t.lo, t.hi)])),
+        _row("smoothstep", "wp.smoothstep", "call", [_same(FLOATS, 3)], lambda c, e0, e1, x: N.smoothstep(e0, e1, x),
+             lambda c, e0, e1, x: Interval(0.0, 1.0), extra_guard=_edges_apart),
         _row("cast", "", "cast", [], _cast, _iv_cast, domain=_cast_domain, extra_guard=_cast_guard,
              casts_to=NUMERIC),
         _row("bit_and", "&", "binop", [_same(INTS)], lambda c, a, b: a & b, _iv_bits, differentiable=False),

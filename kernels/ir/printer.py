@@ -16,14 +16,21 @@ from __future__ import annotations
 import ast
 from typing import Iterable
 
+from harness.family import PLACEHOLDER
 from kernels.ir import nodes as n
 from kernels.ir.ops import op as lookup_op
 from kernels.ir.types import BOOL, FLOAT32, INT32, Scalar, Struct, Type
 
 WIDTH = 100
 INDENT = "    "
-#: characters a kernel's name may take once the harness renames it (``<family>_<10 hex digits>``)
+#: characters a kernel's name may take once the harness renames it (``<family>_<10 hex digits>``): names that
+#: start with the placeholder (the kernel's, and its helpers' ``wkf_kernel_f``) are measured at that length
 KERNEL_NAME_ROOM = 32
+
+
+def _width(text: str) -> int:
+    """Length of ``text`` once the harness has renamed the placeholder in it."""
+    return len(text) + text.count(PLACEHOLDER) * (KERNEL_NAME_ROOM - len(PLACEHOLDER))
 
 _BINOPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "//": ast.FloorDiv, "%": ast.Mod,
            "&": ast.BitAnd, "|": ast.BitOr, "^": ast.BitXor, "<<": ast.LShift, ">>": ast.RShift}
@@ -204,7 +211,7 @@ def render(node: ast.stmt, depth: int) -> list[str]:
     if isinstance(node, ast.While):
         return [f"{pad}while {fmt(node.test, len(pad) + 6, depth, tail=1)}:"] + _body(node.body, depth + 1)
     flat = pad + ast.unparse(node)
-    if len(flat) <= WIDTH or not isinstance(node, (ast.Assign, ast.Expr, ast.Return)):
+    if _width(flat) <= WIDTH or not isinstance(node, (ast.Assign, ast.Expr, ast.Return)):
         return [flat]
     if isinstance(node, ast.Assign):
         head = f"{pad}{ast.unparse(node.targets[0])} = "
@@ -218,15 +225,15 @@ def _def_head(node: ast.FunctionDef, pad: str) -> list[str]:
     params = [f"{a.arg}: {ast.unparse(a.annotation)}" for a in node.args.args]
     ret = f" -> {ast.unparse(node.returns)}" if node.returns is not None else ""
     flat = f"{pad}def {node.name}({', '.join(params)}){ret}:"
-    is_kernel = any("wp.kernel" in ast.unparse(d) for d in node.decorator_list)
-    if len(flat) + (max(0, KERNEL_NAME_ROOM - len(node.name)) if is_kernel else 0) <= WIDTH:
+    if _width(flat) <= WIDTH:
         return [flat]
     return [f"{pad}def {node.name}("] + [f"{pad}{INDENT}{p}," for p in params] + [f"{pad}){ret}:"]
 
 
 def _if(node: ast.If, depth: int, keyword: str) -> list[str]:
     pad = INDENT * depth
-    lines = [f"{pad}{keyword} {fmt(node.test, len(pad) + len(keyword) + 1, depth, tail=1)}:"] + _body(node.body, depth + 1)
+    test = fmt(node.test, len(pad) + len(keyword) + 1, depth, tail=1)
+    lines = [f"{pad}{keyword} {test}:"] + _body(node.body, depth + 1)
     if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If):
         return lines + _if(node.orelse[0], depth, "elif")
     if node.orelse:
@@ -245,7 +252,7 @@ def fmt(node: ast.expr, column: int, depth: int, tail: int = 0) -> str:
         inner = fmt(node.value, column + 1, depth, tail + 1)
         return inner if inner.startswith("(\n") else f"({inner})"
     flat = ast.unparse(node)
-    if column + len(flat) + tail <= WIDTH:
+    if column + _width(flat) + tail <= WIDTH:
         return flat
     inner = INDENT * (depth + 1)
     if isinstance(node, ast.UnaryOp):

@@ -1,5 +1,5 @@
 """Random math-builtin expressions with intervals and sample values (``MathGen``), used by the families that are
-not yet on the program IR (``combined``, ``multi_condition`` through ``_combined_lib``). The ``math`` family
+not yet on the program IR (``combined`` and ``nested_loops``, through ``_combined_lib``). The ``math`` family
 itself is written against ``kernels/ir``; this module goes once its last user has moved.
 
 Warp semantics copied by the evaluator (measured on Warp 1.19): ``sign(0) == 1``; ``step(x) = 1 if x < 0 else 0``;

@@ -27,7 +27,7 @@ from harness.verify import default_inputs
 from kernels.ir import analysis, intervals
 from kernels.ir import nodes as n
 from kernels.ir.family import features, ir_family, program
-from kernels.ir.gen import ARRAY_NAMES, OUT_NAMES, ExprBuilder, Leaf, Names, Vocabulary
+from kernels.ir.gen import ARRAY_NAMES, OUT_NAMES, ExprBuilder, Leaf, Names, Vocabulary, first_clean
 from kernels.ir.numeric import Interval
 from kernels.ir.types import BOOL, FLOAT32, FLOAT64, INT32, Array, Scalar
 
@@ -314,20 +314,15 @@ class Builder:
 
 
 def draw(rng: np.random.Generator) -> Program:
-    for _ in range(20):
+    def build() -> tuple[n.Kernel, dict[str, Interval], Builder]:
         b = Builder(rng)
-        kernel = b.build()
-        facts = intervals.analyze(kernel, b.ranges, (N,), {p.name: (N,) for p in kernel.params
-                                                          if isinstance(p.type, Array)})
-        if not facts.violations and not any(analysis.hygiene(kernel).values()) and \
-                analysis.reaching(kernel) >= {p.name for p in kernel.params}:
-            break
-    else:
-        raise RuntimeError("scalar_param: no clean program in 20 draws")
+        return b.build(), b.ranges, b
+
+    kernel, ranges, b = first_clean(build, N)
     feats = {**features(kernel), "stages": sorted(set(b.stages)), "cycled": list(b.cycled),
              "bool_params": [p.name for p in kernel.params if p.type == BOOL]}
     dynamic = any(isinstance(s, n.For) for s in kernel.body)
-    return program(kernel, b.ranges, (N,), feats, differentiable=not dynamic)
+    return program(kernel, ranges, (N,), feats, differentiable=not dynamic)
 
 
 # ------------------------------------------------------------------------------------------------------

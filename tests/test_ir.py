@@ -463,3 +463,12 @@ def test_bool_parameters_are_sampled_as_int32_and_launched_as_bools():
     xs = np.array([0.5, -0.25, 1.0, 0.0], np.float32)
     assert reference(Spec, {"x": xs, "flag": np.int32(0), "o": np.zeros(4, np.float32)})["o"].tolist() == \
         (-xs.astype(np.float64)).tolist()
+
+
+def test_a_range_test_prints_as_a_chained_comparison():
+    k = n.Load("k", AI, (I,))
+    cond = n.call("and", n.call("le", n.Const(-2, INT32), k), n.call("lt", k, n.Const(3, INT32)))
+    kern = _kernel([n.Store("o", AI, (I,), n.call("where", cond, k, n.Const(0, INT32)))], [("k", AI), ("o", AI)])
+    assert "wp.where(-2 <= k[i] < 3, k[i], 0)" in printer.kernel_source(kern)
+    out = interp.run(kern, (6,), {"k": np.arange(-3, 3, dtype=np.int32), "o": np.zeros(6, np.int32)})
+    assert out["o"].tolist() == [0, -2, -1, 0, 1, 2]

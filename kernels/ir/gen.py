@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping, TypeVar
 
 import numpy as np
 
@@ -174,6 +174,8 @@ class ExprBuilder:
             return parts
         c, c_iv = self.constant(e.type)
         c = n.Const(abs(c.value), e.type)
+        if isinstance(e, n.Const):                   # a constant argument: the operation would be constant too
+            return parts
         a = n.Call("abs", (e,)) if iv.lo < 0 else e
         fixed = n.Call("add", (a, c))
         lo = (0.0 if iv.contains_zero() else min(abs(iv.lo), abs(iv.hi))) + abs(c_iv.lo)
@@ -336,18 +338,34 @@ def _range(rng: np.random.Generator, choices: tuple[Interval, ...], default: Int
 def random_kernel(rng: np.random.Generator, vocab: Vocabulary = FLOAT_INT_VOCAB, size: int = 32,
                   name: str = "wkf_kernel", tries: int = 40,
                   layout: Layout = Layout()) -> tuple[n.Kernel, dict[str, Interval]]:
-    """A clean kernel over ``size`` threads and the intervals of its inputs (guards checked, every input and
-    local reaches an output, no dead code, no identity or self operations, no output constant)."""
-    for _ in range(tries):
+    """A clean kernel over ``size`` threads and the intervals of its inputs (see :func:`is_clean`)."""
+    def draw() -> tuple[n.Kernel, dict[str, Interval]]:
         kernel, inputs = _draw(rng, vocab, layout, size, name)
-        kernel = analysis.remove_dead(analysis.fold_unused(kernel))
-        shapes = {p.name: (size,) for p in kernel.params if isinstance(p.type, Array)}
-        facts = intervals.analyze(kernel, inputs, (size,), shapes)
-        outputs = [s.array for s in kernel.body if isinstance(s, n.Store)]
-        clean = not any(analysis.hygiene(kernel).values())
-        if clean and not facts.violations and not facts.degenerate(outputs) and \
-                analysis.reaching(kernel) >= {p.name for p in kernel.params}:
-            return kernel, inputs
+        return analysis.remove_dead(analysis.fold_unused(kernel)), inputs
+
+    return first_clean(draw, size, tries)
+
+
+def is_clean(kernel: n.Kernel, inputs: Mapping[str, Interval], size: int) -> bool:
+    """Guards hold on the inputs' intervals, every input and local reaches an output, no dead code, no identity
+    or self operations, no output that is never written or one constant."""
+    shapes = {p.name: (size,) for p in kernel.params if isinstance(p.type, Array)}
+    facts = intervals.analyze(kernel, inputs, (size,), shapes)
+    outputs = sorted({s.array for s in analysis.statements(kernel.body) if isinstance(s, (n.Store, n.Atomic))})
+    return not any(analysis.hygiene(kernel).values()) and not facts.violations and \
+        not facts.degenerate(outputs) and analysis.reaching(kernel) >= {p.name for p in kernel.params}
+
+
+Drawn = TypeVar("Drawn", bound=tuple)
+
+
+def first_clean(draw: Callable[[], Drawn], size: int, tries: int = 20) -> Drawn:
+    """The first of ``tries`` draws (each a tuple starting with a kernel and its input intervals) that
+    :func:`is_clean`."""
+    for _ in range(tries):
+        drawn = draw()
+        if is_clean(drawn[0], drawn[1], size):
+            return drawn
     raise RuntimeError(f"no clean kernel in {tries} draws")
 
 

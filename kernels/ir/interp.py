@@ -228,3 +228,13 @@ def run(kernel: n.Kernel, dim: tuple[int, ...], inputs: Mapping[str, np.ndarray]
     """Final contents of ``kernel``'s arrays after a launch over ``dim`` with ``inputs`` (see :class:`Interpreter`)."""
     return Interpreter(kernel, exact).run(dim, inputs)
 
+
+
+def evaluate(e: n.Expr, env: Mapping[str, np.ndarray], arrays: Mapping[str, np.ndarray], lanes: int,
+             exact: bool = True) -> np.ndarray:
+    """Value of one expression on ``lanes`` lanes, given the values of the locals it reads and the arrays it
+    loads (generators use it to place thresholds among the values a condition compares)."""
+    it = Interpreter(n.Kernel("expr", (), ()), exact)
+    it.arrays = dict(arrays)
+    with np.errstate(all="ignore"):
+        return it.eval(e, np.ones(lanes, dtype=bool), _Frame(dict(env), lanes))

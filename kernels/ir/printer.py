@@ -97,6 +97,11 @@ def _call(e: n.Call) -> ast.expr:
     if row.form == "compare":
         return ast.Compare(args[0], [_CMPOPS[row.spelling]()], [args[1]])
     if row.form == "boolop":
+        a, b = e.args
+        compares = all(isinstance(x, n.Call) and lookup_op(x.op).form == "compare" for x in e.args)
+        if row.spelling == "and" and compares and a.args[1] == b.args[0]:     # lo <= k and k < hi: lo <= k < hi
+            left, right = args
+            return ast.Compare(left.left, [*left.ops, *right.ops], [*left.comparators, *right.comparators])
         return ast.BoolOp(ast.And() if row.spelling == "and" else ast.Or(), args)
     if row.form == "ifexp":
         return ast.IfExp(args[0], args[1], args[2])
@@ -284,9 +289,9 @@ def _chain(node: ast.expr) -> list[tuple[str, ast.expr]]:
                 ("if", _wrapped(node.test, nested=isinstance(node.test, ast.IfExp))),
                 ("else", node.orelse)]
     if isinstance(node, ast.Compare):
-        symbol = next(k for k, v in _CMPOPS.items() if isinstance(node.ops[0], v))
-        return [("", _wrapped(node.left, nested=_binds_looser(node.left, 0))),
-                (symbol, _wrapped(node.comparators[0], nested=_binds_looser(node.comparators[0], 0)))]
+        return [("", _wrapped(node.left, nested=_binds_looser(node.left, 0)))] + [
+            (next(k for k, v in _CMPOPS.items() if isinstance(op, v)), _wrapped(x, nested=_binds_looser(x, 0)))
+            for op, x in zip(node.ops, node.comparators)]
     prec = _PREC[type(node.op)]
     left = node.left
     if isinstance(left, ast.BinOp) and _PREC[type(left.op)] == prec:

@@ -41,7 +41,6 @@ ARRAY_SPELL = {"float32": "wp.array(dtype=float)", "float64": "wp.array(dtype=wp
 CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 CMP_NP = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal, "eq": np.equal,
           "ne": np.not_equal}
-NEGATE_CMP = {"lt": "ge", "le": "gt", "gt": "le", "ge": "lt", "eq": "ne", "ne": "eq"}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -76,20 +75,6 @@ def tcond(cond: Node, ty: str) -> Node:
 
 def cmp(op: str, a: Node, b: Node) -> Node:
     return Node(op, (a, b))
-
-
-def land(*conds: Node) -> Node:
-    node = conds[0]
-    for c in conds[1:]:
-        node = Node("and", (node, c))
-    return node
-
-
-def lor(*conds: Node) -> Node:
-    node = conds[0]
-    for c in conds[1:]:
-        node = Node("or", (node, c))
-    return node
 
 
 def lnot(c: Node) -> Node:
@@ -747,21 +732,6 @@ def cond_uses(node: Node) -> set[str]:
 def node_uses(node: Node) -> set[str]:
     """Names an expression or condition reads (gather index names included)."""
     return cond_uses(node)
-
-
-def ops_in(node: Node, out: set | None = None) -> set[str]:
-    out = set() if out is None else out
-    if node.op not in ("var", "const"):
-        out.add(node.op)
-    for child in node.args:
-        ops_in(child, out)
-    return out
-
-
-def depth_of(node: Node) -> int:
-    if not node.args:
-        return 0
-    return 1 + max(depth_of(c) for c in node.args)
 
 
 def kernel_text(params: list[tuple[str, str]], body: list[str], helpers: list[str] = ()) -> str:

@@ -1,7 +1,7 @@
-"""Shared building blocks of the nested_loops, multi_condition, combined, scalar_param and expression_tree families.
+"""Shared building blocks of the nested_loops and combined families (until they move to ``kernels/ir``).
 
 A small typed program IR on top of ``kernels._expr`` nodes (``E.Node``), so that expression trees made by
-``_expr.ExprGen`` / ``control_flow.CfGen`` (arithmetic, C integer semantics, selects) and by ``math.MathGen``
+``_expr.ExprGen`` / ``CfGen`` (arithmetic, C integer semantics, selects) and by ``math.MathGen``
 (math builtins with domain guards) can be mixed with:
 
 * casts between scalar types (``cast``: ``float(j)``, ``wp.float64(x)``, ``float(n)``),
@@ -11,26 +11,28 @@ A small typed program IR on top of ``kernels._expr`` nodes (``E.Node``), so that
   (``chain``: ``lo <= x < hi``), bool parameters (``truth``),
 * calls of ``@wp.func`` helpers (``call``).
 
-Statements (``Let``/``Store``/``If``/``Loop``/``Jump``) subclass those of ``kernels.control_flow`` so that its
-interval abstract interpretation (``absint``) checks loop-carried values; :func:`fix_loop_bounds` clamps the
-assignments that could leave their assumed bound. :class:`Machine` interprets statements vectorised over the
-launch with lane masks (per-lane loop bounds, ``break``/``continue``), with Warp semantics.
+Statements (``Let``/``Store``/``If``/``Loop``/``Jump``) subclass the ``Assign``/``If``/``For``/``Jump`` of
+control_flow version 1 (below) so that its interval abstract interpretation (``absint``) checks loop-carried values;
+:func:`fix_loop_bounds` clamps the assignments that could leave their assumed bound. :class:`Machine` interprets
+statements vectorised over the launch with lane masks (per-lane loop bounds, ``break``/``continue``), with Warp semantics.
 Emission is precedence-aware (no redundant parentheses) but keeps the tree's evaluation order.
 """
 
 from __future__ import annotations
 
+import math
 import math as _math
 
 import numpy as np
 
 from harness.family import KernelSpec
 from kernels import _common as C
+from kernels._common import pick
 from kernels import _expr as E
-from kernels import control_flow as CF
 from kernels import _math_lib as M
 
 N = 64
+BIG = 1e30
 Interval = E.Interval
 Node = E.Node
 SCAL = {"float32": E.FLOAT32, "float64": E.FLOAT64, "int32": E.INT32}
@@ -41,6 +43,390 @@ ARRAY_SPELL = {"float32": "wp.array(dtype=float)", "float64": "wp.array(dtype=wp
 CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 CMP_NP = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal, "eq": np.equal,
           "ne": np.not_equal}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Statement classes, conditions and loop-carried bounds of control_flow version 1 (moved here when
+# control_flow went to kernels/ir; combined and nested_loops use them until they move too)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Statement AST
+
+
+class Assign:
+    """``name = node`` (or ``name += term``...). ``bound`` is the interval the generator assumed for a
+    loop-carried ``name``; ``clamp`` is set when the abstract interpretation finds it can leave it."""
+
+    __slots__ = ("name", "node", "aug", "decl", "bound", "clamp", "_clamped")
+
+    def __init__(self, name, node, aug=False, decl=False, bound=None):
+        self.name = name
+        self.node = node
+        self.aug = aug
+        self.decl = decl
+        self.bound = bound
+        self.clamp = None
+        self._clamped = None
+
+    def value(self) -> E.Node:
+        if self.clamp is None:
+            return self.node
+        if self._clamped is None or self._clamped[0] != self.clamp:
+            self._clamped = (self.clamp, self._clamp_node())
+        return self._clamped[1]
+
+    def _clamp_node(self) -> E.Node:
+        b, iv = self.bound, self.node.iv
+        lo, hi = E.const(b.lo), E.const(b.hi)
+        if self.clamp == "hi":
+            return E.Node("min", (self.node, hi), iv=Interval(min(iv.lo, b.hi), b.hi))
+        if self.clamp == "lo":
+            return E.Node("max", (self.node, lo), iv=Interval(b.lo, max(iv.hi, b.lo)))
+        return E.Node("clamp", (self.node, lo, hi), iv=b)
+
+
+class If:
+    __slots__ = ("branches", "orelse")
+
+    def __init__(self, branches, orelse):
+        self.branches = branches      # [(cond, body)]
+        self.orelse = orelse          # body or None
+
+
+class For:
+    __slots__ = ("var", "kind", "start", "stop", "step", "body", "gathers", "trip", "ivar", "leaves")
+
+    def __init__(self, var, kind, start, stop, step):
+        self.var = var
+        self.kind = kind              # const | scalar | array
+        self.start, self.stop, self.step = start, stop, step
+        self.body = []
+        self.gathers = []             # (leaf, array, mult, add)
+        self.trip = 0                 # largest trip count
+        self.ivar = None              # interval of the loop variable
+        self.leaves = ()              # expression leaves spelling the loop variable
+
+
+class While:
+    __slots__ = ("counter", "limit", "down", "extra", "extra_first", "body", "trip", "aug", "leaves")
+
+    def __init__(self, counter, limit, down, trip):
+        self.counter = counter
+        self.limit = limit            # int constant or int scalar name
+        self.down = down
+        self.extra = None
+        self.extra_first = False
+        self.body = []
+        self.trip = trip
+        self.aug = False
+        self.leaves = ()
+
+
+class Jump:
+    __slots__ = ("kind", "cond")
+
+    def __init__(self, kind, cond):
+        self.kind = kind              # break | continue
+        self.cond = cond
+
+
+def _join(a: Interval, b: Interval) -> Interval:
+    return Interval(min(a.lo, b.lo), max(a.hi, b.hi))
+
+
+def _inside(a: Interval, b: Interval) -> bool:
+    return b.lo <= a.lo and a.hi <= b.hi
+
+
+def _clamp_mode(a: Assign) -> str:
+    """Which sides of its bound an assignment needs clamped (a second violation clamps both)."""
+    if a.clamp is not None:
+        return "both"
+    iv, b = a.node.iv, a.bound
+    if iv.lo >= b.lo:
+        return "hi"
+    if iv.hi <= b.hi:
+        return "lo"
+    return "both"
+
+
+# ------------------------------------------------------------------------------------------------------
+# Conditions: _expr comparisons plus exact integer tests of loop variables ("idx" nodes)
+
+
+def cf_emit_cond(node: E.Node, ty: E.Scalar) -> str:
+    op = node.op
+    if op == "idx":
+        v, kind, a, b = node.value
+        if kind == "mod":
+            return f"{v} % {a} == {b}"
+        return f"{v} {E.COMPARE_SYMBOL[kind]} {a}"
+    if op in ("and", "or"):
+        return f"({cf_emit_cond(node.args[0], ty)}) {op} ({cf_emit_cond(node.args[1], ty)})"
+    if op == "not":
+        return f"not ({cf_emit_cond(node.args[0], ty)})"
+    return E.emit_cond(node, ty)
+
+
+def cf_eval_cond(node: E.Node, env, ty: E.Scalar) -> np.ndarray:
+    op = node.op
+    if op == "idx":
+        v, kind, a, b = node.value
+        x = np.asarray(env[v])
+        if kind == "mod":
+            return np.fmod(x, a) == b
+        return {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+                "eq": np.equal, "ne": np.not_equal}[kind](x, a)
+    if op == "and":
+        return cf_eval_cond(node.args[0], env, ty) & cf_eval_cond(node.args[1], env, ty)
+    if op == "or":
+        return cf_eval_cond(node.args[0], env, ty) | cf_eval_cond(node.args[1], env, ty)
+    if op == "not":
+        return ~cf_eval_cond(node.args[0], env, ty)
+    return E.evaluate_cond(node, env, ty)
+
+
+def cond_uses_all(node: E.Node) -> set[str]:
+    """Every name a condition reads (loop variables of index tests included)."""
+    if node.op == "idx":
+        return {node.value[0]}
+    if node.op in ("and", "or", "not"):
+        out: set[str] = set()
+        for child in node.args:
+            out |= cond_uses_all(child)
+        return out
+    return E.uses(node)
+
+
+def cond_uses(node: E.Node) -> set[str]:
+    if node.op == "idx":
+        return {node.value[0]}
+    return E.uses(node)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Interval evaluation under a changed environment (the abstract interpretation of loops). Intervals are
+# plain (lo, hi) tuples here: this runs thousands of times per program.
+
+
+def _cap(lo: float, hi: float) -> tuple:
+    if lo != lo or hi != hi:        # NaN from inf * 0
+        return (-BIG, BIG)
+    return (max(lo, -BIG), min(hi, BIG))
+
+
+def _tmul(x, y):
+    p = (x[0] * y[0], x[0] * y[1], x[1] * y[0], x[1] * y[1])
+    return _cap(min(p), max(p))
+
+
+def mark_static(node: E.Node, mutable, out: set) -> bool:
+    """Add to ``out`` the ids of the subtrees of ``node`` that read no ``mutable`` name; their interval is
+    the one the generator computed (``node.iv``) whatever the loop state."""
+    if node.op == "var":
+        static = node.value not in mutable
+    elif node.op == "const":
+        return True
+    else:
+        static = True
+        for child in node.args:
+            static &= mark_static(child, mutable, out)
+    if static:
+        out.add(id(node))
+    return static
+
+
+def node_iv(node: E.Node, env: dict, is_int: bool, static=frozenset()) -> tuple:
+    if id(node) in static:
+        return (node.iv.lo, node.iv.hi)
+    op = node.op
+    if op == "var":
+        iv = env.get(node.value)
+        return iv if iv is not None else (node.iv.lo, node.iv.hi)
+    if op == "const":
+        return (node.iv.lo, node.iv.hi)
+    a = node.args
+    if op in ("where", "ifexp"):
+        x, y = node_iv(a[1], env, is_int, static), node_iv(a[2], env, is_int, static)
+        return (min(x[0], y[0]), max(x[1], y[1]))
+    x = node_iv(a[0], env, is_int, static)
+    if op == "neg":
+        return (-x[1], -x[0])
+    if op == "abs":
+        return (0.0 if x[0] <= 0.0 <= x[1] else min(abs(x[0]), abs(x[1])), max(abs(x[0]), abs(x[1])))
+    if op == "clamp":
+        lo, hi = a[1].iv.lo, a[2].iv.hi
+        return (min(max(x[0], lo), hi), max(min(x[1], hi), lo))
+    y = node_iv(a[1], env, is_int, static)
+    if op == "add":
+        return _cap(x[0] + y[0], x[1] + y[1])
+    if op == "sub":
+        return _cap(x[0] - y[1], x[1] - y[0])
+    if op == "mul":
+        return _tmul(x, y)
+    if op == "min":
+        return (min(x[0], y[0]), min(x[1], y[1]))
+    if op == "max":
+        return (max(x[0], y[0]), max(x[1], y[1]))
+    if y[0] <= 0.0 <= y[1]:
+        return (-BIG, BIG)
+    if op == "mod":
+        m = max(abs(y[0]), abs(y[1]))
+        return (-m, m)
+    d = _tmul(x, (1.0 / y[1], 1.0 / y[0]))
+    if op == "floordiv":
+        return _cap(min(d[0], x[0], -1) - 1, max(d[1], x[1], 1) + 1)
+    if op == "div":
+        return _cap(d[0] - 1, d[1] + 1) if is_int else d
+    raise ValueError(f"no interval rule for {op!r}")
+
+
+def _join_states(states):
+    out = dict(states[0])
+    for s in states[1:]:
+        for k, v in s.items():
+            o = out.get(k)
+            if o is None:
+                out[k] = v
+            elif v[0] < o[0] or v[1] > o[1]:
+                out[k] = (min(o[0], v[0]), max(o[1], v[1]))
+    return out
+
+
+class _Overshoot(Exception):
+    """An assignment that can leave its bound by itself (stops an eager abstract interpretation)."""
+
+    def __init__(self, assign):
+        super().__init__()
+        self.assign = assign
+
+
+def absint(stmts, st: dict, viol: dict, esc, is_int: bool, iters: int = 1 << 30, static=frozenset()) -> dict:
+    """Interval state after ``stmts``. An assignment whose value may leave its ``bound`` is recorded in
+    ``viol`` (id -> (assignment, overshoot factor)); ``esc`` collects states at break/continue."""
+    for s in stmts:
+        if isinstance(s, Assign):
+            iv = node_iv(s.value(), st, is_int, static)
+            b = s.bound
+            if b is not None and (iv[0] < b.lo or iv[1] > b.hi):
+                if s.clamp is None and not _inside(s.node.iv, b) and viol.get("eager"):
+                    raise _Overshoot(s)
+                over = max(abs(iv[0]), abs(iv[1])) / max(b.mag, 1e-30)
+                prev = viol.get(id(s))
+                if prev is None or prev[1] < over:
+                    viol[id(s)] = (s, over)
+            st[s.name] = iv
+        elif isinstance(s, If):
+            outs = [absint(body, dict(st), viol, esc, is_int, iters, static) for _, body in s.branches]
+            outs.append(absint(s.orelse, dict(st), viol, esc, is_int, iters, static) if s.orelse else st)
+            st = _join_states(outs)
+        elif isinstance(s, Jump):
+            if esc is not None:
+                esc.append(dict(st))
+        elif isinstance(s, (For, While)):
+            head = dict(st)
+            if isinstance(s, For):
+                iv = (float(s.ivar.lo), float(s.ivar.hi))
+                for leaf in s.leaves:
+                    head[leaf] = iv
+            else:
+                for leaf in s.leaves:
+                    head[leaf] = (0.0, float(s.trip))
+            for _ in range(min(s.trip, iters)):
+                inner: list = []
+                end = absint(s.body, dict(head), viol, inner, is_int, iters, static)
+                new = _join_states([head, end] + inner)
+                if new == head:
+                    break
+                head = new
+            st = head
+    return st
+
+
+# ------------------------------------------------------------------------------------------------------
+# Generation
+
+
+class CfGen(E.ExprGen):
+    """ExprGen whose comparisons are never trivial: both sides differ, a constant side lies inside the other
+    side's range, and (float kernels) some input-derived value takes part, so that no comparison is decided by
+    float32-vs-float64 rounding of constants and loop indices alone."""
+
+    dep: set | None = None
+    hint_env = None               # () -> {name: (lo, hi)}: likely ranges of loop-carried values
+    anc_of = None                 # node -> the inputs its value derives from (float kernels)
+
+    def condition(self, depth: int) -> E.Node:
+        return self._fix(super().condition(depth))
+
+    def recurrence(self, state: E.Node, term: E.Node, c_lo: float) -> E.Node:
+        """A bounded update of a loop-carried ``state`` by ``term``: ``state * c + term`` for floats (``c`` in
+        [c_lo, 0.95]); ``(state * k + term) % m`` or ``state / 2 + term`` for integers."""
+        rng = self.rng
+        if not self.ty.is_int:
+            c = round(float(rng.uniform(c_lo, 0.95)), 2)
+            return self.apply_binary("add", self.apply_binary("mul", state, E.const(c)), term)
+        if rng.random() < 0.5:
+            m = int(pick(rng, (7, 13, 97, 101, 1009)))
+            scaled = self.apply_binary("mul", state, E.const(int(rng.integers(2, 6))))
+            return self.apply_binary("mod", self.apply_binary("add", scaled, term), E.const(m))
+        return self.apply_binary("add", self.apply_binary("div", state, E.const(2)), term)
+
+    def _fix(self, node):
+        if node.op in ("and", "or"):
+            return E.Node(node.op, (self._fix(node.args[0]), self._fix(node.args[1])))
+        a, b = node.args
+        if self.dep is not None and not ((E.uses(a) | E.uses(b)) & self.dep):
+            a = self.dep_leaf()
+        if a.op == "const":
+            a, b = b, a
+        for _ in range(3):
+            if a != b:
+                break
+            b = self.expr(1)
+        # Two sides derived from the same inputs can be equal by an algebraic identity (k - (k + m) == -m)
+        # that holds exactly in the float64 reference but not after float32 rounding, and no input
+        # perturbation moves such a tie: compare with a constant instead.
+        shared = self.anc_of is not None and bool(self.anc_of(a) & self.anc_of(b))
+        if a == b or b.op == "const" or shared:
+            b = self.threshold(a)
+        return E.Node(node.op, (a, b))
+
+    def threshold(self, a: E.Node) -> E.Node:
+        """A constant inside the likely range of ``a`` (the middle 60%)."""
+        lo, hi = node_iv(a, self.hint_env(), self.ty.is_int) if self.hint_env else (a.iv.lo, a.iv.hi)
+        lo, hi = max(lo, -1e4), min(hi, 1e4)
+        lo, hi = lo + 0.2 * (hi - lo), hi - 0.2 * (hi - lo)
+        if not hi > lo:
+            lo = hi = 0.5 * (lo + hi) + 0.0
+        if self.ty.is_int:
+            value = int(self.rng.integers(math.floor(lo), math.floor(hi) + 1))
+        else:
+            value = float(self.rng.uniform(lo, hi)) if hi > lo else lo
+            value = round(value, 1 if abs(value) >= 10 else 2)
+            if value == 0.0:            # x - x and friends are exactly 0: no threshold there
+                value = 0.05
+        return E.const(value, Interval(self.ty.const_value(value), self.ty.const_value(value)))
+
+    def dep_leaf(self) -> E.Node:
+        names = [n for n in self.leaves if self.dep is None or n in self.dep]
+        name = names[int(self.rng.integers(len(names)))]
+        return E.var(name, self.leaves[name])
+
+
+
+
+def _walk_same_loop(stmts):
+    """Statements of a loop body, descending into ifs but not into nested loops."""
+    for s in stmts:
+        yield s
+        if isinstance(s, If):
+            for _, body in s.branches:
+                yield from _walk_same_loop(body)
+            if s.orelse:
+                yield from _walk_same_loop(s.orelse)
+
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -196,7 +582,7 @@ def _emit_cond(node: Node, ty: E.Scalar) -> tuple[str, int]:
     if op == "truth":
         return str(node.value), ATOM
     if op == "idx":
-        return CF.emit_cond(node, ty), 6
+        return cf_emit_cond(node, ty), 6
     raise ValueError(f"not a condition: {op!r}")
 
 
@@ -414,7 +800,7 @@ def _compile_cond(node: Node, ty: E.Scalar, helpers, cache: dict):
         name = node.value
         return lambda env: np.asarray(env[name]) != 0
     if op == "idx":
-        return lambda env: CF.eval_cond(node, env, ty)
+        return lambda env: cf_eval_cond(node, env, ty)
     raise ValueError(f"not a condition: {op!r}")
 
 
@@ -460,7 +846,7 @@ def call_helper(name: str, args: list, ty: E.Scalar, helpers: dict, cache: dict 
 # Statements
 
 
-class Let(CF.Assign):
+class Let(Assign):
     """``name = node`` in type ``ety`` (a scalar type name or ``"vec3"``; None: the program's type)."""
 
     __slots__ = ("ety",)
@@ -482,11 +868,9 @@ class Store:
         self.index = index
 
 
-If = CF.If
-Jump = CF.Jump
 
 
-class Loop(CF.For):
+class Loop(For):
     """``for var in range(start, stop, step)`` with int-tree bounds (per lane); ``binds`` are leaves
     (name -> node, e.g. ``float(j)`` or a gather) recomputed at the start of each iteration."""
 
@@ -684,8 +1068,8 @@ def fix_loop_bounds(loop, entry: dict, is_int: bool, static=frozenset()) -> dict
     for _ in range(64):
         viol: dict = {"eager": True}
         try:
-            out = CF.absint([loop], dict(entry), viol, None, is_int, static=static)
-        except CF._Overshoot as stop:
+            out = absint([loop], dict(entry), viol, None, is_int, static=static)
+        except _Overshoot as stop:
             a = stop.assign
         else:
             del viol["eager"]
@@ -695,7 +1079,7 @@ def fix_loop_bounds(loop, entry: dict, is_int: bool, static=frozenset()) -> dict
             if not cands:
                 raise RuntimeError("clamp fixing did not converge")
             _, a = max(cands, key=lambda t: t[0])
-        a.clamp = CF._clamp_mode(a)
+        a.clamp = _clamp_mode(a)
     raise RuntimeError("clamp fixing did not converge")
 
 

@@ -25,7 +25,6 @@ import numpy as np
 from harness.family import Arg, Family, Program
 from kernels import _combined_lib as L
 from kernels import _expr as E
-from kernels import control_flow as CF
 from kernels._common import ARRAY_NAMES, OUT_NAMES, pick, type_tolerance
 
 N = L.N
@@ -136,7 +135,7 @@ class Builder:
                                L.gather(self.count_arr, L.var("i", Interval(0, N - 1)), self.c_iv)))
         self.names.update(a.name for a in self.args)
         binary = ("add", "sub", "mul", "div", "min", "max") + (("mod", "floordiv") if self.is_int else ())
-        self.gen = CF.CfGen(rng, ty, leaves, binary=binary, p_const=0.2)
+        self.gen = L.CfGen(rng, ty, leaves, binary=binary, p_const=0.2)
         self.gen.dep = None if self.is_int else set(leaves) - {self.scalar_f}
         self.gen.hint_env = lambda: {}
 
@@ -177,7 +176,7 @@ class Builder:
 
     def mark(self, node):
         mutable = set(self.state) | self.temps | {v for lp in self.loop_stack for v in lp.leaves}
-        CF.mark_static(node, mutable, self.static)
+        L.mark_static(node, mutable, self.static)
 
     # ------------------------------------------------------------------------------------------ statements
     def declare_top(self):
@@ -530,7 +529,7 @@ class Builder:
                                         if isinstance(s, L.Let) and s is not temp):
             body.append(self.update(pick(rng, self.prefer_targets(targets)), must_use=temp.name))
         loop.body = body
-        if any(isinstance(s, L.Jump) and s.kind == "break" for s in CF._walk_same_loop(body)):
+        if any(isinstance(s, L.Jump) and s.kind == "break" for s in L._walk_same_loop(body)):
             self.has_break = True
             loop.unrolled = False
             self.all_unrolled = False
@@ -552,7 +551,7 @@ class Builder:
             return level[-1:]
         return targets
 
-    def guarded(self, targets) -> CF.If:
+    def guarded(self, targets) -> L.If:
         rng = self.rng
         cond, calib = self.condition("if")
         self.lines += 1
@@ -561,15 +560,15 @@ class Builder:
         if rng.random() < 0.45:
             self.lines += 1
             orelse = [self.update(pick(rng, targets))]
-        node = CF.If([(cond, body)], orelse)
+        node = L.If([(cond, body)], orelse)
         if calib:
             self.calib.append((node, "if"))
         self.bump("if")
         return node
 
-    def jump(self, kind: str) -> CF.Jump:
+    def jump(self, kind: str) -> L.Jump:
         cond, calib = self.condition(kind)
-        j = CF.Jump(kind, cond)
+        j = L.Jump(kind, cond)
         if calib:
             self.calib.append((j, kind))
         self.lines += 2
@@ -754,10 +753,10 @@ class Probe(L.Machine):
         for s in stmts:
             if s is self.target:
                 live = mask if frame is None else mask & ~(frame.broken | frame.cont)
-                cond = s.cond if isinstance(s, CF.Jump) else s.branches[0][0]
+                cond = s.cond if isinstance(s, L.Jump) else s.branches[0][0]
                 lhs = np.broadcast_to(L.evaluate(cond.args[0], self.env, self.ty), (self.n,))
                 self.values.append(np.asarray(lhs)[live])
-                if isinstance(s, CF.If) and s.orelse:
+                if isinstance(s, L.If) and s.orelse:
                     super().block(s.orelse, live, frame)
                 continue
             super().block([s], mask, frame)
@@ -771,7 +770,7 @@ def calibrate(builder: Builder, program: Program, rng) -> None:
         seen: list = []
         run(meta, values, 3, probe=(stmt, seen))
         vals = np.concatenate(seen) if seen else np.zeros(0)
-        cond = stmt.cond if isinstance(stmt, CF.Jump) else stmt.branches[0][0]
+        cond = stmt.cond if isinstance(stmt, L.Jump) else stmt.branches[0][0]
         op, lhs = cond.op, cond.args[0]
         if vals.size == 0:
             q = 0.5
@@ -786,7 +785,7 @@ def calibrate(builder: Builder, program: Program, rng) -> None:
         else:
             value = float(f"{t:.3g}") if abs(t) >= 1e-3 else 0.0
         new = L.cmp(op, lhs, L.const(value, builder.ty))
-        if isinstance(stmt, CF.Jump):
+        if isinstance(stmt, L.Jump):
             stmt.cond = new
         else:
             stmt.branches[0] = (new, stmt.branches[0][1])

@@ -18,7 +18,7 @@ from kernels.ir import nodes as n
 from kernels.ir.family import healthy, program, reference
 from kernels.ir.numeric import Interval
 from kernels.ir.ops import OPS, Ctx
-from kernels.ir.types import BOOL, FLOAT16, FLOAT32, INT8, INT32, Array, Scalar, Vector, scalar_of, warp_type
+from kernels.ir.types import BOOL, FLOAT16, FLOAT32, FLOAT64, INT8, INT32, Array, Scalar, Vector, scalar_of, warp_type
 
 A32, AI = Array(FLOAT32), Array(INT32)
 I = n.Var("i", INT32)
@@ -336,6 +336,9 @@ def test_generated_programs_are_clean_and_inside_their_intervals():
 def _inputs(kernel: n.Kernel, ranges, rng) -> dict[str, np.ndarray]:
     values = {}
     for p in kernel.params:
+        if not isinstance(p.type, Array):                   # a scalar parameter: one value
+            values[p.name] = _sample(rng, p.type, ranges[p.name], 3).astype(p.type.numpy)[-1]
+            continue
         s = scalar_of(p.type.dtype)
         if p.name in ranges:
             values[p.name] = _sample(rng, s, ranges[p.name], 32).astype(s.numpy)
@@ -385,7 +388,7 @@ def _differential(programs, tmp_path, module_name: str, rtol: float) -> None:
     for kernel, ranges in programs:
         inputs = _inputs(kernel, ranges, rng)
         arrays = {p.name: wp.array(inputs[p.name], dtype=warp_type(p.type.dtype), device=device)
-                  for p in kernel.params}
+                  if isinstance(p.type, Array) else inputs[p.name].item() for p in kernel.params}
         wp.launch(namespace[kernel.name], dim=32, inputs=[arrays[p.name] for p in kernel.params], device=device,
                   block_dim=1)
         want = interp.run(kernel, (32,), inputs)
@@ -399,6 +402,77 @@ def _differential(programs, tmp_path, module_name: str, rtol: float) -> None:
             else:
                 np.testing.assert_allclose(got, want[p.name], rtol=rtol, atol=rtol,
                                            err_msg=f"{kernel.name}.{p.name}\n{printer.kernel_source(kernel)}")
+
+
+def _flow_programs(count: int, ty=FLOAT32, size: int = 32) -> list:
+    from kernels.ir.flow import FlowBuilder, Redraw, Shape
+
+    vocab = gen.Vocabulary({"add": 3, "sub": 3, "mul": 3, "div": 1, "min": 1, "max": 1, "abs": 0.5, "mod": 1},
+                           types=(ty,), ranges={ty: Interval(-2.0, 2.0) if ty.is_float else Interval(-20.0, 20.0)},
+                           limit=1e5)
+    out, seed = [], 0
+    while len(out) < count:
+        seed += 1
+        try:
+            kernel, ranges = FlowBuilder(np.random.default_rng(seed), ty, vocab, Shape(max_lines=20), size,
+                                         name=f"ir_flow_{ty}_{len(out)}").build()
+        except Redraw:
+            continue
+        if gen.is_clean(kernel, ranges, size):
+            out.append((kernel, ranges))
+    return out
+
+
+def test_control_flow_programs_are_clean_bounded_and_use_every_construct():
+    from kernels.ir.flow import constructs
+
+    seen: set[str] = set()
+    for ty in (FLOAT32, INT32):
+        for kernel, ranges in _flow_programs(10, ty):
+            facts = intervals.analyze(kernel, ranges, (32,))
+            assert not facts.violations and not any(analysis.hygiene(kernel).values())
+            inputs = _inputs(kernel, ranges, np.random.default_rng(0))
+            out = interp.run(kernel, (32,), inputs)
+            for p in kernel.params:
+                if p.name in facts.written:
+                    iv = facts.arrays[p.name]
+                    assert np.all((out[p.name] >= iv.lo) & (out[p.name] <= iv.hi)), (p.name, iv)
+            seen |= set(constructs(kernel))
+    assert {"if", "for_const", "for_dynamic", "while", "augmented"} <= seen, seen
+
+
+def test_augmented_assignment_prints_and_runs_as_its_expansion():
+    acc, x = n.Var("acc", FLOAT32), n.Load("x", A32, (I,))
+    body = [n.Let("acc", n.Const(1.0, FLOAT32)),
+            n.For("j", n.Const(0, INT32), n.Const(3, INT32), (
+                n.Assign("acc", n.call("add", acc, n.call("mul", x, n.Cast(n.Var("j", INT32), FLOAT32))), True),
+                n.Assign("acc", n.call("mul", acc, n.call("sub", x, n.Const(2.0, FLOAT32))), True))),
+            n.Store("o", A32, (I,), acc)]
+    kern = _kernel(body, [("x", A32), ("o", A32)])
+    src = printer.kernel_source(kern)
+    assert "acc += x[i] * wp.float32(j)" in src and "acc *= x[i] - 2.0" in src
+    xs = np.array([0.5, 1.0, -1.0], np.float32)
+    want = []
+    for xv in xs.astype(np.float64):
+        a = 1.0
+        for j in range(3):
+            a = (a + xv * j) * (xv - 2.0)
+        want.append(a)
+    np.testing.assert_allclose(interp.run(kern, (3,), {"x": xs, "o": np.zeros(3, np.float32)})["o"], want, rtol=1e-6)
+    with pytest.raises(n.IRTypeError):
+        n.Assign("acc", n.call("add", x, acc), True)
+
+
+def test_float64_casts_of_loop_indices_keep_the_index_an_int():
+    """Warp 1.19 retypes an unrolled index ``j`` in place under ``wp.float64(j)``: the printer goes through int32."""
+    j, acc = n.Var("j", INT32), n.Var("acc", FLOAT64)
+    loop = n.For("j", n.Const(0, INT32), n.Const(3, INT32), (n.Assign("acc", n.call("add", acc, n.Cast(j, FLOAT64))),))
+    assert ast.unparse(printer.stmt(loop)) == "for j in range(3):\n    acc = acc + wp.float64(wp.int32(j))"
+
+
+def test_warp_agrees_on_control_flow(tmp_path):
+    """Loops with parameter and per-element bounds, while loops, break/continue, elif chains, clamps, ``+=``."""
+    _differential(_flow_programs(8) + _flow_programs(4, INT32), tmp_path, "ir_flow", rtol=1e-5)
 
 
 def test_family_adapter_builds_a_program_and_reference():

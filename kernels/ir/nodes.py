@@ -153,12 +153,24 @@ class Let:
     value: Expr
 
 
+#: operations an :class:`Assign` may print as an augmented assignment (``x += e``), with their spelling
+AUGMENTED = {"add": "+", "sub": "-", "mul": "*"}
+
+
 @dataclass(frozen=True, slots=True)
 class Assign:
-    """Rebinding of an existing local (same type)."""
+    """Rebinding of an existing local (same type). ``augmented`` prints ``x = x + e`` as ``x += e`` (also ``-=``,
+    ``*=``): the value is still the whole expression, so nothing but the printer sees the difference."""
 
     name: str
     value: Expr
+    augmented: bool = False
+
+    def __post_init__(self) -> None:
+        if self.augmented and not (isinstance(self.value, Call) and self.value.op in AUGMENTED
+                                   and self.value.args[0] == Var(self.name, self.value.type)):
+            raise IRTypeError(f"augmented assignment to {self.name}: Expected {self.name} <op> e with <op> in "
+                              f"{sorted(AUGMENTED)} but got {self.value}")
 
 
 @dataclass(frozen=True, slots=True)

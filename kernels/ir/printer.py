@@ -19,7 +19,7 @@ from typing import Iterable
 from harness.family import PLACEHOLDER
 from kernels.ir import nodes as n
 from kernels.ir.ops import op as lookup_op
-from kernels.ir.types import BOOL, FLOAT32, INT32, Scalar, Struct, Type
+from kernels.ir.types import BOOL, FLOAT32, FLOAT64, INT32, Scalar, Struct, Type
 
 WIDTH = 100
 INDENT = "    "
@@ -38,6 +38,10 @@ _CMPOPS = {"<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE, "==": ast.Eq,
 #: Python's precedence of binary operators (higher binds tighter)
 _PREC = {ast.BitOr: 1, ast.BitXor: 2, ast.BitAnd: 3, ast.LShift: 4, ast.RShift: 4, ast.Add: 5, ast.Sub: 5,
          ast.Mult: 6, ast.Div: 6, ast.FloorDiv: 6, ast.Mod: 6}
+
+
+#: loop variables of the ``for`` loops being printed (see :func:`expr`'s float64 casts)
+_LOOP_VARS: set[str] = set()
 
 
 def _spelled(text: str) -> ast.expr:
@@ -69,7 +73,11 @@ def expr(e: n.Expr) -> ast.expr:
     if isinstance(e, n.Load):
         return ast.Subscript(ast.Name(e.array), _index(e.index))
     if isinstance(e, n.Cast):
-        return ast.Call(type_ast(e.type), [expr(e.value)], [])
+        inner = expr(e.value)
+        if e.type == FLOAT64 and isinstance(e.value, n.Var) and e.value.name in _LOOP_VARS:
+            # Warp 1.19: wp.float64(j) of an unrolled loop index retypes j itself for the rest of the iteration
+            inner = ast.Call(type_ast(e.value.type), [inner], [])
+        return ast.Call(type_ast(e.type), [inner], [])
     if isinstance(e, n.Component):
         return ast.Subscript(expr(e.value), ast.Constant(e.index))
     if isinstance(e, n.Attr):
@@ -123,6 +131,9 @@ def _let_value(s: n.Let) -> ast.expr:
 def stmt(s: n.Stmt) -> ast.stmt:
     if isinstance(s, n.Let):
         return ast.Assign([ast.Name(s.name)], _let_value(s), lineno=0)
+    if isinstance(s, n.Assign) and s.augmented:
+        op = _BINOPS[n.AUGMENTED[s.value.op]]()
+        return ast.AugAssign(ast.Name(s.name), op, expr(s.value.args[1]), lineno=0)
     if isinstance(s, n.Assign):
         return ast.Assign([ast.Name(s.name)], expr(s.value), lineno=0)
     if isinstance(s, n.Store):
@@ -136,7 +147,14 @@ def stmt(s: n.Stmt) -> ast.stmt:
         bounds = [expr(s.stop)] if s.start == n.Const(0, INT32) and s.step == 1 else [expr(s.start), expr(s.stop)]
         if s.step != 1:
             bounds.append(ast.Constant(s.step))
-        return ast.For(ast.Name(s.var), ast.Call(ast.Name("range"), bounds, []), _block(s.body), [], lineno=0)
+        outer = s.var in _LOOP_VARS
+        _LOOP_VARS.add(s.var)
+        try:
+            body = _block(s.body)
+        finally:
+            if not outer:
+                _LOOP_VARS.discard(s.var)
+        return ast.For(ast.Name(s.var), ast.Call(ast.Name("range"), bounds, []), body, [], lineno=0)
     if isinstance(s, n.While):
         return ast.While(expr(s.cond), _block(s.body), [])
     if isinstance(s, n.Break):
@@ -216,10 +234,13 @@ def render(node: ast.stmt, depth: int) -> list[str]:
     if isinstance(node, ast.While):
         return [f"{pad}while {fmt(node.test, len(pad) + 6, depth, tail=1)}:"] + _body(node.body, depth + 1)
     flat = pad + ast.unparse(node)
-    if _width(flat) <= WIDTH or not isinstance(node, (ast.Assign, ast.Expr, ast.Return)):
+    if _width(flat) <= WIDTH or not isinstance(node, (ast.Assign, ast.AugAssign, ast.Expr, ast.Return)):
         return [flat]
     if isinstance(node, ast.Assign):
         head = f"{pad}{ast.unparse(node.targets[0])} = "
+    elif isinstance(node, ast.AugAssign):
+        symbol = next(k for k, v in _BINOPS.items() if isinstance(node.op, v))
+        head = f"{pad}{ast.unparse(node.target)} {symbol}= "
     else:
         head = pad + ("return " if isinstance(node, ast.Return) else "")
     return (head + fmt(node.value, len(head), depth)).split("\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 
 import pytest
 
@@ -310,3 +311,30 @@ def test_resource_usage_reads_every_entry_whatever_the_order_of_constant_banks()
         "shared_bytes": 2048, "local_bytes": 0, "constant_bytes": 904}
     assert usage["k_cuda_kernel_forward"]["constant_bytes"] == 728
     assert usage["k_cuda_kernel_forward"]["registers"] == 56
+
+
+def _run_dir(root, accepted: dict[str, float], rejected: dict[str, str]):
+    (root / "records").mkdir(parents=True)
+    rows = [{"kernel_name": k, "family": "atomic", "verification": {"numerics_device": "cuda", "max_abs_err": e,
+                                                                    "max_rel_err": e}} for k, e in accepted.items()]
+    (root / "records" / "shard-00000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rejects = [{"kernel_name": k, "family": "atomic", "device": "cuda", "reason": r, "message": f"{k}: {r}"}
+               for k, r in rejected.items()]
+    (root / "rejects.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rejects))
+    return root
+
+
+def test_gpu_compare_sets_the_two_runs_verdicts_side_by_side(tmp_path, capsys):
+    from production.gpu_compare import compare, main, verdicts
+
+    a = _run_dir(tmp_path / "a", {"k1": 0.0, "k2": 1e-7, "k3": 0.0}, {"k4": "mismatch", "k5": "degenerate_constant"})
+    b = _run_dir(tmp_path / "b", {"k1": 3e-7, "k4": 0.0}, {"k2": "mismatch", "k5": "degenerate_constant",
+                                                          "k6": "over_budget"})
+    result = compare(verdicts(a), verdicts(b))
+    assert result["kinds"] == {"accepted_by_a_only": 1, "accepted_by_b_only": 1, "both_accepted": 1,
+                               "both_rejected": 1, "only_a": 1, "only_b": 1}
+    assert result["reasons_of_changes"] == {"accepted -> mismatch": 1, "mismatch -> accepted": 1}
+    assert result["largest_rel_err_move"] == pytest.approx(3e-7)
+    assert main([str(a), str(b), "--json", str(tmp_path / "cmp.json")]) == 0
+    assert "k2: accepted -> mismatch" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cmp.json").read_text())["by_family"]["atomic"]["only_b"] == 1

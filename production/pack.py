@@ -197,7 +197,7 @@ structs they use. {m['bytes_raw'] / 1e6:.1f} MB of JSON records, {m['bytes_compr
   record gives the tolerance, the largest errors seen, the number of elements compared and masked (elements
   where the reference itself is unstable under rounding-sized input noise are masked, not compared).
 - Numerics were run: {numerics}. `verification.numerics_device` says where, per record.
-  {"" if device == "cpu" else "Where it says `cpu`, the numbers are those of the CPU build of the same kernel; the CUDA code itself was compiled, not run."}
+  {"" if device == "cpu" else "Where it says `cpu`, the numbers are those of the CPU build of the same kernel; the CUDA code itself was compiled to SASS, not run on a GPU."}
 - Kernels with constant output, output equal to an input, or output independent of most inputs were rejected.
 - Exact duplicates (same id) and structural duplicates (same program after renaming identifiers, replacing
   literals and dropping comments) were removed.

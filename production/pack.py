@@ -203,7 +203,17 @@ structs they use. {m['bytes_raw'] / 1e6:.1f} MB of JSON records, {m['bytes_compr
   literals and dropping comments) were removed.
 
 - Gradients: for {m['gradient_checked']} records (`verification.gradient_checked` true) Warp's backward pass was
-  run and its directional derivative compared with central differences of the float64 reference.
+  run with random output weights and one directional derivative, along one random input direction, compared
+  with central differences of the float64 reference within the family's tolerance (not a full Jacobian).
+
+## Where the records deviate from Warp's defaults
+- CPU modules are built at block_dim 1 (what CPU launches use; tile kernels at their tile width) and at `-O0`
+  (Warp's default CPU level is `-O2`; the generated C++ is the same, the machine code that ran the numbers is not).
+  CUDA code is compiled at Warp's default `-O3`.
+- `tile_matmul` records hold Warp's portable tile GEMM: they were built with `enable_mathdx_gemm=False`, not the
+  MathDx (cuBLASDx) path Warp takes by default on a GPU.
+- Modules are built with Warp's `strip_hash` option, so generated names carry the record's content-addressed
+  `kernel_name` (`<kernel_name>_cpu_kernel_forward`) instead of Warp's `<key>_<hash8>` suffix.
 
 ## What was not verified
 - The backward code of the other {m['records'] - m['gradient_checked']} records was compiled, not run (integer

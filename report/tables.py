@@ -153,7 +153,7 @@ def quality_table(nums: dict) -> str:
         return [n(nd["with_neighbour_ge_0.8"]), n(nd["with_neighbour_ge_0.9"]),
                 f"{n(q['records_with_unused_helpers'])} of {n(q['records_with_helpers'])}",
                 f"{x['compression_ratio']:.1f}x"]
-    labels = ["records whose nearest other program shares >= 80% of its token 5-grams (MinHash-LSH)",
+    labels = ["records whose nearest other program shares >= 80% of its token 5-grams (exact all-pairs)",
               "the same at >= 90%", "records defining a `@wp.func` the kernel never calls (of those defining one)",
               "JSON bytes / Parquet bytes"]
     a, b = col(_ds(nums, "cpu")), col(_ds(nums, "cuda"))

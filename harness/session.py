@@ -122,7 +122,7 @@ class FactorySession:
                      blockers: list[str] | None = None) -> None:
         if self.state_file is None:
             return
-        from production.state import write_state
+        from .state import write_state
 
         metrics = {"chunks finished by this run": str(self.chunks_run),
                    "records written by this run": ", ".join(f"{d} {self.records_written[d]}" for d in self.datasets),
@@ -316,7 +316,7 @@ class FactorySession:
                               ["the run ended before the size target: " + ", ".join(
                                   f"{d} {b / 1e6:.1f} of {self.target / 1e6:g} MB" for d, b in short.items())])
             return
-        from production.pack import pack
+        from .pack import pack
 
         for device, ds in self.datasets.items():
             manifest = pack(ds.root)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from production.state import write_state
+from harness.state import write_state
 
 
 def _row(status: str, mb: float, phase: str = "generation") -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.writer import atomic_write_bytes
+from .writer import atomic_write_bytes
 
 LOG_HEADER = "## Log"
 STATUSES = ("in_progress", "blocked", "completed")

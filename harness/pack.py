@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.writer import atomic_write_bytes, load_records, read_jsonl
+from .writer import atomic_write_bytes, load_records, read_jsonl
 
 SPLITS = (("train", 90), ("validation", 95), ("test", 100))
 ROWS_PER_FILE = 4000

@@ -65,8 +65,26 @@ def mutant_predictions(records: dict[str, dict]) -> tuple[list[dict], dict[tuple
             diff = [line.strip() for line in difflib.unified_diff(original.split("\n"), mutated.split("\n"),
                                                                    lineterm="", n=0)
                     if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-            info[(rid, sample)] = {"kind": kind, "family": r["family"], "diff": diff}
+            info[(rid, sample)] = {"kind": kind, "family": r["family"], "diff": diff,
+                                   "reads_mutated_value": reads_mutated_value(original, diff)}
     return preds, info
+
+
+_ASSIGNED = re.compile(r"^[-+]\s*(?:const\s+[\w:]+\s+)?(var_\w+)\s*=")
+
+
+def reads_mutated_value(forward: str, diff: list[str]) -> bool:
+    """Whether the forward entry ever reads the variable the mutated line assigns. Warp's codegen assigns some
+    values only the adjoint reads (tile shapes as tuples, constants); a mutant of such a line cannot change
+    the forward's outputs (an equivalent mutant). A line that assigns nothing counts as read."""
+    for line in diff:
+        m = _ASSIGNED.match(line)
+        if m and line.startswith("-"):
+            name = m.group(1)
+            uses = len(re.findall(rf"\b{name}\b", forward))
+            writes = len(re.findall(rf"\b{name}\s*=(?!=)", forward)) + len(re.findall(rf"[\w:>]\s+{name};", forward))
+            return uses > writes
+    return True
 
 
 def _tokens(source: str) -> frozenset[str]:
@@ -128,13 +146,18 @@ def mutant_report(rows: list[dict], info: dict[tuple[str, int], dict]) -> dict:
             table[key]["killed"] += killed
             table[key][row["outcome"]] += 1
         if not killed:
-            survivors.append({"id": row["id"], "family": meta["family"], "kind": meta["kind"], "diff": meta["diff"]})
+            survivors.append({"id": row["id"], "family": meta["family"], "kind": meta["kind"], "diff": meta["diff"],
+                              "reads_mutated_value": meta["reads_mutated_value"]})
 
     def rates(table):
         return {k: {**dict(c), "killed_share": c["killed"] / c["mutants"]} for k, c in sorted(table.items())}
     total = len(rows)
     killed = sum(r["outcome"] != "pass" for r in rows)
+    unread = sum(1 for sv in survivors if not sv["reads_mutated_value"])
+    observable = total - unread
     return {"mutants": total, "killed": killed, "killed_share": killed / total if total else 0.0,
+            "survivors_of_unread_values": unread,
+            "killed_share_of_observable": killed / observable if observable else 0.0,
             "records": len({r["id"] for r in rows}), "by_kind": rates(by_kind), "by_family": rates(by_family),
             "outcomes": dict(Counter(r["outcome"] for r in rows)), "survivors": survivors}
 
@@ -152,7 +175,9 @@ def markdown(reports: dict) -> str:
         lines.append("")
     m = reports.get("mutants")
     if m:
-        lines += [f"Mutants: {m['mutants']} on {m['records']} CPU test records, {100 * m['killed_share']:.1f}% killed.",
+        lines += [f"Mutants: {m['mutants']} on {m['records']} CPU test records, {100 * m['killed_share']:.1f}% killed; "
+                  f"{m['survivors_of_unread_values']} survivors mutate a value the forward never reads (equivalent "
+                  f"mutants), {100 * m['killed_share_of_observable']:.1f}% of the others killed.",
                   "", "| mutation | mutants | killed |", "|---|---|---|"]
         lines += [f"| {k} | {c['mutants']} | {100 * c['killed_share']:.1f}% |" for k, c in m["by_kind"].items()]
         lines += ["", "| family | mutants | killed |", "|---|---|---|"]

@@ -338,3 +338,15 @@ def test_gpu_compare_sets_the_two_runs_verdicts_side_by_side(tmp_path, capsys):
     assert main([str(a), str(b), "--json", str(tmp_path / "cmp.json")]) == 0
     assert "k2: accepted -> mismatch" in capsys.readouterr().out
     assert json.loads((tmp_path / "cmp.json").read_text())["by_family"]["atomic"]["only_b"] == 1
+
+
+def test_a_mutant_of_a_value_the_forward_never_reads_is_told_apart():
+    from harness.baselines import reads_mutated_value
+
+    forward = ("    wp::float32 var_3;\n    wp::float32 var_4;\n    const wp::int32 var_2 = 32;\n"
+               "    var_3 = wp::sub(var_0, var_1);\n    var_4 = wp::tuple(var_0, var_1);\n"
+               "    wp::array_store(var_out, var_0, var_3);\n")
+    assert reads_mutated_value(forward, ["-    var_3 = wp::sub(var_0, var_1);", "+    var_3 = wp::sub(var_1, var_0);"])
+    assert not reads_mutated_value(forward, ["-    var_4 = wp::tuple(var_0, var_1);", "+    ;"])
+    assert not reads_mutated_value(forward, ["-    const wp::int32 var_2 = 32;", "+    const wp::int32 var_2 = 33;"])
+    assert reads_mutated_value(forward, ["-    wp::array_store(var_out, var_0, var_3);", "+    ;"])

@@ -40,13 +40,17 @@ def family_curve(name: str, n: int) -> dict:
     seen: set[str] = set()
     curve = []
     t0 = time.perf_counter()
+    errors: list[dict] = []
     for i in range(n):
         seed = kernel_seed(0, name, "saturation", i)
-        seen.add(structural_hash(family.spec(seed, rng_for(seed)).source))
+        try:
+            seen.add(structural_hash(family.spec(seed, rng_for(seed)).source))
+        except Exception as exc:  # noqa: BLE001 - a generator that raises costs its program, as in production
+            errors.append({"index": i, "seed": seed, "error": f"{type(exc).__name__}: {exc}"[:200]})
         if i + 1 in marks:
             curve.append(len(seen))
     return {"distinct": curve, "seconds": round(time.perf_counter() - t0, 1),
-            "generator": f"{name}@{family.version}"}
+            "generator": f"{name}@{family.version}", "generator_errors": errors}
 
 
 def main(argv: list[str] | None = None) -> int:

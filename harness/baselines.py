@@ -52,6 +52,17 @@ def oracle_predictions(records: dict[str, dict], device: str) -> list[dict]:
             for rid, r in sorted(records.items()) for task in tasks_for(device)]
 
 
+def first_per_family(records: dict[str, dict], n: int) -> dict[str, dict]:
+    """The first ``n`` records (by id) of each family: a small, deterministic subset of a split."""
+    taken: Counter = Counter()
+    out = {}
+    for rid, r in sorted(records.items()):
+        if taken[r["family"]] < n:
+            taken[r["family"]] += 1
+            out[rid] = r
+    return out
+
+
 def mutant_predictions(records: dict[str, dict]) -> tuple[list[dict], dict[tuple[str, int], dict]]:
     """py2cpp predictions, one per (record, mutation kind) that applies; ``sample`` numbers the kind."""
     preds, info = [], {}
@@ -194,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers for the judge")
     parser.add_argument("--work", type=Path, default=ROOT / "eval_out" / "baselines")
     parser.add_argument("--report", type=Path, default=ROOT / "report" / "benchmark")
+    parser.add_argument("--per-family", type=int, default=None, metavar="N",
+                        help="judge only the first N test records (by id) of each family: a small run")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the judge's results in --work for a predictions file that has not changed")
     args = parser.parse_args(argv)
@@ -201,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in args.datasets:
         dataset = dataset.resolve()
         device, test = load_split(dataset, "test")
+        if args.per_family is not None:
+            test = first_per_family(test, args.per_family)
         builders = {"oracle": lambda: oracle_predictions(test, device)}
         if "retrieval" in args.only:
             builders["retrieval"] = lambda: retrieval_predictions(test, load_split(dataset, "train")[1], device)
@@ -226,13 +241,19 @@ def main(argv: list[str] | None = None) -> int:
                 write_jsonl(path, preds)
                 summary, rows, seconds = run_judge(path, dataset, out, args.workers)
                 print(f"{name} {device}: {len(rows)} predictions judged in {seconds:.0f} s", flush=True)
-            entry = reports.setdefault(name, {"datasets": {}, "seconds": {}})
+            report_file = args.report / f"{name}.json"
+            if name not in reports:        # another dataset's results already in the file stay
+                reports[name] = json.loads(report_file.read_text()) if report_file.exists() else {}
+            entry = reports[name]
+            for key in ("datasets", "seconds", "records_per_family_limit"):
+                entry.setdefault(key, {})
             entry["datasets"][device] = _strip(summary)
             entry["seconds"][device] = None if seconds is None else round(seconds, 1)
+            entry["records_per_family_limit"][device] = args.per_family
             if name == "mutants":
                 entry.update(mutant_report(rows, mutant_info))
             args.report.mkdir(parents=True, exist_ok=True)          # after every run: an interrupted run keeps
-            (args.report / f"{name}.json").write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
+            report_file.write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
     print(markdown(reports))
     return 0
 

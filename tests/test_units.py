@@ -350,3 +350,11 @@ def test_a_mutant_of_a_value_the_forward_never_reads_is_told_apart():
     assert not reads_mutated_value(forward, ["-    var_4 = wp::tuple(var_0, var_1);", "+    ;"])
     assert not reads_mutated_value(forward, ["-    const wp::int32 var_2 = 32;", "+    const wp::int32 var_2 = 33;"])
     assert reads_mutated_value(forward, ["-    wp::array_store(var_out, var_0, var_3);", "+    ;"])
+
+
+def test_a_small_baseline_run_takes_the_first_records_of_each_family():
+    from harness.baselines import first_per_family
+
+    records = {f"{k:02d}": {"family": "ab"[k % 2]} for k in range(10)}
+    assert sorted(first_per_family(records, 2)) == ["00", "01", "02", "03"]
+    assert first_per_family(records, 0) == {}

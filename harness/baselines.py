@@ -142,6 +142,15 @@ def _unchanged(path: Path, preds: list[dict]) -> bool:
     return path.read_text(encoding="utf-8") == "".join(json.dumps(row) + "\n" for row in preds)
 
 
+def _complete_results(out: Path, preds: list[dict]) -> list[dict] | None:
+    """The judged rows in ``out`` if they cover every prediction (an interrupted judge run leaves fewer)."""
+    if not (out / "summary.json").exists() or not (out / "results.jsonl").exists():
+        return None
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    judged = {(r["id"], r["task"], r["sample"]) for r in rows}
+    return rows if judged == {(p["id"], p["task"], p["sample"]) for p in preds} else None
+
+
 def _strip(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in ("dataset", "predictions_file")}
 
@@ -232,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             preds = builders[name]()
             path = args.work / f"{name}-{device}.jsonl"
             out = args.work / f"{name}-{device}"
-            if args.reuse and _unchanged(path, preds) and (out / "summary.json").exists():
+            rows = _complete_results(out, preds) if args.reuse and _unchanged(path, preds) else None
+            if rows is not None:
                 summary = json.loads((out / "summary.json").read_text())
-                rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
                 seconds = None
                 print(f"{name} {device}: reused {len(rows)} results from {out}", flush=True)
             else:

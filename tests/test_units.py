@@ -358,3 +358,16 @@ def test_a_small_baseline_run_takes_the_first_records_of_each_family():
     records = {f"{k:02d}": {"family": "ab"[k % 2]} for k in range(10)}
     assert sorted(first_per_family(records, 2)) == ["00", "01", "02", "03"]
     assert first_per_family(records, 0) == {}
+
+
+def test_baselines_reuse_only_a_judge_run_that_covered_every_prediction(tmp_path):
+    from harness.baselines import _complete_results
+
+    preds = [{"id": "a", "task": "py2cpp", "sample": 0}, {"id": "b", "task": "py2cpp", "sample": 0}]
+    assert _complete_results(tmp_path, preds) is None
+    (tmp_path / "summary.json").write_text("{}")
+    (tmp_path / "results.jsonl").write_text(json.dumps({**preds[0], "outcome": "pass"}) + "\n")
+    assert _complete_results(tmp_path, preds) is None            # interrupted: one of two judged
+    with open(tmp_path / "results.jsonl", "a") as f:
+        f.write(json.dumps({**preds[1], "outcome": "mismatch"}) + "\n")
+    assert [r["outcome"] for r in _complete_results(tmp_path, preds)] == ["pass", "mismatch"]

@@ -157,6 +157,14 @@ def summary_verified(cpu: dict, cuda: dict) -> str:
             "rejected, as were exact and structural duplicates.")
 
 
+def _task_score(task: str, t: dict) -> str:
+    """pass@1 of a task, or what ran instead where no prediction could be checked numerically (no GPU)."""
+    only = t.get("outcomes", {}).get("compiled_only", 0)
+    if only and only == t.get("predictions"):
+        return f"`{task}` compiled only (no GPU to run it)"
+    return f"`{task}` {100 * t['pass@1']:.1f}%"
+
+
 def summary_cost(cpu: dict, cuda: dict, side: dict) -> str:
     a, b = cpu["cost"], cuda["cost"]
     text = ""
@@ -170,13 +178,13 @@ def summary_cost(cpu: dict, cuda: dict, side: dict) -> str:
     parts = []
     if base.get("oracle"):
         for device, s in sorted(base["oracle"]["datasets"].items()):
-            parts += [f"`{t}` {100 * v['pass@1']:.1f}%" for t, v in sorted(s["tasks"].items())]
+            parts += [_task_score(t, v) for t, v in sorted(s["tasks"].items())]
         text += ("Each test split is an execution-checked benchmark (Section 6.1): the oracle, the records' own "
                  "code, scores pass@1 " + ", ".join(parts))
         if base.get("mutants"):
             text += f"; the judge rejects {100 * base['mutants']['killed_share']:.1f}% of single-mutation mutants"
         if base.get("retrieval"):
-            r = [f"`{t}` {100 * v['pass@1']:.1f}%" for _, s in sorted(base["retrieval"]["datasets"].items())
+            r = [_task_score(t, v) for _, s in sorted(base["retrieval"]["datasets"].items())
                  for t, v in sorted(s["tasks"].items())]
             text += "; nearest-neighbour retrieval, the floor a model must beat, scores " + ", ".join(r)
         text += ". "
@@ -333,7 +341,7 @@ def saturation_sentence(sat: dict | None) -> str:
     full = [f for f, d in final.items() if d == per]
     low = sorted(((d, f) for f, d in final.items() if d < per))
     return (f"`python -m report.saturation` generated {n(per)} programs per family from a seed stream of its own "
-            f"(no compiles, {sat['wall_seconds']:,.0f} s with {sat['workers']} processes; 10^4 rather than 10^5 per "
+            f"(no compiles, {sat['wall_seconds']:,.0f} s with {sat['workers']} process{'es' if sat['workers'] != 1 else ''}; 10^4 rather than 10^5 per "
             "family to fit the 2-core machine) and counted distinct structural hashes at each checkpoint. "
             f"{len(full)} of {len(final)} families never repeat a structure in {n(per)} programs"
             + (": " + ", ".join(f"`{f}` {n(d)}" for d, f in low) + " are the families that do, and their curves "

@@ -52,6 +52,17 @@ def oracle_predictions(records: dict[str, dict], device: str) -> list[dict]:
             for rid, r in sorted(records.items()) for task in tasks_for(device)]
 
 
+def first_per_family(records: dict[str, dict], n: int) -> dict[str, dict]:
+    """The first ``n`` records (by id) of each family: a small, deterministic subset of a split."""
+    taken: Counter = Counter()
+    out = {}
+    for rid, r in sorted(records.items()):
+        if taken[r["family"]] < n:
+            taken[r["family"]] += 1
+            out[rid] = r
+    return out
+
+
 def mutant_predictions(records: dict[str, dict]) -> tuple[list[dict], dict[tuple[str, int], dict]]:
     """py2cpp predictions, one per (record, mutation kind) that applies; ``sample`` numbers the kind."""
     preds, info = [], {}
@@ -65,8 +76,26 @@ def mutant_predictions(records: dict[str, dict]) -> tuple[list[dict], dict[tuple
             diff = [line.strip() for line in difflib.unified_diff(original.split("\n"), mutated.split("\n"),
                                                                    lineterm="", n=0)
                     if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-            info[(rid, sample)] = {"kind": kind, "family": r["family"], "diff": diff}
+            info[(rid, sample)] = {"kind": kind, "family": r["family"], "diff": diff,
+                                   "reads_mutated_value": reads_mutated_value(original, diff)}
     return preds, info
+
+
+_ASSIGNED = re.compile(r"^[-+]\s*(?:const\s+[\w:]+\s+)?(var_\w+)\s*=")
+
+
+def reads_mutated_value(forward: str, diff: list[str]) -> bool:
+    """Whether the forward entry ever reads the variable the mutated line assigns. Warp's codegen assigns some
+    values only the adjoint reads (tile shapes as tuples, constants); a mutant of such a line cannot change
+    the forward's outputs (an equivalent mutant). A line that assigns nothing counts as read."""
+    for line in diff:
+        m = _ASSIGNED.match(line)
+        if m and line.startswith("-"):
+            name = m.group(1)
+            uses = len(re.findall(rf"\b{name}\b", forward))
+            writes = len(re.findall(rf"\b{name}\s*=(?!=)", forward)) + len(re.findall(rf"[\w:>]\s+{name};", forward))
+            return uses > writes
+    return True
 
 
 def _tokens(source: str) -> frozenset[str]:
@@ -113,6 +142,15 @@ def _unchanged(path: Path, preds: list[dict]) -> bool:
     return path.read_text(encoding="utf-8") == "".join(json.dumps(row) + "\n" for row in preds)
 
 
+def _complete_results(out: Path, preds: list[dict]) -> list[dict] | None:
+    """The judged rows in ``out`` if they cover every prediction (an interrupted judge run leaves fewer)."""
+    if not (out / "summary.json").exists() or not (out / "results.jsonl").exists():
+        return None
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    judged = {(r["id"], r["task"], r["sample"]) for r in rows}
+    return rows if judged == {(p["id"], p["task"], p["sample"]) for p in preds} else None
+
+
 def _strip(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in ("dataset", "predictions_file")}
 
@@ -128,13 +166,18 @@ def mutant_report(rows: list[dict], info: dict[tuple[str, int], dict]) -> dict:
             table[key]["killed"] += killed
             table[key][row["outcome"]] += 1
         if not killed:
-            survivors.append({"id": row["id"], "family": meta["family"], "kind": meta["kind"], "diff": meta["diff"]})
+            survivors.append({"id": row["id"], "family": meta["family"], "kind": meta["kind"], "diff": meta["diff"],
+                              "reads_mutated_value": meta["reads_mutated_value"]})
 
     def rates(table):
         return {k: {**dict(c), "killed_share": c["killed"] / c["mutants"]} for k, c in sorted(table.items())}
     total = len(rows)
     killed = sum(r["outcome"] != "pass" for r in rows)
+    unread = sum(1 for sv in survivors if not sv["reads_mutated_value"])
+    observable = total - unread
     return {"mutants": total, "killed": killed, "killed_share": killed / total if total else 0.0,
+            "survivors_of_unread_values": unread,
+            "killed_share_of_observable": killed / observable if observable else 0.0,
             "records": len({r["id"] for r in rows}), "by_kind": rates(by_kind), "by_family": rates(by_family),
             "outcomes": dict(Counter(r["outcome"] for r in rows)), "survivors": survivors}
 
@@ -152,7 +195,9 @@ def markdown(reports: dict) -> str:
         lines.append("")
     m = reports.get("mutants")
     if m:
-        lines += [f"Mutants: {m['mutants']} on {m['records']} CPU test records, {100 * m['killed_share']:.1f}% killed.",
+        lines += [f"Mutants: {m['mutants']} on {m['records']} CPU test records, {100 * m['killed_share']:.1f}% killed; "
+                  f"{m['survivors_of_unread_values']} survivors mutate a value the forward never reads (equivalent "
+                  f"mutants), {100 * m['killed_share_of_observable']:.1f}% of the others killed.",
                   "", "| mutation | mutants | killed |", "|---|---|---|"]
         lines += [f"| {k} | {c['mutants']} | {100 * c['killed_share']:.1f}% |" for k, c in m["by_kind"].items()]
         lines += ["", "| family | mutants | killed |", "|---|---|---|"]
@@ -169,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers for the judge")
     parser.add_argument("--work", type=Path, default=ROOT / "eval_out" / "baselines")
     parser.add_argument("--report", type=Path, default=ROOT / "report" / "benchmark")
+    parser.add_argument("--per-family", type=int, default=None, metavar="N",
+                        help="judge only the first N test records (by id) of each family: a small run")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the judge's results in --work for a predictions file that has not changed")
     args = parser.parse_args(argv)
@@ -176,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in args.datasets:
         dataset = dataset.resolve()
         device, test = load_split(dataset, "test")
+        if args.per_family is not None:
+            test = first_per_family(test, args.per_family)
         builders = {"oracle": lambda: oracle_predictions(test, device)}
         if "retrieval" in args.only:
             builders["retrieval"] = lambda: retrieval_predictions(test, load_split(dataset, "train")[1], device)
@@ -192,22 +241,28 @@ def main(argv: list[str] | None = None) -> int:
             preds = builders[name]()
             path = args.work / f"{name}-{device}.jsonl"
             out = args.work / f"{name}-{device}"
-            if args.reuse and _unchanged(path, preds) and (out / "summary.json").exists():
+            rows = _complete_results(out, preds) if args.reuse and _unchanged(path, preds) else None
+            if rows is not None:
                 summary = json.loads((out / "summary.json").read_text())
-                rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
                 seconds = None
                 print(f"{name} {device}: reused {len(rows)} results from {out}", flush=True)
             else:
                 write_jsonl(path, preds)
                 summary, rows, seconds = run_judge(path, dataset, out, args.workers)
                 print(f"{name} {device}: {len(rows)} predictions judged in {seconds:.0f} s", flush=True)
-            entry = reports.setdefault(name, {"datasets": {}, "seconds": {}})
+            report_file = args.report / f"{name}.json"
+            if name not in reports:        # another dataset's results already in the file stay
+                reports[name] = json.loads(report_file.read_text()) if report_file.exists() else {}
+            entry = reports[name]
+            for key in ("datasets", "seconds", "records_per_family_limit"):
+                entry.setdefault(key, {})
             entry["datasets"][device] = _strip(summary)
             entry["seconds"][device] = None if seconds is None else round(seconds, 1)
+            entry["records_per_family_limit"][device] = args.per_family
             if name == "mutants":
                 entry.update(mutant_report(rows, mutant_info))
             args.report.mkdir(parents=True, exist_ok=True)          # after every run: an interrupted run keeps
-            (args.report / f"{name}.json").write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
+            report_file.write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
     print(markdown(reports))
     return 0
 

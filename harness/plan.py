@@ -68,7 +68,7 @@ def production_plan(families: dict[str, Family], target_bytes: int,
     total_weight = sum(f.weight for f in families.values())
     per_chunk = 0.0          # expected record bytes of an average chunk of the sequence
     for name, family in families.items():
-        per_kernel = measured.get(name) or getattr(family, "bytes_hint", None) or DEFAULT_BYTES_PER_KERNEL
+        per_kernel = measured.get(name) or DEFAULT_BYTES_PER_KERNEL
         per_chunk += family.weight / total_weight * per_kernel * family.chunk_size
     count = max(len(families), math.ceil(PROVISION * target_bytes / per_chunk))
     sequence = interleave(families)

@@ -103,7 +103,7 @@ class FactorySession:
         default = (Path(rootdir) / "production").resolve()
         return default / "PRODUCTION_STATE.md" if parents == {default} else None
 
-    def _state_rows(self, phase: str, status: str) -> dict:
+    def _state_rows(self, phase: str, task: str, status: str) -> dict:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rows = {}
         for device in self.datasets:
@@ -112,18 +112,23 @@ class FactorySession:
             target_mb = self.target / 1e6
             rate = self.records_written[device] / elapsed
             speed = self.bytes_written[device] / 1e6 / elapsed
-            eta = "-" if status == "done" or speed <= 0 else f"{max(0.0, target_mb - mb) / speed / 60:.1f} min"
+            eta = "-" if status == "completed" or speed <= 0 else f"{max(0.0, target_mb - mb) / speed / 60:.1f} min"
             records = self.assembled[device]["records"] if device in self.assembled else sel.kept
-            rows[device] = {"phase": phase, "status": status, "mb": mb, "target_mb": target_mb,
+            rows[device] = {"phase": phase, "task": task, "status": status, "mb": mb, "target_mb": target_mb,
                             "records": records, "rate": rate, "eta": eta}
         return rows
 
-    def _write_state(self, phase: str, status: str, next_action: str, log_line: str | None = None) -> None:
+    def _write_state(self, phase: str, task: str, status: str, next_action: str, log_line: str | None = None,
+                     blockers: list[str] | None = None) -> None:
         if self.state_file is None:
             return
-        from production.state import write_state
+        from .state import write_state
 
-        write_state(self.state_file, self._state_rows(phase, status), next_action, log_line)
+        metrics = {"chunks finished by this run": str(self.chunks_run),
+                   "records written by this run": ", ".join(f"{d} {self.records_written[d]}" for d in self.datasets),
+                   "rejects by reason": ", ".join(f"{k} {v}" for k, v in sorted(self.rejects.items())) or "none",
+                   "elapsed": f"{time.monotonic() - self.started:.0f} s"}
+        write_state(self.state_file, self._state_rows(phase, task, status), next_action, log_line, metrics, blockers)
 
     # -- planning -------------------------------------------------------------------------------------
     def _plan(self) -> list[Chunk]:
@@ -258,7 +263,8 @@ class FactorySession:
                          + (f"{eta / 60:.1f} min" if eta != float("inf") else "?"))
         rejects = ", ".join(f"{k} {v}" for k, v in sorted(self.rejects.items())) or "none"
         tr.write_line(f"[factory] {'; '.join(parts)}; rejects: {rejects}")
-        self._write_state("generate", "running", "wait for the run to finish (or rerun the same command after a kill)")
+        self._write_state("generation", "generate, compile and verify chunks", "in_progress",
+                          "wait for the run to finish (or rerun the same command after a kill)")
 
     # -- finishing ------------------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
@@ -304,16 +310,20 @@ class FactorySession:
                               "continue (the next plan uses the measured record sizes)")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if short:
-            self._write_state("generate", "incomplete", "rerun the same production command to continue",
-                              f"{self.wall_started:%Y-%m-%d %H:%M} UTC run stopped after {wall:.0f} s: {summary}")
+            self._write_state("generation", "generate, compile and verify chunks", "blocked",
+                              "rerun the same production command to continue",
+                              f"{self.wall_started:%Y-%m-%d %H:%M} UTC run stopped after {wall:.0f} s: {summary}",
+                              ["the run ended before the size target: " + ", ".join(
+                                  f"{d} {b / 1e6:.1f} of {self.target / 1e6:g} MB" for d, b in short.items())])
             return
-        from production.pack import pack
+        from .pack import pack
 
         for device, ds in self.datasets.items():
             manifest = pack(ds.root)
             self.notes.append(f"{device}: packed {manifest['records']} records into {ds.root / 'data'} "
                               f"({manifest['bytes_compressed'] / 1e6:.1f} MB zstd parquet)")
-        self._write_state("packed", "done", "validate with `wkf-validate production/*_code`",
+        self._write_state("packed", "assemble, deduplicate, cut at the target and pack Parquet", "completed",
+                          "validate with `wkf-validate production/*_code`",
                           f"{self.wall_started:%Y-%m-%d %H:%M} UTC run finished in {wall:.0f} s: {summary}")
 
     @pytest.hookimpl

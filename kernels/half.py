@@ -330,6 +330,10 @@ def unary_iv(op: str, iv: Interval) -> Interval:
         return Interval(m.erfc(hi), m.erfc(lo))
     if op == "acos":
         return Interval(m.acos(min(1.0, hi)), m.acos(max(-1.0, lo)))
+    if op in ("log", "log2", "log10", "sqrt") and lo <= 0.0:
+        # The argument was made positive (``abs(x) + c``, c >= 0.5, so every value is >= c), but the float16
+        # rounding margin of the hull, relative to its magnitude, can push the hull's low end below zero.
+        lo = min(0.25, hi)
     inc = {"tan": m.tan, "exp": m.exp, "log": m.log, "log2": m.log2, "log10": m.log10, "sqrt": m.sqrt,
            "cbrt": lambda x: m.copysign(abs(x) ** (1.0 / 3.0), x), "tanh": m.tanh, "atan": m.atan,
            "asin": lambda x: m.asin(max(-1.0, min(1.0, x))), "sinh": m.sinh, "erf": m.erf,

@@ -51,7 +51,7 @@ def merge(out: Path, shards: list[Path], target_bytes: int, pack_after: bool = T
     shutil.rmtree(out / "records", ignore_errors=True)
     summary = dataset.assemble(plan, target_bytes)
     if pack_after:
-        from production.pack import pack
+        from harness.pack import pack
 
         pack(out)
     return summary

@@ -2,12 +2,16 @@
 
 Structural dedup (``harness.record.structural_hash``) removes programs equal up to names, literals and
 comments. This measures what is left: the Jaccard similarity of the sets of token 5-grams of each program's
-structural text, found with MinHash and banded locality-sensitive hashing (64 hashes in 16 bands of 4), then
-computed exactly for every candidate pair. Deterministic: shingles are CRC-32 of their text, never ``hash()``.
+structural text. Every pair at or above the lowest reported threshold is found exactly, by an all-pairs
+similarity join with prefix filtering (Bayardo et al. 2007; Xiao et al.'s PPJoin): with shingles ordered from
+rarest to commonest, two sets with Jaccard >= t must share one of the first ``|A| - ceil(t|A|) + 1`` shingles of
+each, so only pairs sharing a prefix shingle (and of compatible sizes) are compared, and each of those exactly.
+Deterministic: shingles are CRC-32 of their text, never ``hash()``.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import Counter, defaultdict
 
@@ -16,15 +20,7 @@ import numpy as np
 from harness.record import structural_text
 
 SHINGLE = 5
-HASHES = 64
-BANDS = 16
-PRIME = (1 << 61) - 1
-MAX_BUCKET = 200            # a bucket this full is one big family resemblance: compare a bounded sample of it
 THRESHOLDS = (0.8, 0.9)
-
-_rng = np.random.Generator(np.random.PCG64(20261204))
-_A = _rng.integers(1, 1 << 31, size=HASHES, dtype=np.uint64)
-_B = _rng.integers(0, 1 << 31, size=HASHES, dtype=np.uint64)
 
 
 def shingles(source: str) -> np.ndarray:
@@ -33,48 +29,39 @@ def shingles(source: str) -> np.ndarray:
     return np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64, count=len(grams))
 
 
-def signature(sh: np.ndarray) -> np.ndarray:
-    # a < 2^31 and x < 2^32, so a*x + b stays below 2^64: exact in uint64
-    return ((np.outer(sh, _A) + _B) % PRIME).min(axis=0)
-
-
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     inter = np.intersect1d(a, b, assume_unique=True).size
     return inter / (a.size + b.size - inter) if a.size + b.size else 1.0
 
 
-def nearest_neighbours(sources: list[str]) -> list[tuple[float, int]]:
-    """For each program, (the largest Jaccard similarity to another program, that program's index or -1).
-
-    Only LSH candidates are compared: a pair at similarity 0.8 is a candidate with probability 0.9998, at 0.5
-    with 0.64, so the values are exact above about 0.8 and lower bounds below."""
+def nearest_neighbours(sources: list[str], threshold: float = min(THRESHOLDS)) -> list[tuple[float, int]]:
+    """For each program, (its largest Jaccard similarity to another program, that program's index), exact for
+    every program that has a neighbour at ``threshold`` or above; ``(0.0, -1)`` for the others."""
     sets = [np.unique(shingles(s)) for s in sources]
-    sigs = np.stack([signature(s) for s in sets]) if sets else np.zeros((0, HASHES), dtype=np.uint64)
-    rows = HASHES // BANDS
-    candidates: set[tuple[int, int]] = set()
-    for band in range(BANDS):
-        buckets: dict[bytes, list[int]] = defaultdict(list)
-        for i, sig in enumerate(sigs):
-            buckets[sig[band * rows:(band + 1) * rows].tobytes()].append(i)
-        for members in buckets.values():
-            members = members[:MAX_BUCKET]
-            for x in range(len(members)):
-                for y in range(x + 1, len(members)):
-                    candidates.add((members[x], members[y]))
+    frequency = Counter(int(x) for s in sets for x in s)
+    ordered = [sorted((int(x) for x in s), key=lambda x: (frequency[x], x)) for s in sets]
+    index: dict[int, list[int]] = defaultdict(list)       # prefix shingle -> programs (smaller first)
     best = [(0.0, -1)] * len(sources)
-    for i, j in sorted(candidates):
-        sim = jaccard(sets[i], sets[j])
-        if sim > best[i][0]:
-            best[i] = (sim, j)
-        if sim > best[j][0]:
-            best[j] = (sim, i)
+    for i in sorted(range(len(sets)), key=lambda k: (len(ordered[k]), k)):
+        size = len(ordered[i])
+        prefix = ordered[i][:size - math.ceil(threshold * size) + 1]
+        candidates = {j for x in prefix for j in index[x] if len(ordered[j]) >= threshold * size}
+        for j in sorted(candidates):
+            sim = jaccard(sets[i], sets[j])
+            if sim >= threshold:
+                if sim > best[i][0]:
+                    best[i] = (sim, j)
+                if sim > best[j][0]:
+                    best[j] = (sim, i)
+        for x in prefix:
+            index[x].append(i)
     return best
 
 
 def near_duplicate_numbers(rows: list[dict]) -> dict:
     """How many records have a near neighbour at each threshold, overall and per family, and the closest pair."""
     best = nearest_neighbours([r["python_source"] for r in rows])
-    out = {"records": len(rows), "shingle": SHINGLE, "hashes": HASHES, "bands": BANDS}
+    out = {"records": len(rows), "shingle": SHINGLE, "method": "exact all-pairs join (prefix filtering)"}
     for t in THRESHOLDS:
         near = [i for i, (sim, _) in enumerate(best) if sim >= t]
         out[f"with_neighbour_ge_{t}"] = len(near)

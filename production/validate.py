@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from harness.record import content_id, record_bytes, structural_hash
 from harness.schema import RecordInvalid, validate_record
-from production.pack import sha256_file, split_of
+from harness.pack import sha256_file, split_of
 
 
 def unflatten(row: dict) -> dict:

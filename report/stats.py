@@ -1,8 +1,8 @@
 """Every number of the technical report, computed from the inputs; no figures, no prose.
 
 Inputs: a packed dataset directory per device (``<data>/cpu_code``, ``<data>/cuda_code``: ``data/*.parquet``,
-``manifest.json``, ``rejects.jsonl``), the stage benchmark JSON written by pytest-benchmark
-(``tests/bench/test_stages.py``) and the generators' structural diversity (``production.diversity.measure``).
+``manifest.json``, ``rejects.jsonl``); the side inputs (benchmark, saturation, coverage) are read by
+:mod:`report.inputs`.
 
 :func:`dataset_numbers` returns two things per dataset: ``numbers`` (JSON-able, written to ``numbers.json`` and
 used by the text) and ``series`` (per-record arrays the figures are drawn from).
@@ -156,39 +156,102 @@ def _lines(text: str | None) -> int:
     return 0 if not text else text.count("\n") + (0 if text.endswith("\n") else 1)
 
 
-def token_sample(rows: list[dict], n: int) -> list[dict]:
-    """A deterministic uniform sample: the ``n`` records with the smallest ids (ids are sha256 digests)."""
-    return sorted(rows, key=lambda r: r["id"])[:n] if n < len(rows) else list(rows)
+#: context windows the report measures record lengths against (cl100k tokens of a whole record's text)
+CONTEXTS = (4096, 8192, 16384, 32768)
 
 
-def token_numbers(rows: list[dict], encoder, n: int) -> tuple[dict, dict]:
-    sample = token_sample(rows, n)
-    counts = {k: [] for k in ("python", "forward", "backward", "support", "generated", "pair")}
-    chars = 0
-    for r in sample:
-        py = len(encoder.encode_ordinary(r["python_source"]))
-        parts = {k: len(encoder.encode_ordinary(r["ir"][k])) if r["ir"][k] else 0 for k in CODE_FIELDS}
-        gen = sum(parts.values())
-        counts["python"].append(py)
-        for k, v in parts.items():
-            counts[k].append(v)
-        counts["generated"].append(gen)
-        counts["pair"].append(py + gen)
-        chars += len(r["python_source"]) + len(generated_text(r))
-    total = sum(counts["pair"])
-    ratio = np.asarray(counts["generated"], float) / np.maximum(np.asarray(counts["python"], float), 1)
+def token_numbers(rows: list[dict]) -> tuple[dict, dict]:
+    """Exact token statistics from every record's own ``tokens`` field (cl100k_base, counted when the record was
+    made): totals, distributions, and the share of records that fit each context in :data:`CONTEXTS`."""
+    py = np.asarray([r["tokens"]["python"] for r in rows], dtype=np.int64)
+    code = np.asarray([r["tokens"]["code"] for r in rows], dtype=np.int64)
+    total = np.asarray([r["tokens"]["total"] for r in rows], dtype=np.int64)
+    fams = np.asarray([r["family"] for r in rows])
+    per_family = {}
+    for f in sorted(set(fams.tolist())):
+        t = total[fams == f]
+        per_family[f] = {"records": int(t.size), "p50": float(np.median(t)), "p95": float(np.percentile(t, 95)),
+                         "max": int(t.max()), "total": int(t.sum()),
+                         "fit": {str(c): int(np.count_nonzero(t <= c)) for c in CONTEXTS}}
     numbers = {
-        "sample": len(sample), "of": len(rows),
-        **{k: dist(v) for k, v in counts.items()},
-        "expansion": dist(ratio),
-        "chars_per_token": chars / total if total else None,
-        "sample_tokens": int(total),
-        "estimated_total_tokens": int(round(total / len(sample) * len(rows))) if sample else 0,
-        "over_4096": int(sum(1 for v in counts["pair"] if v > 4096)),
-        "over_8192": int(sum(1 for v in counts["pair"] if v > 8192)),
+        "records": len(rows), "total": int(total.sum()), "python_total": int(py.sum()), "code_total": int(code.sum()),
+        "python": dist(py), "code": dist(code), "pair": dist(total),
+        "expansion": dist(code / np.maximum(py, 1)),
+        "fit": {str(c): int(np.count_nonzero(total <= c)) for c in CONTEXTS},
+        "per_family": per_family,
     }
-    return numbers, {"python_tokens": counts["python"], "generated_tokens": counts["generated"],
-                     "pair_tokens": counts["pair"]}
+    return numbers, {"pair_tokens": total, "python_tokens": py, "generated_tokens": code}
+
+
+def adjoint_numbers(rows: list[dict]) -> dict:
+    """Bytes of adjoint code: each record's backward entry plus the ``adj_*`` helper functions in its support,
+    against the bytes of its JSON line (what the 200 MB target counts)."""
+    from harness.extract import split_blocks
+
+    backward = helpers = 0
+    for r in rows:
+        backward += len((r["ir"]["backward"] or "").encode("utf-8"))
+        for block in split_blocks(r["ir"]["support"] or ""):
+            if ADJ_DEF.search(block.signature):
+                helpers += len(block.text.encode("utf-8"))
+    total = sum(record_bytes(r) for r in rows)
+    return {"backward_bytes": backward, "adjoint_helper_bytes": helpers, "record_bytes": total,
+            "share": (backward + helpers) / total if total else 0.0,
+            "backward_share": backward / total if total else 0.0}
+
+
+ADJ_DEF = re.compile(r"\badj_\w+\s*\(")
+
+
+def cost_numbers(manifest: dict, tokens: dict, records: int) -> dict:
+    """Core-seconds per record and per million tokens of the logged runs that wrote chunks: wall time x worker
+    processes (each worker holds one core for the whole run), divided by the records those runs wrote; per
+    million tokens through the dataset's mean tokens per record."""
+    runs = [r for r in manifest.get("runs") or [] if (r.get("chunks") or 0) > 0 and (r.get("wall_seconds") or 0) > 0]
+    core = sum(float(r["wall_seconds"]) * int(r.get("workers") or 1) for r in runs)
+    written = sum(int(r.get("records") or 0) for r in runs)
+    busy = sum(sum((r.get("stage_seconds") or {}).values()) for r in runs)
+    if not core or not written or not records:
+        return {"runs": len(runs), "core_seconds": None, "per_record": None, "per_mtok": None}
+    per_record = core / written
+    mean_tokens = tokens["total"] / records
+    return {"runs": len(runs), "core_seconds": core, "records_written": written, "busy_seconds": busy,
+            "per_record": per_record, "per_mtok": per_record / mean_tokens * 1e6,
+            "workers": max(int(r.get("workers") or 1) for r in runs), "wall_seconds": sum(r["wall_seconds"] for r in runs)}
+
+
+RESOURCE_KEYS = ("registers", "spill_store_bytes", "spill_load_bytes", "stack_frame_bytes", "shared_bytes",
+                 "local_bytes", "constant_bytes")
+
+
+def resource_numbers(rows: list[dict]) -> dict:
+    """CUDA records' machine-code resources (``ir.resources``, ptxas and cuobjdump on the record's own SASS) per
+    family and entry; empty for a dataset without them."""
+    per: dict = defaultdict(lambda: {"forward": defaultdict(list), "backward": defaultdict(list)})
+    with_res = 0
+    for r in rows:
+        res = r["ir"].get("resources")
+        if not res:
+            continue
+        with_res += 1
+        for entry in ("forward", "backward"):
+            for k in RESOURCE_KEYS:
+                if res.get(entry):
+                    per[r["family"]][entry][k].append(res[entry][k])
+                    per["_all"][entry][k].append(res[entry][k])
+
+    def summary(d: dict) -> dict:
+        regs = np.asarray(d["registers"])
+        spill = np.asarray(d["spill_store_bytes"]) + np.asarray(d["spill_load_bytes"])
+        return {"entries": int(regs.size), "registers_p50": float(np.median(regs)),
+                "registers_p95": float(np.percentile(regs, 95)), "registers_max": int(regs.max()),
+                "spilling": int(np.count_nonzero(spill)), "stack": int(np.count_nonzero(d["stack_frame_bytes"])),
+                "local": int(np.count_nonzero(d["local_bytes"])), "shared": int(np.count_nonzero(d["shared_bytes"])),
+                "shared_max": int(max(d["shared_bytes"]))}
+    fams = {f: {e: summary(v) for e, v in kinds.items() if v["registers"]} for f, kinds in per.items()}
+    registers = {f: {e: per[f][e]["registers"] for e in ("forward", "backward")} for f in per if f != "_all"}
+    return {"records": with_res, "all": fams.pop("_all", {}), "per_family": dict(sorted(fams.items())),
+            "series": registers}
 
 
 def verification_numbers(rows: list[dict]) -> tuple[dict, dict]:
@@ -475,13 +538,14 @@ def quality_numbers(ds: Dataset, run_validate: bool) -> dict:
     return out
 
 
-def dataset_numbers(ds: Dataset, encoder, token_n: int, run_validate: bool = True,
+def dataset_numbers(ds: Dataset, run_validate: bool = True,
                     chunk_sizes: dict[str, int] | None = None) -> tuple[dict, dict]:
     m = ds.manifest
     rows = ds.rows
     language = "cpp" if ds.device == "cpu" else "cuda"
     sizes, size_series = size_numbers(rows)
-    tokens, token_series = token_numbers(rows, encoder, token_n)
+    tokens, token_series = token_numbers(rows)
+    resources = resource_numbers(rows)
     verification, ver_series = verification_numbers(rows)
     compressed = sum(p.stat().st_size for p in ds.parquet_files)
     numbers = {
@@ -511,13 +575,20 @@ def dataset_numbers(ds: Dataset, encoder, token_n: int, run_validate: bool = Tru
         "verification": verification,
         "rejects": reject_numbers(ds, chunk_sizes),
         "production": production_numbers(m, len(rows)),
+        "cost": cost_numbers(m, tokens, len(rows)),
+        "adjoint": adjoint_numbers(rows),
+        "resources": {k: v for k, v in resources.items() if k != "series"},
+        "stages": dict(Counter(" -> ".join(r["verification"].get("stages") or []) or "unrecorded" for r in rows)),
+        "block_dims": dict(sorted((str(k), n) for k, n in Counter(r["launch"]["block_dim"] for r in rows).items())),
+        "tile_matmul": sum(1 for r in rows if "wp.tile_matmul(" in r["python_source"]),
         "entry_names": entry_name_numbers(rows, ds.device),
         "tool_versions": {k: dict(sorted(Counter(str(r["provenance"].get(k)) for r in rows).items()))
                           for k in ("warp", "cuda_toolkit", "numpy", "python")},
         "coverage": coverage_numbers(rows, language),
         "quality": quality_numbers(ds, run_validate),
     }
-    series = {**size_series, **token_series, **ver_series, "family": [r["family"] for r in rows]}
+    series = {**size_series, **token_series, **ver_series, "family": np.asarray([r["family"] for r in rows]),
+              "registers": resources["series"]}
     return numbers, series
 
 
@@ -553,88 +624,11 @@ def overlap_numbers(datasets: dict[str, Dataset]) -> dict:
             "in_both_same_source": same_source, "in_both_same_structural_hash": same_structure,
             "forward_statements_identical": same_forward, "backward_statements_identical": same_backward,
             "forward_statements_differ_by_family": dict(differ.most_common()),
-            "cpu_only": len(set(cpu) - set(cuda)), "cuda_only": len(set(cuda) - set(cpu))}
-
-
-# -- benchmark JSON ---------------------------------------------------------------------------------------
-
-
-def bench_numbers(path: Path | None) -> dict | None:
-    """Rates per stage from pytest-benchmark's JSON (``--benchmark-json``); None when there is no file."""
-    if path is None or not Path(path).exists():
-        return None
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    rows = []
-    for b in data.get("benchmarks", []):
-        ei = b.get("extra_info", {}) or {}
-        params = b.get("params") or {}
-        rows.append({
-            "group": b.get("group") or "?",
-            "name": b.get("name"),
-            "family": ei.get("family") or params.get("family_name"),
-            "variant": ei.get("variant") or ei.get("backend") or ei.get("device") or "batched",
-            "kernels_per_s": ei.get("kernels_per_s"),
-            "ms_per_kernel": ei.get("ms_per_kernel"),
-            "kernels_per_round": ei.get("kernels_per_round"),
-            "rounds": (b.get("stats") or {}).get("rounds"),
-            "batched_speedup": ei.get("batched_speedup"),
-            "records_per_s": ei.get("records_per_s"),
-            "record_mb_per_s": ei.get("record_mb_per_s") or (ei["record_bytes_per_s"] / 1e6
-                                                            if ei.get("record_bytes_per_s") else None),
-            "warmup_cpu_s": ei.get("warmup_cpu_s"),
-            "warmup_nvrtc_s": ei.get("warmup_nvrtc_s"),
-            "K": ei.get("K"),
-            "stage_seconds_per_round": ei.get("stage_seconds_per_round"),
-        })
-    groups: dict[str, dict] = {}
-    for group in sorted({r["group"] for r in rows}):
-        gr = [r for r in rows if r["group"] == group and r["kernels_per_s"]]
-        by_variant = defaultdict(list)
-        for r in gr:
-            by_variant[r["variant"]].append(r["kernels_per_s"])
-        groups[group] = {v: {"families": len(x), "median_kernels_per_s": float(np.median(x)),
-                             "min_kernels_per_s": float(min(x)), "max_kernels_per_s": float(max(x))}
-                         for v, x in sorted(by_variant.items())}
-    speedups = {f"{r['group']}:{r['variant']}": r["batched_speedup"] for r in rows if r.get("batched_speedup")}
-    machine = data.get("machine_info", {}) or {}
-    cpu = machine.get("cpu", {}) or {}
-    k_values = sorted({r["K"] for r in rows if r.get("K")})
-    warm_cpu = [r["warmup_cpu_s"] for r in rows if r.get("warmup_cpu_s")]
-    warm_nvrtc = [r["warmup_nvrtc_s"] for r in rows if r.get("warmup_nvrtc_s")]
-    return {
-        "path": str(path),
-        "datetime": data.get("datetime"),
-        "pytest_benchmark": data.get("version"),
-        "machine": {"cpu": cpu.get("brand_raw"), "cores": cpu.get("count"), "python": machine.get("python_version"),
-                    "node": machine.get("node")},
-        "K": (k_values[0] if len(k_values) == 1 else " / ".join(map(str, k_values)) if k_values else
-              "(not recorded)"),
-        "rows": rows,
-        "groups": groups,
-        "speedups": speedups,
-        "warmup_cpu_s": warm_cpu[0] if warm_cpu else None,
-        "warmup_nvrtc_s": warm_nvrtc[0] if warm_nvrtc else None,
-    }
+            "cpu_only": len(set(cpu) - set(cuda)), "cuda_only": len(set(cuda) - set(cpu)),
+            "distinct_programs": len({r["structural_hash"] for ds in datasets.values() for r in ds.rows})}
 
 
 # -- generators -------------------------------------------------------------------------------------------
-
-
-def warp_corpus() -> dict:
-    """How many ``@wp.kernel`` definitions the installed Warp package itself holds (its tests and examples):
-    the size of the most obvious corpus of real Warp kernels."""
-    import warp
-
-    root = Path(warp.__file__).resolve().parent
-    counts = Counter()
-    files = 0
-    for path in root.rglob("*.py"):
-        k = path.read_text(encoding="utf-8", errors="replace").count("@wp.kernel")
-        if k:
-            files += 1
-            part = path.relative_to(root).parts[0]
-            counts["tests" if part == "tests" else "examples" if part == "examples" else "library"] += k
-    return {"kernels": sum(counts.values()), "files": files, **dict(sorted(counts.items()))}
 
 
 def family_catalog() -> dict:
@@ -652,28 +646,3 @@ def family_catalog() -> dict:
         out[name] = {"description": f.description, "covers": list(f.covers), "weight": f.weight,
                      "chunk_size": f.chunk_size, "version": f.version}
     return out
-
-
-def diversity_numbers(n: int, json_path: Path | None = None, names: list[str] | None = None) -> dict:
-    """``production.diversity.measure(n)`` family by family (a generator that raises is reported, not fatal),
-    or a JSON written earlier by ``wkf-diversity --json``."""
-    if json_path is not None and Path(json_path).exists():
-        result = json.loads(Path(json_path).read_text(encoding="utf-8"))
-        per_family = {k: v for k, v in result.items() if k != "_overall"}
-        source = str(json_path)
-    else:
-        from production.diversity import measure
-
-        per_family = {}
-        for name in names or []:
-            try:
-                per_family[name] = measure(n, [name])[name]
-            except Exception as exc:  # noqa: BLE001 - reported in the table instead
-                per_family[name] = {"programs": n, "error": f"{type(exc).__name__}: {exc}"[:200]}
-        source = f"production.diversity.measure({n})"
-    ok = [v for v in per_family.values() if "structural_unique" in v]
-    programs = sum(v["programs"] for v in ok)
-    overall = ({"programs": programs, "structural_unique": sum(v["structural_unique"] for v in ok),
-                "structural_unique_fraction": round(sum(v["structural_unique"] for v in ok) / programs, 4)}
-               if programs else {})
-    return {"source": source, "per_family": per_family, "overall": overall}

@@ -1,10 +1,9 @@
-"""The report's tables, each a function of the numbers computed by :mod:`report.stats`."""
+"""The report's tables, each a function of the numbers computed by :mod:`report.stats` and the side inputs of
+:mod:`report.inputs`. Tests recompute every cell from the data (``tests/test_report.py``)."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from .fmt import DEVICE_NAMES, figure, mb, n, pct, plural, secs, sig, table
+from .fmt import mb, n, pct, plural, sig, table
 
 REASONS = {
     "generator_error": "the generator or input sampler raised",
@@ -17,122 +16,71 @@ REASONS = {
     "degenerate_copy": "an output was a copy of an input",
     "degenerate_dead_inputs": "the outputs ignored at least half of the inputs",
     "gradient_mismatch": "Warp's adjoint disagreed with finite differences of the reference",
-    "record_error": "code extraction or schema validation of the record failed",
+    "record_error": "the record's own code did not rebuild alone (g++ / NVRTC), or its schema failed",
+    "assemble_error": "ptxas refused the PTX NVRTC produced",
+    "over_budget": "longer than the token budget (16,384 cl100k tokens of Python + generated code)",
     "duplicate": "the same program earlier in the same chunk",
     "duplicate_exact": "dedup: same content as an earlier record",
     "duplicate_structural": "dedup: same structure as an earlier record",
 }
 
 
-def _both(numbers: dict, fn) -> list[str]:
-    return [fn(numbers["datasets"][d]) for d in ("cpu", "cuda")]
+DEVICES = ("cpu", "cuda")
 
 
-def totals_table(nums: dict, catalog: dict) -> str:
-    rows = []
-    for d in ("cpu", "cuda"):
-        x = nums["datasets"][d]
-        split = x["per_split"]
-        rows.append([f"`{x['dataset']}` ({DEVICE_NAMES[d]})", n(x["records"]), mb(x["bytes_raw"]),
-                     mb(x["bytes_compressed"]), n(x["parquet_files"]),
-                     " / ".join(n(split.get(s, 0)) for s in ("train", "validation", "test")),
-                     n(len(x["families"]))])
-    return table(["dataset", "records", "JSON MB", "Parquet MB", "Parquet files", "train / validation / test",
-                  "families"], rows)
+def _ds(nums: dict, d: str) -> dict:
+    return nums["datasets"][d]
 
 
-def family_balance_table(nums: dict) -> str:
-    cpu, cuda = nums["datasets"]["cpu"], nums["datasets"]["cuda"]
-    fams = sorted(set(cpu["families"]) | set(cuda["families"]))
-    rows = []
-    for f in fams:
-        a, b = cpu["families"].get(f, {}), cuda["families"].get(f, {})
-        rows.append([f"`{f}`", n(a.get("records", 0)), pct(a.get("records", 0), cpu["records"]),
-                     n(b.get("records", 0)), pct(b.get("records", 0), cuda["records"]),
-                     n(a.get("gradient_checked", 0)), n(b.get("gradient_checked", 0))])
-    rows.append(["**total**", n(cpu["records"]), "100.0%", n(cuda["records"]), "100.0%",
-                 n(cpu["verification"]["gradient_checked"]), n(cuda["verification"]["gradient_checked"])])
-    return table(["family", "CPU records", "CPU share", "CUDA records", "CUDA share", "CPU gradient-checked",
-                  "CUDA gradient-checked"], rows)
+def core_seconds(x) -> str:
+    return f"{x:.3f}" if x < 10 else f"{x:,.0f}"
+
+
+def summary_table(nums: dict) -> str:
+    """The executive summary's one table."""
+    o = nums["overlap"]
+
+    def col(x: dict) -> list[str]:
+        t, c, v = x["tokens"], x["cost"], x["verification"]
+        where = ", ".join(f"{k} build: {n(m)}" if k == "cpu" else f"GPU: {n(m)}" for k, m in v["numerics_device"].items())
+        return [n(x["records"]), n(x["records"] - x["quality"]["duplicate_structures"]),
+                f"{mb(x['bytes_raw'])} / {mb(x['bytes_compressed'])}", n(t["total"]),
+                pct(x["adjoint"]["backward_bytes"] + x["adjoint"]["adjoint_helper_bytes"], x["adjoint"]["record_bytes"]),
+                "; ".join(f"{k} ({n(m)})" for k, m in x["stages"].items()), where,
+                f"{n(v['gradient_checked'])} ({pct(v['gradient_checked'], x['records'])})",
+                core_seconds(c["per_record"]) if c["per_record"] else "not logged",
+                core_seconds(c["per_mtok"]) if c["per_mtok"] else "not logged"]
+    labels = ["records", "distinct programs (structural hashes)", "MB as JSON / as zstd Parquet",
+              "cl100k tokens, every record counted", "share of bytes that is adjoint code",
+              "compile stages every record passed", "where the numbers ran (records)",
+              "gradient-checked records", "core-seconds per record", "core-seconds per million tokens"]
+    a, b = col(_ds(nums, "cpu")), col(_ds(nums, "cuda"))
+    rows = [[lab, x, y] for lab, x, y in zip(labels, a, b)]
+    rows.insert(2, ["kernels in both datasets, identical statement bodies", n(o["in_both"]), n(o["in_both"])])
+    return table(["summary", "`cpu_code`", "`cuda_code`"], rows)
 
 
 def families_table(nums: dict, catalog: dict) -> str:
-    present = set(nums["datasets"]["cpu"]["families"]) | set(nums["datasets"]["cuda"]["families"])
+    cpu, cuda = _ds(nums, "cpu"), _ds(nums, "cuda")
     rows = []
-    for name in sorted(set(catalog) | present):
-        info = catalog.get(name)
-        if info:
-            desc = info["description"].split(":", 1)[-1].strip() if info["description"].startswith(name) \
-                else info["description"]
-            covers = ", ".join(info["covers"]) or "-"
-        else:
-            desc, covers = "(family no longer defined in `kernels/`)", "-"
-        if name not in present:
-            desc += " *(no records in these datasets: the size target was reached before its first chunk)*"
-        rows.append([f"`{name}`", desc.replace("|", "\\|"), covers.replace("|", "\\|")])
-    return table(["family", "what its generator writes", "covers"], rows, "lll")
-
-
-def constructs_table(nums: dict) -> str:
-    cpu, cuda = nums["datasets"]["cpu"], nums["datasets"]["cuda"]
-    rows = []
-    for label, c in cpu["coverage"]["constructs"].items():
-        k = cuda["coverage"]["constructs"].get(label, 0)
-        rows.append([label, n(c), pct(c, cpu["records"]), n(k), pct(k, cuda["records"])])
-    return table(["construct in the Python source", "CPU records", "CPU %", "CUDA records", "CUDA %"], rows)
-
-
-def code_patterns_table(nums: dict) -> str:
-    from .stats import CODE_PATTERNS
-
-    cpu, cuda = nums["datasets"]["cpu"], nums["datasets"]["cuda"]
-    rows = []
-    for label, cpp_rx, cuda_rx in CODE_PATTERNS:
-        a = cpu["coverage"]["code_patterns"].get(label)
-        b = cuda["coverage"]["code_patterns"].get(label)
-        rows.append([label, "n/a" if cpp_rx is None else f"{n(a)} ({pct(a, cpu['records'])})",
-                     "n/a" if cuda_rx is None else f"{n(b)} ({pct(b, cuda['records'])})"])
-    return table(["pattern in the generated code", "CPU records", "CUDA records"], rows)
-
-
-NOT_MEASURED = "not measured"
-
-
-def production_table(nums: dict) -> str:
-    from .stats import STAGE_LABELS
-
-    def rate(v):
-        return sig(v) if v else NOT_MEASURED
-
-    def col(x):
-        p, r = x["production"], x["rejects"]
-        runs = n(p["runs"]) + (f" ({n(p['measured_runs'])} wrote chunks)" if p["measured_runs"] != p["runs"] else "")
-        share = ", ".join(f"{STAGE_LABELS.get(k, k)} {100 * v:.0f}%"
-                          for k, v in sorted(p["stage_share"].items(), key=lambda kv: -kv[1]))
-        return [runs, n(p["workers"]) if p["workers"] else "-",
-                secs(p["wall_seconds"]) if p["wall_seconds"] else NOT_MEASURED, n(p["chunks"]),
-                n(p["records_written"]), n(x["records"]), rate(p["records_per_second"]), rate(p["mb_per_second"]),
-                rate(p["records_per_second_per_worker"]), share or "not logged",
-                n(r["failed"]), f"{n(r['written'])} of {n(r['attempted'])} ({100 * r['acceptance']:.1f}%)"
-                if r["acceptance"] is not None else "-",
-                f"{mb(x['bytes_raw'])} of {mb(x['target_bytes'])}" if x.get("target_bytes") else mb(x["bytes_raw"])]
-    labels = ["production runs logged (`runs` in manifest.json)", "worker processes",
-              "wall time (sum over runs that wrote chunks)", "chunks finished by the logged runs",
-              "records written by the logged runs (before dedup and cut)", "records kept in the dataset",
-              "records written per second", "MB of records written per second", "records per second per worker",
-              "worker time by stage", "kernels rejected (all finished chunks)",
-              "kernels accepted in the chunks the dataset is made of",
-              "dataset MB of target MB"]
-    cpu, cuda = _both(nums, col)
-    return table(["production", "`cpu_code`", "`cuda_code`"], [[lab, a, b] for lab, a, b in zip(labels, cpu, cuda)])
+    for f in sorted(set(cpu["families"]) | set(cuda["families"])):
+        a, b = cpu["families"].get(f, {}), cuda["families"].get(f, {})
+        desc = catalog.get(f, {}).get("description", "")
+        desc = desc.split(":", 1)[-1].strip() if desc.startswith(f) else desc
+        rows.append([f"`{f}`", desc.replace("|", "\\|"), n(a.get("records", 0)), n(b.get("records", 0)),
+                     n(a.get("gradient_checked", 0)), n(cpu["tokens"]["per_family"].get(f, {}).get("p50", 0))])
+    rows.append(["**total**", "", n(cpu["records"]), n(cuda["records"]), n(cpu["verification"]["gradient_checked"]),
+                 n(cpu["tokens"]["pair"]["p50"])])
+    return table(["family", "what its generator writes", "CPU records", "CUDA records", "CPU gradient-checked",
+                  "CPU median tokens"], rows, "llrrrr")
 
 
 def rejects_table(nums: dict) -> str:
-    cpu, cuda = nums["datasets"]["cpu"]["rejects"], nums["datasets"]["cuda"]["rejects"]
+    cpu, cuda = _ds(nums, "cpu")["rejects"], _ds(nums, "cuda")["rejects"]
     reasons = list(dict.fromkeys(list(cpu["by_reason"]) + list(cuda["by_reason"])))
-    drops = list(dict.fromkeys(list(cpu["dedup_drops"]) + list(cuda["dedup_drops"])))
     rows = [[f"`{r}`", REASONS.get(r, r), n(cpu["by_reason"].get(r, 0)), n(cuda["by_reason"].get(r, 0))]
             for r in reasons]
+    drops = list(dict.fromkeys(list(cpu["dedup_drops"]) + list(cuda["dedup_drops"])))
     rows += [[f"`{r}`", REASONS.get(r, r), n(cpu["dedup_drops"].get(r, 0)), n(cuda["dedup_drops"].get(r, 0))]
              for r in drops]
     if not rows:
@@ -140,187 +88,141 @@ def rejects_table(nums: dict) -> str:
     return table(["reason (rejects.jsonl)", "meaning", "`cpu_code`", "`cuda_code`"], rows, "llrr")
 
 
-def quality_table(nums: dict) -> str:
-    def col(x):
-        q, s = x["quality"], x["sizes"]
-        validated = ("not run (`--no-validate`)" if not q["validated"] else
-                     ("0 problems" if q["validate_problems"] == 0 else f"{n(q['validate_problems'])} problems"))
-        target = x.get("target_bytes")
-        nd = q["near_duplicates"]
-        near = (f"{n(nd['with_neighbour_ge_0.8'])} ({pct(nd['with_neighbour_ge_0.8'], x['records'])}); "
-                f"{n(nd['with_neighbour_ge_0.9'])} at 0.9")
-        return [validated, n(q["duplicate_ids"]), n(q["duplicate_structures"]), near,
-                "yes" if s["bytes_recomputed"] == x["bytes_raw"] else
-                f"no ({n(s['bytes_recomputed'])} vs {n(x['bytes_raw'])})",
-                "yes" if x["records"] == x["manifest_records"] else "no",
-                f"{100 * x['bytes_raw'] / target:.2f}%" if target else "n/a",
-                f"{n(s['with_backward'])} ({pct(s['with_backward'], x['records'])})",
-                ", ".join(f"O{k}: {n(v)}" for k, v in sorted(x["optimization_levels"].items())),
-                f"{x['compression_ratio']:.1f}x",
-                f"{n(q['records_with_unused_helpers'])} of {n(q['records_with_helpers'])}"]
-    labels = ["`wkf-validate` (schema, shard sha256, splits, counts, bytes)", "duplicate ids",
-              "duplicate structural hashes",
-              "near-duplicates: records whose closest other program shares >= 80% of its token 5-grams (Jaccard)",
-              "JSON bytes recomputed from Parquet = manifest",
-              "Parquet rows = manifest records", "size / target", "records with backward code",
-              "records by optimisation level", "JSON bytes / Parquet bytes",
-              "records defining a `@wp.func` the kernel never calls (of records defining one)"]
-    cpu, cuda = _both(nums, col)
-    return table(["check", "`cpu_code`", "`cuda_code`"], [[lab, a, b] for lab, a, b in zip(labels, cpu, cuda)])
+def production_table(nums: dict) -> str:
+    def col(x: dict) -> list[str]:
+        p, c, r = x["production"], x["cost"], x["rejects"]
+        top = sorted(p["stage_share"].items(), key=lambda kv: -kv[1])[:3]
+        return [n(p["workers"] or 0), f"{p['wall_seconds']:,.0f}" if p["wall_seconds"] else "not logged",
+                n(p["records_written"]), sig(p["records_per_second"]) if p["records_per_second"] else "not logged",
+                ", ".join(f"{k} {100 * v:.0f}%" for k, v in top) or "not logged",
+                f"{n(r['written'])} of {n(r['attempted'])} ({100 * r['acceptance']:.1f}%)" if r["acceptance"] else "-",
+                core_seconds(c["per_record"]) if c["per_record"] else "not logged"]
+    labels = ["worker processes (one core each)", "wall seconds of the logged run(s)",
+              "records written (before dedup and the cut)", "records written per second",
+              "worker time, largest stages", "kernels accepted in the dataset's chunks", "core-seconds per record"]
+    a, b = col(_ds(nums, "cpu")), col(_ds(nums, "cuda"))
+    return table(["production", "`cpu_code`", "`cuda_code`"], [[lab, x, y] for lab, x, y in zip(labels, a, b)])
 
 
-def sizes_table(nums: dict) -> str:
+def resources_table(nums: dict) -> str:
+    res = _ds(nums, "cuda")["resources"]
+    if not res.get("records"):
+        return "The CUDA records carry no machine-code resources (`ir.resources`)."
     rows = []
-    fields = [("record_bytes", "record (JSON bytes)"), ("python_chars", "Python source (chars)"),
-              ("python_lines", "Python source (lines)"), ("forward_chars", "forward code (chars)"),
-              ("backward_chars", "backward code (chars)"), ("support_chars", "support code (chars)"),
-              ("generated_lines", "generated code, all three (lines)")]
-    for key, label in fields:
-        a, b = nums["datasets"]["cpu"]["sizes"][key], nums["datasets"]["cuda"]["sizes"][key]
-        rows.append([label, n(a["p50"]), n(a["p95"]), n(a["max"]), n(b["p50"]), n(b["p95"]), n(b["max"])])
-    return table(["per record", "CPU p50", "CPU p95", "CPU max", "CUDA p50", "CUDA p95", "CUDA max"], rows)
+    for f, e in list(res["per_family"].items()) + [("**all**", res["all"])]:
+        fw, bw = e.get("forward"), e.get("backward")
+        rows.append([f"`{f}`" if not f.startswith("**") else f, n(fw["entries"]),
+                     f"{fw['registers_p50']:.0f} / {fw['registers_max']}",
+                     f"{bw['registers_p50']:.0f} / {bw['registers_max']}" if bw else "-",
+                     n(fw["spilling"] + (bw["spilling"] if bw else 0)), n(fw["stack"] + (bw["stack"] if bw else 0)),
+                     f"{fw['shared_max']:,}"])
+    return table(["family", "records", "forward registers p50 / max", "backward registers p50 / max",
+                  "entries spilling", "entries with a stack frame", "shared bytes max (forward)"], rows)
 
 
-def tokens_table(nums: dict) -> str:
+def context_table(nums: dict) -> str:
+    from .stats import CONTEXTS
+
     rows = []
-    for key, label in [("python", "Python source"), ("forward", "forward"), ("backward", "backward"),
-                       ("support", "support"), ("generated", "generated code (all three)"),
-                       ("pair", "pair (Python + generated)")]:
-        a, b = nums["datasets"]["cpu"]["tokens"][key], nums["datasets"]["cuda"]["tokens"][key]
-        rows.append([label, n(a["p50"]), n(a["mean"]), n(a["p95"]), n(b["p50"]), n(b["mean"]), n(b["p95"])])
-    a, b = nums["datasets"]["cpu"]["tokens"]["expansion"], nums["datasets"]["cuda"]["tokens"]["expansion"]
-    rows.append(["expansion (generated / Python tokens)", f"{a['p50']:.1f}x", f"{a['mean']:.1f}x",
-                 f"{a['p95']:.1f}x", f"{b['p50']:.1f}x", f"{b['mean']:.1f}x", f"{b['p95']:.1f}x"])
-    return table(["cl100k_base tokens per record", "CPU p50", "CPU mean", "CPU p95", "CUDA p50", "CUDA mean",
-                  "CUDA p95"], rows)
+    for d in DEVICES:
+        x = _ds(nums, d)
+        t = x["tokens"]
+        rows.append([f"`{x['dataset']}`", n(t["pair"]["p50"]), n(t["pair"]["p95"]), n(t["pair"]["max"])]
+                    + [pct(t["fit"][str(c)], x["records"]) for c in CONTEXTS[:-1]])
+    return table(["dataset", "median tokens", "p95", "max"] + [f"fit in {c // 1024}k" for c in CONTEXTS[:-1]], rows)
 
 
 def verification_table(nums: dict) -> str:
-    def col(x):
+    def col(x: dict) -> list[str]:
         v = x["verification"]
-        masked_total = v["elements_masked"] + v["elements_compared"]
-        tol = next(iter(v["float_tolerances"].items()), ("none", 0))
-        return [n(v["numerics_device"].get("cpu", 0)), n(v["numerics_device"].get("cuda", 0)),
-                n(v["gradient_checked"]), "; ".join(f"{k} ({n(c)} records)" for k, c in v["input_sets"].items()),
-                n(v["elements_compared"]), f"{n(v['elements_masked'])} ({pct(v['elements_masked'], masked_total, 2)})",
+        total = v["elements_masked"] + v["elements_compared"]
+        return [n(v["elements_compared"]), f"{n(v['elements_masked'])} ({pct(v['elements_masked'], total, 2)})",
                 n(v["records_with_masked"]), n(v["records_error_zero"]), n(v["records_exact_tolerance"]),
-                f"{sig(v['max_rel_err']['p50'])} / {sig(v['max_rel_err']['p95'])} / {sig(v['max_rel_err']['max'])}",
-                f"{sig(v['max_abs_err']['p50'])} / {sig(v['max_abs_err']['p95'])} / {sig(v['max_abs_err']['max'])}",
-                f"{tol[0]} ({n(tol[1])} records)"]
-    labels = ["records verified on the CPU build", "records verified on a GPU", "records whose gradient was checked",
-              "input sets per kernel", "output elements compared", "output elements masked (share)",
-              "records with any masked element", "records with zero error", "records compared exactly (integers)",
-              "max relative error p50 / p95 / max", "max absolute error p50 / p95 / max", "most common float tolerance"]
-    cpu, cuda = _both(nums, col)
-    return table(["verification", "`cpu_code`", "`cuda_code`"], [[lab, a, b] for lab, a, b in zip(labels, cpu, cuda)])
+                f"{sig(v['max_rel_err']['p50'])} / {sig(v['max_rel_err']['p95'])} / {sig(v['max_rel_err']['max'])}"]
+    labels = ["output elements compared", "output elements masked (share)", "records with any masked element",
+              "records with zero error (max abs error 0)", "records compared exactly (integer outputs)",
+              "max relative error per record, p50 / p95 / max"]
+    a, b = col(_ds(nums, "cpu")), col(_ds(nums, "cuda"))
+    return table(["verification", "`cpu_code`", "`cuda_code`"], [[lab, x, y] for lab, x, y in zip(labels, a, b)])
 
 
-def diversity_table(div: dict) -> str:
+def quality_table(nums: dict) -> str:
+    def col(x: dict) -> list[str]:
+        q = x["quality"]
+        nd = q["near_duplicates"]
+        return [n(nd["with_neighbour_ge_0.8"]), n(nd["with_neighbour_ge_0.9"]),
+                f"{n(q['records_with_unused_helpers'])} of {n(q['records_with_helpers'])}",
+                f"{x['compression_ratio']:.1f}x"]
+    labels = ["records whose nearest other program shares >= 80% of its token 5-grams (exact all-pairs)",
+              "the same at >= 90%", "records defining a `@wp.func` the kernel never calls (of those defining one)",
+              "JSON bytes / Parquet bytes"]
+    a, b = col(_ds(nums, "cpu")), col(_ds(nums, "cuda"))
+    return table(["quality", "`cpu_code`", "`cuda_code`"], [[lab, x, y] for lab, x, y in zip(labels, a, b)])
+
+
+def saturation_table(sat: dict) -> str:
+    cp = sat["checkpoints"]
+    show = [c for c in cp if c in (100, 1000, sat["programs_per_family"])]
     rows = []
-    for f, v in sorted(div["per_family"].items()):
-        if "error" in v:
-            rows.append([f"`{f}`", n(v["programs"]), f"generator failed: {v['error']}".replace("|", "\\|"), "-"])
-        else:
-            rows.append([f"`{f}`", n(v["programs"]), n(v["structural_unique"]),
-                         f"{100 * v['structural_unique_fraction']:.1f}%"])
-    o = div["overall"]
-    if o:
-        rows.append(["**all**", n(o["programs"]), n(o["structural_unique"]),
-                     f"{100 * o['structural_unique_fraction']:.1f}%"])
-    return table(["family", "programs generated", "structurally unique", "unique share"], rows)
+    for f, v in sorted(sat["families"].items()):
+        cells = [n(v["distinct"][cp.index(c)]) for c in show]
+        rows.append([f"`{f}`"] + cells + [pct(v["distinct"][-1], sat["programs_per_family"])])
+    total = [sum(v["distinct"][cp.index(c)] for v in sat["families"].values()) for c in show]
+    rows.append(["**all**"] + [n(x) for x in total]
+                + [pct(total[-1], sat["programs_per_family"] * len(sat["families"]))])
+    return table(["family"] + [f"distinct of {n(c)}" for c in show] + ["distinct share"], rows)
 
 
-def bench_table(bench: dict) -> str:
-    from .figures import stage_key
-
+def coverage_table(cov: dict, top: int = 12) -> str:
     rows = []
-    for group in sorted(bench["groups"], key=stage_key):
-        for variant, g in bench["groups"][group].items():
-            ms = [r["ms_per_kernel"] for r in bench["rows"]
-                  if r["group"] == group and r["variant"] == variant and r["ms_per_kernel"]]
-            speed = bench["speedups"].get(f"{group}:{variant}")
-            span = (f"{sig(g['min_kernels_per_s'])} - {sig(g['max_kernels_per_s'])}" if g["families"] > 1 else "-")
-            fams = sorted({r["family"] for r in bench["rows"] if r["group"] == group and r["variant"] == variant
-                           and r["family"]})
-            rows.append([group, variant, n(g["families"]) if g["families"] > 1 else f"`{fams[0]}`" if fams else "-",
-                         sig(g["median_kernels_per_s"]), span, sig(float(np.median(ms))) if ms else "-",
-                         f"{speed:.1f}x" if speed else "-"])
-    return table(["stage", "variant", "families", "kernels/s (median)", "range over families", "ms/kernel (median)",
-                  "batched speed-up"], rows, "lllrrrr")
+    names = [s["name"] for s in cov["datasets"]]
+    gaps = {s["name"]: s["gap"] for s in cov["datasets"]}
+    for g in gaps[names[0]][:top]:
+        rows.append([f"`{g['construct']}`", n(g["warp_non_test"])] +
+                    [n(next((x["records"] for x in gaps[nm] if x["construct"] == g["construct"]),
+                            next(r["records"][nm] for r in cov["rows"] if r["construct"] == g["construct"])))
+                     for nm in names])
+    return table(["construct (gap)", "Warp non-test kernels using it"] + [f"`{nm}` records" for nm in names], rows)
 
 
-def _bench_coverage(bench: dict) -> str:
-    """Which families each benchmark group ran for, as the JSON says (``-k`` or ``WKF_BENCH_FAMILIES`` select)."""
-    from .figures import stage_key
-
-    fams = {g: sorted({r["family"] for r in bench["rows"] if r["group"] == g and r["family"]})
-            for g in sorted(bench["groups"], key=stage_key)}
-    everywhere = sorted({f for v in fams.values() for f in v})
-    if len(everywhere) == 1:
-        return f"Every stage ran for one family, `{everywhere[0]}`."
-    parts = [f"`{g}` for {len(v)} families" if len(v) > 1 else f"`{g}` for `{v[0]}`" if v else f"`{g}`"
-             for g, v in fams.items()]
-    return "Stages ran for: " + ", ".join(parts) + "."
-
-
-def bench_section(bench: dict | None, drawn: dict, chunk_sizes: str) -> str:
-    from .stats import STAGE_LABELS
-
-    if not bench:
-        return ("No stage benchmark JSON was given to this build (`--bench`), so per-stage rates are not reported; "
-                "run `pytest tests/bench -p no:xdist --benchmark-only --benchmark-json=report/bench/stages.json`.")
-    m = bench["machine"]
-    where = ", ".join(x for x in (f"{m['cores']} CPU cores" if m.get("cores") else "", m.get("cpu") or "",
-                                  f"Python {m['python']}" if m.get("python") else "") if x)
-    k = bench["K"]
-    k_text = (f"with K = {k} kernels per chunk (production chunks hold {chunk_sizes})" if k != "(not recorded)" else
-              f"(the JSON records no chunk size K; production chunks hold {chunk_sizes})")
-    naive = any(r["variant"].startswith("naive") for r in bench["rows"])
-    text = (f"`tests/bench/test_stages.py` timed each stage with pytest-benchmark {bench.get('pytest_benchmark') or ''} "
-            f"in one process, without xdist, on {where or 'the build machine'}, {k_text}, a fresh Warp kernel cache "
-            f"and fresh kernels in every timed round. {_bench_coverage(bench)}"
-            + (" \"naive\" means one Warp module per kernel (`naive-O2`: at Warp's default CPU level, `-O2`; "
-               "`naive-O0`: at the factory's level, so batching alone), and for `pipeline` K one-kernel chunks at "
-               "`-O2`." if naive else ""))
-    warm = []
-    if bench.get("warmup_cpu_s"):
-        warm.append(f"the first CPU compile of a process, which builds the precompiled header, took "
-                    f"{bench['warmup_cpu_s']:.1f} s")
-    if bench.get("warmup_nvrtc_s"):
-        warm.append(f"the first NVRTC compile {bench['warmup_nvrtc_s']:.1f} s")
-    if warm:
-        text += " One-off costs, paid before timing: " + "; ".join(warm) + "."
-    pipe = [r for r in bench["rows"] if r["group"] == "pipeline" and r["variant"] == "batched"
-            and r.get("stage_seconds_per_round")]
-    if pipe:
-        st = pipe[0]["stage_seconds_per_round"]
-        total = sum(st.values()) or 1
-        text += (" Inside a batched chunk, time splits " + ", ".join(
-            f"{STAGE_LABELS.get(k, k)} {100 * v / total:.0f}%" for k, v in sorted(st.items(), key=lambda kv: -kv[1]))
-            + ".")
-    return text + "\n\n" + bench_table(bench) + "\n\n" + figure(
-        drawn, "stage_rates", "Kernels per second per stage in one process (pytest-benchmark)")
+def baselines_table(base: dict) -> str:
+    rows = []
+    for name in ("oracle", "retrieval"):
+        data = base.get(name)
+        if not data:
+            continue
+        for device, s in sorted(data["datasets"].items()):
+            for task, t in sorted(s["tasks"].items()):
+                outcomes = ", ".join(f"{o} {n(c)}" for o, c in sorted(t["outcomes"].items(), key=lambda kv: -kv[1]))
+                rows.append([name, f"`{task}`", n(t["predictions"]), f"{100 * t['pass@1']:.1f}%",
+                             f"{100 * t['compile_rate']:.1f}%", outcomes])
+    m = base.get("mutants")
+    if m:
+        rows.append(["mutants (single mutation of the forward)", "`py2cpp`", n(m["mutants"]),
+                     f"{100 * (1 - m['killed_share']):.1f}%", "-",
+                     ", ".join(f"{o} {n(c)}" for o, c in sorted(m["outcomes"].items(), key=lambda kv: -kv[1]))])
+    if not rows:
+        return "No baseline results are committed (`report/benchmark/*.json`)."
+    return table(["baseline", "task", "predictions", "pass@1", "compile rate", "outcomes"], rows, "llrrrl")
 
 
-def production_rate_cell(p: dict, bench: dict | None) -> str:
-    """Appendix C's rate: the logged production's, else the stage benchmark's whole-chunk rate, else said absent."""
-    if p["records_per_second"]:
-        return (f"{sig(p['records_per_second_per_worker'])} records/s per worker process "
-                f"({sig(p['records_per_second'])} records/s, {sig(p['mb_per_second'])} MB/s with "
-                f"{plural(p['workers'], 'worker')}), compile, numerics and gradient checks included")
-    pipe = [r for r in (bench or {}).get("rows", []) if r["group"] == "pipeline" and r["variant"] == "batched"
-            and r.get("kernels_per_s")]
-    text = "no production rate was logged for these datasets (Section 3.1.4)"
-    if pipe:
-        r = pipe[0]
-        text += (f"; the stage benchmark's whole chunk (`{r['family']}`, K = {r['K']}, one process) ran at "
-                 f"{sig(r['kernels_per_s'])} kernels/s" + (f", {sig(r['records_per_s'])} records/s"
-                                                              if r.get("records_per_s") else "")
-                 + ", compile, numerics and gradient checks included")
-    return text
+def mutants_table(m: dict) -> str:
+    rows = [[f"`{k}`", n(c["mutants"]), n(c["killed"]), f"{100 * c['killed_share']:.1f}%"]
+            for k, c in m["by_kind"].items()]
+    rows.append(["**all**", n(m["mutants"]), n(m["killed"]), f"{100 * m['killed_share']:.1f}%"])
+    return table(["mutation kind", "mutants", "killed (judged not pass)", "killed share"], rows)
 
 
-def comparison_table(nums: dict, bench: dict | None) -> str:
+def production_rate_cell(p: dict) -> str:
+    """Appendix C's rate: the logged production's, or said absent."""
+    if not p["records_per_second"]:
+        return "no production rate was logged for these datasets"
+    return (f"{sig(p['records_per_second_per_worker'])} records/s per worker process "
+            f"({sig(p['records_per_second'])} records/s, {sig(p['mb_per_second'])} MB/s with "
+            f"{plural(p['workers'], 'worker')}), compile, numerics, gradient and rebuild checks included")
+
+
+def comparison_table(nums: dict) -> str:
     """Appendix C. Facts about the earlier pipeline are those read from its repository (cited in the text), by
     branch where they belong to one; nothing is claimed where no fact was established."""
     cpu, cuda = nums["datasets"]["cpu"], nums["datasets"]["cuda"]
@@ -334,8 +236,8 @@ def comparison_table(nums: dict, bench: dict | None) -> str:
          f"{n(cpu['records'])} CPU records with {n(cpu['records'] - cpu['quality']['duplicate_structures'])} distinct "
          "structural hashes (exact and structural duplicates removed)"],
         ["compiled by a real compiler", "`-891a`: no (`ModuleBuilder(...).codegen` only). `-45d0`: CPU yes "
-         "(`module.load`), CUDA codegen only", f"yes: Clang for every CPU record, NVRTC ({cuda['arch']}) for every "
-         "CUDA record"],
+         "(`module.load`), CUDA codegen only", f"yes: Clang and a g++ rebuild for every CPU record; NVRTC, PTX and ptxas SASS ({cuda['arch']}) "
+         "for every CUDA record"],
         ["launched and compared with a reference", "no (neither branch)",
          f"yes: {sets} input sets per kernel against a float64 NumPy reference; degenerate kernels rejected"],
         ["dead or trivial kernels", "`-891a`: 16 of 88 `expression_tree` kernels return their input unchanged",
@@ -348,13 +250,13 @@ def comparison_table(nums: dict, bench: dict | None) -> str:
         ["rejects", "not recorded (`-891a`)", f"recorded with reasons ({n(cpu['rejects']['failed'])} CPU, "
                                              f"{n(cuda['rejects']['failed'])} CUDA)"],
         ["report vs data", "`-891a`: per-type table and \"100% compilation rate\" did not match the data",
-         "every number generated from the data; `tests/test_report.py` checks the key ones"],
+         "every number generated from the data; `tests/test_report.py` recomputes every table"],
         ["storage", "`-891a`: 129k small JSON files; the committed `.tar.gz` files were Git LFS pointers",
          "zstd Parquet splits, manifest with the sha256 of every shard"],
         ["rate", "re-measured on this project's 2-core machine with Warp 1.19: `fast_batch_generator.py` (10 kernels "
          "per module, CPU compile, no numerics) 12.7 pairs/s = 0.127 MB/s on one core; one kernel per module "
          "(`pipeline.py`) 0.68 pairs/s. `-45d0` states 10.4 pairs/s",
-         production_rate_cell(cpu["production"], bench)],
+         production_rate_cell(cpu["production"])],
     ]
     return table(["aspect", "earlier pipeline (XinShuo-ph/warp_jit_synthesize_code, branches `-891a`, `-45d0`)",
                   "this project"], rows, "lll")

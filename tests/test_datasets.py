@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from production import analyze, validate
-from production.pack import sha256_file
+from harness.pack import sha256_file
 
 PROD = ("-m", "production", "--device", "cpu", "-p", "no:xdist", "--target-mb", "0.1")
 

@@ -276,6 +276,9 @@ def test_baseline_prediction_files_and_mutant_report(quick_datasets):
     report = baselines.mutant_report(rows, info)
     assert report["mutants"] == len(mutants) and report["killed"] == len(mutants) - 1
     assert len(report["survivors"]) == 1
+    unread = 0 if report["survivors"][0]["reads_mutated_value"] else 1
+    assert report["survivors_of_unread_values"] == unread
+    assert report["killed_share_of_observable"] == report["killed"] / (len(mutants) - unread)
     assert "killed" in baselines.markdown({"mutants": report})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 
 import pytest
 
@@ -310,3 +311,63 @@ def test_resource_usage_reads_every_entry_whatever_the_order_of_constant_banks()
         "shared_bytes": 2048, "local_bytes": 0, "constant_bytes": 904}
     assert usage["k_cuda_kernel_forward"]["constant_bytes"] == 728
     assert usage["k_cuda_kernel_forward"]["registers"] == 56
+
+
+def _run_dir(root, accepted: dict[str, float], rejected: dict[str, str]):
+    (root / "records").mkdir(parents=True)
+    rows = [{"kernel_name": k, "family": "atomic", "verification": {"numerics_device": "cuda", "max_abs_err": e,
+                                                                    "max_rel_err": e}} for k, e in accepted.items()]
+    (root / "records" / "shard-00000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rejects = [{"kernel_name": k, "family": "atomic", "device": "cuda", "reason": r, "message": f"{k}: {r}"}
+               for k, r in rejected.items()]
+    (root / "rejects.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rejects))
+    return root
+
+
+def test_gpu_compare_sets_the_two_runs_verdicts_side_by_side(tmp_path, capsys):
+    from production.gpu_compare import compare, main, verdicts
+
+    a = _run_dir(tmp_path / "a", {"k1": 0.0, "k2": 1e-7, "k3": 0.0}, {"k4": "mismatch", "k5": "degenerate_constant"})
+    b = _run_dir(tmp_path / "b", {"k1": 3e-7, "k4": 0.0}, {"k2": "mismatch", "k5": "degenerate_constant",
+                                                          "k6": "over_budget"})
+    result = compare(verdicts(a), verdicts(b))
+    assert result["kinds"] == {"accepted_by_a_only": 1, "accepted_by_b_only": 1, "both_accepted": 1,
+                               "both_rejected": 1, "only_a": 1, "only_b": 1}
+    assert result["reasons_of_changes"] == {"accepted -> mismatch": 1, "mismatch -> accepted": 1}
+    assert result["largest_rel_err_move"] == pytest.approx(3e-7)
+    assert main([str(a), str(b), "--json", str(tmp_path / "cmp.json")]) == 0
+    assert "k2: accepted -> mismatch" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cmp.json").read_text())["by_family"]["atomic"]["only_b"] == 1
+
+
+def test_a_mutant_of_a_value_the_forward_never_reads_is_told_apart():
+    from harness.baselines import reads_mutated_value
+
+    forward = ("    wp::float32 var_3;\n    wp::float32 var_4;\n    const wp::int32 var_2 = 32;\n"
+               "    var_3 = wp::sub(var_0, var_1);\n    var_4 = wp::tuple(var_0, var_1);\n"
+               "    wp::array_store(var_out, var_0, var_3);\n")
+    assert reads_mutated_value(forward, ["-    var_3 = wp::sub(var_0, var_1);", "+    var_3 = wp::sub(var_1, var_0);"])
+    assert not reads_mutated_value(forward, ["-    var_4 = wp::tuple(var_0, var_1);", "+    ;"])
+    assert not reads_mutated_value(forward, ["-    const wp::int32 var_2 = 32;", "+    const wp::int32 var_2 = 33;"])
+    assert reads_mutated_value(forward, ["-    wp::array_store(var_out, var_0, var_3);", "+    ;"])
+
+
+def test_a_small_baseline_run_takes_the_first_records_of_each_family():
+    from harness.baselines import first_per_family
+
+    records = {f"{k:02d}": {"family": "ab"[k % 2]} for k in range(10)}
+    assert sorted(first_per_family(records, 2)) == ["00", "01", "02", "03"]
+    assert first_per_family(records, 0) == {}
+
+
+def test_baselines_reuse_only_a_judge_run_that_covered_every_prediction(tmp_path):
+    from harness.baselines import _complete_results
+
+    preds = [{"id": "a", "task": "py2cpp", "sample": 0}, {"id": "b", "task": "py2cpp", "sample": 0}]
+    assert _complete_results(tmp_path, preds) is None
+    (tmp_path / "summary.json").write_text("{}")
+    (tmp_path / "results.jsonl").write_text(json.dumps({**preds[0], "outcome": "pass"}) + "\n")
+    assert _complete_results(tmp_path, preds) is None            # interrupted: one of two judged
+    with open(tmp_path / "results.jsonl", "a") as f:
+        f.write(json.dumps({**preds[1], "outcome": "mismatch"}) + "\n")
+    assert [r["outcome"] for r in _complete_results(tmp_path, preds)] == ["pass", "mismatch"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.writer import atomic_write_bytes, load_records, read_jsonl
+from .writer import atomic_write_bytes, load_records, read_jsonl
 
 SPLITS = (("train", 90), ("validation", 95), ("test", 100))
 ROWS_PER_FILE = 4000
@@ -197,13 +197,23 @@ structs they use. {m['bytes_raw'] / 1e6:.1f} MB of JSON records, {m['bytes_compr
   record gives the tolerance, the largest errors seen, the number of elements compared and masked (elements
   where the reference itself is unstable under rounding-sized input noise are masked, not compared).
 - Numerics were run: {numerics}. `verification.numerics_device` says where, per record.
-  {"" if device == "cpu" else "Where it says `cpu`, the numbers are those of the CPU build of the same kernel; the CUDA code itself was compiled, not run."}
+  {"" if device == "cpu" else "Where it says `cpu`, the numbers are those of the CPU build of the same kernel; the CUDA code itself was compiled to SASS, not run on a GPU."}
 - Kernels with constant output, output equal to an input, or output independent of most inputs were rejected.
 - Exact duplicates (same id) and structural duplicates (same program after renaming identifiers, replacing
   literals and dropping comments) were removed.
 
 - Gradients: for {m['gradient_checked']} records (`verification.gradient_checked` true) Warp's backward pass was
-  run and its directional derivative compared with central differences of the float64 reference.
+  run with random output weights and one directional derivative, along one random input direction, compared
+  with central differences of the float64 reference within the family's tolerance (not a full Jacobian).
+
+## Where the records deviate from Warp's defaults
+- CPU modules are built at block_dim 1 (what CPU launches use; tile kernels at their tile width) and at `-O0`
+  (Warp's default CPU level is `-O2`; the generated C++ is the same, the machine code that ran the numbers is not).
+  CUDA code is compiled at Warp's default `-O3`.
+- `tile_matmul` records hold Warp's portable tile GEMM: they were built with `enable_mathdx_gemm=False`, not the
+  MathDx (cuBLASDx) path Warp takes by default on a GPU.
+- Modules are built with Warp's `strip_hash` option, so generated names carry the record's content-addressed
+  `kernel_name` (`<kernel_name>_cpu_kernel_forward`) instead of Warp's `<key>_<hash8>` suffix.
 
 ## What was not verified
 - The backward code of the other {m['records'] - m['gradient_checked']} records was compiled, not run (integer

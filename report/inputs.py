@@ -1,0 +1,41 @@
+"""The report's committed side inputs, each optional: the benchmark baselines (``report/benchmark/*.json``), the
+judge's cost (``report/bench/judge_cost.json``), the generators' saturation curve (``report/saturation.json``),
+construct coverage against Warp's own kernels (``report/coverage.json``) and a PTX excerpt
+(``report/ptx_excerpt.json``). A missing file is ``None``, and the report says which one is missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+BASELINES = ("oracle", "mutants", "retrieval")
+
+
+def _read(path: Path) -> dict | None:
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def baselines(folder: Path) -> dict[str, dict | None]:
+    return {name: _read(Path(folder) / f"{name}.json") for name in BASELINES}
+
+
+def judge_cost(path: Path) -> dict | None:
+    """Milliseconds per prediction of the judge and of the compile alone (pytest-benchmark JSON)."""
+    data = _read(path)
+    if not data:
+        return None
+    rows = {}
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info") or {}
+        kind = b.get("param") or b["name"].rsplit("[", 1)[-1].rstrip("]")
+        rows[kind] = {"ms_per_prediction": info.get("ms_per_prediction"), "rounds": b["stats"]["rounds"],
+                      "predictions_per_round": info.get("predictions_per_round")}
+    return {"path": str(path), "rows": rows}
+
+
+def load_all(root: Path) -> dict:
+    root = Path(root)
+    return {"baselines": baselines(root / "benchmark"), "judge_cost": judge_cost(root / "bench" / "judge_cost.json"),
+            "saturation": _read(root / "saturation.json"), "coverage": _read(root / "coverage.json"),
+            "ptx": _read(root / "ptx_excerpt.json")}

@@ -23,7 +23,7 @@ from kernels.ir.types import BOOL, FLOAT32, FLOAT64, INT32, Scalar, Struct, Type
 
 WIDTH = 100
 INDENT = "    "
-#: characters a kernel's name may take once the harness renames it (``<family>_<10 hex digits>``): names that
+#: characters a kernel's name may take once the harness renames it (``<family>_<6 hex digits>``): names that
 #: start with the placeholder (the kernel's, and its helpers' ``wkf_kernel_f``) are measured at that length
 KERNEL_NAME_ROOM = 32
 

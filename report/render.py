@@ -329,7 +329,24 @@ def quality_sentence(cpu: dict, cuda: dict) -> str:
              "`wkf-validate` reported problems or was not run for this build. ")
             + "No two records of a dataset share a structural hash. Near-duplicates below are measured on Python "
             "token 5-grams, every pair at or above 80% found exactly (an all-pairs similarity join with prefix "
-            "filtering, not a MinHash estimate).")
+            "filtering, not a MinHash estimate). " + hygiene_sentence(probs))
+
+
+HYGIENE_WORDS = {"unused_funcs": "an unused `@wp.func`", "dead_locals": "a dead local",
+                 "self_comparisons": "a self-comparison (`x <= x`)", "identity_ops": "an identity operation (`e - 0`)",
+                 "long_lines": "a line over 120 characters", "hashed_names": "a name carrying a long hash"}
+
+
+def hygiene_sentence(probs: list[dict]) -> str:
+    """What a reader would call noise in the Python (``production/hygiene.py``), counted in both datasets."""
+    hy = [q.get("hygiene") for q in probs]
+    if not all(hy):
+        return ""
+    parts = [f"{words}: {n(hy[0][k]['records'])} CPU and {n(hy[1][k]['records'])} CUDA records"
+             for k, words in HYGIENE_WORDS.items()]
+    if all(h[k]["records"] == 0 for h in hy for k in HYGIENE_WORDS):
+        return ("No record's Python has " + ", ".join(HYGIENE_WORDS.values()) + " (`wkf-analyze` counts each).")
+    return "Records whose Python has " + "; ".join(parts) + " (`wkf-analyze` counts each per family)."
 
 
 def saturation_sentence(sat: dict | None) -> str:

@@ -509,6 +509,7 @@ def family_numbers(rows: list[dict]) -> dict:
 
 
 def quality_numbers(ds: Dataset, run_validate: bool) -> dict:
+    from production.hygiene import summarize
     from production.neardup import near_duplicate_numbers
 
     ids = Counter(r["id"] for r in ds.rows)
@@ -524,6 +525,7 @@ def quality_numbers(ds: Dataset, run_validate: bool) -> dict:
         "duplicate_ids": sum(1 for n in ids.values() if n > 1),
         "duplicate_structures": sum(1 for n in structs.values() if n > 1),
         "near_duplicates": near_duplicate_numbers(ds.rows),
+        "hygiene": summarize({"all": [r["python_source"] for r in ds.rows]})["overall"],
         "splits": dict(splits_by_file),
         "validated": run_validate,
         "validate_problems": None,
@@ -605,13 +607,19 @@ def statements(code: str | None) -> list[str]:
             if s and not s.startswith("//") and s not in ("}", "{", "return;", "continue;")]
 
 
+def program_key(row: dict) -> tuple[str, int]:
+    """What makes a record's program the same in both datasets: its family and seed (kernel names carry a short
+    hash and may repeat)."""
+    return row["family"], row["provenance"]["seed"]
+
+
 def overlap_numbers(datasets: dict[str, Dataset]) -> dict:
     """How the two datasets relate: the same programs compiled for two backends, in the same splits, and how
     much of their generated statements the two backends share."""
     if not all(d in datasets for d in DEVICES):
         return {}
-    cpu = {r["kernel_name"]: r for r in datasets["cpu"].rows}
-    cuda = {r["kernel_name"]: r for r in datasets["cuda"].rows}
+    cpu = {program_key(r): r for r in datasets["cpu"].rows}
+    cuda = {program_key(r): r for r in datasets["cuda"].rows}
     both = sorted(set(cpu) & set(cuda))
     same_source = sum(1 for k in both if cpu[k]["python_source"] == cuda[k]["python_source"])
     same_structure = sum(1 for k in both if cpu[k]["structural_hash"] == cuda[k]["structural_hash"])

@@ -104,8 +104,8 @@ def truth_for(device: str) -> dict:
 @pytest.fixture(scope="module")
 def truth() -> dict:
     t = {d: truth_for(d) for d in DEVICES}
-    cpu = {r["kernel_name"]: r for r in t["cpu"]["rows"]}
-    cuda = {r["kernel_name"]: r for r in t["cuda"]["rows"]}
+    cpu = {(r["family"], r["provenance"]["seed"]): r for r in t["cpu"]["rows"]}
+    cuda = {(r["family"], r["provenance"]["seed"]): r for r in t["cuda"]["rows"]}
     both = sorted(set(cpu) & set(cuda))
     t["both"] = both
     t["identical"] = sum(statements(cpu[k]["ir"]["forward"]) == statements(cuda[k]["ir"]["forward"]) and

@@ -546,3 +546,20 @@ def test_a_range_test_prints_as_a_chained_comparison():
     assert "wp.where(-2 <= k[i] < 3, k[i], 0)" in printer.kernel_source(kern)
     out = interp.run(kern, (6,), {"k": np.arange(-3, 3, dtype=np.int32), "o": np.zeros(6, np.int32)})
     assert out["o"].tolist() == [0, -2, -1, 0, 1, 2]
+
+
+def test_a_program_nobody_differentiates_can_drop_its_backward():
+    """``without_backward`` declares the kernel ``enable_backward=False`` (Warp then generates no adjoint);
+    a differentiable program keeps its backward."""
+    from kernels.ir.family import without_backward
+
+    x = n.Load("x", A32, (I,))
+    k = _kernel([n.Store("o", A32, (I,), n.call("floor", n.call("mul", x, n.Const(2.5, FLOAT32))))],
+                [("x", A32), ("o", A32)])
+    prog = program(k, {"x": Interval(-2.0, 2.0)}, (8,), differentiable=False)
+    lean = without_backward(prog)
+    assert "@wp.kernel(enable_backward=False)" in lean.source and "@wp.kernel\n" in prog.source
+    assert lean.features["enable_backward"] is False and lean.meta.kernel.options == (("enable_backward", False),)
+    assert ast.dump(ast.parse(lean.source).body[-1].body[1]) == ast.dump(ast.parse(prog.source).body[-1].body[1])
+    with pytest.raises(ValueError):
+        without_backward(program(k, {"x": Interval(-2.0, 2.0)}, (8,), differentiable=True))

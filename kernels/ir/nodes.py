@@ -292,6 +292,8 @@ class Kernel:
     tids: tuple[str, ...] = ("i",)
     funcs: tuple[Func, ...] = ()
     structs: tuple[Struct, ...] = ()
+    #: keyword options of the decorator, e.g. ``(("enable_backward", False),)`` -> ``@wp.kernel(enable_backward=False)``
+    options: tuple[tuple[str, object], ...] = ()
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -180,7 +180,9 @@ def func_def(f: n.Func) -> ast.FunctionDef:
 
 
 def kernel_def(k: n.Kernel, module: str | None = None) -> ast.FunctionDef:
-    deco = _spelled("wp.kernel") if module is None else _spelled(f"wp.kernel(module={module!r})")
+    options = ([("module", module)] if module is not None else []) + list(k.options)
+    deco = _spelled("wp.kernel") if not options else _spelled(
+        "wp.kernel(" + ", ".join(f"{key}={value!r}" for key, value in options) + ")")
     tid_target = ast.Name(k.tids[0]) if len(k.tids) == 1 else ast.Tuple([ast.Name(t) for t in k.tids])
     tid = ast.Assign([tid_target], _spelled("wp.tid()"), lineno=0)
     return ast.FunctionDef(k.name, _args(k.params), [tid, *_block(k.body)], [deco], None, lineno=0)

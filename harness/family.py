@@ -131,10 +131,13 @@ class Family:
     prepare: Preparer | None = None
     chunk_size: int = 32
     covers: tuple[str, ...] = ()
+    #: the generator takes the kernel's seed as well (``generate(rng, seed=seed)``): a generator that screens its
+    #: programs with the verifier's checks can then use the very inputs the verifier will draw for that seed
+    seeded: bool = False
 
     def spec(self, seed: int, rng: np.random.Generator) -> KernelSpec:
         """Run the generator and give the program its content-addressed name."""
-        program = self.generate(rng)
+        program = self.generate(rng, seed=seed) if self.seeded else self.generate(rng)
         if PLACEHOLDER not in program.source:
             raise ValueError(f"family {self.name!r}: generated source does not define {PLACEHOLDER!r}")
         digest = hashlib.sha256(program.source.encode("utf-8")).hexdigest()[:NAME_HASH_DIGITS]

@@ -563,3 +563,26 @@ def test_a_program_nobody_differentiates_can_drop_its_backward():
     assert ast.dump(ast.parse(lean.source).body[-1].body[1]) == ast.dump(ast.parse(prog.source).body[-1].body[1])
     with pytest.raises(ValueError):
         without_backward(program(k, {"x": Interval(-2.0, 2.0)}, (8,), differentiable=True))
+
+
+def test_a_branch_no_input_reaches_is_unhealthy():
+    """``healthy`` runs the verifier's checks and asks which blocks a lane entered: a branch the inputs never
+    take is code the verification never ran."""
+    from kernels.ir.family import healthy
+
+    x = n.Load("x", A32, (I,))
+    v = n.Var("v", FLOAT32)
+
+    def prog(threshold: float):
+        k = _kernel([n.Let("v", n.call("mul", x, n.Const(1.5, FLOAT32))),
+                     n.If(n.call("gt", v, n.Const(threshold, FLOAT32)),
+                          (n.Assign("v", n.call("sin", v)),), (n.Assign("v", n.call("cos", v)),)),
+                     n.Store("o", A32, (I,), n.call("add", v, x))], [("x", A32), ("o", A32)])
+        return program(k, {"x": Interval(-2.0, 2.0)}, (64,), differentiable=False)
+
+    assert healthy(prog(0.25), seed=7)
+    assert not healthy(prog(10.0), seed=7)          # v <= 3 on every lane: the sin branch never runs
+    k = prog(10.0).meta.kernel
+    it = interp.Interpreter(k)
+    it.run((64,), {"x": np.linspace(-2, 2, 64).astype(np.float32), "o": np.zeros(64, np.float32)})
+    assert interp.unreached(k, it.reached) == [f"{k.name}: if block 0"]

@@ -54,6 +54,8 @@ class Interpreter:
         self.kernel = kernel
         self.exact = exact
         self.arrays: dict[str, np.ndarray] = {}
+        #: ids of the statement blocks some lane has entered, over every run of this interpreter
+        self.reached: set[int] = set()
 
     def run(self, dim: tuple[int, ...], inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Launch over ``dim`` threads; returns every array parameter's final contents (NumPy dtype of the
@@ -89,6 +91,8 @@ class Interpreter:
     # Statements
 
     def _block(self, body: tuple[n.Stmt, ...], mask: np.ndarray, frame: _Frame) -> None:
+        if body and (mask & frame.running()).any():
+            self.reached.add(id(body))
         for s in body:
             m = mask & frame.running()
             if not m.any():
@@ -228,6 +232,27 @@ def run(kernel: n.Kernel, dim: tuple[int, ...], inputs: Mapping[str, np.ndarray]
     """Final contents of ``kernel``'s arrays after a launch over ``dim`` with ``inputs`` (see :class:`Interpreter`)."""
     return Interpreter(kernel, exact).run(dim, inputs)
 
+
+
+def unreached(kernel: n.Kernel, reached: set[int]) -> list[str]:
+    """The non-empty nested blocks of ``kernel`` and its helpers (branches, loop bodies, helper bodies) that no
+    lane entered in the runs that filled ``reached`` (:attr:`Interpreter.reached`): code the inputs never
+    exercised, so that neither the checks nor a mutant of it could tell it apart."""
+    out: list[str] = []
+
+    def walk(body: tuple[n.Stmt, ...], where: str) -> None:
+        for s in body:
+            for k, inner in enumerate(n.blocks(s)):
+                if inner and id(inner) not in reached:
+                    out.append(f"{where}: {type(s).__name__.lower()} block {k}")
+                walk(inner, where)
+
+    walk(kernel.body, kernel.name)
+    for f in kernel.funcs:
+        if f.body and id(f.body) not in reached:
+            out.append(f"{f.name}: body")
+        walk(f.body, f.name)
+    return out
 
 
 def evaluate(e: n.Expr, env: Mapping[str, np.ndarray], arrays: Mapping[str, np.ndarray], lanes: int,

@@ -6,13 +6,12 @@ Kernels read float16 arrays (and sometimes a float32 array, used as float32 or c
 and the math builtins (sin cos tan exp log log2 log10 sqrt cbrt tanh atan asin acos sinh cosh erf erfc erfinv
 erfcinv atan2 floor ceil round rint trunc frac sign step nonzero copysign clamp lerp smoothstep degrees radians) in
 half precision, with conversions ``wp.float32(h)``/``float(h)`` and ``wp.float16(f)`` between half and float32
-sub-expressions,
-local bindings, an optional half-precision accumulation loop over a stencil (``acc += term(a[(i + j) % 64])``,
-running max, decay), an optional ``if``/``else`` block, an optional ``@wp.func`` helper on halves and an optional
-half-vector block (a ``wp.vec2h``/``vec3h``/``vec4h`` input array and a second one, another input or
-``wp.vec3h(...)`` built from halves; ``length``, ``length_sq``, ``dot`` and components as half leaves; a vector
-output of sums, differences, ``cross``, ``normalize`` and scalings). Outputs are float16, float32, int32
-(``wp.int32(h)`` or ``int(h)``) or half-vector arrays.
+sub-expressions, local bindings, an optional half-precision accumulation loop over a stencil
+(``acc += term(a[(i + j) % 64])``, running max, decay), an optional ``if``/``else`` block, an optional
+``@wp.func`` helper on halves and an optional half-vector block (a ``wp.vec2h``/``vec3h``/``vec4h`` input
+array and a second one, another input or ``wp.vec3h(...)`` built from halves; ``length``, ``length_sq``, ``dot``
+and components as half leaves; a vector output of sums, differences, ``cross``, ``normalize`` and scalings).
+Outputs are float16, float32, int32 (``wp.int32(h)`` or ``int(h)``) or half-vector arrays.
 
 Programs are built on the IR (``kernels/ir``): the printer writes them, the IR interpreter is the reference and
 the interval engine keeps every operation in its domain. Warp's half semantics live in the operation table

@@ -43,6 +43,8 @@ def _table() -> dict[str, DType]:
         DType("vec4f", "wp.vec4", wp.vec4, np.float32, (4,)),
         DType("vec3d", "wp.vec3d", wp.vec3d, np.float64, (3,)),
         DType("vec3h", "wp.vec3h", wp.vec3h, np.float16, (3,)),
+        DType("vec2h", "wp.vec2h", wp.vec2h, np.float16, (2,)),
+        DType("vec4h", "wp.vec4h", wp.vec4h, np.float16, (4,)),
         DType("mat22f", "wp.mat22", wp.mat22, np.float32, (2, 2)),
         DType("mat33f", "wp.mat33", wp.mat33, np.float32, (3, 3)),
         DType("mat44f", "wp.mat44", wp.mat44, np.float32, (4, 4)),

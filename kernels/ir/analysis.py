@@ -15,7 +15,7 @@ from kernels.ir.types import BOOL, Array, Scalar
 #: ``min(x, x)``, ``atan2(x, x)``, ``copysign(x, x)``, ``clamp(x, x, h)``, ``lerp(a, a, t)``...)
 SELF_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "sub", "div", "floordiv", "mod", "min", "max",
                       "and", "or", "bit_and", "bit_or", "bit_xor", "atan2", "pow", "copysign", "clamp", "lerp",
-                      "smoothstep"})
+                      "smoothstep", "pow_op", "mod_fn", "floordiv_fn"})
 
 
 def subexprs(e: n.Expr) -> Iterator[n.Expr]:

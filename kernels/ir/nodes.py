@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from kernels.ir.ops import op as lookup_op
-from kernels.ir.types import BOOL, INT32, Array, Scalar, Struct, Type, Vector, scalar_of
+from kernels.ir.types import BOOL, FLOAT32, INT32, Array, Scalar, Struct, Type, Vector, scalar_of
 
 
 class IRTypeError(TypeError):
     """A node was built with arguments of the wrong types."""
+
+
+#: conversions Warp also accepts under Python's names (``float(x)`` is ``wp.float32(x)``)
+PYTHON_CASTS = {FLOAT32: "float", INT32: "int"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -79,14 +83,19 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Cast:
-    """``wp.<type>(value)``: conversion between numeric scalar types (C semantics: truncation, wrap)."""
+    """``wp.<type>(value)``: conversion between numeric scalar types (C semantics: truncation, wrap). ``python``
+    prints a float32 or int32 conversion the way much Warp code writes it, ``float(value)`` / ``int(value)``."""
 
     value: "Expr"
     type: Scalar
+    python: bool = False
 
     def __post_init__(self) -> None:
         if lookup_op("cast").result((self.value.type,), self.type) is None:
             raise IRTypeError(f"cannot cast {self.value.type} to {self.type}")
+        if self.python and self.type not in PYTHON_CASTS:
+            raise IRTypeError(f"Expected a python-spelled cast to one of {sorted(PYTHON_CASTS.values())} "
+                              f"but got {self.type}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from kernels.ir import numeric as N
 from kernels.ir.numeric import BOOL_IV, INF, Interval
-from kernels.ir.types import (BOOL, FLOAT_VECTORS, FLOATS, INTS, NUMERIC, SIGNED_INTS, Scalar, Type, Vector,
+from kernels.ir.types import (BOOL, FLOAT16, FLOAT_VECTORS, FLOATS, INTS, NUMERIC, SIGNED_INTS, Scalar, Type, Vector,
                               round_to, scalar_of)
 
 Form = Literal["binop", "unop", "compare", "boolop", "not", "ifexp", "call", "construct", "cast"]
@@ -355,6 +355,52 @@ def _normalize_guard(ctx, a):
     return _squares_fit(ctx, a)
 
 
+def _half_steps(ctx: Ctx):
+    """Rounding of the intermediates of a compound builtin: Warp's half operators round every operation to half
+    (``float_to_half`` of the float32 result); wider types are left as before (rounded once, at the end)."""
+    return ctx.rnd if scalar_of(ctx.result) == FLOAT16 else (lambda x: x)
+
+
+def _lerp(ctx, a, b, t):
+    """``a * (1 - t) + b * t`` (builtin.h ``lerp``)."""
+    r = _half_steps(ctx)
+    return r(a * r(1.0 - t)) + r(b * t)
+
+
+def _iv_lerp(ctx, a, b, t):
+    """The corners' hull; for half, widened by the rounding of ``1 - t`` and of both products."""
+    iv = Interval.hull([x * (1.0 - u) + y * u for x in (a.lo, a.hi) for y in (b.lo, b.hi) for u in (t.lo, t.hi)])
+    if scalar_of(ctx.result) != FLOAT16:
+        return iv
+    slack = 1.01 * FLOAT16.eps * (a.mag * (1.0 + t.mag) + b.mag * t.mag)
+    return Interval(iv.lo - slack, iv.hi + slack)
+
+
+def _lerp_fits(ctx, a, b, t):
+    """Half products ``a * (1 - t)`` and ``b * t`` are rounded (and overflow) before they are added."""
+    if scalar_of(ctx.result) != FLOAT16:
+        return None
+    big = max(a.mag * (1.0 + t.mag), b.mag * t.mag)
+    return f"a product of {a}, {b}, {t} may overflow float16" if big > FLOAT16.limits[1] / 2 else None
+
+
+def _smoothstep(ctx, e0, e1, x):
+    """``t = clamp((x - e0) / (e1 - e0), 0, 1)``, ``t * t * (3 - 2 * t)`` (every half operation rounded)."""
+    if scalar_of(ctx.result) != FLOAT16:
+        return N.smoothstep(e0, e1, x)
+    r = ctx.rnd
+    t = np.clip(r(r(x - e0) / r(e1 - e0)), 0.0, 1.0)
+    return r(t * t) * r(3.0 - r(2.0 * t))
+
+
+def _iv_length_sq(ctx, a):
+    """``dot(a, a)``; the squares may underflow to 0 below the type's smallest normal."""
+    s = scalar_of(ctx.types[0])
+    small = 0.0 if a.contains_zero() else min(abs(a.lo), abs(a.hi))
+    lo = _n(ctx) * small * small if small * small >= float(np.finfo(s.numpy).tiny) else 0.0
+    return Interval(lo, _n(ctx) * a.mag * a.mag)
+
+
 def _construct(n: int) -> Impl:
     return lambda ctx, *xs: np.stack(xs, axis=-1)
 
@@ -457,10 +503,8 @@ def _table() -> dict[str, Op]:
                lambda t: (Interval(0.001, 1.999),), None))],
         _row("copysign", "wp.copysign", "call", [_same(FLOATS)], lambda c, a, b: np.copysign(a, b), _iv_copysign,
              adjoint_args=(0,)),
-        _row("lerp", "wp.lerp", "call", [_same(FLOATS, 3)], lambda c, a, b, t: a * (1.0 - t) + b * t,
-             lambda c, a, b, t: Interval.hull([x * (1.0 - u) + y * u for x in (a.lo, a.hi) for y in (b.lo, b.hi)
-                                               for u in (t.lo, t.hi)])),
-        _row("smoothstep", "wp.smoothstep", "call", [_same(FLOATS, 3)], lambda c, e0, e1, x: N.smoothstep(e0, e1, x),
+        _row("lerp", "wp.lerp", "call", [_same(FLOATS, 3)], _lerp, _iv_lerp, extra_guard=_lerp_fits),
+        _row("smoothstep", "wp.smoothstep", "call", [_same(FLOATS, 3)], _smoothstep,
              lambda c, e0, e1, x: Interval(0.0, 1.0), extra_guard=_edges_apart),
         _row("cast", "", "cast", [], _cast, _iv_cast, domain=_cast_domain, extra_guard=_cast_guard,
              casts_to=NUMERIC),
@@ -487,6 +531,15 @@ def _table() -> dict[str, Op]:
              extra_guard=_squares_fit),
         _row("normalize", "wp.normalize", "call", [_same(FLOAT_VECTORS, 1)], _normalize,
              lambda c, a: Interval(-1.0, 1.0), extra_guard=_normalize_guard),
+        _row("length_sq", "wp.length_sq", "call", [Sig(("T",), "S", FLOAT_VECTORS)], lambda c, a: _dot(c, a, a),
+             _iv_length_sq, extra_guard=_squares_fit),
+        # the same operations under their other Warp spellings: ``a ** b``, ``wp.mod(a, b)``, ``wp.floordiv(a, b)``
+        _row("pow_op", "**", "binop", [_same(FLOATS)], lambda c, a, b: np.power(a, b), _iv_pow,
+             domain=lambda t: (_positive(t)[0], Interval(-INF, INF))),
+        _row("mod_fn", "wp.mod", "call", [_same(NUMERIC)], _mod, _iv_mod, extra_guard=_divisor_nonzero,
+             adjoint_args=(0,)),
+        _row("floordiv_fn", "wp.floordiv", "call", [_same(NUMERIC)], _floordiv, _iv_floordiv,
+             extra_guard=_divisor_nonzero, differentiable=False),
     ]
     return {r.name: r for r in rows}
 

@@ -33,11 +33,11 @@ def _width(text: str) -> int:
     return len(text) + text.count(PLACEHOLDER) * (KERNEL_NAME_ROOM - len(PLACEHOLDER))
 
 _BINOPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "//": ast.FloorDiv, "%": ast.Mod,
-           "&": ast.BitAnd, "|": ast.BitOr, "^": ast.BitXor, "<<": ast.LShift, ">>": ast.RShift}
+           "&": ast.BitAnd, "|": ast.BitOr, "^": ast.BitXor, "<<": ast.LShift, ">>": ast.RShift, "**": ast.Pow}
 _CMPOPS = {"<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE, "==": ast.Eq, "!=": ast.NotEq}
 #: Python's precedence of binary operators (higher binds tighter)
 _PREC = {ast.BitOr: 1, ast.BitXor: 2, ast.BitAnd: 3, ast.LShift: 4, ast.RShift: 4, ast.Add: 5, ast.Sub: 5,
-         ast.Mult: 6, ast.Div: 6, ast.FloorDiv: 6, ast.Mod: 6}
+         ast.Mult: 6, ast.Div: 6, ast.FloorDiv: 6, ast.Mod: 6, ast.Pow: 7}
 
 
 #: loop variables of the ``for`` loops being printed (see :func:`expr`'s float64 casts)
@@ -77,7 +77,7 @@ def expr(e: n.Expr) -> ast.expr:
         if e.type == FLOAT64 and isinstance(e.value, n.Var) and e.value.name in _LOOP_VARS:
             # Warp 1.19: wp.float64(j) of an unrolled loop index retypes j itself for the rest of the iteration
             inner = ast.Call(type_ast(e.value.type), [inner], [])
-        return ast.Call(type_ast(e.type), [inner], [])
+        return ast.Call(ast.Name(n.PYTHON_CASTS[e.type]) if e.python else type_ast(e.type), [inner], [])
     if isinstance(e, n.Component):
         return ast.Subscript(expr(e.value), ast.Constant(e.index))
     if isinstance(e, n.Attr):
@@ -317,10 +317,11 @@ def _chain(node: ast.expr) -> list[tuple[str, ast.expr]]:
             for op, x in zip(node.ops, node.comparators)]
     prec = _PREC[type(node.op)]
     left = node.left
-    if isinstance(left, ast.BinOp) and _PREC[type(left.op)] == prec:
+    right_assoc = isinstance(node.op, ast.Pow)          # (a ** b) ** c keeps its parentheses
+    if isinstance(left, ast.BinOp) and _PREC[type(left.op)] == prec and not right_assoc:
         head = _chain(left)
     else:
-        head = [("", _wrapped(left, nested=_binds_looser(left, prec)))]
+        head = [("", _wrapped(left, nested=_binds_looser(left, prec + 0.5 if right_assoc else prec)))]
     symbol = next(k for k, v in _BINOPS.items() if isinstance(node.op, v))
     right = node.right
     return head + [(symbol, _wrapped(right, nested=_binds_looser(right, prec + 0.5)))]

@@ -162,6 +162,9 @@ def _task_score(task: str, t: dict) -> str:
     only = t.get("outcomes", {}).get("compiled_only", 0)
     if only and only == t.get("predictions"):
         return f"`{task}` compiled only (no GPU to run it)"
+    if only:
+        return (f"`{task}` {100 * t['pass@1']:.1f}% ({n(only)} of {n(t['predictions'])} compiled but not run: "
+                "no GPU)")
     return f"`{task}` {100 * t['pass@1']:.1f}%"
 
 
@@ -332,9 +335,9 @@ def quality_sentence(cpu: dict, cuda: dict) -> str:
             "filtering, not a MinHash estimate). " + hygiene_sentence(probs))
 
 
-HYGIENE_WORDS = {"unused_funcs": "an unused `@wp.func`", "dead_locals": "a dead local",
-                 "self_comparisons": "a self-comparison (`x <= x`)", "identity_ops": "an identity operation (`e - 0`)",
-                 "long_lines": "a line over 120 characters", "hashed_names": "a name carrying a long hash"}
+HYGIENE_WORDS = {"unused_funcs": "unused `@wp.func`", "dead_locals": "dead local",
+                 "self_comparisons": "`x <= x`", "identity_ops": "`e - 0`-style identity",
+                 "long_lines": "line over 120 characters", "hashed_names": "long hash in a name"}
 
 
 def hygiene_sentence(probs: list[dict]) -> str:
@@ -342,11 +345,11 @@ def hygiene_sentence(probs: list[dict]) -> str:
     hy = [q.get("hygiene") for q in probs]
     if not all(hy):
         return ""
-    parts = [f"{words}: {n(hy[0][k]['records'])} CPU and {n(hy[1][k]['records'])} CUDA records"
-             for k, words in HYGIENE_WORDS.items()]
     if all(h[k]["records"] == 0 for h in hy for k in HYGIENE_WORDS):
-        return ("No record's Python has " + ", ".join(HYGIENE_WORDS.values()) + " (`wkf-analyze` counts each).")
-    return "Records whose Python has " + "; ".join(parts) + " (`wkf-analyze` counts each per family)."
+        return "No record's Python has any of: " + ", ".join(HYGIENE_WORDS.values()) + " (`wkf-analyze`)."
+    return ("Records (CPU/CUDA) whose Python has noise (`wkf-analyze`): "
+            + ", ".join(f"{words} {n(hy[0][k]['records'])}/{n(hy[1][k]['records'])}"
+                        for k, words in HYGIENE_WORDS.items()) + ".")
 
 
 def saturation_sentence(sat: dict | None) -> str:

@@ -16,6 +16,13 @@ One thread per query point or ray. Kinds (``meta["kind"]``):
 * ``mesh_ray``: ``mesh_query_ray`` (t, hit point, face, barycentrics, front/back from the sign, normal),
   ``mesh_query_ray_anyhit``, ``mesh_query_ray_count_intersections``.
 * ``mesh_region``: ``mesh_query_sphere`` / ``mesh_query_aabb`` loops over the triangles near a point.
+* ``volume``: a ``wp.Volume`` from ``wp.Volume.load_from_numpy`` (voxels sampled per input set, power-of-two
+  voxel size): ``volume_world_to_index``, ``volume_sample_f`` (``LINEAR`` / ``CLOSEST``), ``volume_index_to_world``,
+  ``volume_lookup_f``, then drawn post-processing. This kind is a whole IR program (``kernels.ir``): the queries
+  are op rows whose NumPy semantics (Warp's exact trilinear sum) live in ``kernels.ir.volume``, the printer
+  writes it and the interpreter, with the sampled voxels bound to the volume id, is its reference.
+
+A quarter of the ``mesh_point`` kernels query ``mesh_query_point_sign_winding_number`` on a closed mesh.
 
 Meshes are triangle soups, height-field grids or closed star-shaped polyhedra (octahedron/icosahedron with
 random radii, outward oriented) of 8-32 triangles. The geometry is sampled per input set (``sample_inputs``)
@@ -53,15 +60,28 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 import warp as wp
 from harness.dtypes import DTYPES
 from harness.dtypes import dtype as lookup_dtype
-from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+from harness.errors import KernelRejected
+from harness.family import PLACEHOLDER, Arg, Family, KernelSpec, Program, Tolerance
+from harness.verify import screen
 from kernels import _expr as E
 from kernels._common import pick
+from kernels.ir import analysis, interp
+from kernels.ir import nodes as n
+from kernels.ir import volume as VOL
+from kernels.ir.family import IRMeta
+from kernels.ir.family import features as ir_features
+from kernels.ir.family import program as ir_program
+from kernels.ir.family import tolerance as ir_tolerance
+from kernels.ir.gen import ExprBuilder, Vocabulary, first_clean
+from kernels.ir.numeric import Interval as IV
+from kernels.ir.types import FLOAT32, INT32, UINT64, Array, Vector
 
 ID_DTYPE = "uint64" if "uint64" in DTYPES else "int64"   # ids are spelled wp.uint64 in the source either way
 Interval = E.Interval
@@ -1048,10 +1068,10 @@ def new_mesh_meta(rng, kind: str, closed_only: bool = False) -> dict:
             "constructor": pick(rng, (None, "sah", "median")), "leaf": pick(rng, (None, 1, 2, 4))}
 
 
-def new_mesh_kernel(rng, kind: str) -> tuple[Builder, dict]:
+def new_mesh_kernel(rng, kind: str, closed_only: bool = False) -> tuple[Builder, dict]:
     """A builder whose kernel takes a mesh id, and the meta of a random mesh for a query of ``kind``."""
     b = Builder()
-    meta = new_mesh_meta(rng, kind)
+    meta = new_mesh_meta(rng, kind, closed_only)
     b.id_param(meta["mesh"])
     return b, meta
 
@@ -1148,8 +1168,13 @@ def closest_points(P, A, B, C):
 # Kind: mesh_point (closest / furthest point queries)
 
 
+#: share of mesh_point kernels that query the winding number (issue 14: it had 5 records in ~10k at ~5%)
+WINDING_SHARE = 0.25
+
+
 def gen_mesh_point(rng):
-    b, meta = new_mesh_kernel(rng, "mesh_point")
+    winding = rng.random() < WINDING_SHARE
+    b, meta = new_mesh_kernel(rng, "mesh_point", closed_only=winding)
     closed = is_closed(meta)
     soup = meta["mtype"] == "soup"
     sc = meta["scale"]
@@ -1161,6 +1186,8 @@ def gen_mesh_point(rng):
         fn = pick(rng, ("sign", "sign_normal", "sign_winding_number", "sign_parity"))
     if rng.random() < 0.15:
         fn = "furthest"
+    if winding:
+        fn = "sign_winding_number"
     meta["fn"] = fn
     meta["winding"] = fn == "sign_winding_number"
     maxd_mode = pick(rng, ("literal", "param"))
@@ -1539,6 +1566,174 @@ def ref_mesh_region(meta, inputs):
 
 
 # --------------------------------------------------------------------------------------------------------
+# Kind: volume (wp.Volume sampling and lookups), a whole program on the IR (kernels.ir): the queries are op rows
+# (volume_world_to_index, volume_sample_linear/_closest, volume_index_to_world, volume_lookup) whose NumPy
+# semantics live in kernels.ir.volume; the post-processing is drawn by kernels.ir.gen.ExprBuilder; the printer
+# writes the source and the interpreter, with the sampled voxels bound to the volume id, is the reference.
+
+VEC3 = Vector(FLOAT32, 3)
+VOL_NAMES = ("vol", "volume", "sdf", "density", "field_id")
+VOXEL_NAMES = ("voxels", "grid_values", "dense", "samples3d")
+POST_VOCAB = Vocabulary({"add": 3, "sub": 3, "mul": 3, "div": 1, "min": 1, "max": 1, "abs": 0.5, "sqrt": 0.4,
+                         "sin": 0.4, "cos": 0.4, "tanh": 0.5, "exp": 0.2, "where": 0.6},
+                        types=(FLOAT32,), ranges={FLOAT32: IV(-2.0, 2.0)}, limit=1e4, p_leaf=0.35, p_const=0.15)
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeMeta(IRMeta):
+    """The IR kernel and launch shape, and the volume ``prepare`` builds for parameter ``volume``: voxels from
+    the aux input ``voxels`` (float32, ``shape``), ``origin``, ``voxel`` size, ``background``."""
+
+    volume: str = "vol"
+    voxels: str = "voxels"
+    shape: tuple[int, int, int] = (8, 8, 8)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    voxel: float = 1.0
+    background: float = 0.0
+    cells: str | None = None
+
+
+def _world_box(meta: VolumeMeta) -> tuple[np.ndarray, np.ndarray]:
+    """Per-component world range of the query points: the volume and one voxel around it (background there)."""
+    o = np.asarray(meta.origin, dtype=np.float64)
+    return o - meta.voxel, o + np.asarray(meta.shape, dtype=np.float64) * meta.voxel
+
+
+def draw_volume_kernel(rng) -> tuple[n.Kernel, dict, VolumeMeta, dict]:
+    shape = tuple(int(x) for x in rng.integers(3, 11, 3))
+    voxel = float(pick(rng, VOL.VOXELS[:4]))
+    origin = tuple(round(float(x), 2) for x in rng.uniform(-2.0, 2.0, 3))
+    background = round(float(rng.uniform(-1.0, 1.0)), 2)
+    vol, pts = pick(rng, VOL_NAMES), pick(rng, ("pts", "points", "probes", "xs", "world"))
+    meta = VolumeMeta(n.Kernel("k", (), ()), (Q,), vol, pick(rng, VOXEL_NAMES), shape, origin, voxel, background)
+    lo, hi = _world_box(meta)
+    ranges = {vol: IV(0.0, 0.0), pts: IV(float(lo.min()), float(hi.max()))}
+    params = [n.Param(vol, UINT64), n.Param(pts, Array(VEC3))]
+    V = n.Var(vol, UINT64)
+    i = n.Var("i", INT32)
+    p, uvw = pick(rng, ("p", "x", "pw")), pick(rng, ("uvw", "ijk_f", "idx_pos"))
+    body: list[n.Stmt] = [n.Let(p, n.Load(pts, Array(VEC3), (i,))),
+                          n.Let(uvw, n.call("volume_world_to_index", V, n.Var(p, VEC3)))]
+    leaves: list = []
+    uvw_iv = VOL.iv_world_to_index(ranges[pts])
+    used = []
+    modes = pick(rng, (("linear",), ("linear",), ("closest",), ("linear", "closest")))
+    for mode, local in zip(modes, pick(rng, ("s", "val", "phi", "rho"), 2)):
+        body.append(n.Let(local, n.call(f"volume_sample_{mode}", V, n.Var(uvw, VEC3))))
+        leaves.append((n.Var(local, FLOAT32), VOL.VALUES))
+        used.append(f"volume_sample_f/{mode.upper()}")
+    if rng.random() < 0.4:
+        c = pick(rng, (0, 1, 2))
+        leaves.append((n.Component(n.Var(uvw, VEC3), c), uvw_iv))
+    cells = None
+    if rng.random() < 0.35:
+        cells = pick(rng, ("cells", "ijk", "index_pts"))
+        params.append(n.Param(cells, Array(VEC3)))
+        ranges[cells] = IV(-1.0, float(max(shape)))
+        w = pick(rng, ("w", "xw", "pos_w"))
+        body.append(n.Let(w, n.call("volume_index_to_world", V, n.Load(cells, Array(VEC3), (i,)))))
+        gap = n.call("length", n.call("sub", n.Var(w, VEC3), n.Var(p, VEC3)))
+        body.append(n.Let("gap", gap))
+        leaves.append((n.Var("gap", FLOAT32), IV(0.0, 1e3)))
+        used.append("volume_index_to_world")
+    if rng.random() < 0.4:
+        sx, sy = shape[0], shape[1]
+        ix = n.call("mod", i, n.Const(sx, INT32))
+        iy = n.call("mod", n.call("floordiv", i, n.Const(sx, INT32)), n.Const(sy, INT32))
+        if rng.random() < 0.5:
+            layer = pick(rng, ("layer", "kz", "slab"))
+            params.append(n.Param(layer, Array(INT32)))
+            ranges[layer] = IV(-1.0, float(shape[2]))
+            iz = n.Load(layer, Array(INT32), (i,))
+        else:
+            iz = n.Const(int(rng.integers(0, shape[2])), INT32)
+        body.append(n.Let("lv", n.call("volume_lookup", V, ix, iy, iz)))
+        leaves.append((n.Var("lv", FLOAT32), VOL.VALUES))
+        used.append("volume_lookup_f")
+    if rng.random() < 0.35:
+        gain = pick(rng, ("gain", "weights", "scale_in"))
+        params.append(n.Param(gain, Array(FLOAT32)))
+        ranges[gain] = IV(0.5, 2.0)
+        body.append(n.Let("wq", n.Load(gain, Array(FLOAT32), (i,))))
+        leaves.append((n.Var("wq", FLOAT32), IV(0.5, 2.0)))
+    gen = ExprBuilder(rng, POST_VOCAB, leaves)
+    outs = pick(rng, ("out", "res", "result", "dst", "score", "y"), int(rng.integers(1, 3)))
+    for k, oname in enumerate(outs):
+        params.append(n.Param(oname, Array(FLOAT32)))
+        target = (oname, Array(FLOAT32), (i,))
+        if k == 0 and rng.random() < 0.4:
+            cond = n.Call(pick(rng, ("gt", "lt")), (leaves[0][0], n.Const(round(float(rng.uniform(-1, 1)), 2),
+                                                                         FLOAT32)))
+            body.append(n.If(cond, (n.Store(*target, gen.sized(FLOAT32, (1, 3), 6)[0]),),
+                             (n.Store(*target, gen.sized(FLOAT32, (1, 2), 4)[0]),)))
+        else:
+            body.append(n.Store(*target, gen.sized(FLOAT32, (1, 3), 7)[0]))
+    kernel = n.Kernel("wkf_kernel", tuple(params), tuple(body))
+    kernel = analysis.remove_dead(analysis.fold_unused(kernel))
+    meta = replace(meta, kernel=kernel, cells=cells)
+    return kernel, ranges, meta, {"queries": used}
+
+
+def draw_volume(rng) -> Program:
+    kernel, ranges, meta, info = first_clean(lambda: draw_volume_kernel(rng), Q)
+    feats = {**ir_features(kernel), "kind": "volume", **info}
+    prog = ir_program(kernel, ranges, (Q,), feats)
+    shape = meta.shape
+    aux = Arg(meta.voxels, "float32", "aux", shape, -2.0, 2.0)
+    meta = replace(meta, kernel=prog.meta.kernel)
+    return replace(prog, args=prog.args + (aux,), meta=meta)
+
+
+def volume_of(meta: VolumeMeta, inputs) -> VOL.DenseVolume:
+    return VOL.DenseVolume(np.asarray(inputs[meta.voxels], dtype=np.float32), meta.origin, meta.voxel,
+                           meta.background)
+
+
+def run_volume(spec: KernelSpec, inputs, exact: bool) -> dict[str, np.ndarray]:
+    """The interpreter with the sampled voxels bound to the volume parameter."""
+    meta: VolumeMeta = spec.meta
+    with VOL.bound(volume_of(meta, inputs)) as key:
+        values = {k: v for k, v in inputs.items() if k != meta.voxels}
+        values[meta.volume] = np.uint64(key)
+        result = interp.run(meta.kernel, meta.dim, values, exact=exact)
+    return {a.name: result[a.name] for a in spec.args if a.is_output}
+
+
+def prep_volume(meta: VolumeMeta, inputs, device) -> dict:
+    values = np.asarray(inputs[meta.voxels], dtype=np.float32)
+    volume = wp.Volume.load_from_numpy(values, min_world=meta.origin, voxel_size=meta.voxel,
+                                       bg_value=float(meta.background), device=device)
+    return {meta.volume: volume.id, "_keep": volume}
+
+
+def sample_volume(spec: KernelSpec, rng) -> dict:
+    meta: VolumeMeta = spec.meta
+    out = {a.name: _array_sampler(a, rng) for a in spec.args}
+    lo, hi = _world_box(meta)
+    pts = next(p.name for p in meta.kernel.params if isinstance(p.type, Array) and p.type.dtype == VEC3
+               and p.name != meta.cells)
+    out[pts] = rng.uniform(lo, hi, (Q, 3)).astype(np.float32)
+    if meta.cells:
+        out[meta.cells] = rng.uniform(-1.0, np.asarray(meta.shape, dtype=np.float64), (Q, 3)).astype(np.float32)
+    return out
+
+
+def screened_volume(rng, tries: int = 6) -> Program:
+    """``draw_volume`` until the verifier's own checks pass with the interpreter standing in for Warp."""
+    prog = draw_volume(rng)
+    for _ in range(tries - 1):
+        family = Family("screen", "", generate=lambda r: prog, reference=reference, tolerance=tolerance,
+                        sample_inputs=sample_inputs)
+        spec = KernelSpec("screen", 0, int(rng.integers(2**62)), PLACEHOLDER, prog)
+        try:
+            screen(family, spec, lambda inputs: run_volume(spec, inputs, exact=True))
+            break
+        except KernelRejected:
+            prog = draw_volume(rng)
+    return prog
+
+
+# --------------------------------------------------------------------------------------------------------
 # Family plumbing
 
 KINDS = {"grid": (gen_grid, ref_grid, prep_grid, sample_grid),
@@ -1546,13 +1741,15 @@ KINDS = {"grid": (gen_grid, ref_grid, prep_grid, sample_grid),
          "mesh_point": (gen_mesh_point, ref_mesh_point, prep_mesh, sample_mesh_inputs),
          "mesh_ray": (gen_mesh_ray, ref_mesh_ray, prep_mesh, sample_mesh_inputs),
          "mesh_region": (gen_mesh_region, ref_mesh_region, prep_mesh, sample_mesh_inputs)}
-KIND_WEIGHTS = {"grid": 1.0, "bvh": 1.0, "mesh_point": 1.0, "mesh_ray": 1.0, "mesh_region": 0.6}
+KIND_WEIGHTS = {"grid": 1.0, "bvh": 1.0, "mesh_point": 1.0, "mesh_ray": 1.0, "mesh_region": 0.6, "volume": 1.0}
 
 
 def generate(rng: np.random.Generator) -> Program:
     kinds = tuple(KIND_WEIGHTS)
     w = np.array([KIND_WEIGHTS[k] for k in kinds])
     kind = kinds[int(rng.choice(len(kinds), p=w / w.sum()))]
+    if kind == "volume":
+        return screened_volume(rng)
     b, meta, (quantities, features, dim) = KINDS[kind][0](rng)
     live = [a for a, _ in b.params if a.role == "in" or (a.role == "scalar" and a.dtype != ID_DTYPE
                                                          and a.name not in meta.get("weak", ()))]
@@ -1575,6 +1772,8 @@ def generate(rng: np.random.Generator) -> Program:
 
 def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
     meta = spec.meta
+    if isinstance(meta, VolumeMeta):
+        return run_volume(spec, inputs, exact=False)
     with np.errstate(all="ignore"):
         q, rowmask = KINDS[meta["kind"]][1](meta, inputs)
     if meta.get("wq"):
@@ -1583,14 +1782,20 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
 
 
 def prepare(spec: KernelSpec, inputs, device, namespace) -> dict:
+    if isinstance(spec.meta, VolumeMeta):
+        return prep_volume(spec.meta, inputs, device)
     return KINDS[spec.meta["kind"]][2](spec.meta, inputs, device)
 
 
 def sample_inputs(spec: KernelSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    if isinstance(spec.meta, VolumeMeta):
+        return sample_volume(spec, rng)
     return KINDS[spec.meta["kind"]][3](spec, rng)
 
 
 def tolerance(spec: KernelSpec) -> Tolerance:
+    if isinstance(spec.meta, VolumeMeta):
+        return ir_tolerance(spec)
     if spec.meta.get("ty") == "float64":
         return Tolerance(1e-9, 1e-10)
     return Tolerance(1e-4, 1e-5)
@@ -1605,7 +1810,9 @@ FAMILY = Family(
     sample_inputs=sample_inputs,
     prepare=prepare,
     weight=1.0,
+    version=2,
     covers=("wp.HashGrid", "hash_grid_query", "wp.Bvh", "bvh_query_aabb", "bvh_query_ray", "bvh_query_sphere",
             "wp.Mesh", "mesh_query_point", "mesh_query_ray", "mesh_query_sphere", "mesh_query_aabb",
-            "brute-force references"),
+            "mesh_query_point_sign_winding_number", "wp.Volume.load_from_numpy", "volume_sample_f LINEAR/CLOSEST",
+            "volume_lookup_f", "volume_world_to_index", "volume_index_to_world", "brute-force references"),
 )

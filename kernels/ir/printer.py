@@ -115,7 +115,7 @@ def _call(e: n.Call) -> ast.expr:
         return ast.IfExp(args[0], args[1], args[2])
     if row.form == "construct":
         return ast.Call(type_ast(e.type), args, [])
-    return ast.Call(_spelled(row.spelling), args, [])
+    return ast.Call(_spelled(row.spelling), args + [_spelled(t) for t in row.trailing], [])
 
 
 # ---------------------------------------------------------------------------------------------------------

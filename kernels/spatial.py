@@ -1618,10 +1618,25 @@ def draw_volume_kernel(rng) -> tuple[n.Kernel, dict, VolumeMeta, dict]:
     uvw_iv = VOL.iv_world_to_index(ranges[pts])
     used = []
     modes = pick(rng, (("linear",), ("linear",), ("closest",), ("linear", "closest")))
+    with_grad = rng.random() < 0.35
+    if with_grad:                       # its value is the LINEAR sample: it takes that sample's place
+        modes = tuple(m for m in modes if m != "linear")
     for mode, local in zip(modes, pick(rng, ("s", "val", "phi", "rho"), 2)):
         body.append(n.Let(local, n.call(f"volume_sample_{mode}", V, n.Var(uvw, VEC3))))
         leaves.append((n.Var(local, FLOAT32), VOL.VALUES))
         used.append(f"volume_sample_f/{mode.upper()}")
+    if with_grad:
+        g, gs = pick(rng, (("g", "gs"), ("grad", "s_grad"), ("dphi", "phi_g")))
+        zero = n.Const(0.0, FLOAT32)
+        body.append(n.Let(g, n.call("vec3", zero, zero, zero)))
+        body.append(n.LetOut(gs, n.call("volume_sample_grad_linear", V, n.Var(uvw, VEC3)), g))
+        leaves.append((n.Var(gs, FLOAT32), VOL.VALUES))
+        grad = n.Var(g, VEC3)
+        if rng.random() < 0.5:
+            leaves.append((n.call("length", grad), IV(0.0, math.sqrt(3.0) * VOL.grad_bound().mag)))
+        else:
+            leaves.append((n.Component(grad, int(rng.integers(3))), VOL.grad_bound()))
+        used.append("volume_sample_grad_f")
     if rng.random() < 0.4:
         c = pick(rng, (0, 1, 2))
         leaves.append((n.Component(n.Var(uvw, VEC3), c), uvw_iv))
@@ -1677,7 +1692,9 @@ def draw_volume_kernel(rng) -> tuple[n.Kernel, dict, VolumeMeta, dict]:
 def draw_volume(rng) -> Program:
     kernel, ranges, meta, info = first_clean(lambda: draw_volume_kernel(rng), Q)
     feats = {**ir_features(kernel), "kind": "volume", **info}
-    prog = ir_program(kernel, ranges, (Q,), feats)
+    # Warp's adjoint of volume_sample_grad_f is not checked here: kernels that use it are not differentiated
+    prog = ir_program(kernel, ranges, (Q,), feats,
+                      differentiable=None if "volume_sample_grad_f" not in info["queries"] else False)
     shape = meta.shape
     aux = Arg(meta.voxels, "float32", "aux", shape, -2.0, 2.0)
     meta = replace(meta, kernel=prog.meta.kernel)

@@ -11,6 +11,7 @@ import pytest
 from kernels.ir import interp, printer
 from kernels.ir import nodes as n
 from kernels.ir import volume as VOL
+from kernels.ir.numeric import Interval
 from kernels.ir.types import FLOAT32, INT32, UINT64, Array, Vector
 
 VEC3 = Vector(FLOAT32, 3)
@@ -21,14 +22,19 @@ def _volume_kernel() -> n.Kernel:
     vol = n.Var("vol", UINT64)
     uvw = n.Var("uvw", VEC3)
     out = {name: Array(ty) for name, ty in (("lin", FLOAT32), ("near", FLOAT32), ("back", VEC3), ("look", FLOAT32),
-                                            ("idx", VEC3))}
+                                            ("idx", VEC3), ("gval", FLOAT32), ("grad", VEC3))}
+    zero = n.Const(0.0, FLOAT32)
     body = (n.Let("uvw", n.call("volume_world_to_index", vol, n.Load("pts", Array(VEC3), (I,)))),
             n.Store("idx", out["idx"], (I,), uvw),
             n.Store("lin", out["lin"], (I,), n.call("volume_sample_linear", vol, uvw)),
             n.Store("near", out["near"], (I,), n.call("volume_sample_closest", vol, uvw)),
             n.Store("back", out["back"], (I,), n.call("volume_index_to_world", vol, n.Load("pts", Array(VEC3), (I,)))),
             n.Store("look", out["look"], (I,), n.call("volume_lookup", vol, n.Load("ix", Array(INT32), (I,)),
-                                                      n.Load("iy", Array(INT32), (I,)), n.Const(2, INT32))))
+                                                      n.Load("iy", Array(INT32), (I,)), n.Const(2, INT32))),
+            n.Let("g", n.call("vec3", zero, zero, zero)),
+            n.LetOut("gs", n.call("volume_sample_grad_linear", vol, uvw), "g"),
+            n.Store("gval", out["gval"], (I,), n.Var("gs", FLOAT32)),
+            n.Store("grad", out["grad"], (I,), n.Var("g", VEC3)))
     params = (n.Param("vol", UINT64), n.Param("pts", Array(VEC3)), n.Param("ix", Array(INT32)),
               n.Param("iy", Array(INT32)), *(n.Param(k, t) for k, t in out.items()))
     return n.Kernel("volume_probe", params, body)
@@ -48,6 +54,22 @@ def test_volume_rows_print_their_sampling_mode():
     assert "wp.volume_sample_f(vol, uvw, wp.Volume.CLOSEST)" in src
     assert "wp.volume_lookup_f(vol, ix[i], iy[i], 2)" in src
     assert "uvw = wp.volume_world_to_index(vol, pts[i])" in src
+    assert "gs = wp.volume_sample_grad_f(vol, uvw, wp.Volume.LINEAR, g)" in src
+
+
+def test_out_argument_keeps_its_declaration_and_reaches_outputs():
+    from kernels.ir import analysis, intervals
+    kernel = _volume_kernel()
+    assert analysis.remove_dead(kernel) == kernel and not analysis.dead_locals(kernel)
+    assert {"vol", "pts", "ix", "iy"} <= analysis.reaching(kernel)
+    facts = intervals.analyze(kernel, {"vol": Interval(0.0, 0.0), "pts": Interval(-4.0, 4.0),
+                                       "ix": Interval(-2.0, 12.0), "iy": Interval(-2.0, 12.0)}, (8,))
+    assert not facts.violations
+    declare = kernel.body[6]
+    only_value = analysis.remove_dead(n.Kernel("k", kernel.params, kernel.body[:-1])).body    # grad unread
+    assert any(isinstance(s, n.LetOut) for s in only_value) and declare in only_value
+    neither = analysis.remove_dead(n.Kernel("k", kernel.params, kernel.body[:-2])).body
+    assert not any(isinstance(s, n.LetOut) for s in neither) and declare not in neither
 
 
 def test_bound_ids_are_released_and_volumes_are_checked():

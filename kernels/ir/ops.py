@@ -92,6 +92,8 @@ class Op:
     casts_to: tuple[Type, ...] = ()    # cast rows: the target types
     adjoint_args: tuple[int, ...] | None = None   # arguments Warp's adjoint is right for (None: all)
     trailing: tuple[str, ...] = ()     # source arguments the printer appends after the IR's (wp.Volume.LINEAR)
+    writes: Type | None = None         # type of a second result written into a last out argument (see LetOut);
+    writes_interval: IvRule | None = None  # its interval; impl then returns (value, written)
 
     def result(self, types: tuple[Type, ...], target: Type | None = None) -> Type | None:
         """The result type for these argument types, or None where Warp does not accept them."""
@@ -114,7 +116,14 @@ class Op:
     def eval(self, ctx: Ctx, *args: np.ndarray) -> np.ndarray:
         """NumPy value with Warp's semantics, rounded/wrapped to the result type."""
         with np.errstate(all="ignore"):
-            return round_to(ctx.result, self.impl(ctx, *args), ctx.exact)
+            raw = self.impl(ctx, *args)
+        return round_to(ctx.result, raw[0] if self.writes is not None else raw, ctx.exact)
+
+    def eval_out(self, ctx: Ctx, *args: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Value and written out argument of a row with ``writes``, each rounded to its type."""
+        with np.errstate(all="ignore"):
+            value, written = self.impl(ctx, *args)
+        return round_to(ctx.result, value, ctx.exact), round_to(self.writes, written, ctx.exact)
 
     def bound(self, ctx: Ctx, *ivs: Interval) -> Interval:
         """Interval of the result, widened for the result type's rounding."""
@@ -533,6 +542,10 @@ def _volume_rows() -> dict[str, Op]:
         _row("volume_sample_closest", "wp.volume_sample_f", "call", [Sig((UINT64, vec3), FLOAT32, (vec3,))],
              sample(V.CLOSEST), values, extra_guard=inside_int32, trailing=("wp.Volume.CLOSEST",),
              differentiable=False),
+        _row("volume_sample_grad_linear", "wp.volume_sample_grad_f", "call", [Sig((UINT64, vec3), FLOAT32, (vec3,))],
+             on(lambda vol, c, uvw: vol.sample_grad(uvw, c.exact)), values, extra_guard=inside_int32,
+             trailing=("wp.Volume.LINEAR",), differentiable=False, writes=vec3,
+             writes_interval=lambda c, h, uvw: V.grad_bound()),
         _row("volume_lookup", "wp.volume_lookup_f", "call", [Sig((UINT64, INT32, INT32, INT32), FLOAT32, (FLOAT32,))],
              on(lambda vol, c, i, j, k: vol.read(i.astype(np.int64), j.astype(np.int64), k.astype(np.int64))),
              values, differentiable=False),

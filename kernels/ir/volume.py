@@ -99,6 +99,26 @@ class DenseVolume:
             val = rnd(val + rnd(w * self.read(b[:, 0] + ox, b[:, 1] + oy, b[:, 2] + oz)))
         return np.where(mode == CLOSEST, closest, val)
 
+    def sample_grad(self, uvw: np.ndarray, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``volume_sample_grad_f(id, uvw, wp.Volume.LINEAR, grad)``: the trilinear value and its index-space
+        gradient, summed corner by corner as Warp does (``grad += v * (sx * wy * wz, sy * wx * wz, sz * wx * wy)``
+        with signs ``2 * offset - 1``)."""
+        rnd = (lambda a: a.astype(np.float32).astype(np.float64)) if exact else (lambda a: a)
+        base = np.floor(uvw)
+        frac = rnd(uvw - base)
+        b = base.astype(np.int64)
+        wx, wy, wz = [(rnd(1.0 - frac[:, c]), frac[:, c]) for c in range(3)]
+        val = np.zeros(uvw.shape[0])
+        grad = np.zeros(uvw.shape)
+        for ox, oy, oz in _CORNERS:
+            v = self.read(b[:, 0] + ox, b[:, 1] + oy, b[:, 2] + oz)
+            sx, sy, sz = 2 * ox - 1, 2 * oy - 1, 2 * oz - 1
+            gw = (rnd(sx * wy[oy] * wz[oz]), rnd(sy * wx[ox] * wz[oz]), rnd(sz * wx[ox] * wy[oy]))
+            val = rnd(val + rnd(rnd(rnd(wx[ox] * wy[oy]) * wz[oz]) * v))
+            for c in range(3):
+                grad[:, c] = rnd(grad[:, c] + rnd(v * gw[c]))
+        return val, grad
+
 
 def handle(ids: np.ndarray) -> DenseVolume:
     """The volume of a lane array of ids (a kernel's volume parameter: one id on every lane); an id nothing is
@@ -126,6 +146,12 @@ def bound(volume: DenseVolume) -> Iterator[int]:
         yield key
     finally:
         del HANDLES[key]
+
+
+def grad_bound() -> Interval:
+    """Components of ``volume_sample_grad_f``'s gradient: per axis a weighted sum of corner differences, whose
+    weights sum to 1, so at most twice the largest value (a few float32 roundings on top)."""
+    return Interval(-2.0 * VALUES.mag, 2.0 * VALUES.mag).widen(1e-5)
 
 
 def iv_world_to_index(x: Interval) -> Interval:

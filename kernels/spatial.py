@@ -72,7 +72,7 @@ from harness.family import PLACEHOLDER, Arg, Family, KernelSpec, Program, Tolera
 from harness.verify import screen
 from kernels import _expr as E
 from kernels._common import pick
-from kernels.ir import analysis, interp
+from kernels.ir import analysis, interp, printer
 from kernels.ir import nodes as n
 from kernels.ir import volume as VOL
 from kernels.ir.family import IRMeta
@@ -81,7 +81,7 @@ from kernels.ir.family import program as ir_program
 from kernels.ir.family import tolerance as ir_tolerance
 from kernels.ir.gen import ExprBuilder, Vocabulary, first_clean
 from kernels.ir.numeric import Interval as IV
-from kernels.ir.types import FLOAT32, INT32, UINT64, Array, Vector
+from kernels.ir.types import FLOAT32, FLOAT64, INT32, UINT64, Array, Scalar, Vector
 
 ID_DTYPE = "uint64" if "uint64" in DTYPES else "int64"   # ids are spelled wp.uint64 in the source either way
 Interval = E.Interval
@@ -339,119 +339,138 @@ def reduce_accumulators(accs: list[dict], member: np.ndarray, env: dict, index_v
 
 
 # --------------------------------------------------------------------------------------------------------
-# Outputs: ints and vec3s written directly, floats through random _expr post-processing
-
-
-def float_leaves_of(quantities: dict, conv: str = "float") -> tuple[dict[str, Interval], dict[str, Interval]]:
-    """Source-string leaves (valid after the query) for the float post-processing expressions: their
-    guaranteed intervals and their typical ranges (for liveness sampling)."""
-    leaves, typical = {}, {}
-    for name, entry in quantities.items():
-        kind, iv = entry[0], entry[1]
-        typ = entry[2] if len(entry) > 2 else iv
-        if kind == "f":
-            leaves[name], typical[name] = iv, typ
-        elif kind == "i":
-            leaf = f"{conv}({name})"
-            leaves[leaf], typical[leaf] = Interval(float(iv.lo), float(iv.hi)), Interval(float(typ.lo), float(typ.hi))
-        elif kind == "v":
-            leaf = f"wp.length({name})"
-            leaves[leaf], typical[leaf] = Interval(0.0, iv.mag * 1.8), Interval(0.0, typ.mag * 1.8)
-    return leaves, typical
-
-
-def leaf_quantity(leaf: str) -> str:
-    """The quantity a post-processing leaf reads (``float(n)``, ``wp.float64(n)``, ``wp.length(v)``, ``s``)."""
-    for prefix in ("float(", "wp.float64(", "wp.length("):
-        if leaf.startswith(prefix):
-            return leaf[len(prefix):-1]
-    return leaf
-
-
-def leaf_value(leaf: str, q: dict) -> np.ndarray:
-    if leaf.startswith(("float(", "wp.float64(")):
-        return np.asarray(q[leaf_quantity(leaf)], dtype=np.float64)
-    if leaf.startswith("wp.length("):
-        return np.linalg.norm(q[leaf[10:-1]], axis=-1)
-    return np.asarray(q[leaf], dtype=np.float64)
-
+# Outputs: ints and vec3s written directly, floats through post-processing built on the IR (kernels.ir): the
+# quantities a query left in locals are IR leaves (``Var``, ``wp.float32(n)`` casts of counts, ``wp.length(v)`` of
+# vector sums), ExprBuilder draws the expressions inside the op table's guards, the printer writes the stores and
+# the interpreter evaluates them on the reference's per-query quantities.
 
 OUT_NAMES = ("out", "res", "result", "dst", "val_out", "score", "field_out", "y")
+POST_OPS = {"add": 3, "sub": 3, "mul": 3, "div": 1.5, "min": 1, "max": 1, "where": 0.6, "abs": 0.3, "sqrt": 0.3,
+            "tanh": 0.3}
+#: operations whose two equal arguments a person would not write (``x + x``, ``min(x, x)``, ``x < x``)
+_TWIN_OPS = frozenset({"add", "sub", "div", "min", "max", "lt", "le", "gt", "ge", "eq", "ne"})
 
 
-def _fold(rng, node: E.Node, leaf: E.Node) -> E.Node:
-    """``node + leaf`` or ``node - leaf`` (never a min/max that could hide the leaf)."""
-    op = pick(rng, ("add", "sub"))
-    a, b = node.iv, leaf.iv
-    iv = Interval(a.lo + b.lo, a.hi + b.hi) if op == "add" else Interval(a.lo - b.hi, a.hi - b.lo)
-    return E.Node(op, (node, leaf), None, iv)
+def silly(e: n.Expr) -> bool:
+    """An operation on two equal arguments or a select with equal branches anywhere in ``e``."""
+    for x in analysis.subexprs(e):
+        if isinstance(x, n.Call) and ((x.op in _TWIN_OPS and x.args[0] == x.args[1]) or
+                                      (x.op == "where" and x.args[1] == x.args[2])):
+            return True
+    return False
+
+
+def post_leaves(quantities: dict, T: Scalar) -> tuple[list, dict[str, tuple[str, Interval, Interval]]]:
+    """IR leaves (expression, interval) of type ``T`` over the quantities, and the quantities by local name."""
+    leaves = []
+    for name, entry in quantities.items():
+        kind, iv = entry[0], entry[1]
+        if kind == "f":
+            leaves.append((n.Var(name, T), IV(float(iv.lo), float(iv.hi))))
+        elif kind == "i":
+            leaves.append((n.Cast(n.Var(name, INT32), T), IV(float(iv.lo), float(iv.hi))))
+        else:
+            leaves.append((n.call("length", n.Var(name, Vector(T, 3))), IV(0.0, iv.mag * 1.8)))
+    return leaves, {k: (e[0], e[1], e[2] if len(e) > 2 else e[1]) for k, e in quantities.items()}
+
+
+def _typical_env(quantities: dict, rng, lanes: int = 24) -> dict[str, np.ndarray]:
+    env = {}
+    for name, (kind, _, typ) in quantities.items():
+        shape = (lanes, 3) if kind == "v" else (lanes,)
+        v = rng.uniform(typ.lo, typ.hi, shape) / (1.8 * math.sqrt(3.0) if kind == "v" else 1.0)
+        env[name] = np.round(v).astype(np.int32) if kind == "i" else v
+    return env
+
+
+def lively_ir(e: n.Expr, quantities: dict, rng) -> bool:
+    """Whether ``e`` varies over the quantities' typical ranges and depends on each quantity it reads (none
+    hidden behind a min/max or select the other side always wins)."""
+    env = _typical_env(quantities, rng)
+    v = interp.evaluate(e, env, {}, 24)
+    if not (np.all(np.isfinite(v)) and float(np.ptp(v)) > 1e-5 * (1.0 + float(np.abs(v).max()))):
+        return False
+    for name in sorted(analysis.uses(e)):
+        moved = dict(env)
+        moved[name] = rng.permutation(env[name])
+        if np.array_equal(interp.evaluate(e, moved, {}, 24), v):
+            return False
+    return True
+
+
+def random_post(rng, gen: ExprBuilder, quantities: dict, T: Scalar, depth: int) -> n.Expr:
+    """A lively, not silly expression over ``gen``'s leaves (never a bare leaf; a few tries, then a leaf pair)."""
+    leaves = gen.leaves
+    for _ in range(8):
+        e = gen.sized(T, (1, depth), 2 * depth + 1)[0]
+        if not isinstance(e, (n.Var, n.Cast, n.Const)) and analysis.uses(e) and not silly(e) and \
+                lively_ir(e, quantities, rng):
+            return e
+    if len(leaves) == 1:
+        return n.call("mul", leaves[0][0], n.Const(1.5, T))
+    a, b = pick(rng, leaves, 2)
+    return n.call(pick(rng, ("add", "sub", "mul")), a[0], b[0])
 
 
 def make_outputs(rng, b: Builder, quantities: dict) -> list[dict]:
-    """Choose 1-3 outputs over ``quantities`` (name -> (kind 'f'|'i'|'v', Interval)) and emit their writes."""
-    leaves, typical = float_leaves_of(quantities, b.conv())
-    T = b.T
+    """Choose 1-3 outputs over ``quantities`` (name -> (kind 'f'|'i'|'v', Interval[, typical])) and write them:
+    ints and vectors copied, floats drawn on the IR; every quantity reaches some output."""
+    T = FLOAT32 if b.ty == "float32" else FLOAT64
+    leaves, qs = post_leaves(quantities, T)
     n_out = int(rng.integers(1, 4))
     taken = set(re.findall(r"[A-Za-z_]\w*", "\n".join(b.body))) | {a.name for a, _ in b.params}
-    free = [n for n in OUT_NAMES if n not in taken]
+    free = [x for x in OUT_NAMES if x not in taken]
     names = pick(rng, free, min(n_out, len(free) - 1))
     outs = []
-    ints = [n for n, e in quantities.items() if e[0] == "i"]
-    vecs = [n for n, e in quantities.items() if e[0] == "v"]
-    for k, oname in enumerate(names):
+    ints = [q for q, e in quantities.items() if e[0] == "i"]
+    vecs = [q for q, e in quantities.items() if e[0] == "v"]
+    pool = [lf for lf in leaves if analysis.uses(lf[0]) != {"wq"}] or leaves      # wq is folded in below
+    gen = ExprBuilder(rng, Vocabulary(POST_OPS, types=(T,), ranges={T: IV(-2.0, 2.0)}, limit=1e6, p_leaf=0.35,
+                                      p_const=0.15), pool)
+    for oname in names:
         roll = rng.random()
         if ints and roll < 0.25:
-            src = pick(rng, ints)
+            outs.append({"name": oname, "kind": "i", "src": pick(rng, ints)})
             b.param(Arg(oname, "int32", "out", (b.dim,)))
-            b.line(f"{oname}[i] = {src}")
-            outs.append({"name": oname, "kind": "i", "src": src})
         elif vecs and roll < 0.4:
-            src = pick(rng, vecs)
+            outs.append({"name": oname, "kind": "v", "src": pick(rng, vecs)})
             b.param(Arg(oname, b.vdt, "out", (b.dim,)))
-            b.line(f"{oname}[i] = {src}")
-            outs.append({"name": oname, "kind": "v", "src": src})
         else:
-            pool = {lf: iv for lf, iv in leaves.items() if lf != "wq"} or leaves   # wq is folded in below
-            node = random_expr(rng, pool, int(rng.integers(1, 4)), selects=0.4, T=T, typical=typical)
-            if node.op == "var":            # not a bare copy of a quantity (or of an input read into one)
-                other = pick(rng, [lf for lf in pool if lf != node.value] or [node.value])
-                node = E.ExprGen(rng, T, dict(pool)).apply_binary(
-                    pick(rng, ("add", "mul", "sub")), node, E.var(other, pool[other]))
+            node = random_post(rng, gen, qs, T, int(rng.integers(1, 4)))
             outs.append({"name": oname, "kind": "f", "node": node})
             b.param(Arg(oname, b.ty, "out", (b.dim,)))
-            b.line(f"{oname}[i] = {E.emit(node, T)}")
-    # every quantity reaches some output: fold the missing ones into the first float output
-    leaf_of = {lf: leaf_quantity(lf) for lf in leaves}
     used = set()
     for o in outs:
-        used |= {leaf_of[lf] for lf in E.uses(o["node"])} if o["kind"] == "f" else {o["src"]}
-    missing = [lf for lf in leaves if leaf_of[lf] not in used]
+        used |= analysis.uses(o["node"]) if o["kind"] == "f" else {o["src"]}
+    missing = [lf for lf in leaves if not analysis.uses(lf[0]) <= used]
     if missing:
         f_out = next((o for o in outs if o["kind"] == "f"), None)
-        if f_out is None:
-            oname = pick(rng, [n for n in free if n not in names])
-            first = E.var(missing[0], leaves[missing[0]])
-            other = pick(rng, [lf for lf in leaves if lf != missing[0]] or [missing[0]])
-            first = _fold(rng, first, E.var(other, leaves[other]))
-            f_out = {"name": oname, "kind": "f", "node": first}
+        if f_out is None:                   # a new float output: the missing quantities (and one more if alone)
+            oname = pick(rng, [x for x in free if x not in names])
+            first, missing = missing[0], missing[1:]
+            others = [lf for lf in leaves if lf is not first]
+            if not missing and others:
+                missing = [pick(rng, others)]
+            f_out = {"name": oname, "kind": "f", "node": first[0] if missing else n.call("mul", first[0],
+                                                                                         n.Const(1.5, T))}
             outs.append(f_out)
             b.param(Arg(oname, b.ty, "out", (b.dim,)))
-            b.line(f"{oname}[i] = {E.emit(f_out['node'], T)}")
-            missing = missing[1:]
-        node = f_out["node"]
         for lf in missing:
-            node = _fold(rng, node, E.var(lf, leaves[lf]))
-        f_out["node"] = node
-        for k, line in enumerate(b.body):
-            if line.strip().startswith(f"{f_out['name']}[i] = "):
-                b.body[k] = line[: line.index("=") + 2] + E.emit(node, T)
+            f_out["node"] = n.call(pick(rng, ("add", "sub")), f_out["node"], lf[0])
+    i = n.Var("i", INT32)
+    for o in outs:
+        ty = T if o["kind"] == "f" else INT32 if o["kind"] == "i" else Vector(T, 3)
+        value = o["node"] if o["kind"] == "f" else n.Var(o["src"], ty)
+        for line in printer.render(printer.stmt(n.Store(o["name"], Array(ty), (i,), value)), b.depth):
+            b.body.append(line)
     return outs
 
 
 def eval_outputs(outs: list[dict], q: dict, rowmask: np.ndarray, ty: str = "float32") -> dict[str, np.ndarray]:
-    """Output arrays from quantities ``q`` (per query), masked where ``rowmask`` is True."""
+    """Output arrays from quantities ``q`` (per query; float outputs by the interpreter, in float64), masked where
+    ``rowmask`` is True."""
     res = {}
-    T, fdt = TYPES[ty], np.float32 if ty == "float32" else np.float64
+    fdt = np.float32 if ty == "float32" else np.float64
     with np.errstate(all="ignore"):
         for o in outs:
             if o["kind"] == "i":
@@ -461,8 +480,9 @@ def eval_outputs(outs: list[dict], q: dict, rowmask: np.ndarray, ty: str = "floa
                 data = np.asarray(q[o["src"]], dtype=np.float64).astype(fdt)
                 mask = np.broadcast_to(rowmask[:, None], data.shape)
             else:
-                env = {lf: leaf_value(lf, q) for lf in E.uses(o["node"])}
-                data = np.broadcast_to(E.evaluate(o["node"], env, T), rowmask.shape).astype(fdt)
+                env = {k: np.asarray(q[k], dtype=np.float64) for k in analysis.uses(o["node"])}
+                data = np.broadcast_to(interp.evaluate(o["node"], env, {}, rowmask.shape[0], exact=False),
+                                       rowmask.shape).astype(fdt)
                 mask = rowmask
             res[o["name"]] = np.ma.MaskedArray(data, mask=np.array(mask, dtype=bool))
     return res
@@ -1182,8 +1202,8 @@ def gen_mesh_point(rng):
     mesh_args(rng, b, meta, verts_in=False)
     qn = query_points(rng, b, meta, 1.5)
     fn = "no_sign"
-    if closed and rng.random() < 0.7:
-        fn = pick(rng, ("sign", "sign_normal", "sign_winding_number", "sign_parity"))
+    if closed and rng.random() < 0.85:      # the winding number has its own share (WINDING_SHARE)
+        fn = pick(rng, ("sign", "sign_normal", "sign_parity"))
     if rng.random() < 0.15:
         fn = "furthest"
     if winding:
@@ -1679,14 +1699,23 @@ def draw_volume_kernel(rng) -> tuple[n.Kernel, dict, VolumeMeta, dict]:
         if k == 0 and rng.random() < 0.4:
             cond = n.Call(pick(rng, ("gt", "lt")), (leaves[0][0], n.Const(round(float(rng.uniform(-1, 1)), 2),
                                                                          FLOAT32)))
-            body.append(n.If(cond, (n.Store(*target, gen.sized(FLOAT32, (1, 3), 6)[0]),),
-                             (n.Store(*target, gen.sized(FLOAT32, (1, 2), 4)[0]),)))
+            body.append(n.If(cond, (n.Store(*target, _sensible(gen, (1, 3), 6)),),
+                             (n.Store(*target, _sensible(gen, (1, 2), 4)),)))
         else:
-            body.append(n.Store(*target, gen.sized(FLOAT32, (1, 3), 7)[0]))
+            body.append(n.Store(*target, _sensible(gen, (1, 3), 7)))
     kernel = n.Kernel("wkf_kernel", tuple(params), tuple(body))
     kernel = analysis.remove_dead(analysis.fold_unused(kernel))
     meta = replace(meta, kernel=kernel, cells=cells)
     return kernel, ranges, meta, {"queries": used}
+
+
+def _sensible(gen: ExprBuilder, depths: tuple[int, int], max_ops: int) -> n.Expr:
+    """A drawn expression that is not :func:`silly` (the last of a few draws otherwise)."""
+    for _ in range(8):
+        e = gen.sized(FLOAT32, depths, max_ops)[0]
+        if not silly(e):
+            break
+    return e
 
 
 def draw_volume(rng) -> Program:

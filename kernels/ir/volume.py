@@ -61,13 +61,14 @@ class DenseVolume:
         if v.ndim != 3 or self.voxel not in VOXELS or not all(ORIGIN.lo <= o <= ORIGIN.hi for o in self.origin):
             raise ValueError(f"Expected 3-D values, a voxel size in {VOXELS} and an origin in {ORIGIN} but got "
                              f"shape {v.shape}, voxel {self.voxel}, origin {self.origin}")
+        object.__setattr__(self, "_voxels", v.astype(np.float32).astype(np.float64))
         lo, hi = float(v.min()), float(v.max())
         if not (VALUES.lo <= min(lo, self.background) and max(hi, self.background) <= VALUES.hi):
             raise ValueError(f"Expected values and background in {VALUES} but got [{lo}, {hi}] and {self.background}")
 
     def read(self, i: np.ndarray, j: np.ndarray, k: np.ndarray) -> np.ndarray:
         """Voxel values at integer coordinates (background outside the array), float64."""
-        v = np.asarray(self.values, dtype=np.float64)
+        v = self._voxels
         inside = (i >= 0) & (i < v.shape[0]) & (j >= 0) & (j < v.shape[1]) & (k >= 0) & (k < v.shape[2])
         got = v[np.where(inside, i, 0), np.where(inside, j, 0), np.where(inside, k, 0)]
         return np.where(inside, got, float(np.float32(self.background)))

@@ -175,6 +175,10 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
         if s.name not in live:
             return None, live
         return s, (live - {s.name}) | uses(s.value)
+    if isinstance(s, n.LetOut):              # the out argument is read: its declaration must stay
+        if s.name not in live and s.out not in live:
+            return None, live
+        return s, (live - {s.name}) | uses(s.value) | {s.out}
     if isinstance(s, (n.Break, n.Continue)):
         return s, live | loop_live
     if isinstance(s, n.Return):
@@ -199,7 +203,7 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
 
 def dead_locals(kernel: n.Kernel) -> list[str]:
     """Names bound by statements that :func:`remove_dead` would remove."""
-    before = [s for s in statements(kernel.body) if isinstance(s, (n.Let, n.Assign))]
+    before = [s for s in statements(kernel.body) if isinstance(s, (n.Let, n.Assign, n.LetOut))]
     after = {id(s) for s in statements(remove_dead(kernel).body)}
     return [s.name for s in before if id(s) not in after]
 
@@ -211,6 +215,9 @@ def reaching(kernel: n.Kernel) -> set[str]:
     for s in statements(kernel.body):
         if isinstance(s, (n.Let, n.Assign)):
             deps.setdefault(s.name, set()).update(uses(s.value))
+        elif isinstance(s, n.LetOut):
+            for name in (s.name, s.out):
+                deps.setdefault(name, set()).update(uses(s.value))
         elif isinstance(s, (n.Store, n.Atomic)):
             roots |= set().union(*(uses(e) for e in n.stmt_exprs(s))) | {s.array}
         else:

@@ -107,6 +107,12 @@ class Interpreter:
             env[s.name] = value if old is None else _select(m, value, old)
         elif isinstance(s, (n.Store, n.Atomic)):
             self._write(s, m, frame)
+        elif isinstance(s, n.LetOut):
+            args = [self.eval(a, m, frame) for a in s.value.args]
+            ctx = Ctx(tuple(a.type for a in s.value.args), s.value.type, self.exact)
+            for name, value in zip((s.name, s.out), OPS[s.value.op].eval_out(ctx, *args)):
+                old = env.get(name)
+                env[name] = value if old is None else _select(m, value, old)
         elif isinstance(s, n.If):
             c = self.eval(s.cond, m, frame)
             self._block(s.then, m & c, frame)

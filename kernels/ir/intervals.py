@@ -100,6 +100,11 @@ class Engine:
     def stmt(self, s: n.Stmt, env: Env) -> Env:
         if isinstance(s, (n.Let, n.Assign)):
             return {**env, s.name: self.expr(s.value, env)}
+        if isinstance(s, n.LetOut):
+            row = OPS[s.value.op]
+            ivs = [self.expr(a, env) for a in s.value.args]
+            written = row.writes_interval(Ctx(tuple(a.type for a in s.value.args), s.value.type), *ivs)
+            return {**env, s.name: self.expr(s.value, env), s.out: written}
         if isinstance(s, (n.Store, n.Atomic)):
             self._write(s, env)
             return env

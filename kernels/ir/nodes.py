@@ -267,7 +267,22 @@ class Return:
     value: Expr
 
 
-Stmt = Union[Let, Assign, Store, Atomic, If, For, While, Break, Continue, Return]
+@dataclass(frozen=True, slots=True)
+class LetOut:
+    """``name = value`` where the builtin ``value`` also writes a second result into the existing local ``out``,
+    passed as its last source argument (``s = wp.volume_sample_grad_f(vol, uvw, wp.Volume.LINEAR, g)``); the row's
+    ``writes`` is the type of that result."""
+
+    name: str
+    value: Call
+    out: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, Call) or lookup_op(self.value.op).writes is None:
+            raise IRTypeError(f"Expected a call of a row that writes an out argument but got {self.value}")
+
+
+Stmt = Union[Let, Assign, Store, Atomic, If, For, While, Break, Continue, Return, LetOut]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -332,7 +347,7 @@ def children(e: Expr) -> tuple[Expr, ...]:
 
 def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
     """Expressions a statement evaluates itself (not those of nested blocks)."""
-    if isinstance(s, (Let, Assign, Return)):
+    if isinstance(s, (Let, Assign, Return, LetOut)):
         return (s.value,)
     if isinstance(s, (Store, Atomic)):
         return (*s.index, s.value)

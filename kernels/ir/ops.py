@@ -91,6 +91,9 @@ class Op:
     differentiable: bool = True
     casts_to: tuple[Type, ...] = ()    # cast rows: the target types
     adjoint_args: tuple[int, ...] | None = None   # arguments Warp's adjoint is right for (None: all)
+    trailing: tuple[str, ...] = ()     # source arguments the printer appends after the IR's (wp.Volume.LINEAR)
+    writes: Type | None = None         # type of a second result written into a last out argument (see LetOut);
+    writes_interval: IvRule | None = None  # its interval; impl then returns (value, written)
 
     def result(self, types: tuple[Type, ...], target: Type | None = None) -> Type | None:
         """The result type for these argument types, or None where Warp does not accept them."""
@@ -113,7 +116,14 @@ class Op:
     def eval(self, ctx: Ctx, *args: np.ndarray) -> np.ndarray:
         """NumPy value with Warp's semantics, rounded/wrapped to the result type."""
         with np.errstate(all="ignore"):
-            return round_to(ctx.result, self.impl(ctx, *args), ctx.exact)
+            raw = self.impl(ctx, *args)
+        return round_to(ctx.result, raw[0] if self.writes is not None else raw, ctx.exact)
+
+    def eval_out(self, ctx: Ctx, *args: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Value and written out argument of a row with ``writes``, each rounded to its type."""
+        with np.errstate(all="ignore"):
+            value, written = self.impl(ctx, *args)
+        return round_to(ctx.result, value, ctx.exact), round_to(self.writes, written, ctx.exact)
 
     def bound(self, ctx: Ctx, *ivs: Interval) -> Interval:
         """Interval of the result, widened for the result type's rounding."""
@@ -553,3 +563,47 @@ def op(name: str) -> Op:
     if row is None:
         raise KeyError(f"Expected an operation in {sorted(OPS)} but got {name!r}")
     return row
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Volumes: a ``wp.uint64`` volume id and index-/world-space points. The interpreter's value of the id is a key
+# of ``kernels.ir.volume.HANDLES`` (the family's reference binds the NumPy volume); the interval rules hold for
+# every volume ``kernels.ir.volume.DenseVolume`` admits.
+
+def _volume_rows() -> dict[str, Op]:
+    from kernels.ir import volume as V
+    from kernels.ir.types import FLOAT32, INT32, UINT64
+    vec3 = Vector(FLOAT32, 3)
+
+    def on(f):
+        return lambda c, ids, *xs: f(V.handle(ids), c, *xs)
+
+    def inside_int32(c, h, x):
+        return None if V.fits_int32(x) else f"index coordinates {x} do not fit int32"
+
+    def sample(mode):
+        return on(lambda vol, c, uvw: vol.sample(uvw, np.full(uvw.shape[0], mode), c.exact))
+
+    values = lambda c, *ivs: V.VALUES
+    rows = [
+        _row("volume_world_to_index", "wp.volume_world_to_index", "call", [Sig((UINT64, vec3), vec3, (vec3,))],
+             on(lambda vol, c, x: vol.world_to_index(x, c.exact)), lambda c, h, x: V.iv_world_to_index(x)),
+        _row("volume_index_to_world", "wp.volume_index_to_world", "call", [Sig((UINT64, vec3), vec3, (vec3,))],
+             on(lambda vol, c, u: vol.index_to_world(u, c.exact)), lambda c, h, u: V.iv_index_to_world(u)),
+        _row("volume_sample_linear", "wp.volume_sample_f", "call", [Sig((UINT64, vec3), FLOAT32, (vec3,))],
+             sample(V.LINEAR), values, extra_guard=inside_int32, trailing=("wp.Volume.LINEAR",)),
+        _row("volume_sample_closest", "wp.volume_sample_f", "call", [Sig((UINT64, vec3), FLOAT32, (vec3,))],
+             sample(V.CLOSEST), values, extra_guard=inside_int32, trailing=("wp.Volume.CLOSEST",),
+             differentiable=False),
+        _row("volume_sample_grad_linear", "wp.volume_sample_grad_f", "call", [Sig((UINT64, vec3), FLOAT32, (vec3,))],
+             on(lambda vol, c, uvw: vol.sample_grad(uvw, c.exact)), values, extra_guard=inside_int32,
+             trailing=("wp.Volume.LINEAR",), differentiable=False, writes=vec3,
+             writes_interval=lambda c, h, uvw: V.grad_bound()),
+        _row("volume_lookup", "wp.volume_lookup_f", "call", [Sig((UINT64, INT32, INT32, INT32), FLOAT32, (FLOAT32,))],
+             on(lambda vol, c, i, j, k: vol.read(i.astype(np.int64), j.astype(np.int64), k.astype(np.int64))),
+             values, differentiable=False),
+    ]
+    return {r.name: r for r in rows}
+
+
+OPS.update(_volume_rows())

@@ -115,7 +115,7 @@ def _call(e: n.Call) -> ast.expr:
         return ast.IfExp(args[0], args[1], args[2])
     if row.form == "construct":
         return ast.Call(type_ast(e.type), args, [])
-    return ast.Call(_spelled(row.spelling), args, [])
+    return ast.Call(_spelled(row.spelling), args + [_spelled(t) for t in row.trailing], [])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -138,6 +138,9 @@ def stmt(s: n.Stmt) -> ast.stmt:
         return ast.Assign([ast.Name(s.name)], expr(s.value), lineno=0)
     if isinstance(s, n.Store):
         return ast.Assign([ast.Subscript(ast.Name(s.array), _index(s.index))], expr(s.value), lineno=0)
+    if isinstance(s, n.LetOut):
+        call = _call(s.value)
+        return ast.Assign([ast.Name(s.name)], ast.Call(call.func, [*call.args, ast.Name(s.out)], []), lineno=0)
     if isinstance(s, n.Atomic):
         fn = _spelled(f"wp.atomic_{s.kind}")
         return ast.Expr(ast.Call(fn, [ast.Name(s.array), *map(expr, s.index), expr(s.value)], []))

@@ -93,7 +93,8 @@ def context(nums: dict, catalog: dict, drawn: dict, datasets: dict, meta: dict, 
     # -- characteristics -----------------------------------------------------------------------------------------
     ctx["table.context"] = T.context_table(nums)
     ctx["fig.lengths"] = figure(drawn, "lengths", "cl100k tokens per record (Python + generated code) by family, "
-                                                  "both datasets, against 4k/8k/16k/32k contexts")
+                                                  "both datasets, against 4k/8k/16k/32k contexts; grey: the CPU "
+                                                  "kernels before the token budget")
     ctx["lengths.sentence"] = lengths_sentence(cpu, cuda)
     ctx["table.verification"] = T.verification_table(nums)
     ctx["fig.verification"] = figure(drawn, "verification", "Each record's largest relative error (records with "
@@ -310,7 +311,17 @@ def lengths_sentence(cpu: dict, cuda: dict) -> str:
             f"magnitude: `{shortest[0]}` has a median of {n(shortest[1]['p50'])} tokens, `{longest[0]}` "
             f"{n(longest[1]['p50'])}. The 16,384-token budget bounds every record, so all fit a 32k context; "
             f"{pct(t['fit']['8192'], cpu['records'])} of CPU records fit 8k and {pct(t['fit']['4096'], cpu['records'])} "
-            "fit 4k.")
+            "fit 4k." + budget_clause(t.get("budget")))
+
+
+def budget_clause(b: dict | None) -> str:
+    """How long the kernels were before the budget cut (the grey boxes of the lengths figure)."""
+    if not b or not b["over_budget"]:
+        return ""
+    worst = max(b["per_family"].items(), key=lambda kv: kv[1]["over_budget"] / max(kv[1]["generated"], 1))
+    return (f" Before the cut, {pct(b['over_budget'], b['generated'])} of the CPU kernels were longer (grey boxes); "
+            f"most in `{worst[0]}`, {pct(worst[1]['over_budget'], worst[1]['generated'])} of its kernels, median "
+            f"{n(worst[1]['p50_before'])} tokens before and {n(worst[1]['p50_after'] or 0)} after.")
 
 
 def verification_sentence(cpu: dict) -> str:

@@ -463,3 +463,20 @@ def test_uncited_or_dangling_figures_refuse_to_render():
     with pytest.raises(RenderError, match="cited but not drawn"):
         fill("see @@REF:b@@", {})
     assert fill("![x](figures/a.png)\n\n*@@FIG:a@@: c* as @@REF:a@@ shows", {}).endswith("Figure 1 shows")
+
+
+def test_lengths_before_the_budget_add_the_over_budget_rejects_of_the_same_device():
+    from report.stats import budget_numbers
+
+    tokens = {"per_family": {"a": {"p50": 150.0}}}
+    series = {"pair_tokens": np.asarray([100, 200])}
+    rejects = [{"family": "a", "device": "cpu", "reason": "over_budget", "message": "20000 cl100k tokens (...)"},
+               {"family": "a", "device": "cuda", "reason": "over_budget", "message": "30000 cl100k tokens (...)"},
+               {"family": "b", "device": "cpu", "reason": "over_budget", "message": "40000 cl100k tokens (...)"},
+               {"family": "a", "device": "cpu", "reason": "mismatch", "message": "12 cl100k tokens"}]
+    numbers, s = budget_numbers(tokens, series, np.asarray(["a", "a"]), rejects, "cpu")
+    assert numbers["over_budget"] == 2 and numbers["generated"] == 4
+    assert numbers["per_family"]["a"] == {"generated": 3, "over_budget": 1, "p50_before": 200.0,
+                                          "p95_before": pytest.approx(18020.0), "p50_after": 150.0}
+    assert numbers["per_family"]["b"]["p50_after"] is None
+    assert s["over_budget_tokens"].tolist() == [20000, 40000]

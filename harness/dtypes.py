@@ -38,6 +38,7 @@ def _table() -> dict[str, DType]:
         DType("int64", "wp.int64", wp.int64, np.int64),
         DType("uint32", "wp.uint32", wp.uint32, np.uint32),
         DType("uint64", "wp.uint64", wp.uint64, np.uint64),
+        DType("uint8", "wp.uint8", wp.uint8, np.uint8),
         DType("vec2f", "wp.vec2", wp.vec2, np.float32, (2,)),
         DType("vec3f", "wp.vec3", wp.vec3, np.float32, (3,)),
         DType("vec4f", "wp.vec4", wp.vec4, np.float32, (4,)),

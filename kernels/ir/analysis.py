@@ -182,7 +182,7 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
     if isinstance(s, (n.Break, n.Continue)):
         return s, live | loop_live
     if isinstance(s, n.Return):
-        return s, uses(s.value)
+        return s, uses(s.value) if s.value is not None else live
     if isinstance(s, n.If):
         then, lt = _live_block(s.then, set(live), loop_live)
         orelse, le = _live_block(s.orelse, set(live), loop_live)
@@ -198,6 +198,8 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
         if isinstance(s, n.For):
             return replace(s, body=body), (head - {s.var}) | uses(s.start) | uses(s.stop)
         return replace(s, body=body), head
+    if isinstance(s, n.Atomic) and s.result is not None:
+        live = live - {s.result}
     return s, live | set().union(*(uses(e) for e in n.stmt_exprs(s)))
 
 
@@ -220,6 +222,8 @@ def reaching(kernel: n.Kernel) -> set[str]:
                 deps.setdefault(name, set()).update(uses(s.value))
         elif isinstance(s, (n.Store, n.Atomic)):
             roots |= set().union(*(uses(e) for e in n.stmt_exprs(s))) | {s.array}
+            if isinstance(s, n.Atomic) and s.result is not None:     # the old value read from the array
+                deps.setdefault(s.result, set()).add(s.array)
         else:
             roots |= set().union(set(), *(uses(e) for e in n.stmt_exprs(s)))
     live, frontier = set(), set(roots)

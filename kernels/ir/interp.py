@@ -71,7 +71,7 @@ class Interpreter:
         tids = np.unravel_index(np.arange(lanes), dim)
         for name, idx in zip(self.kernel.tids, tids):
             env[name] = idx.astype(np.int32)
-        frame = _Frame(env, lanes)
+        frame = _Frame(env, lanes, returned=np.zeros(lanes, dtype=bool))     # a bare ``return`` stops a thread
         with np.errstate(all="ignore"):
             self._block(self.kernel.body, np.ones(lanes, dtype=bool), frame)
         out = {}
@@ -125,6 +125,8 @@ class Interpreter:
             frame.broken |= m
         elif isinstance(s, n.Continue):
             frame.continued |= m
+        elif isinstance(s, n.Return) and s.value is None:
+            frame.returned |= m
         elif isinstance(s, n.Return):
             value = self.eval(s.value, m, frame)
             frame.result = value if frame.result is None else _select(m, value, frame.result)
@@ -139,9 +141,34 @@ class Interpreter:
         if isinstance(s, n.Store):
             arr[idx] = value
             return
-        ufunc = {"add": np.add, "min": np.minimum, "max": np.maximum}[s.kind]
-        ufunc.at(arr, idx, value)
-        self.arrays[s.array] = round_to(s.array_type.dtype, arr, self.exact)
+        if s.result is None and s.kind not in ("exch", "cas"):
+            _ATOMIC_UFUNCS[s.kind].at(arr, idx, value)
+            self.arrays[s.array] = round_to(s.array_type.dtype, arr, self.exact)
+            return
+        self._sequential(s, arr, idx, value, m, frame)
+
+    def _sequential(self, s: n.Atomic, arr: np.ndarray, idx, value: np.ndarray, m: np.ndarray,
+                    frame: _Frame) -> None:
+        """An atomic whose old value is read (or an exchange/compare-and-swap): lanes in thread order, one at a
+        time (generators use only patterns whose outcome does not depend on that order)."""
+        compare = self.eval(s.compare, m, frame)[m] if s.compare is not None else None
+        old = np.empty_like(value)
+        ty = s.array_type.dtype
+        for k in range(value.shape[0]):
+            cell = tuple(int(i[k]) for i in idx)
+            old[k] = arr[cell]
+            if s.kind == "exch":
+                arr[cell] = value[k]
+            elif s.kind == "cas":
+                if arr[cell] == compare[k]:
+                    arr[cell] = value[k]
+            else:
+                arr[cell] = round_to(ty, _ATOMIC_UFUNCS[s.kind](arr[cell], value[k]), self.exact)
+        if s.result is not None:
+            full = np.zeros((frame.lanes, *old.shape[1:]), dtype=old.dtype)
+            full[m] = old
+            prev = frame.env.get(s.result)
+            frame.env[s.result] = full if prev is None else _select(m, full, prev)
 
     def _index(self, name: str, index, m: np.ndarray, frame: _Frame) -> tuple[np.ndarray, ...]:
         shape = self.arrays[name].shape
@@ -196,6 +223,8 @@ class Interpreter:
             return np.full(frame.lanes, round_to(e.type, np.asarray(e.value, dtype=e.type.carrier)),
                            dtype=e.type.carrier)
         if isinstance(e, n.Var):
+            if isinstance(e.type, Array):          # an array argument of a builtin (``wp.lower_bound``)
+                return self.arrays[e.name]
             return frame.env[e.name]
         if isinstance(e, n.Load):
             arr = self.arrays[e.array]
@@ -215,6 +244,8 @@ class Interpreter:
             return self.eval(e.value, m, frame)[e.field]
         if isinstance(e, n.FuncCall):
             return self._call(e, m, frame)
+        if isinstance(e, n.ShapeOf):
+            return np.full(frame.lanes, self.arrays[e.array].shape[e.dim], dtype=np.int32)
         raise TypeError(f"Expected an IR expression but got {type(e).__name__}")
 
     def _call(self, e: n.FuncCall, m: np.ndarray, frame: _Frame):
@@ -224,6 +255,10 @@ class Interpreter:
         if inner.result is None or np.any(m & ~inner.returned):
             raise InterpError(f"helper {e.func.name} ended without returning on some lanes")
         return inner.result
+
+
+_ATOMIC_UFUNCS = {"add": np.add, "sub": np.subtract, "min": np.minimum, "max": np.maximum, "and": np.bitwise_and,
+                  "or": np.bitwise_or, "xor": np.bitwise_xor}
 
 
 def _select(m: np.ndarray, new, old):

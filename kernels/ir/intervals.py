@@ -17,7 +17,7 @@ from typing import Mapping
 from kernels.ir import nodes as n
 from kernels.ir.numeric import BOOL_IV, INF, Interval
 from kernels.ir.ops import OPS, Ctx
-from kernels.ir.types import INT32, Array, Struct
+from kernels.ir.types import INT32, Array, Struct, scalar_of
 
 UNROLL = 64
 EVERYTHING = Interval(-INF, INF)
@@ -105,6 +105,9 @@ class Engine:
             ivs = [self.expr(a, env) for a in s.value.args]
             written = row.writes_interval(Ctx(tuple(a.type for a in s.value.args), s.value.type), *ivs)
             return {**env, s.name: self.expr(s.value, env), s.out: written}
+        if isinstance(s, n.Atomic) and s.result is not None:
+            self._write(s, env)
+            return {**env, s.result: self.facts.arrays[s.array]}     # an old value: some state of the cell
         if isinstance(s, (n.Store, n.Atomic)):
             self._write(s, env)
             return env
@@ -120,6 +123,8 @@ class Engine:
         if isinstance(s, n.Continue):
             self.loops[-1].continues.append(env)
             return env
+        if isinstance(s, n.Return) and s.value is None:      # a kernel's early exit: later states only narrow
+            return env
         if isinstance(s, n.Return):
             self.returns[-1].append(self.expr(s.value, env))
             return env
@@ -132,9 +137,18 @@ class Engine:
         old = self.facts.arrays[s.array]
         first = s.array not in self.facts.written
         self.facts.written.add(s.array)
-        if isinstance(s, n.Atomic) and s.kind == "add":
+        if isinstance(s, n.Atomic) and s.compare is not None:
+            self.expr(s.compare, env)
+        if isinstance(s, n.Atomic) and s.kind in ("add", "sub"):
             m = self.multiplicity
+            if s.kind == "sub":
+                value = Interval(-value.hi, -value.lo)
             value = Interval(old.lo + min(0.0, m * value.lo), old.hi + max(0.0, m * value.hi))
+            lo, hi = scalar_of(s.array_type.dtype).limits
+            if not (lo <= value.lo and value.hi <= hi):
+                self.violation(f"atomic_{s.kind} on {s.array}: sums in {value} leave {s.array_type.dtype}")
+        elif isinstance(s, n.Atomic) and s.kind in ("and", "or", "xor"):
+            value = OPS["bit_" + s.kind].interval(None, old, value).join(old)
         elif isinstance(s, n.Atomic):
             value = value.join(old)
         # a first plain store at the thread index into an array of the launch's shape overwrites every element
@@ -201,8 +215,14 @@ class Engine:
     def expr(self, e: n.Expr, env: Env) -> Interval:
         if isinstance(e, n.Const):
             return Interval.point(float(e.value))
+        if isinstance(e, n.Var) and isinstance(e.type, Array):     # a builtin's array argument: its index range
+            shape = self.shapes.get(e.name)
+            return Interval(0.0, shape[0] - 1.0) if shape else EVERYTHING
         if isinstance(e, n.Var):
             return env.get(e.name, EVERYTHING)
+        if isinstance(e, n.ShapeOf):
+            shape = self.shapes.get(e.array)
+            return Interval.point(float(shape[e.dim])) if shape else Interval(0.0, 2.0**31 - 1)
         if isinstance(e, n.Load):
             for axis, i in enumerate(e.index):
                 self._check_index(e.array, axis, self.expr(i, env))

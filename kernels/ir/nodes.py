@@ -147,7 +147,24 @@ class FuncCall:
         return self.func.ret
 
 
-Expr = Union[Const, Var, Load, Call, Cast, Component, Attr, FuncCall]
+@dataclass(frozen=True, slots=True)
+class ShapeOf:
+    """``array.shape[dim]`` of an array parameter (int32)."""
+
+    array: str
+    array_type: Array
+    dim: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.dim < self.array_type.ndim:
+            raise IRTypeError(f"{self.array} has {self.array_type.ndim} dimensions, not a dimension {self.dim}")
+
+    @property
+    def type(self) -> Type:
+        return INT32
+
+
+Expr = Union[Const, Var, Load, Call, Cast, Component, Attr, FuncCall, ShapeOf]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -163,7 +180,8 @@ class Let:
 
 
 #: operations an :class:`Assign` may print as an augmented assignment (``x += e``), with their spelling
-AUGMENTED = {"add": "+", "sub": "-", "mul": "*"}
+AUGMENTED = {"add": "+", "sub": "-", "mul": "*", "bit_and": "&", "bit_or": "|", "bit_xor": "^", "lshift": "<<",
+             "rshift": ">>"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,21 +212,39 @@ class Store:
             raise IRTypeError(f"store to {self.array}: Expected {self.array_type.dtype} but got {self.value.type}")
 
 
+#: kinds of ``wp.atomic_<kind>``
+ATOMIC_KINDS = ("add", "sub", "min", "max", "and", "or", "xor", "exch", "cas")
+#: atomics Warp also spells as an augmented assignment to an array element, with the operator
+INPLACE_ATOMICS = {"add": "+", "sub": "-", "and": "&", "or": "|", "xor": "^"}
+
+
 @dataclass(frozen=True, slots=True)
 class Atomic:
-    """``wp.atomic_<kind>(array, index..., value)`` with kind add, min or max (result unused)."""
+    """``wp.atomic_<kind>(array, index..., value)`` (``cas``: ``array, index..., compare, value``); with
+    ``result`` the old value is bound to that new local (``old = wp.atomic_cas(...)``), else it is unused."""
 
     kind: str
     array: str
     array_type: Array
     index: tuple[Expr, ...]
     value: Expr
+    result: str | None = None
+    compare: Expr | None = None
+    inplace: bool = False       # printed ``array[index] += value`` (also -=, &=, |=, ^=), which Warp makes atomic
 
     def __post_init__(self) -> None:
-        if self.kind not in ("add", "min", "max"):
-            raise IRTypeError(f"Expected atomic kind add/min/max but got {self.kind!r}")
+        if self.inplace and (self.kind not in INPLACE_ATOMICS or self.result is not None):
+            raise IRTypeError(f"atomic_{self.kind} with its old value used has no in-place spelling")
+        if self.kind not in ATOMIC_KINDS:
+            raise IRTypeError(f"Expected an atomic kind in {ATOMIC_KINDS} but got {self.kind!r}")
         if self.value.type != self.array_type.dtype:
             raise IRTypeError(f"atomic on {self.array}: Expected {self.array_type.dtype} but got {self.value.type}")
+        if (self.kind == "cas") != (self.compare is not None) or (
+                self.compare is not None and self.compare.type != self.array_type.dtype):
+            raise IRTypeError(f"atomic_{self.kind} on {self.array}: a compare value of {self.array_type.dtype} "
+                              f"goes with cas only")
+        if self.kind in ("and", "or", "xor") and not scalar_of(self.array_type.dtype).is_int:
+            raise IRTypeError(f"atomic_{self.kind} needs an integer array, not {self.array_type.dtype}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +300,9 @@ class Continue:
 
 @dataclass(frozen=True, slots=True)
 class Return:
-    value: Expr
+    """``return value`` from a helper; ``value`` None: a bare ``return`` (a kernel's thread stops early)."""
+
+    value: Expr | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,8 +385,12 @@ def children(e: Expr) -> tuple[Expr, ...]:
 
 def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
     """Expressions a statement evaluates itself (not those of nested blocks)."""
+    if isinstance(s, Return) and s.value is None:
+        return ()
     if isinstance(s, (Let, Assign, Return, LetOut)):
         return (s.value,)
+    if isinstance(s, Atomic) and s.compare is not None:
+        return (*s.index, s.compare, s.value)
     if isinstance(s, (Store, Atomic)):
         return (*s.index, s.value)
     if isinstance(s, (If, While)):

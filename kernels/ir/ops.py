@@ -131,6 +131,8 @@ class Op:
         s = scalar_of(ctx.result)
         if s.is_float:
             iv = iv.widen(2 * s.eps, float(np.finfo(s.numpy).smallest_subnormal))
+        elif _wraps(self.name, ctx) and not (s.limits[0] <= iv.lo and iv.hi <= s.limits[1]):
+            iv = Interval(*s.limits)
         return iv
 
     def guard(self, ctx: Ctx, *ivs: Interval) -> str | None:
@@ -228,6 +230,12 @@ def _iv_bits(ctx, a: Interval, b: Interval) -> Interval:
     return Interval(-(2.0 ** k), 2.0 ** k - 1)
 
 
+def _iv_and(ctx, a: Interval, b: Interval) -> Interval:
+    """``x & m`` with ``m >= 0`` lies in ``[0, m]`` (its bits are a subset of ``m``'s)."""
+    nonneg = [x.hi for x in (a, b) if x.lo >= 0]
+    return Interval(0.0, min(nonneg)) if nonneg else _iv_bits(ctx, a, b)
+
+
 def _shift_domain(types):
     s = scalar_of(types[0])
     lo = 0.0 if not s.is_signed else s.limits[0]
@@ -314,6 +322,8 @@ def _cast_domain(types):
 
 
 def _cast_guard(ctx, a):
+    if _wraps("cast", ctx):
+        return None
     lo, hi = scalar_of(ctx.result).limits
     return None if lo <= a.lo and a.hi <= hi else f"{a} does not fit {ctx.result}"
 
@@ -518,7 +528,7 @@ def _table() -> dict[str, Op]:
              lambda c, e0, e1, x: Interval(0.0, 1.0), extra_guard=_edges_apart),
         _row("cast", "", "cast", [], _cast, _iv_cast, domain=_cast_domain, extra_guard=_cast_guard,
              casts_to=NUMERIC),
-        _row("bit_and", "&", "binop", [_same(INTS)], lambda c, a, b: a & b, _iv_bits, differentiable=False),
+        _row("bit_and", "&", "binop", [_same(INTS)], lambda c, a, b: a & b, _iv_and, differentiable=False),
         _row("bit_or", "|", "binop", [_same(INTS)], lambda c, a, b: a | b, _iv_bits, differentiable=False),
         _row("bit_xor", "^", "binop", [_same(INTS)], lambda c, a, b: a ^ b, _iv_bits, differentiable=False),
         _row("lshift", "<<", "binop", [_same(INTS)], lambda c, a, b: a << b,
@@ -607,3 +617,57 @@ def _volume_rows() -> dict[str, Op]:
 
 
 OPS.update(_volume_rows())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Integer widths, bit counts, finiteness and binary search (atomic, bitwise and indexing families)
+
+#: operations whose unsigned results wrap modulo 2**bits in C (defined behaviour, unlike signed overflow)
+UNSIGNED_WRAPS = frozenset({"add", "sub", "mul", "neg", "lshift", "invert"})
+
+
+def _wraps(name: str, ctx: Ctx) -> bool:
+    """Unsigned integer results (and integer conversions to an unsigned type) wrap modulo 2**bits."""
+    s = scalar_of(ctx.result)
+    if not s.is_int or s.is_signed:
+        return False
+    return name in UNSIGNED_WRAPS or (name == "cast" and scalar_of(ctx.types[0]).is_int)
+
+
+def _popcount(ctx, a):
+    s = scalar_of(ctx.types[0])
+    unsigned = np.dtype(f"uint{s.bits}")
+    return np.bitwise_count(np.asarray(a).astype(s.numpy).view(unsigned)).astype(np.int32)
+
+
+def _lower_bound(ctx, arr, v):
+    """Warp's ``lower_bound`` (native/array.h): the first index whose element is >= ``v``, but its binary search
+    starts with ``upper = n - 1``, so a value above every element gives ``n - 1``, not ``n``."""
+    return np.minimum(np.searchsorted(arr, v, side="left"), len(arr) - 1)
+
+
+def _extra_rows() -> list[Op]:
+    from kernels.ir.types import INT32, Array, BOOL as _B
+    search = (FLOATS[1], FLOATS[2], INT32)
+    return [
+        _row("bit_count", "wp.bit_count", "call", [Sig(("T",), INT32, INTS)], _popcount,
+             lambda c, a: Interval(0.0, float(scalar_of(c.types[0]).bits)) if a.lo < 0 or a.hi > 0 else
+             Interval(0.0, 0.0), differentiable=False),
+        _row("isfinite", "wp.isfinite", "call", [Sig(("T",), _B, FLOATS)], lambda c, a: np.isfinite(a),
+             lambda c, a: Interval(1.0, 1.0) if math.isfinite(a.lo) and math.isfinite(a.hi) else BOOL_IV,
+             differentiable=False),
+        # Python's spellings of conversions to int32 and float32 (``int(x)``, ``float(i)``): C semantics as casts
+        _row("to_int", "int", "call", [Sig(("T",), INT32, NUMERIC)], _cast, _iv_cast,
+             extra_guard=lambda c, a: _cast_guard(c, a), differentiable=False),
+        _row("to_float", "float", "call", [Sig(("T",), FLOATS[1], NUMERIC)], _cast, _iv_cast,
+             differentiable=False),
+        _row("to_bool", "bool", "call", [Sig(("T",), _B, NUMERIC)], lambda c, a: a != 0,
+             lambda c, a: Interval(0.0 if a.contains_zero() else 1.0, 0.0 if a == Interval(0.0, 0.0) else 1.0),
+             differentiable=False),
+        # the array argument's interval is its index range (kernels.ir.intervals)
+        _row("lower_bound", "wp.lower_bound", "call", [Sig((Array(s), s), INT32, (s,)) for s in search],
+             _lower_bound, lambda c, a, v: Interval(max(a.lo, 0.0), a.hi), differentiable=False),
+    ]
+
+
+OPS.update({r.name: r for r in _extra_rows()})

@@ -86,6 +86,8 @@ def expr(e: n.Expr) -> ast.expr:
         return ast.Call(ast.Name(e.func.name), [expr(a) for a in e.args], [])
     if isinstance(e, n.Call):
         return _call(e)
+    if isinstance(e, n.ShapeOf):
+        return ast.Subscript(ast.Attribute(ast.Name(e.array), "shape"), ast.Constant(e.dim))
     raise TypeError(f"Expected an IR expression but got {type(e).__name__}")
 
 
@@ -142,8 +144,13 @@ def stmt(s: n.Stmt) -> ast.stmt:
         call = _call(s.value)
         return ast.Assign([ast.Name(s.name)], ast.Call(call.func, [*call.args, ast.Name(s.out)], []), lineno=0)
     if isinstance(s, n.Atomic):
+        if s.inplace:
+            target = ast.Subscript(ast.Name(s.array), _index(s.index))
+            return ast.AugAssign(target, _BINOPS[n.INPLACE_ATOMICS[s.kind]](), expr(s.value), lineno=0)
         fn = _spelled(f"wp.atomic_{s.kind}")
-        return ast.Expr(ast.Call(fn, [ast.Name(s.array), *map(expr, s.index), expr(s.value)], []))
+        extra = [expr(s.compare)] if s.compare is not None else []
+        call = ast.Call(fn, [ast.Name(s.array), *map(expr, s.index), *extra, expr(s.value)], [])
+        return ast.Assign([ast.Name(s.result)], call, lineno=0) if s.result else ast.Expr(call)
     if isinstance(s, n.If):
         return ast.If(expr(s.cond), _block(s.then), [stmt(x) for x in s.orelse])
     if isinstance(s, n.For):
@@ -165,7 +172,7 @@ def stmt(s: n.Stmt) -> ast.stmt:
     if isinstance(s, n.Continue):
         return ast.Continue()
     if isinstance(s, n.Return):
-        return ast.Return(expr(s.value))
+        return ast.Return(expr(s.value) if s.value is not None else None)
     raise TypeError(f"Expected an IR statement but got {type(s).__name__}")
 
 

@@ -11,7 +11,7 @@ dtype (so NumPy's wrap-around is C's), booleans as ``bool``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
@@ -182,9 +182,12 @@ class Array:
 
     dtype: "Type"
     ndim: int = 1
+    short: bool = field(default=False, compare=False)     # spelled ``wp.array2d(dtype=...)`` (same type)
 
     @property
     def warp(self) -> str:
+        if self.short and 1 < self.ndim <= 4:
+            return f"wp.array{self.ndim}d(dtype={self.dtype.warp})"
         suffix = f", ndim={self.ndim}" if self.ndim != 1 else ""
         return f"wp.array(dtype={self.dtype.warp}{suffix})"
 

@@ -487,6 +487,8 @@ def _table() -> dict[str, Op]:
              extra_guard=_squares_fit),
         _row("normalize", "wp.normalize", "call", [_same(FLOAT_VECTORS, 1)], _normalize,
              lambda c, a: Interval(-1.0, 1.0), extra_guard=_normalize_guard),
+        _row("length_sq", "wp.length_sq", "call", [Sig(("T",), "S", FLOAT_VECTORS)], lambda c, a: _dot(c, a, a),
+             lambda c, a: Interval(_iv_length(c, a).lo ** 2, _n(c) * a.mag ** 2), extra_guard=_squares_fit),
     ]
     return {r.name: r for r in rows}
 

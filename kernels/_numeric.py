@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from kernels._expr import Interval
-from kernels.ir.numeric import erf, erfc  # noqa: F401  (re-exported for _math_lib and half)
+from kernels.ir.numeric import erf, erfc  # noqa: F401  (re-exported for half)
 from kernels.ir.numeric import erfinv as erfinv_newton  # noqa: F401
 
 

@@ -33,18 +33,18 @@ OPS = {
     "outer": 0.6, "diag": 0.5, "matrix_from_rows": 0.3, "matrix_from_cols": 0.3, "skew": 0.3, "cw_mul": 0.3,
     "select": 0.12,
     # vectors
-    "get_diag": 0.3, "mul": 0.6, "normalize": 0.25, "cross": 0.25, "vec2": 0.1, "vec3": 0.1, "vec4": 0.1,
+    "get_diag": 0.3, "mul": 0.6, "normalize": 0.8, "cross": 0.25, "vec2": 0.1, "vec3": 0.1, "vec4": 0.1,
     "div": 0.2,
     # scalars
     "determinant": 1.6, "trace": 0.8, "ddot": 0.4, "dot": 0.6, "length": 0.25, "length_sq": 0.2, "min": 0.1,
     "max": 0.1,
 }
 UNIFORM = tuple(Interval(lo, hi) for lo, hi in ((-1.0, 1.0), (-2.0, 2.0), (-0.5, 1.5), (0.0, 2.0), (-1.5, 0.5)))
-VEC_RANGES = tuple(Interval(lo, hi) for lo, hi in ((-1.0, 1.0), (-2.0, 2.0), (0.5, 2.0)))
+VEC_RANGES = tuple(Interval(lo, hi) for lo, hi in ((-1.0, 1.0), (-2.0, 2.0), (0.5, 2.0), (-2.0, -0.5)))
 SCALAR_RANGES = tuple(Interval(lo, hi) for lo, hi in ((-2.0, 2.0), (0.5, 2.0), (-1.0, 1.0)))
 MAT_NAMES = ("A", "B", "M", "K", "J", "R", "S", "F", "H", "P", "mats", "xform", "stiff", "inertia", "jac", "cov")
 SHAPE = Shape(statements=(1, 4), kinds={"let": 1.0, "update": 0.2, "set": 0.25}, depth=(1, 3), out_depth=(2, 3),
-              p_helper=0.2, two_d=0.2)
+              p_helper=0.45, two_d=0.2)
 
 
 class MatrixBuilder(CompositeBuilder):
@@ -63,10 +63,10 @@ def draw(rng: np.random.Generator) -> Program:
         k2 = _pick(rng, [x for x in (2, 3, 4) if x != k])
         types += [Vector(FLOAT32, k2), Matrix(FLOAT32, k2, k2)]
     vocab = Vocabulary(OPS, types=tuple(types), ranges={FLOAT32: Interval(-2.0, 2.0)}, limit=500.0, p_leaf=0.3,
-                       p_const=0.1)
+                       p_const=0.1, p_call=0.35)
     n_mat, n_vec, n_sc = int(rng.choice([1, 2, 2, 3])), int(rng.choice([0, 0, 1, 1, 2])), int(rng.choice([0, 0, 0, 1]))
     inputs = [Port(mat, _pick(rng, UNIFORM), MAT_NAMES) for _ in range(n_mat)]
-    inputs += [Port(vec, _pick(rng, VEC_RANGES)) for _ in range(n_vec)]
+    inputs += [Port(vec, _pick(rng, VEC_RANGES), normalized=rng.random() < 0.4) for _ in range(n_vec)]
     inputs += [Port(FLOAT32, _pick(rng, SCALAR_RANGES)) for _ in range(n_sc)]
     scalars = [Port(FLOAT32, _pick(rng, SCALAR_RANGES), SCALAR_NAMES)] if rng.random() < 0.25 else []
     outs = [Port(_pick(rng, (mat, mat, mat, vec, vec, FLOAT32)), names=OUT_NAMES)

@@ -28,7 +28,7 @@ from kernels.ir.numeric import Interval
 from kernels.ir.types import FLOAT32, FLOAT64, INT32, Vector
 
 OPS = {"add": 1.0, "sub": 1.0, "neg": 0.25, "mul": 1.6, "div": 0.6, "cw_mul": 0.7, "cw_div": 0.5, "cross": 1.4,
-       "normalize": 1.0, "abs": 0.5, "min": 0.6, "max": 0.6, "vec2": 0.3, "vec3": 0.4, "vec4": 0.3, "splat2": 0.1,
+       "normalize": 2.0, "abs": 0.5, "min": 0.6, "max": 0.6, "vec2": 0.3, "vec3": 0.4, "vec4": 0.3, "splat2": 0.1,
        "splat3": 0.1, "splat4": 0.1, "where": 0.3, "sqrt": 0.25, "sin": 0.15, "cos": 0.15, "dot": 1.3, "length": 0.8, "length_sq": 0.5,
        "vmin": 0.25, "vmax": 0.25}
 FLOAT32_ONLY = {"pi": 0.2}
@@ -37,7 +37,7 @@ VEC_RANGES = tuple(Interval(lo, hi) for lo, hi in ((-2.0, 2.0), (-1.0, 1.0), (-1
                                                     (-1.5, 1.5)))
 SCALAR_RANGES = tuple(Interval(lo, hi) for lo, hi in ((-2.0, 2.0), (0.5, 2.0), (-1.0, 1.0), (0.1, 3.0)))
 SHAPE = Shape(statements=(1, 4), kinds={"let": 1.0, "update": 0.2, "set": 0.2}, depth=(1, 3), out_depth=(2, 3),
-              p_helper=0.2, two_d=0.2)
+              p_helper=0.45, two_d=0.2)
 
 
 def _pick(rng, options):
@@ -58,14 +58,15 @@ def draw(rng: np.random.Generator) -> Program:
         types += [INT32, Vector(INT32, k)]
         ops.update(INT_OPS)
     vocab = Vocabulary(ops, types=tuple(types), ranges={s: Interval(-2.0, 2.0), INT32: Interval(0.0, 9.0)},
-                       limit=200.0, p_leaf=0.3, p_const=0.15)
+                       limit=200.0, p_leaf=0.3, p_const=0.15, p_call=0.35)
     n_vec, n_sc = int(rng.integers(1, 4)), int(rng.choice([0, 0, 1, 1, 2]))
-    inputs = [Port(main if k == 0 else _pick(rng, arrays), _pick(rng, VEC_RANGES)) for k in range(n_vec)]
+    inputs = [Port(main if k == 0 else _pick(rng, arrays), _pick(rng, VEC_RANGES), normalized=rng.random() < 0.3)
+              for k in range(n_vec)]
     inputs += [Port(s, _pick(rng, SCALAR_RANGES)) for _ in range(n_sc)]
     scalars = [Port(s, _pick(rng, SCALAR_RANGES), SCALAR_NAMES)] if rng.random() < 0.3 else []
     types += [p.type for p in inputs if p.type not in types]
     vocab = Vocabulary(ops, types=tuple(types), ranges=vocab.ranges, limit=vocab.limit, p_leaf=vocab.p_leaf,
-                       p_const=vocab.p_const)
+                       p_const=vocab.p_const, p_call=vocab.p_call)
     outs = [Port(main if rng.random() < 0.55 else _pick(rng, [t for t in types if t in arrays or t == s]),
                  names=OUT_NAMES) for _ in range(int(rng.integers(1, 3)))]
     weights = {t: 3.0 if t == main else 1.5 if t == s else 0.8 for t in types}

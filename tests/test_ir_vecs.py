@@ -14,7 +14,8 @@ from kernels.ir import analysis, interp, intervals, printer
 from kernels.ir import nodes as n
 from kernels.ir.numeric import Interval
 from kernels.ir.ops import OPS, Ctx
-from kernels.ir.types import FLOAT32, INT32, Array, Matrix, Quat, Transform, Vector, elem_shape, scalar_of, warp_type
+from kernels.ir.types import FLOAT32, INT32, Array, Matrix, Quat, SpatialVector, Transform, Vector, elem_shape, scalar_of
+from kernels.ir.types import warp_type
 
 V3, M33, Q, T = Vector(FLOAT32, 3), Matrix(FLOAT32, 3, 3), Quat(FLOAT32), Transform(FLOAT32)
 I = n.Var("i", INT32)
@@ -125,6 +126,32 @@ def _element_kernel() -> n.Kernel:
     return n.Kernel("ir_vecs_elements", tuple(params), body)
 
 
+def _spatial_kernel() -> n.Kernel:
+    """Twists built from two vec3, their spatial cross and dot products, halves and components."""
+    a, b = n.Load("a", Array(V3), (I,)), n.Load("b", Array(V3), (I,))
+    s6 = SpatialVector(FLOAT32, 6)
+    tw, wr = n.Var("tw", s6), n.Var("wr", s6)
+    body = (n.Let("tw", n.call("spatial_vector", a, b)),
+            n.Let("wr", n.call("add", n.call("mul", tw, n.Element(a, (0,))), n.call("spatial_vector", b, a))),
+            n.Store("o", Array(V3), (I,), n.call("add", n.call("spatial_top", n.call("spatial_cross", tw, wr)),
+                                                 n.call("spatial_bottom", n.call("spatial_cross", wr, tw)))),
+            n.Store("od", Array(FLOAT32), (I,), n.call("add", n.call("spatial_dot", tw, wr), n.Element(wr, (4,)))))
+    params = [n.Param(k, Array(ty)) for k, ty in (("a", V3), ("b", V3), ("o", V3), ("od", FLOAT32))]
+    return n.Kernel("ir_vecs_spatial", tuple(params), body)
+
+
+def test_spatial_rows_follow_warp_formulas():
+    rng = np.random.default_rng(3)
+    s6 = SpatialVector(FLOAT32, 6)
+    a, b = rng.uniform(-2, 2, size=(2, 10, 6))
+    got = _eval("spatial_cross", a, b, types=(s6, s6))
+    w = np.cross(a[:, :3], b[:, :3])
+    v = np.cross(a[:, 3:], b[:, :3]) + np.cross(a[:, :3], b[:, 3:])
+    np.testing.assert_allclose(got, np.concatenate([w, v], axis=1), atol=1e-12)
+    np.testing.assert_allclose(_eval("spatial_dot", a, b, types=(s6, s6)), (a * b).sum(axis=1))
+    assert "wp.spatial_vector(a[i], b[i])" in printer.kernel_source(_spatial_kernel())
+
+
 def test_element_statements_print_and_stay_live():
     k = _element_kernel()
     src = printer.kernel_source(k)
@@ -187,6 +214,8 @@ def test_warp_agrees_on_composite_programs(tmp_path):
     programs = _family_programs(4)
     element = _element_kernel()
     programs.append((element, {p.name: Interval(-1.0, 1.0) for p in element.params}, (16,)))
+    spatial = _spatial_kernel()
+    programs.append((spatial, {p.name: Interval(-1.0, 1.0) for p in spatial.params}, (16,)))
     src = printer.module([k for k, _, _ in programs], module_name="ir_vecs_diff")
     fname = str(tmp_path / "ir_vecs_diff_module.py")
     linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)

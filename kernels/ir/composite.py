@@ -26,10 +26,18 @@ from kernels.ir import nodes as n
 from kernels.ir.gen import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, ExprBuilder, Helper, Leaf, Names, Vocabulary
 from kernels.ir.numeric import Interval
 from kernels.ir.ops import OPS, INVERSE_MARGIN, inverse_margin
-from kernels.ir.types import INT32, Array, Matrix, Quat, Scalar, Transform, Type, Vector, scalar_of
+from kernels.ir.types import INT32, Array, Matrix, Quat, Scalar, SpatialVector, Transform, Type, Vector, scalar_of
 
 #: operations of two equal arguments that give a constant or a copy (``cross(a, a) == 0``)
-SELF_COMPOSITE = frozenset({"cross", "cw_div", "select", "matmul", "wp_mul", "qmul"})
+SELF_COMPOSITE = frozenset({"cross", "cw_div", "select", "matmul", "wp_mul", "qmul", "spatial_cross"})
+#: products that an argument and its inverse turn into the identity (``q * wp.quat_inverse(q)``)
+PRODUCTS = {"qmul": ("quat_inverse", "transform_inverse"), "wp_mul": ("quat_inverse", "transform_inverse", "inverse"),
+            "matmul": ("inverse",), "transform_multiply": ("transform_inverse",)}
+#: parts of a value built in place (``wp.transform_get_rotation(wp.transform(p, q))`` is ``q``)
+PARTS = frozenset({"transform_get_rotation", "transform_get_translation", "spatial_top", "spatial_bottom"})
+
+
+_CANDIDATES: dict = {}
 
 
 class CompositeBuilder(ExprBuilder):
@@ -38,10 +46,22 @@ class CompositeBuilder(ExprBuilder):
     p_element = 0.25
     p_inverse = 0.0
 
+    def __init__(self, rng: np.random.Generator, vocab: Vocabulary, leaves: list[Leaf]) -> None:
+        key = (tuple(vocab.ops), vocab.types)          # the operations' instances, once per vocabulary
+        if key not in _CANDIDATES:
+            super().__init__(rng, vocab, leaves)
+            _CANDIDATES[key] = self.candidates
+            return
+        self.rng, self.vocab, self.leaves = rng, vocab, list(leaves)
+        self.helpers = []
+        self.candidates = _CANDIDATES[key]
+
     def constant(self, ty: Type) -> Leaf:
         if isinstance(ty, Scalar):
             return super().constant(ty)
         s = scalar_of(ty)
+        if isinstance(ty, SpatialVector):
+            raise LookupError(f"no constant of {ty}")
         if isinstance(ty, Vector) and ty.scalar.is_float:
             parts = [super(CompositeBuilder, self).constant(s) for _ in range(ty.n)]
             op = f"vec{ty.n}"
@@ -53,6 +73,8 @@ class CompositeBuilder(ExprBuilder):
             c, iv = super().constant(s)
             c, iv = n.Const(abs(c.value), s), Interval.point(abs(c.value))
             return n.Call("mscale", (c, n.Call(identity(ty), ()))), iv.join(Interval(0.0, 0.0))
+        if isinstance(ty, Quat) and ty.scalar.name == "float32" and self.rng.random() < 0.15:
+            return n.Call("quat_identity", ()), Interval(0.0, 1.0)
         if isinstance(ty, Quat):
             angles = [n.Const(float(self.pick([-1.2, -0.6, 0.3, 0.7, 1.1, 1.6])), s) for _ in range(3)]
             return n.Call("quat_rpy", tuple(angles)), Interval(-1.0, 1.0)
@@ -83,6 +105,9 @@ class CompositeBuilder(ExprBuilder):
         if isinstance(ty, Transform):
             p, q = self.leaf(Vector(ty.scalar, 3)), self.leaf(Quat(ty.scalar))
             return n.Call("transform", (p[0], q[0])), p[1].join(q[1])
+        if isinstance(ty, SpatialVector):
+            w, v = self.leaf(Vector(ty.scalar, 3)), self.leaf(Vector(ty.scalar, 3))
+            return n.Call("spatial_vector", (w[0], v[0])), w[1].join(v[1])
         raise LookupError(f"no leaf of {ty}")
 
     def checked(self, e: n.Expr, ivs: list[Interval]) -> Leaf | None:
@@ -91,6 +116,11 @@ class CompositeBuilder(ExprBuilder):
                 return None
             if e.args and not any(analysis.uses(a) for a in e.args):
                 return None                            # only constants (wp.pi * 0.5, dot of two constants)
+            if e.op in PRODUCTS and any(isinstance(b, n.Call) and b.op in PRODUCTS[e.op] and b.args[0] == a
+                                        for a, b in (e.args, e.args[::-1])):
+                return None
+            if e.op in PARTS and isinstance(e.args[0], n.Call) and OPS[e.args[0].op].form == "construct":
+                return None
         return super().checked(e, ivs)
 
     def expr(self, ty: Type, depth: int, top: bool = False) -> Leaf:
@@ -116,7 +146,10 @@ class CompositeBuilder(ExprBuilder):
         if not sources:
             return None
         src, idx = self.pick(sources)
-        value, iv = self.expr(src, depth - 1) if depth > 1 and self.rng.random() < 0.4 else self.leaf(src)
+        try:
+            value, iv = self.expr(src, depth - 1) if depth > 1 and self.rng.random() < 0.4 else self.leaf(src)
+        except LookupError:
+            return None
         if isinstance(value, n.Call) and (OPS[value.op].form in ("construct", "constant") or not value.args
                                           or value.op in ("mscale", "quat_rpy", "diag")):
             return None                                # wp.vec3(a, b, c)[0] is a
@@ -198,6 +231,7 @@ class Port:
     type: Type
     range: Interval = Interval(-2.0, 2.0)
     names: tuple[str, ...] = ARRAY_NAMES
+    normalized: bool = False        # an input loaded as ``wp.normalize(a[i])`` (when its range keeps it off 0)
 
 
 @dataclass(frozen=True)
@@ -244,8 +278,11 @@ def composite_kernel(rng: np.random.Generator, vocab: Vocabulary, inputs: list[P
             leaves.append((load, port.range))
             continue
         local = names.loaded(arr, k)
-        body.append(n.Let(local, load))
-        leaves.append((n.Var(local, port.type), port.range))
+        value, iv = load, port.range
+        if port.normalized and not port.range.contains_zero():
+            value, iv = n.Call("normalize", (load,)), Interval(-1.0, 1.0)
+        body.append(n.Let(local, value))
+        leaves.append((n.Var(local, port.type), iv))
     for k, port in enumerate(scalars):
         s = names.fresh(port.names, f"s{k}", k)
         params.append(n.Param(s, port.type))
@@ -273,6 +310,8 @@ def composite_kernel(rng: np.random.Generator, vocab: Vocabulary, inputs: list[P
         local = names.fresh(LOCAL_NAMES + _local_names(ty), f"t{k}", k, suffix=rng.random() < 0.3)
         body.append(n.Let(local, e))
         gen.leaves.append((n.Var(local, ty), iv))
+    if gen.helpers and not any(isinstance(x, n.FuncCall) for x in analysis.expressions(tuple(body))):
+        _call_helper(gen, body, names)
     values: list[Leaf] = []
     outs: list[n.Param] = []
     for k, port in enumerate(outputs):
@@ -283,6 +322,23 @@ def composite_kernel(rng: np.random.Generator, vocab: Vocabulary, inputs: list[P
     funcs = tuple(h.func for h in gen.helpers)
     kernel = n.Kernel(name, tuple(params + outs), tuple(body), tids=tids, funcs=funcs)
     return analysis.remove_dead(kernel), ranges, dim
+
+
+def _call_helper(gen: CompositeBuilder, body: list[n.Stmt], names: Names) -> None:
+    """A local bound to a call of the kernel's helper on values of its parameter types (no call when none fit)."""
+    h = gen.helpers[0]
+    args = []
+    for p, dom in zip(h.func.params, h.params):
+        for _ in range(4):
+            arg = gen.expr(p.type, 1)
+            if dom.contains(arg[1]) and not isinstance(arg[0], n.Const) and analysis.uses(arg[0]):
+                args.append(arg[0])
+                break
+        else:
+            return
+    local = names.fresh(LOCAL_NAMES + _local_names(h.func.ret), "h", 0)
+    body.append(n.Let(local, n.FuncCall(h.func, tuple(args))))
+    gen.leaves.append((n.Var(local, h.func.ret), h.ret))
 
 
 def _local_names(ty: Type) -> tuple[str, ...]:
@@ -386,7 +442,7 @@ def _helper(rng, vocab: Vocabulary, builder: type[CompositeBuilder], stmt_types:
     count = int(rng.integers(1, 3))
     ptypes = [types[int(rng.integers(len(types)))] for _ in range(count)]
     pnames = HELPER_PARAMS[int(rng.integers(len(HELPER_PARAMS)))][:count]
-    ivs = tuple(Interval(-3.0, 3.0) for _ in pnames)
+    ivs = tuple(Interval(-10.0, 10.0) for _ in pnames)      # call sites pass arguments inside these
     gen = builder(rng, vocab, [(n.Var(p, t), iv) for p, t, iv in zip(pnames, ptypes, ivs)])
     gen.p_element = max(gen.p_element, 0.3)
     ret_ty = types[int(rng.integers(len(types)))]

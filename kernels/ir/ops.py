@@ -21,7 +21,7 @@ from kernels.ir import numeric as N
 from kernels.ir.numeric import BOOL_IV, INF, Interval
 from kernels.ir.types import (BOOL, FLOAT_VECTORS, FLOATS, INTS, NUMERIC, SIGNED_INTS, Scalar, Type, Vector,
                               round_to, scalar_of)
-from kernels.ir.types import FLOAT32, FLOAT64, INT32, Matrix, Quat, Transform
+from kernels.ir.types import FLOAT32, FLOAT64, INT32, Matrix, Quat, SpatialVector, Transform
 
 Form = Literal["binop", "unop", "compare", "boolop", "not", "ifexp", "call", "construct", "cast"]
 
@@ -517,6 +517,7 @@ INT_VECTORS = tuple(Vector(INT32, k) for k in (2, 3, 4))
 MATS = tuple(Matrix(s, k, k) for s in COMPOSITE_SCALARS for k in (2, 3, 4))
 QUATS = tuple(Quat(s) for s in COMPOSITE_SCALARS)
 XFORMS = tuple(Transform(s) for s in COMPOSITE_SCALARS)
+SPATIAL = tuple(SpatialVector(s, 6) for s in COMPOSITE_SCALARS)
 #: the smallest diagonal-dominance margin under which ``wp.inverse`` is applied (bounds ||M^-1||_inf by 1/margin)
 INVERSE_MARGIN = 0.3
 
@@ -765,6 +766,8 @@ def _composite_table() -> dict[str, Op]:
              lambda c, a, t: _sym(max(a.mag, 1.0))),
         _row("quat_rpy", "wp.quat_rpy", "call", [Sig(("S", "S", "S"), "T", QUATS)],
              lambda c, r, p, y: _quat_rpy(r, p, y), lambda c, *xs: Interval(-1.0, 1.0)),
+        _row("quat_identity", "wp.quat_identity()", "constant", [Sig((), Quat(FLOAT32), (Quat(FLOAT32),))],
+             lambda c: np.array([0.0, 0.0, 0.0, 1.0]), lambda c: Interval(0.0, 1.0), differentiable=False),
         _row("quat_inverse", "wp.quat_inverse", "call", [_same(QUATS, 1)], lambda c, q: _conj(q),
              lambda c, q: _sym(q.mag)),
         *[_row(k, f"wp.{k}", "call", _per(QUATS, lambda q: ((q, vec_of(q.scalar, 3)), vec_of(q.scalar, 3))),
@@ -789,6 +792,19 @@ def _composite_table() -> dict[str, Op]:
              _per(XFORMS, lambda t: ((t,), vec_of(t.scalar, 3))), lambda c, t: t[..., :3], lambda c, t: t),
         _row("transform_get_rotation", "wp.transform_get_rotation", "call",
              _per(XFORMS, lambda t: ((t,), Quat(t.scalar))), lambda c, t: t[..., 3:], lambda c, t: t),
+        # spatial vectors (spatial.h): angular part on top, linear part at the bottom
+        _row("spatial_vector", "", "construct",
+             _per(SPATIAL, lambda s: ((vec_of(s.scalar, 3), vec_of(s.scalar, 3)), s)),
+             lambda c, w, v: np.concatenate([w, v], axis=-1), lambda c, w, v: w.join(v)),
+        *[_row(k, f"wp.{k}", "call", _per(SPATIAL, lambda s: ((s,), vec_of(s.scalar, 3))), impl, lambda c, a: a)
+          for k, impl in (("spatial_top", lambda c, a: a[..., :3]), ("spatial_bottom", lambda c, a: a[..., 3:]))],
+        _row("spatial_dot", "wp.spatial_dot", "call", [Sig(("T", "T"), "S", SPATIAL)], _dot,
+             lambda c, a, b: N.iv_mul(Interval(6, 6), N.iv_mul(a, b))),
+        _row("spatial_cross", "wp.spatial_cross", "call", [_same(SPATIAL)],
+             lambda c, a, b: np.concatenate([_cross(c, a[..., :3], b[..., :3]),
+                                             _cross(c, a[..., 3:], b[..., :3]) + _cross(c, a[..., :3], b[..., 3:])],
+                                            axis=-1),
+             lambda c, a, b: _sym(4 * a.mag * b.mag)),
     ]
     return {r.name: r for r in rows}
 
@@ -799,9 +815,10 @@ def _extend(name: str, *sigs: Sig) -> None:
 
 
 OPS.update(_composite_table())
-_extend("add", Sig(("T", "T"), "T", MATS + QUATS + INT_VECTORS))
-_extend("sub", Sig(("T", "T"), "T", MATS + QUATS + INT_VECTORS))
-_extend("neg", Sig(("T",), "T", MATS + QUATS + INT_VECTORS))
+_extend("add", Sig(("T", "T"), "T", MATS + QUATS + INT_VECTORS + SPATIAL))
+_extend("sub", Sig(("T", "T"), "T", MATS + QUATS + INT_VECTORS + SPATIAL))
+_extend("neg", Sig(("T",), "T", MATS + QUATS + INT_VECTORS + SPATIAL))
+_extend("mul", Sig(("T", "S"), "T", SPATIAL), Sig(("S", "T"), "T", SPATIAL))
 _extend("min", Sig(("T", "T"), "T", VECS))
 _extend("max", Sig(("T", "T"), "T", VECS))
 _extend("abs", Sig(("T",), "T", VECS))

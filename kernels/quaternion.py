@@ -47,7 +47,8 @@ OPS = {
     "quat_to_matrix": 1.3, "transpose": 0.2, "diag": 0.15, "outer": 0.15, "matrix_from_rows": 0.1,
     "matrix_from_cols": 0.1,
     # scalars
-    "dot": 0.6, "length": 0.25, "length_sq": 0.3, "sin": 0.15, "cos": 0.15, "determinant": 0.1, "trace": 0.15, "pi": 0.15,
+    "dot": 0.6, "length": 0.25, "length_sq": 0.3, "sin": 0.15, "cos": 0.15, "determinant": 0.1, "trace": 0.15,
+    "pi": 0.15,
     # spatial vectors (twists, wrenches): built from two vec3, read back through their halves and products
     "spatial_vector": 0.8, "spatial_top": 0.5, "spatial_bottom": 0.5, "spatial_dot": 0.4, "spatial_cross": 0.6,
 }

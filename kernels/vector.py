@@ -29,8 +29,8 @@ from kernels.ir.types import FLOAT32, FLOAT64, INT32, Vector
 
 OPS = {"add": 1.0, "sub": 1.0, "neg": 0.25, "mul": 1.6, "div": 0.6, "cw_mul": 0.7, "cw_div": 0.5, "cross": 1.4,
        "normalize": 2.0, "abs": 0.5, "min": 0.6, "max": 0.6, "vec2": 0.3, "vec3": 0.4, "vec4": 0.3, "splat2": 0.1,
-       "splat3": 0.1, "splat4": 0.1, "where": 0.3, "sqrt": 0.25, "sin": 0.15, "cos": 0.15, "dot": 1.3, "length": 0.8, "length_sq": 0.5,
-       "vmin": 0.25, "vmax": 0.25}
+       "splat3": 0.1, "splat4": 0.1, "where": 0.3, "sqrt": 0.25, "sin": 0.15, "cos": 0.15, "dot": 1.3, "length": 0.8,
+       "length_sq": 0.5, "vmin": 0.25, "vmax": 0.25}
 FLOAT32_ONLY = {"pi": 0.2}
 INT_OPS = {"ivec2": 0.4, "ivec3": 0.4, "ivec4": 0.3}
 VEC_RANGES = tuple(Interval(lo, hi) for lo, hi in ((-2.0, 2.0), (-1.0, 1.0), (-1.0, 3.0), (0.5, 2.0), (-3.0, -0.5),

@@ -14,7 +14,8 @@ from kernels.ir import analysis, interp, intervals, printer
 from kernels.ir import nodes as n
 from kernels.ir.numeric import Interval
 from kernels.ir.ops import OPS, Ctx
-from kernels.ir.types import FLOAT32, INT32, Array, Matrix, Quat, SpatialVector, Transform, Vector, elem_shape, scalar_of
+from kernels.ir.types import (FLOAT32, INT32, Array, Matrix, Quat, SpatialVector, Transform, Vector, elem_shape,
+                              scalar_of)
 from kernels.ir.types import warp_type
 
 V3, M33, Q, T = Vector(FLOAT32, 3), Matrix(FLOAT32, 3, 3), Quat(FLOAT32), Transform(FLOAT32)

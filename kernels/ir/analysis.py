@@ -179,6 +179,8 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
         if s.name not in live and s.out not in live:
             return None, live
         return s, (live - {s.name}) | uses(s.value) | {s.out}
+    if isinstance(s, n.SetElement):              # reads the rest of the local: it stays live
+        return (s, live | uses(s.value)) if s.name in live else (None, live)
     if isinstance(s, (n.Break, n.Continue)):
         return s, live | loop_live
     if isinstance(s, n.Return):
@@ -205,7 +207,7 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
 
 def dead_locals(kernel: n.Kernel) -> list[str]:
     """Names bound by statements that :func:`remove_dead` would remove."""
-    before = [s for s in statements(kernel.body) if isinstance(s, (n.Let, n.Assign, n.LetOut))]
+    before = [s for s in statements(kernel.body) if isinstance(s, (n.Let, n.Assign, n.LetOut, n.SetElement))]
     after = {id(s) for s in statements(remove_dead(kernel).body)}
     return [s.name for s in before if id(s) not in after]
 
@@ -215,7 +217,7 @@ def reaching(kernel: n.Kernel) -> set[str]:
     deps: dict[str, set[str]] = {}
     roots: set[str] = set()
     for s in statements(kernel.body):
-        if isinstance(s, (n.Let, n.Assign)):
+        if isinstance(s, (n.Let, n.Assign, n.SetElement)):
             deps.setdefault(s.name, set()).update(uses(s.value))
         elif isinstance(s, n.LetOut):
             for name in (s.name, s.out):

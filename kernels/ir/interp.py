@@ -19,7 +19,7 @@ import numpy as np
 
 from kernels.ir import nodes as n
 from kernels.ir.ops import OPS, Ctx
-from kernels.ir.types import Array, Struct, elem_shape, round_to, scalar_of
+from kernels.ir.types import Array, Struct, Transform, elem_shape, round_to, scalar_of
 
 MAX_TRIPS = 1_000_000
 
@@ -113,6 +113,11 @@ class Interpreter:
             for name, value in zip((s.name, s.out), OPS[s.value.op].eval_out(ctx, *args)):
                 old = env.get(name)
                 env[name] = value if old is None else _select(m, value, old)
+        elif isinstance(s, n.SetElement):
+            value = self.eval(s.value, m, frame)
+            whole = np.array(env[s.name], copy=True)
+            whole[(m, *s.index)] = value[m]
+            env[s.name] = whole
         elif isinstance(s, n.If):
             c = self.eval(s.cond, m, frame)
             self._block(s.then, m & c, frame)
@@ -233,6 +238,9 @@ class Interpreter:
                 if np.any((i < 0) | (i >= arr.shape[axis])):
                     raise InterpError(f"load {e.array}: index out of bounds on axis {axis} (size {arr.shape[axis]})")
             return arr[idx]
+        if isinstance(e, n.Call) and not e.args:     # a constant (wp.pi, wp.identity): one per lane
+            value = OPS[e.op].eval(Ctx((), e.type, self.exact))
+            return np.broadcast_to(value, (frame.lanes, *np.shape(value))).copy()
         if isinstance(e, n.Call):
             args = [self.eval(a, m, frame) for a in e.args]
             return OPS[e.op].eval(Ctx(tuple(a.type for a in e.args), e.type, self.exact), *args)
@@ -242,6 +250,8 @@ class Interpreter:
             return self.eval(e.value, m, frame)[..., e.index]
         if isinstance(e, n.Attr):
             return self.eval(e.value, m, frame)[e.field]
+        if isinstance(e, n.Element):
+            return element(self.eval(e.value, m, frame), e.value.type, e.index)
         if isinstance(e, n.FuncCall):
             return self._call(e, m, frame)
         if isinstance(e, n.ShapeOf):
@@ -259,6 +269,13 @@ class Interpreter:
 
 _ATOMIC_UFUNCS = {"add": np.add, "sub": np.subtract, "min": np.minimum, "max": np.maximum, "and": np.bitwise_and,
                   "or": np.bitwise_or, "xor": np.bitwise_xor}
+
+
+def element(value: np.ndarray, ty, index: tuple[int, ...]) -> np.ndarray:
+    """``value[index]`` on every lane (a transform's part 0 is its position, 1 its rotation)."""
+    if isinstance(ty, Transform):
+        return value[..., :3] if index[0] == 0 else value[..., 3:]
+    return value[(slice(None), *index)]
 
 
 def _select(m: np.ndarray, new, old):

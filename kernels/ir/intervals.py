@@ -111,6 +111,8 @@ class Engine:
         if isinstance(s, (n.Store, n.Atomic)):
             self._write(s, env)
             return env
+        if isinstance(s, n.SetElement):
+            return {**env, s.name: env.get(s.name, EVERYTHING).join(self.expr(s.value, env))}
         if isinstance(s, n.If):
             return self._if(s, env)
         if isinstance(s, n.For):
@@ -235,13 +237,15 @@ class Engine:
             try:
                 reason = row.guard(ctx, *ivs)
                 bound = row.bound(ctx, *ivs)
+                if row.refine is not None and isinstance(e, n.Call):
+                    reason, bound = row.refine(lambda x: self.expr(x, env), e.args, ctx)
             except (ValueError, OverflowError, ZeroDivisionError):
                 reason = f"{row.name}: unbounded on {[str(iv) for iv in ivs]}"
                 bound = EVERYTHING if row.form != "compare" else BOOL_IV
             if reason:
                 self.violation(reason)
             return bound
-        if isinstance(e, n.Component):
+        if isinstance(e, (n.Component, n.Element)):
             return self.expr(e.value, env)
         if isinstance(e, n.FuncCall):
             return self._call(e, env)

@@ -13,6 +13,7 @@ from typing import Union
 
 from kernels.ir.ops import op as lookup_op
 from kernels.ir.types import BOOL, FLOAT32, INT32, Array, Scalar, Struct, Type, Vector, scalar_of
+from kernels.ir.types import Matrix, Quat, Transform
 
 
 class IRTypeError(TypeError):
@@ -164,7 +165,60 @@ class ShapeOf:
         return INT32
 
 
-Expr = Union[Const, Var, Load, Call, Cast, Component, Attr, FuncCall, ShapeOf]
+
+#: attribute names of components (``v.x``) and of a transform's parts (``t.p``, ``t.q``)
+COMPONENT_NAMES = "xyzw"
+TRANSFORM_PARTS = "pq"
+
+
+def element_type(ty: Type, index: tuple[int, ...]) -> Type | None:
+    """The type of ``value[index]``: a component of a vector or quaternion, an entry (two indices) or a row (one)
+    of a matrix, a transform's position (0) or rotation (1); None where there is no such element."""
+    k = len(index)
+    if isinstance(ty, (Vector, Quat)) and k == 1 and 0 <= index[0] < ty.shape[0]:
+        return ty.scalar
+    if isinstance(ty, Matrix) and k == 2 and 0 <= index[0] < ty.rows and 0 <= index[1] < ty.cols:
+        return ty.scalar
+    if isinstance(ty, Matrix) and k == 1 and 0 <= index[0] < ty.rows:
+        return Vector(ty.scalar, ty.cols)
+    if isinstance(ty, Transform) and k == 1 and index[0] in (0, 1):
+        return Vector(ty.scalar, 3) if index[0] == 0 else Quat(ty.scalar)
+    return None
+
+
+#: how an element is written: ``v[0]``/``m[1, 2]`` ("index"), ``v.x``/``t.p`` ("attr"), ``m[1][2]`` ("chain")
+STYLES = ("index", "attr", "chain")
+
+
+def _check_element(ty: Type, index: tuple[int, ...], style: str) -> None:
+    if element_type(ty, index) is None or style not in STYLES:
+        raise IRTypeError(f"Expected an element index of {ty} but got {index} ({style})")
+    if style == "attr" and not (isinstance(ty, Transform) or (len(index) == 1 and isinstance(ty, (Vector, Quat))
+                                                               and ty.shape[0] <= 4)):
+        raise IRTypeError(f"{ty} has no attribute for element {index}")
+    if style == "chain" and len(index) != 2:
+        raise IRTypeError(f"Expected two indices for m[i][j] but got {index}")
+    if isinstance(ty, Transform) and style != "attr":
+        raise IRTypeError("a transform's parts are written t.p and t.q")
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """``value[k]``, ``value.x``, ``m[i, j]``, ``m[i][j]``, ``m[i]`` (a row), ``t.p``/``t.q`` (constant indices)."""
+
+    value: "Expr"
+    index: tuple[int, ...]
+    style: str = "index"
+
+    def __post_init__(self) -> None:
+        _check_element(self.value.type, self.index, self.style)
+
+    @property
+    def type(self) -> Type:
+        return element_type(self.value.type, self.index)
+
+
+Expr = Union[Const, Var, Load, Call, Cast, Component, Attr, FuncCall, ShapeOf, Element]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -320,7 +374,26 @@ class LetOut:
             raise IRTypeError(f"Expected a call of a row that writes an out argument but got {self.value}")
 
 
-Stmt = Union[Let, Assign, Store, Atomic, If, For, While, Break, Continue, Return, LetOut]
+
+@dataclass(frozen=True, slots=True)
+class SetElement:
+    """``name[k] = value``, ``name.x = value``, ``name[i, j] = value``: one scalar element of local ``name`` (of
+    type ``type``, a vector, quaternion or matrix) is replaced; the rest of the local is kept."""
+
+    name: str
+    type: Type
+    index: tuple[int, ...]
+    value: Expr
+    style: str = "index"
+
+    def __post_init__(self) -> None:
+        _check_element(self.type, self.index, self.style)
+        if element_type(self.type, self.index) != self.value.type or not isinstance(self.value.type, Scalar):
+            raise IRTypeError(f"{self.name}{list(self.index)}: Expected a {element_type(self.type, self.index)} "
+                              f"scalar but got {self.value.type}")
+
+
+Stmt = Union[Let, Assign, Store, Atomic, If, For, While, Break, Continue, Return, LetOut, SetElement]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -378,7 +451,7 @@ def children(e: Expr) -> tuple[Expr, ...]:
         return e.args
     if isinstance(e, Load):
         return e.index
-    if isinstance(e, (Cast, Component, Attr)):
+    if isinstance(e, (Cast, Component, Attr, Element)):
         return (e.value,)
     return ()
 
@@ -387,7 +460,7 @@ def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
     """Expressions a statement evaluates itself (not those of nested blocks)."""
     if isinstance(s, Return) and s.value is None:
         return ()
-    if isinstance(s, (Let, Assign, Return, LetOut)):
+    if isinstance(s, (Let, Assign, Return, LetOut, SetElement)):
         return (s.value,)
     if isinstance(s, Atomic) and s.compare is not None:
         return (*s.index, s.compare, s.value)

@@ -21,6 +21,7 @@ from kernels.ir import numeric as N
 from kernels.ir.numeric import BOOL_IV, INF, Interval
 from kernels.ir.types import (BOOL, FLOAT16, FLOAT_VECTORS, FLOATS, INTS, NUMERIC, SIGNED_INTS, Scalar, Type, Vector,
                               round_to, scalar_of)
+from kernels.ir.types import FLOAT32, FLOAT64, INT32, Matrix, Quat, SpatialVector, Transform
 
 Form = Literal["binop", "unop", "compare", "boolop", "not", "ifexp", "call", "construct", "cast"]
 
@@ -94,6 +95,9 @@ class Op:
     trailing: tuple[str, ...] = ()     # source arguments the printer appends after the IR's (wp.Volume.LINEAR)
     writes: Type | None = None         # type of a second result written into a last out argument (see LetOut);
     writes_interval: IvRule | None = None  # its interval; impl then returns (value, written)
+    #: refine(sub, args, ctx) -> (reason or None, interval): a rule that needs the argument expressions, not
+    #: only their intervals (``sub(e)`` is the interval of a sub-expression); the interval engine prefers it
+    refine: Callable[..., tuple[str | None, Interval]] | None = None
 
     def result(self, types: tuple[Type, ...], target: Type | None = None) -> Type | None:
         """The result type for these argument types, or None where Warp does not accept them."""
@@ -352,7 +356,7 @@ def _cross(ctx, a, b):
 
 
 def _n(ctx) -> int:
-    return ctx.types[0].n
+    return ctx.types[0].shape[0]
 
 
 def _iv_length(ctx, a):
@@ -551,8 +555,6 @@ def _table() -> dict[str, Op]:
              extra_guard=_squares_fit),
         _row("normalize", "wp.normalize", "call", [_same(FLOAT_VECTORS, 1)], _normalize,
              lambda c, a: Interval(-1.0, 1.0), extra_guard=_normalize_guard),
-        _row("length_sq", "wp.length_sq", "call", [Sig(("T",), "S", FLOAT_VECTORS)], lambda c, a: _dot(c, a, a),
-             _iv_length_sq, extra_guard=_squares_fit),
         # the same operations under their other Warp spellings: ``a ** b``, ``wp.mod(a, b)``, ``wp.floordiv(a, b)``
         _row("pow_op", "**", "binop", [_same(FLOATS)], lambda c, a, b: np.power(a, b), _iv_pow,
              domain=lambda t: (_positive(t)[0], Interval(-INF, INF))),
@@ -616,6 +618,304 @@ def _volume_rows() -> dict[str, Op]:
     return {r.name: r for r in rows}
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Vectors, matrices, quaternions and transforms (warp/native/vec.h, mat.h, quat.h, spatial.h). Intervals bound
+# every component of a value (the hull), so the rules below bound components; the inverse alone needs its
+# argument's structure (diagonal dominance, see :func:`_refine_inverse`).
+
+COMPOSITE_SCALARS = (FLOAT32, FLOAT64)
+VECS = tuple(Vector(s, k) for s in COMPOSITE_SCALARS for k in (2, 3, 4))
+INT_VECTORS = tuple(Vector(INT32, k) for k in (2, 3, 4))
+MATS = tuple(Matrix(s, k, k) for s in COMPOSITE_SCALARS for k in (2, 3, 4))
+QUATS = tuple(Quat(s) for s in COMPOSITE_SCALARS)
+XFORMS = tuple(Transform(s) for s in COMPOSITE_SCALARS)
+SPATIAL = tuple(SpatialVector(s, 6) for s in COMPOSITE_SCALARS)
+#: the smallest diagonal-dominance margin under which ``wp.inverse`` is applied (bounds ||M^-1||_inf by 1/margin)
+INVERSE_MARGIN = 0.3
+
+
+def vec_of(s: Scalar, k: int) -> Vector:
+    return Vector(s, k)
+
+
+def _sym(m: float) -> Interval:
+    return Interval(-m, m)
+
+
+def _bcast(ctx: Ctx, *args: np.ndarray) -> list[np.ndarray]:
+    """Scalars given trailing axes to combine with the composite result."""
+    nd = len(ctx.result.shape) if not isinstance(ctx.result, Scalar) else 0
+    return [a.reshape(a.shape + (1,) * nd) if isinstance(t, Scalar) else a for a, t in zip(args, ctx.types)]
+
+
+def _qmul(a, b):
+    ax, ay, az, aw = (a[..., k] for k in range(4))
+    bx, by, bz, bw = (b[..., k] for k in range(4))
+    return np.stack([aw * bx + bw * ax + ay * bz - by * az, aw * by + bw * ay + az * bx - bz * ax,
+                     aw * bz + bw * az + ax * by - bx * ay, aw * bw - ax * bx - ay * by - az * bz], axis=-1)
+
+
+def _qrot(q, x, sign=1.0):
+    """Warp's quat_rotate (``sign=-1``: quat_rotate_inv): a rotation for unit ``q``, the same formula otherwise."""
+    qx, qy, qz, qw = (q[..., k] for k in range(4))
+    c = 2.0 * qw * qw - 1.0
+    d = 2.0 * (qx * x[..., 0] + qy * x[..., 1] + qz * x[..., 2])
+    return np.stack([x[..., 0] * c + qx * d + sign * (qy * x[..., 2] - qz * x[..., 1]) * qw * 2.0,
+                     x[..., 1] * c + qy * d + sign * (qz * x[..., 0] - qx * x[..., 2]) * qw * 2.0,
+                     x[..., 2] * c + qz * d + sign * (qx * x[..., 1] - qy * x[..., 0]) * qw * 2.0], axis=-1)
+
+
+def _conj(q):
+    return np.concatenate([-q[..., :3], q[..., 3:]], axis=-1)
+
+
+def _tmul(a, b):
+    return np.concatenate([_qrot(a[..., 3:], b[..., :3]) + a[..., :3], _qmul(a[..., 3:], b[..., 3:])], axis=-1)
+
+
+def _tinv(t):
+    qi = _conj(t[..., 3:])
+    return np.concatenate([-_qrot(qi, t[..., :3]), qi], axis=-1)
+
+
+def _quat_rpy(r, p, y):
+    cy, sy, cr, sr = np.cos(y * 0.5), np.sin(y * 0.5), np.cos(r * 0.5), np.sin(r * 0.5)
+    cp, sp = np.cos(p * 0.5), np.sin(p * 0.5)
+    return np.stack([cy * sr * cp - sy * cr * sp, cy * cr * sp + sy * sr * cp, sy * cr * cp - cy * sr * sp,
+                     cy * cr * cp + sy * sr * sp], axis=-1)
+
+
+def _axis_angle(axis, angle):
+    half = angle * 0.5
+    return np.concatenate([axis * np.sin(half)[..., None], np.cos(half)[..., None]], axis=-1)
+
+
+def _quat_to_matrix(q):
+    eye = np.eye(3)
+    cols = [_qrot(q, np.broadcast_to(eye[k], q.shape[:-1] + (3,))) for k in range(3)]
+    return np.stack(cols, axis=-1)
+
+
+def _skew(v):
+    z = np.zeros_like(v[..., 0])
+    return np.stack([np.stack([z, -v[..., 2], v[..., 1]], -1), np.stack([v[..., 2], z, -v[..., 0]], -1),
+                     np.stack([-v[..., 1], v[..., 0], z], -1)], axis=-2)
+
+
+def _inverse(ctx, m):
+    det = np.linalg.det(m)
+    safe = np.where((det != 0)[..., None, None], m, np.eye(m.shape[-1]))
+    return np.where((det != 0)[..., None, None], np.linalg.inv(safe), 0.0)   # Warp: zero matrix if det == 0
+
+
+def _mag(*ivs: Interval) -> float:
+    return max(iv.mag for iv in ivs)
+
+
+def _hull(*ivs: Interval) -> Interval:
+    return Interval(min(iv.lo for iv in ivs), max(iv.hi for iv in ivs))
+
+
+def _iv_qmul(ctx, a, b):
+    return _sym(4 * a.mag * b.mag)
+
+
+def _rot_bound(q: Interval, x: Interval) -> float:
+    """Component bound of Warp's quat_rotate(q, x) for components of q in ``q`` and of x in ``x``."""
+    mq = q.mag
+    return x.mag * (max(1.0, abs(2 * mq * mq - 1)) + 6 * mq * mq + 4 * mq * mq)
+
+
+def _iv_det(ctx, a):
+    k = ctx.types[0].rows
+    if k == 2:
+        p = N.iv_mul(a, a)
+        return Interval(p.lo - p.hi, p.hi - p.lo)
+    return _sym((math.sqrt(k) * a.mag) ** k)               # Hadamard's bound
+
+
+def _diag_shift(e, n_):
+    """``(A, D)`` when ``e`` is ``A + D`` or ``D + A`` with ``D`` diagonal (``wp.diag(v)`` or ``s * wp.identity``)."""
+    if getattr(e, "op", None) != "add":
+        return None
+    for a, d in (e.args, e.args[::-1]):
+        if getattr(d, "op", None) == "diag":
+            return a, d.args[0]
+        if getattr(d, "op", None) == "mscale":
+            s, ident = d.args if isinstance(d.args[0].type, Scalar) else d.args[::-1]
+            if getattr(ident, "op", "").startswith("identity"):
+                return a, s
+    return None
+
+
+def inverse_margin(k: int, a: Interval, d: Interval) -> float:
+    """Diagonal-dominance margin of ``A + D`` (``A``'s entries in ``a``, ``D``'s diagonal in ``d``): the
+    smallest ``|m_ii| - sum_j!=i |m_ij|``; ``||(A + D)^-1||_inf <= 1 / margin`` when it is positive."""
+    diag = Interval(a.lo + d.lo, a.hi + d.hi)
+    low = 0.0 if diag.contains_zero() else min(abs(diag.lo), abs(diag.hi))
+    return low - (k - 1) * a.mag
+
+
+def _refine_inverse(sub, args, ctx):
+    k = ctx.types[0].rows
+    parts = _diag_shift(args[0], k)
+    if parts is None:
+        return "argument is not a diagonal shift A + D (its conditioning is unknown)", Interval(-INF, INF)
+    margin = inverse_margin(k, sub(parts[0]), sub(parts[1]))
+    if margin < INVERSE_MARGIN:
+        return f"diagonal-dominance margin {margin:g} < {INVERSE_MARGIN}", Interval(-INF, INF)
+    return None, _sym(1.0 / margin)
+
+
+def _no_structure(ctx, *ivs):
+    return "needs its argument's structure (the interval engine's refine rule)"
+
+
+def _len_sq(ctx, a):
+    return _dot(ctx, a, a)
+
+
+def _per(types, make):
+    """One signature per type: ``make(t) -> (args, result)`` with concrete argument types."""
+    return [Sig(a, r, (t,)) for t in types for a, r in [make(t)]]
+
+
+def _mat_vec(m):
+    return vec_of(m.scalar, m.rows)
+
+
+def _composite_table() -> dict[str, Op]:
+    composite = MATS + QUATS
+    mm = [Sig(("T", "T"), "T", MATS)]
+    mv = _per(MATS, lambda m: ((m, _mat_vec(m)), _mat_vec(m)))
+    vm = _per(MATS, lambda m: ((_mat_vec(m), m), _mat_vec(m)))
+    qq = [Sig(("T", "T"), "T", QUATS + XFORMS)]
+    iv_mm = lambda c, a, b: N.iv_mul(Interval(c.types[0].shape[-1], c.types[0].shape[-1]), N.iv_mul(a, b))
+    matmul = lambda c, a, b: np.einsum("...ij,...jk->...ik" if a.ndim == b.ndim == 3 else
+                                       "...ij,...j->...i" if a.ndim == 3 else "...i,...ij->...j", a, b)
+
+    def mul_impl(c, a, b):
+        if isinstance(c.types[0], Quat):
+            return _qmul(a, b)
+        if isinstance(c.types[0], Transform):
+            return _tmul(a, b)
+        return matmul(c, a, b)
+
+    def mul_iv(c, a, b):
+        if isinstance(c.types[0], Quat):
+            return _iv_qmul(c, a, b)
+        if isinstance(c.types[0], Transform):
+            return _sym(_rot_bound(a, b) + a.mag + 4 * a.mag * b.mag)
+        return iv_mm(c, a, b)
+
+    rows = [
+        _row("mscale", "*", "binop", [Sig(("T", "S"), "T", composite), Sig(("S", "T"), "T", composite)],
+             lambda c, a, b: np.multiply(*_bcast(c, a, b)), lambda c, a, b: N.iv_mul(a, b)),
+        _row("mdiv", "/", "binop", [Sig(("T", "S"), "T", composite)], lambda c, a, b: np.divide(*_bcast(c, a, b)),
+             lambda c, a, b: N.iv_div(a, b), extra_guard=_divisor_nonzero),
+        _row("matmul", "@", "binop", mm + mv + vm, matmul, iv_mm),
+        _row("wp_mul", "wp.mul", "call", mm + mv + vm + qq, mul_impl, mul_iv),
+        _row("qmul", "*", "binop", qq, mul_impl, mul_iv),
+        _row("select", "wp.where", "call", [Sig((BOOL, "T", "T"), "T", composite + XFORMS)],
+             lambda c, k, a, b: np.where(k.reshape(k.shape + (1,) * len(c.result.shape)), a, b),
+             lambda c, k, a, b: a if k.lo == 1 else b if k.hi == 0 else a.join(b)),
+        *[_row(f"splat{k}", "", "construct", [Sig(("S",), "T", tuple(v for v in VECS if v.n == k))],
+               lambda c, s: np.broadcast_to(s[..., None], s.shape + c.result.shape).copy(), lambda c, s: s)
+          for k in (2, 3, 4)],
+        *[_row(f"ivec{k}", "", "construct", [Sig((INT32,) * k, Vector(INT32, k), (Vector(INT32, k),))],
+               _construct(k), lambda c, *xs: Interval.hull([x.lo for x in xs] + [x.hi for x in xs]))
+          for k in (2, 3, 4)],
+        _row("cw_mul", "wp.cw_mul", "call", [_same(VECS + MATS)], lambda c, a, b: a * b,
+             lambda c, a, b: N.iv_mul(a, b)),
+        _row("cw_div", "wp.cw_div", "call", [_same(VECS + MATS)], lambda c, a, b: a / b,
+             lambda c, a, b: N.iv_div(a, b), extra_guard=_divisor_nonzero),
+        _row("length_sq", "wp.length_sq", "call", [Sig(("T",), "S", FLOAT_VECTORS + QUATS)], _len_sq,
+             _iv_length_sq, extra_guard=_squares_fit),
+        _row("vmin", "wp.min", "call", [Sig(("T",), "S", VECS)], lambda c, a: a.min(axis=-1), lambda c, a: a,
+             differentiable=False),
+        _row("vmax", "wp.max", "call", [Sig(("T",), "S", VECS)], lambda c, a: a.max(axis=-1), lambda c, a: a,
+             differentiable=False),
+        _row("transpose", "wp.transpose", "call", [_same(MATS, 1)], lambda c, a: np.swapaxes(a, -1, -2),
+             lambda c, a: a),
+        _row("determinant", "wp.determinant", "call", [Sig(("T",), "S", MATS)], lambda c, a: np.linalg.det(a),
+             _iv_det),
+        _row("trace", "wp.trace", "call", [Sig(("T",), "S", MATS)], lambda c, a: np.trace(a, axis1=-2, axis2=-1),
+             lambda c, a: Interval(c.types[0].rows * a.lo, c.types[0].rows * a.hi)),
+        _row("inverse", "wp.inverse", "call", [_same(MATS, 1)], _inverse, lambda c, a: Interval(-INF, INF),
+             extra_guard=_no_structure, refine=_refine_inverse),
+        _row("diag", "wp.diag", "call", _per(MATS, lambda m: ((_mat_vec(m),), m)),
+             lambda c, v: v[..., None] * np.eye(v.shape[-1]), lambda c, v: v.join(Interval(0.0, 0.0))),
+        _row("get_diag", "wp.get_diag", "call", _per(MATS, lambda m: ((m,), _mat_vec(m))),
+             lambda c, a: np.diagonal(a, axis1=-2, axis2=-1), lambda c, a: a),
+        _row("outer", "wp.outer", "call", _per(MATS, lambda m: ((_mat_vec(m), _mat_vec(m)), m)),
+             lambda c, a, b: a[..., :, None] * b[..., None, :], lambda c, a, b: N.iv_mul(a, b)),
+        _row("skew", "wp.skew", "call", _per(tuple(m for m in MATS if m.rows == 3), lambda m: ((_mat_vec(m),), m)),
+             lambda c, v: _skew(v), lambda c, v: _sym(v.mag)),
+        _row("ddot", "wp.ddot", "call", [Sig(("T", "T"), "S", MATS)], lambda c, a, b: (a * b).sum(axis=(-1, -2)),
+             lambda c, a, b: N.iv_mul(Interval(c.types[0].rows ** 2, c.types[0].rows ** 2), N.iv_mul(a, b))),
+        *[_row(f"matrix_from_{kind}", f"wp.matrix_from_{kind}", "call",
+               _per(MATS, lambda m: ((_mat_vec(m),) * m.rows, m)),
+               (lambda c, *vs: np.stack(vs, axis=-2)) if kind == "rows" else (lambda c, *vs: np.stack(vs, axis=-1)),
+               lambda c, *vs: _hull(*vs)) for kind in ("rows", "cols")],
+        *[_row(f"identity{k}{suffix}", f"wp.identity(n={k}, dtype={{dtype}})", "constant",
+               [Sig((), Matrix(s, k, k), (Matrix(s, k, k),))],
+               lambda c, k=k: np.eye(k), lambda c: Interval(0.0, 1.0), differentiable=False)
+          for k in (2, 3, 4) for s, suffix in ((FLOAT32, ""), (FLOAT64, "d"))],
+        _row("pi", "wp.pi", "constant", [Sig((), FLOAT32, (FLOAT32,))], lambda c: np.float64(math.pi),
+             lambda c: Interval.point(math.pi), differentiable=False),
+        # quaternions
+        _row("quat", "", "construct", [Sig(("S",) * 4, "T", QUATS)], _construct(4),
+             lambda c, *xs: _hull(*xs)),
+        _row("quat_vw", "", "construct", _per(QUATS, lambda q: ((vec_of(q.scalar, 3), q.scalar), q)),
+             lambda c, v, w: np.concatenate([v, w[..., None]], axis=-1), lambda c, v, w: v.join(w)),
+        _row("quat_from_axis_angle", "wp.quat_from_axis_angle", "call",
+             _per(QUATS, lambda q: ((vec_of(q.scalar, 3), q.scalar), q)), lambda c, a, t: _axis_angle(a, t),
+             lambda c, a, t: _sym(max(a.mag, 1.0))),
+        _row("quat_rpy", "wp.quat_rpy", "call", [Sig(("S", "S", "S"), "T", QUATS)],
+             lambda c, r, p, y: _quat_rpy(r, p, y), lambda c, *xs: Interval(-1.0, 1.0)),
+        _row("quat_identity", "wp.quat_identity()", "constant", [Sig((), Quat(FLOAT32), (Quat(FLOAT32),))],
+             lambda c: np.array([0.0, 0.0, 0.0, 1.0]), lambda c: Interval(0.0, 1.0), differentiable=False),
+        _row("quat_inverse", "wp.quat_inverse", "call", [_same(QUATS, 1)], lambda c, q: _conj(q),
+             lambda c, q: _sym(q.mag)),
+        *[_row(k, f"wp.{k}", "call", _per(QUATS, lambda q: ((q, vec_of(q.scalar, 3)), vec_of(q.scalar, 3))),
+               lambda c, q, x, sign=sign: _qrot(q, x, sign), lambda c, q, x: _sym(_rot_bound(q, x)))
+          for k, sign in (("quat_rotate", 1.0), ("quat_rotate_inv", -1.0))],
+        _row("quat_to_matrix", "wp.quat_to_matrix", "call", _per(QUATS, lambda q: ((q,), Matrix(q.scalar, 3, 3))),
+             lambda c, q: _quat_to_matrix(q), lambda c, q: _sym(_rot_bound(q, Interval(-1.0, 1.0)))),
+        # transforms: position (3) then rotation (4)
+        _row("transform", "", "construct",
+             _per(XFORMS, lambda t: ((vec_of(t.scalar, 3), Quat(t.scalar)), t)),
+             lambda c, p, q: np.concatenate([p, q], axis=-1), lambda c, p, q: p.join(q)),
+        *[_row(k, f"wp.{k}", "call", _per(XFORMS, lambda t: ((t, vec_of(t.scalar, 3)), vec_of(t.scalar, 3))),
+               impl, rule) for k, impl, rule in (
+              ("transform_point", lambda c, t, x: t[..., :3] + _qrot(t[..., 3:], x),
+               lambda c, t, x: _sym(t.mag + _rot_bound(t, x))),
+              ("transform_vector", lambda c, t, x: _qrot(t[..., 3:], x), lambda c, t, x: _sym(_rot_bound(t, x))))],
+        _row("transform_multiply", "wp.transform_multiply", "call", [_same(XFORMS)], lambda c, a, b: _tmul(a, b),
+             mul_iv),
+        _row("transform_inverse", "wp.transform_inverse", "call", [_same(XFORMS, 1)], lambda c, t: _tinv(t),
+             lambda c, t: _sym(max(t.mag, _rot_bound(t, t)))),
+        _row("transform_get_translation", "wp.transform_get_translation", "call",
+             _per(XFORMS, lambda t: ((t,), vec_of(t.scalar, 3))), lambda c, t: t[..., :3], lambda c, t: t),
+        _row("transform_get_rotation", "wp.transform_get_rotation", "call",
+             _per(XFORMS, lambda t: ((t,), Quat(t.scalar))), lambda c, t: t[..., 3:], lambda c, t: t),
+        # spatial vectors (spatial.h): angular part on top, linear part at the bottom
+        _row("spatial_vector", "", "construct",
+             _per(SPATIAL, lambda s: ((vec_of(s.scalar, 3), vec_of(s.scalar, 3)), s)),
+             lambda c, w, v: np.concatenate([w, v], axis=-1), lambda c, w, v: w.join(v)),
+        *[_row(k, f"wp.{k}", "call", _per(SPATIAL, lambda s: ((s,), vec_of(s.scalar, 3))), impl, lambda c, a: a)
+          for k, impl in (("spatial_top", lambda c, a: a[..., :3]), ("spatial_bottom", lambda c, a: a[..., 3:]))],
+        _row("spatial_dot", "wp.spatial_dot", "call", [Sig(("T", "T"), "S", SPATIAL)], _dot,
+             lambda c, a, b: N.iv_mul(Interval(6, 6), N.iv_mul(a, b))),
+        _row("spatial_cross", "wp.spatial_cross", "call", [_same(SPATIAL)],
+             lambda c, a, b: np.concatenate([_cross(c, a[..., :3], b[..., :3]),
+                                             _cross(c, a[..., 3:], b[..., :3]) + _cross(c, a[..., :3], b[..., 3:])],
+                                            axis=-1),
+             lambda c, a, b: _sym(4 * a.mag * b.mag)),
+    ]
+    return {r.name: r for r in rows}
+
+
 OPS.update(_volume_rows())
 
 
@@ -671,3 +971,21 @@ def _extra_rows() -> list[Op]:
 
 
 OPS.update({r.name: r for r in _extra_rows()})
+
+
+def _extend(name: str, *sigs: Sig) -> None:
+    """More signatures for a row whose NumPy implementation and interval rule already hold for them."""
+    OPS[name] = Op(**{**{f: getattr(OPS[name], f) for f in Op.__slots__}, "sigs": OPS[name].sigs + sigs})
+
+
+OPS.update(_composite_table())
+_extend("add", Sig(("T", "T"), "T", MATS + QUATS + INT_VECTORS + SPATIAL))
+_extend("sub", Sig(("T", "T"), "T", MATS + QUATS + INT_VECTORS + SPATIAL))
+_extend("neg", Sig(("T",), "T", MATS + QUATS + INT_VECTORS + SPATIAL))
+_extend("mul", Sig(("T", "S"), "T", SPATIAL), Sig(("S", "T"), "T", SPATIAL))
+_extend("min", Sig(("T", "T"), "T", VECS))
+_extend("max", Sig(("T", "T"), "T", VECS))
+_extend("abs", Sig(("T",), "T", VECS))
+_extend("dot", Sig(("T", "T"), "S", QUATS))
+_extend("length", Sig(("T",), "S", QUATS))
+_extend("normalize", Sig(("T",), "T", QUATS))

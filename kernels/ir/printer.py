@@ -19,7 +19,7 @@ from typing import Iterable
 from harness.family import PLACEHOLDER
 from kernels.ir import nodes as n
 from kernels.ir.ops import op as lookup_op
-from kernels.ir.types import BOOL, FLOAT32, FLOAT64, INT32, Scalar, Struct, Type
+from kernels.ir.types import BOOL, FLOAT32, FLOAT64, INT32, Scalar, Struct, Transform, Type, scalar_of
 
 WIDTH = 100
 INDENT = "    "
@@ -33,11 +33,12 @@ def _width(text: str) -> int:
     return len(text) + text.count(PLACEHOLDER) * (KERNEL_NAME_ROOM - len(PLACEHOLDER))
 
 _BINOPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "//": ast.FloorDiv, "%": ast.Mod,
-           "&": ast.BitAnd, "|": ast.BitOr, "^": ast.BitXor, "<<": ast.LShift, ">>": ast.RShift, "**": ast.Pow}
+           "&": ast.BitAnd, "|": ast.BitOr, "^": ast.BitXor, "<<": ast.LShift, ">>": ast.RShift, "**": ast.Pow,
+           "@": ast.MatMult}
 _CMPOPS = {"<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE, "==": ast.Eq, "!=": ast.NotEq}
 #: Python's precedence of binary operators (higher binds tighter)
 _PREC = {ast.BitOr: 1, ast.BitXor: 2, ast.BitAnd: 3, ast.LShift: 4, ast.RShift: 4, ast.Add: 5, ast.Sub: 5,
-         ast.Mult: 6, ast.Div: 6, ast.FloorDiv: 6, ast.Mod: 6, ast.Pow: 7}
+         ast.Mult: 6, ast.Div: 6, ast.FloorDiv: 6, ast.Mod: 6, ast.MatMult: 6, ast.Pow: 7}
 
 
 #: loop variables of the ``for`` loops being printed (see :func:`expr`'s float64 casts)
@@ -82,6 +83,8 @@ def expr(e: n.Expr) -> ast.expr:
         return ast.Subscript(expr(e.value), ast.Constant(e.index))
     if isinstance(e, n.Attr):
         return ast.Attribute(expr(e.value), e.field)
+    if isinstance(e, n.Element):
+        return _element(expr(e.value), e.value.type, e.index, e.style)
     if isinstance(e, n.FuncCall):
         return ast.Call(ast.Name(e.func.name), [expr(a) for a in e.args], [])
     if isinstance(e, n.Call):
@@ -89,6 +92,17 @@ def expr(e: n.Expr) -> ast.expr:
     if isinstance(e, n.ShapeOf):
         return ast.Subscript(ast.Attribute(ast.Name(e.array), "shape"), ast.Constant(e.dim))
     raise TypeError(f"Expected an IR expression but got {type(e).__name__}")
+
+
+def _element(value: ast.expr, ty: Type, index: tuple[int, ...], style: str) -> ast.expr:
+    """``value[k]``, ``value.x``/``t.p``, ``value[i, j]`` or ``value[i][j]``."""
+    if style == "attr":
+        names = n.TRANSFORM_PARTS if isinstance(ty, Transform) else n.COMPONENT_NAMES
+        return ast.Attribute(value, names[index[0]])
+    if style == "chain":
+        return ast.Subscript(ast.Subscript(value, ast.Constant(index[0])), ast.Constant(index[1]))
+    key = ast.Constant(index[0]) if len(index) == 1 else ast.Tuple([ast.Constant(k) for k in index])
+    return ast.Subscript(value, key)
 
 
 def _index(index: tuple[n.Expr, ...]) -> ast.expr:
@@ -117,6 +131,8 @@ def _call(e: n.Call) -> ast.expr:
         return ast.IfExp(args[0], args[1], args[2])
     if row.form == "construct":
         return ast.Call(type_ast(e.type), args, [])
+    if row.form == "constant":                      # wp.pi, wp.identity(n=3, dtype=wp.float32)
+        return _spelled(row.spelling.format(dtype=scalar_of(e.type).warp))
     return ast.Call(_spelled(row.spelling), args + [_spelled(t) for t in row.trailing], [])
 
 
@@ -143,6 +159,8 @@ def stmt(s: n.Stmt) -> ast.stmt:
     if isinstance(s, n.LetOut):
         call = _call(s.value)
         return ast.Assign([ast.Name(s.name)], ast.Call(call.func, [*call.args, ast.Name(s.out)], []), lineno=0)
+    if isinstance(s, n.SetElement):
+        return ast.Assign([_element(ast.Name(s.name), s.type, s.index, s.style)], expr(s.value), lineno=0)
     if isinstance(s, n.Atomic):
         if s.inplace:
             target = ast.Subscript(ast.Name(s.array), _index(s.index))

@@ -115,6 +115,15 @@ class Vector(_Composite):
 
 
 @dataclass(frozen=True, slots=True)
+class SpatialVector(Vector):
+    """``wp.spatial_vector``: a 6-vector (angular top, linear bottom) of ``scalar`` components."""
+
+    @property
+    def name(self) -> str:
+        return "spatial_vector" + ("" if self.scalar.name == "float32" else _SUFFIX[self.scalar.name])
+
+
+@dataclass(frozen=True, slots=True)
 class Matrix(_Composite):
     """``wp.mat{rows}{cols}`` of ``scalar`` components."""
 

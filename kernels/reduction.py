@@ -215,9 +215,10 @@ class _Gen:
             return _Map("scale", text, bound("mul", self.sty, iv, Interval(cv, cv)), lit=cv, sty=self.sty)
         return _Map("none", names[0], iv)
 
-    def transform(self, names: list[str], ivs: list[Interval], prefix: str = "e", chain_p: float = 0.35) -> _Xf:
+    def transform(self, names: list[str], ivs: list[Interval], prefix: str = "e", chain_p: float = 0.35,
+                  bare: bool = True) -> _Xf:
         """Bind a random chain of tile transforms of ``names`` (all used) to ``prefix``, ``prefix2``..."""
-        m = self.premap(names, ivs, allow=("none", "builtin", "func", "func", "scale"))
+        m = self.premap(names, ivs, allow=("none", "builtin", "func", "func", "scale")[0 if bare else 1:])
         if m.kind == "none":
             return _Xf([], names[0], ivs[0], [m])
         lines = [f"{prefix} = {m.text}"]
@@ -435,7 +436,7 @@ class _Gen:
                 self.body.append(f"{nm} = wp.tile_load({x}[i], shape=({M}, {N}))")
             else:
                 self.body.append(f"{nm} = wp.tile_load({x}, shape=({M}, {N}), offset=(i * {M}, 0))")
-        m = self.transform(tn, [self.in_iv()] * len(tn), chain_p=0.3)
+        m = self.transform(tn, [self.in_iv()] * len(tn), chain_p=0.5, bare=False)
         if m.arity < len(tn):                       # fold the unused second tile in
             self.body += m.lines
             op = pick(r, ("+", "-", "*"))
@@ -651,7 +652,7 @@ class _Gen:
             load = f"wp.tile_load({x}[i], shape={N})" if form == "batch" else \
                 f"wp.tile_load({x}, shape={N}, offset=i * {N})"
             self.body.append(f"{nm} = {load}")
-        m = self.transform(tn, [self.in_iv()] * len(tn))
+        m = self.transform(tn, [self.in_iv()] * len(tn), chain_p=0.5, bare=False)
         self.body += m.lines
         if m.arity < len(tn):
             op = pick(r, ("+", "-", "*"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -130,6 +131,22 @@ def _vocab(ty: Scalar, binary: tuple[str, ...], limit: float) -> Vocabulary:
                       limit=limit, p_leaf=0.3, p_const=0.25)
 
 
+_CANDIDATES: dict[tuple, dict] = {}
+
+
+def _builder(rng: np.random.Generator, ty: Scalar, binary: tuple[str, ...], limit: float,
+             leaves: list[Leaf]) -> ExprBuilder:
+    """An :class:`ExprBuilder` over ``_vocab(ty, binary, limit)``; the table's candidate operations per result type
+    are computed once per vocabulary (a tile program draws several element functions: this was 15 ms each)."""
+    vocab = _vocab(ty, binary, limit)
+    key = (ty, binary)
+    if key not in _CANDIDATES:
+        _CANDIDATES[key] = ExprBuilder(rng, vocab, leaves).candidates
+    gen = ExprBuilder(rng, replace(vocab, ops={}), leaves)
+    gen.vocab, gen.candidates = vocab, _CANDIDATES[key]
+    return gen
+
+
 def wrap_math(gen: ExprBuilder, part: Leaf, allowed: tuple[str, ...] = MATH_WRAP) -> Leaf:
     """``part`` inside one math builtin whose guard holds on its interval (``part`` itself when none does)."""
     e, iv = part
@@ -162,7 +179,7 @@ def elem_func(rng: np.random.Generator, name: str, ty: Scalar, ivs: list[Interva
     domain (table guards)."""
     binary = INT_BINARY if ty.is_int else FLOAT_BINARY
     params = ("x", "y", "z")[:len(ivs)] if rng.random() < 0.6 else ("a", "b", "c")[:len(ivs)]
-    gen = ExprBuilder(rng, _vocab(ty, binary, limit), [(n.Var(p, ty), iv) for p, iv in zip(params, ivs)])
+    gen = _builder(rng, ty, binary, limit, [(n.Var(p, ty), iv) for p, iv in zip(params, ivs)])
     body: list[n.Stmt] = []
     for k in range(int(rng.integers(0, 3))):
         part = gen.compound(ty, int(rng.integers(1, 3)))
@@ -206,7 +223,7 @@ def scalar_expr(rng: np.random.Generator, ty: Scalar, leaves: list[Leaf], depth:
     """A per-thread expression over ``leaves`` (variables with intervals) reading each of them, bounded by
     ``limit``; floats are sometimes wrapped in a math builtin."""
     binary = ("add", "sub", "mul", "min", "max") + (("mod",) if ty.is_int else ("div",))
-    gen = ExprBuilder(rng, _vocab(ty, binary, limit), list(leaves))
+    gen = _builder(rng, ty, binary, limit, list(leaves))
     ret = gen.compound(ty, depth)
     ret = _read_all(gen, [], ret)
     if math_ok and not ty.is_int and rng.random() < 0.35:

@@ -30,7 +30,7 @@ from kernels._common import ARRAY_NAMES, OUT_NAMES, pick
 from kernels.ir import nodes as ir
 from kernels.ir.numeric import Interval
 from kernels.ir.tiles import (SCALAR_TYPES, apply_op, array_type, bound, call, elem_func, evaluate, fold_func, fold_op,
-                              kernel_source, literal, reducer, rounded, scalar_expr)
+                              kernel_source, literal, reducer, rounded, scalar_expr, screened)
 from kernels.ir.tiles import text as expr_text
 
 BLOCK_DIMS = (16, 32, 64, 128)
@@ -1202,7 +1202,7 @@ def sample_inputs(spec: KernelSpec, rng: np.random.Generator) -> dict[str, np.nd
 FAMILY = Family(
     name="reduction",
     description=__doc__.strip().splitlines()[0],
-    generate=generate,
+    generate=screened("reduction", generate, reference, tolerance, sample_inputs),
     reference=reference,
     tolerance=tolerance,
     sample_inputs=sample_inputs,

@@ -25,7 +25,7 @@ from harness.family import PLACEHOLDER, Arg, Family, KernelSpec, Program
 from kernels._common import ARRAY_NAMES, OUT_NAMES, SCALAR_NAMES, pick, type_tolerance
 from kernels.ir.numeric import Interval
 from kernels.ir.tiles import (SCALAR_TYPES, apply_op, array_type, bound, call, elem_func, guard, kernel_source, literal,
-                              rounded)
+                              rounded, screened)
 
 LIMIT = 2e3                     # magnitude bound on every intermediate value (by interval arithmetic)
 #: tile block widths and their weights: few distinct widths per chunk keep the number of modules (one per width)
@@ -1139,7 +1139,7 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
 FAMILY = Family(
     name="tiles",
     description=__doc__.strip().splitlines()[0],
-    generate=generate,
+    generate=screened("tiles", generate, reference, type_tolerance),
     reference=reference,
     tolerance=type_tolerance,
     version=2,

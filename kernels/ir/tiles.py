@@ -277,3 +277,32 @@ def format_source(source: str, helpers: list[n.Func] = ()) -> str:
     parts += [helper_source(f).rstrip("\n") for f in helpers]
     parts += ["\n".join(printer.render(s, 0)) for s in tree.body if isinstance(s, ast.FunctionDef)]
     return "\n\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Screening
+
+
+def screened(name: str, draw, reference, tolerance, sample_inputs=None, tries: int = 6):
+    """A generator that draws with ``draw(rng)`` until the verifier's own checks (:func:`harness.verify.screen`:
+    finite, well-conditioned, not constant, no dead inputs) pass with the family's reference standing in for the
+    compiled kernel, at most ``tries`` times (the last draw otherwise). Tile families keep a reference of their
+    own (tile semantics), so this is :func:`kernels.ir.family.screened` for them."""
+    from harness.errors import KernelRejected
+    from harness.family import Family, KernelSpec
+    from harness.verify import screen
+
+    def generate(rng: np.random.Generator):
+        prog = draw(rng)
+        for _ in range(tries - 1):
+            family = Family(name, "", generate=lambda r: prog, reference=reference, tolerance=tolerance,
+                            sample_inputs=sample_inputs)
+            spec = KernelSpec(name, 0, int(rng.integers(2**62)), PLACEHOLDER, prog)
+            try:
+                screen(family, spec, lambda inputs, spec=spec: reference(spec, inputs))
+                break
+            except KernelRejected:
+                prog = draw(rng)
+        return prog
+
+    return generate

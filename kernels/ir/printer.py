@@ -317,8 +317,10 @@ def fmt(node: ast.expr, column: int, depth: int, tail: int = 0) -> str:
                                                                                 ast.IfExp)
         operand = _Paren(node.operand) if isinstance(node.operand, looser) else node.operand
         return prefix + fmt(operand, column + len(prefix), depth, tail)
-    if isinstance(node, ast.Call) and node.args:
+    if isinstance(node, ast.Call) and (node.args or node.keywords):
         args = [inner + fmt(a, len(inner), depth + 1, tail=1) + "," for a in node.args]
+        args += [f"{inner}{k.arg}=" + fmt(k.value, len(inner) + len(k.arg) + 1, depth + 1, tail=1) + ","
+                 for k in node.keywords]       # keyword arguments (tile calls: shape=, offset=...)
         return f"{ast.unparse(node.func)}(\n" + "\n".join(args) + "\n" + INDENT * depth + ")"
     if isinstance(node, (ast.BinOp, ast.BoolOp, ast.Compare, ast.IfExp)):
         parts = _chain(node)

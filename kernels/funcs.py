@@ -26,6 +26,7 @@ from harness.family import Program
 from kernels.ir import analysis
 from kernels.ir import nodes as n
 from kernels.ir.family import features, ir_family, program
+from kernels.ir.flow import unrolled
 from kernels.ir.gen import ARRAY_NAMES, OUT_NAMES, ExprBuilder, Helper, Leaf, Vocabulary, first_clean
 from kernels.ir.gen import _if_block, _loop
 from kernels.ir.numeric import Interval
@@ -123,19 +124,23 @@ def _augment(body) -> tuple[n.Stmt, ...]:
     return tuple(out)
 
 
-def _fold_dead(gen: ExprBuilder, body: list[n.Stmt], ret: Leaf, ty: Scalar) -> Leaf:
-    """``ret`` made to read the helper's locals whose values would otherwise be computed for nothing."""
-    for _ in range(6):
+def _fold_dead(gen: ExprBuilder, body: list[n.Stmt], ret: Leaf, ty: Scalar) -> tuple[list[n.Stmt], Leaf]:
+    """``ret`` made to read (once) each helper local whose value would otherwise be computed for nothing; then
+    bindings that are still dead (overwritten on every path) are dropped."""
+    folded: set[str] = set()
+    for _ in range(4):
         probe = n.Kernel("helper", (), (*body, n.Return(ret[0])))
-        dead = [x for x in dict.fromkeys(analysis.dead_locals(probe))]
+        dead = [x for x in dict.fromkeys(analysis.dead_locals(probe)) if x not in folded]
         if not dead:
-            return ret
+            break
         for name in dead:
             var = n.Var(name, ty)
             iv = next((v for e, v in gen.leaves if e == var), Interval(-1e3, 1e3))
             ret = gen.checked(n.Call(gen.pick(["add", "sub"]), (ret[0], var)), [ret[1], iv]) or \
                 (n.Call("add", (ret[0], var)), Interval(ret[1].lo + iv.lo, ret[1].hi + iv.hi))
-    return ret
+        folded |= set(dead)
+    live = analysis.remove_dead(n.Kernel("helper", (), (*body, n.Return(ret[0])))).body
+    return list(live[:-1]), ret
 
 
 def _reads_all(gen: ExprBuilder, ret: Leaf, body: list[n.Stmt], names: list[tuple[str, Interval]],
@@ -190,7 +195,7 @@ def scalar_helper(c: _Ctx, name: str, types: tuple[Scalar, ...], ivs: tuple[Inte
     locals_ = [(s.name, iv) for s in body if isinstance(s, n.Let)
                for e, iv in gen.leaves if e == n.Var(s.name, ty)]
     params = [(p, iv) for p, t, iv in zip(pnames, types, ivs) if t == ty]
-    rets[-1] = _fold_dead(gen, body, rets[-1], ty)
+    body, rets[-1] = _fold_dead(gen, body, rets[-1], ty)
     rets[-1] = _reads_all(gen, rets[-1], body, params + locals_, ty)
     for p, t, iv in zip(pnames, types, ivs):          # int parameters reach the result through a cast
         exprs = [x for s in analysis.statements(tuple(body)) for x in n.stmt_exprs(s)] + [r[0] for r in rets]
@@ -757,7 +762,10 @@ def draw(rng: np.random.Generator) -> Program:
     names = {f.name for f in kernel.funcs}
     feats["helpers"] = len(kernel.funcs)
     feats["overload_sets"] = sum(1 for x in names if sum(f.name == x and not f.generic for f in kernel.funcs) > 1)
-    return program(kernel, ranges, (N,), {**features(kernel), **feats})
+    # Warp's adjoint of a loop it does not unroll (a ``break`` inside) is not checked: helpers count too
+    unrolled_helpers = all(unrolled(n.Kernel("helper", (), f.body)) for f in kernel.funcs)
+    return program(kernel, ranges, (N,), {**features(kernel), **feats},
+                   differentiable=None if unrolled_helpers else False)
 
 
 FAMILY = ir_family("funcs", __doc__, draw, version=2,

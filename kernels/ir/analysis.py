@@ -170,9 +170,19 @@ def _live_block(body, live: set[str], loop_live: frozenset[str]) -> tuple[tuple[
     return tuple(reversed(out)), live
 
 
+def draws(e: n.Expr) -> bool:
+    """Whether ``e`` calls a random builtin (which advances its state: the call is not pure)."""
+    from kernels.ir.ops import OPS
+    return any(isinstance(x, n.Call) and OPS[x.op].draws for x in subexprs(e))
+
+
 def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
+    if isinstance(s, n.Unpack):
+        if not live & set(s.names) and not draws(s.value):
+            return None, live
+        return s, (live - set(s.names)) | uses(s.value)
     if isinstance(s, (n.Let, n.Assign)):
-        if s.name not in live:
+        if s.name not in live and not draws(s.value):
             return None, live
         return s, (live - {s.name}) | uses(s.value)
     if isinstance(s, n.LetOut):              # the out argument is read: its declaration must stay
@@ -219,8 +229,8 @@ def reaching(kernel: n.Kernel) -> set[str]:
     for s in statements(kernel.body):
         if isinstance(s, (n.Let, n.Assign, n.SetElement)):
             deps.setdefault(s.name, set()).update(uses(s.value))
-        elif isinstance(s, n.LetOut):
-            for name in (s.name, s.out):
+        elif isinstance(s, (n.LetOut, n.Unpack)):
+            for name in ((s.name, s.out) if isinstance(s, n.LetOut) else s.names):
                 deps.setdefault(name, set()).update(uses(s.value))
         elif isinstance(s, (n.Store, n.Atomic)):
             roots |= set().union(*(uses(e) for e in n.stmt_exprs(s))) | {s.array}

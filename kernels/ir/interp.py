@@ -18,6 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from kernels.ir import nodes as n
+from kernels.ir.numeric import advanced
 from kernels.ir.ops import OPS, Ctx
 from kernels.ir.types import Array, Struct, Transform, elem_shape, round_to, scalar_of
 
@@ -132,6 +133,11 @@ class Interpreter:
             frame.continued |= m
         elif isinstance(s, n.Return) and s.value is None:
             frame.returned |= m
+        elif isinstance(s, n.Unpack):
+            values = self.eval(s.value, m, frame)
+            for name, value in zip(s.names, values):
+                old = env.get(name)
+                env[name] = value if old is None else _select(m, value, old)
         elif isinstance(s, n.Return):
             value = self.eval(s.value, m, frame)
             frame.result = value if frame.result is None else _select(m, value, frame.result)
@@ -243,7 +249,15 @@ class Interpreter:
             return np.broadcast_to(value, (frame.lanes, *np.shape(value))).copy()
         if isinstance(e, n.Call):
             args = [self.eval(a, m, frame) for a in e.args]
-            return OPS[e.op].eval(Ctx(tuple(a.type for a in e.args), e.type, self.exact), *args)
+            row = OPS[e.op]
+            value = row.eval(Ctx(tuple(a.type for a in e.args), e.type, self.exact), *args)
+            if row.draws:                     # a random builtin advances its state local in the active lanes
+                frame.env[e.args[0].name] = _select(m, advanced(args[0], row.draws)[-1], args[0])
+            return value
+        if isinstance(e, n.MakeTuple):
+            return tuple(self.eval(v, m, frame) for v in e.values)
+        if isinstance(e, n.Static):
+            return self.eval(e.value, m, frame)
         if isinstance(e, n.Cast):
             return OPS["cast"].eval(Ctx((e.value.type,), e.type, self.exact), self.eval(e.value, m, frame))
         if isinstance(e, n.Component):
@@ -279,6 +293,8 @@ def element(value: np.ndarray, ty, index: tuple[int, ...]) -> np.ndarray:
 
 
 def _select(m: np.ndarray, new, old):
+    if isinstance(new, tuple):
+        return tuple(_select(m, a, b) for a, b in zip(new, old))
     if isinstance(new, dict):
         return {k: _select(m, new[k], old[k]) for k in new}
     mm = m.reshape(m.shape + (1,) * (np.ndim(new) - 1))

@@ -130,6 +130,8 @@ class Engine:
         if isinstance(s, n.Return):
             self.returns[-1].append(self.expr(s.value, env))
             return env
+        if isinstance(s, n.Unpack):
+            return {**env, **dict(zip(s.names, self.expr(s.value, env)))}
         raise TypeError(f"Expected an IR statement but got {type(s).__name__}")
 
     def _write(self, s: n.Store | n.Atomic, env: Env) -> None:
@@ -249,6 +251,10 @@ class Engine:
             return self.expr(e.value, env)
         if isinstance(e, n.FuncCall):
             return self._call(e, env)
+        if isinstance(e, n.MakeTuple):
+            return tuple(self.expr(v, env) for v in e.values)
+        if isinstance(e, n.Static):
+            return self.expr(e.value, env)
         return EVERYTHING
 
     def _call(self, e: n.FuncCall, env: Env) -> Interval:
@@ -258,7 +264,7 @@ class Engine:
         values = self.returns.pop()
         out = values[0]
         for v in values[1:]:
-            out = out.join(v)
+            out = tuple(a.join(b) for a, b in zip(out, v)) if isinstance(out, tuple) else out.join(v)
         return out
 
 

@@ -414,6 +414,8 @@ class Func:
     params: tuple[Param, ...]
     ret: Type
     body: tuple[Stmt, ...]
+    generic: bool = False        # parameters printed ``typing.Any`` (one definition serves every instance)
+    factory: "Factory | None" = None   # made by a Python factory function capturing constants (a closure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +455,8 @@ def children(e: Expr) -> tuple[Expr, ...]:
         return e.index
     if isinstance(e, (Cast, Component, Attr, Element)):
         return (e.value,)
+    if isinstance(e, MakeTuple):
+        return e.values
     return ()
 
 
@@ -460,7 +464,7 @@ def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
     """Expressions a statement evaluates itself (not those of nested blocks)."""
     if isinstance(s, Return) and s.value is None:
         return ()
-    if isinstance(s, (Let, Assign, Return, LetOut, SetElement)):
+    if isinstance(s, (Let, Assign, Return, LetOut, SetElement, Unpack)):
         return (s.value,)
     if isinstance(s, Atomic) and s.compare is not None:
         return (*s.index, s.compare, s.value)
@@ -480,3 +484,58 @@ def blocks(s: Stmt) -> tuple[tuple[Stmt, ...], ...]:
     if isinstance(s, (For, While)):
         return (s.body,)
     return ()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Helpers with several results, compile-time constants and closures
+
+
+@dataclass(frozen=True, slots=True)
+class MakeTuple:
+    """``a, b`` in ``return a, b`` (only as a helper's returned value)."""
+
+    values: tuple[Expr, ...]
+
+    @property
+    def type(self) -> Type:
+        from kernels.ir.types import TupleOf
+        return TupleOf(tuple(v.type for v in self.values))
+
+
+@dataclass(frozen=True, slots=True)
+class Unpack:
+    """``a, b = helper(...)``: first binding of one local per value of a helper's tuple result."""
+
+    names: tuple[str, ...]
+    value: Expr
+
+    def __post_init__(self) -> None:
+        items = getattr(self.value.type, "items", None)
+        if items is None or len(items) != len(self.names):
+            raise IRTypeError(f"Expected a tuple of {len(self.names)} values but got {self.value.type}")
+
+
+@dataclass(frozen=True, slots=True)
+class Static:
+    """A value Warp computes at code-generation time: ``wp.static(text)`` (``text`` a Python expression over
+    module constants ``consts`` or captured closure variables), or, with ``bare``, a captured variable read
+    directly (``k``). Its value is ``value``."""
+
+    text: str
+    value: Const
+    consts: tuple[tuple[str, float | int], ...] = ()
+    bare: bool = False
+
+    @property
+    def type(self) -> Type:
+        return self.value.type
+
+
+@dataclass(frozen=True, slots=True)
+class Factory:
+    """How a closure helper is made: ``def <name>(<param>...):`` defines the helper (as ``inner``) and returns
+    it; the module binds the helper's name to ``<name>(<value>...)``."""
+
+    name: str
+    inner: str
+    captures: tuple[tuple[str, Const], ...]

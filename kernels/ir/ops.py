@@ -98,6 +98,7 @@ class Op:
     #: refine(sub, args, ctx) -> (reason or None, interval): a rule that needs the argument expressions, not
     #: only their intervals (``sub(e)`` is the interval of a sub-expression); the interval engine prefers it
     refine: Callable[..., tuple[str | None, Interval]] | None = None
+    draws: int = 0                     # random builtins: how many times the state (argument 0, a local) advances
 
     def result(self, types: tuple[Type, ...], target: Type | None = None) -> Type | None:
         """The result type for these argument types, or None where Warp does not accept them."""
@@ -566,7 +567,82 @@ def _table() -> dict[str, Op]:
     return {r.name: r for r in rows}
 
 
+def _random_value(kind: str, draws: int) -> Impl:
+    """Value of random builtin ``kind`` from the state before the call (the interpreter advances the state)."""
+    def impl(ctx, state, *args):
+        states = N.advanced(state, draws)
+        if kind == "randf":
+            return N.unit_float(states[0])
+        if kind == "randf_range":
+            lo, hi = args
+            return ctx.rnd(ctx.rnd(hi - lo) * N.unit_float(states[0])) + lo
+        if kind == "randi":
+            return states[0].view(np.int32)
+        if kind == "randi_range":
+            lo, hi = args
+            span = (hi.astype(np.int64) - lo.astype(np.int64)).astype(np.uint32)
+            return ((states[0] % np.where(span == 0, 1, span).astype(np.uint32)).astype(np.int64) + lo).astype(np.int32)
+        if kind == "randu":
+            return states[0]
+        if kind == "randu_range":
+            lo, hi = args
+            span = np.where(hi == lo, 1, hi - lo).astype(np.uint32)
+            return (states[0] % span + lo).astype(np.uint32)
+        return N.sample(kind, states)
+    return impl
+
+
+def _range_guard(ctx, state, lo: Interval, hi: Interval) -> str | None:
+    return None if lo.hi < hi.lo else f"range [{lo}, {hi}) may be empty"
+
+
+#: Warp's random samplers: draws consumed, result type and the interval of the components
+_SAMPLERS = {"randn": (2, FLOATS[1], Interval(-5.8, 5.8)),
+             "sample_unit_ring": (1, Vector(FLOATS[1], 2), Interval(-1.0, 1.0)),
+             "sample_unit_disk": (2, Vector(FLOATS[1], 2), Interval(-1.0, 1.0)),
+             "sample_unit_sphere_surface": (2, Vector(FLOATS[1], 3), Interval(-1.0, 1.0)),
+             "sample_unit_sphere": (3, Vector(FLOATS[1], 3), Interval(-1.0, 1.0)),
+             "sample_unit_hemisphere_surface": (2, Vector(FLOATS[1], 3), Interval(-1.0, 1.0)),
+             "sample_unit_hemisphere": (3, Vector(FLOATS[1], 3), Interval(-1.0, 1.0)),
+             "sample_unit_square": (2, Vector(FLOATS[1], 2), Interval(-0.5, 0.5)),
+             "sample_unit_cube": (3, Vector(FLOATS[1], 3), Interval(-0.5, 0.5)),
+             "sample_triangle": (2, Vector(FLOATS[1], 2), Interval(0.0, 1.0))}
+
+
+def _funcs_rows() -> list[Op]:
+    """``length_sq`` and Warp's PCG random builtins (rand.h). A random builtin's argument 0 is the state local,
+    which it advances ``draws`` times (Warp passes it by reference; a helper's parameter is a copy)."""
+    from kernels.ir.types import FLOAT32, INT32, UINT32
+    state = (UINT32,)
+    u32 = Interval(0.0, 2.0 ** 32 - 1)
+    rows = [
+        _row("rand_init", "wp.rand_init", "call", [Sig((INT32,), UINT32, (INT32,)),
+                                                   Sig((INT32, INT32), UINT32, (INT32,))],
+             lambda c, seed, offset=None: N.rand_init(seed, offset), lambda c, *a: u32, differentiable=False),
+        _row("randf", "wp.randf", "call", [Sig(state, FLOAT32, (UINT32,))], _random_value("randf", 1),
+             lambda c, s: Interval(0.0, 1.0 - 2.0 ** -24), draws=1, adjoint_args=(0,)),
+        _row("randf_range", "wp.randf", "call", [Sig(state + (FLOAT32, FLOAT32), FLOAT32, (UINT32,))],
+             _random_value("randf_range", 1), lambda c, s, lo, hi: lo.join(hi), draws=1, adjoint_args=(0,),
+             extra_guard=_range_guard),
+        _row("randi", "wp.randi", "call", [Sig(state, INT32, (UINT32,))], _random_value("randi", 1),
+             lambda c, s: Interval(-2.0 ** 31, 2.0 ** 31 - 1), draws=1, differentiable=False),
+        _row("randi_range", "wp.randi", "call", [Sig(state + (INT32, INT32), INT32, (UINT32,))],
+             _random_value("randi_range", 1), lambda c, s, lo, hi: Interval(lo.lo, hi.hi - 1), draws=1,
+             differentiable=False, extra_guard=_range_guard),
+        _row("randu", "wp.randu", "call", [Sig(state, UINT32, (UINT32,))], _random_value("randu", 1),
+             lambda c, s: u32, draws=1, differentiable=False),
+        _row("randu_range", "wp.randu", "call", [Sig(state + (UINT32, UINT32), UINT32, (UINT32,))],
+             _random_value("randu_range", 1), lambda c, s, lo, hi: Interval(lo.lo, hi.hi - 1), draws=1,
+             differentiable=False, extra_guard=_range_guard),
+    ]
+    rows += [_row(k, f"wp.{k}", "call", [Sig(state, ty, (UINT32,))], _random_value(k, d),
+                  lambda c, s, iv=iv: iv, draws=d, adjoint_args=(0,))
+             for k, (d, ty, iv) in _SAMPLERS.items()]
+    return rows
+
+
 OPS: dict[str, Op] = _table()
+OPS.update({r.name: r for r in _funcs_rows()})
 
 
 def op(name: str) -> Op:

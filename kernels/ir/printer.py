@@ -91,6 +91,10 @@ def expr(e: n.Expr) -> ast.expr:
         return _call(e)
     if isinstance(e, n.ShapeOf):
         return ast.Subscript(ast.Attribute(ast.Name(e.array), "shape"), ast.Constant(e.dim))
+    if isinstance(e, n.MakeTuple):
+        return ast.Tuple([expr(v) for v in e.values])
+    if isinstance(e, n.Static):
+        return ast.Name(e.text) if e.bare else ast.Call(_spelled("wp.static"), [_spelled(e.text)], [])
     raise TypeError(f"Expected an IR expression but got {type(e).__name__}")
 
 
@@ -191,6 +195,8 @@ def stmt(s: n.Stmt) -> ast.stmt:
         return ast.Continue()
     if isinstance(s, n.Return):
         return ast.Return(expr(s.value) if s.value is not None else None)
+    if isinstance(s, n.Unpack):
+        return ast.Assign([ast.Tuple([ast.Name(x) for x in s.names])], expr(s.value), lineno=0)
     raise TypeError(f"Expected an IR statement but got {type(s).__name__}")
 
 
@@ -203,8 +209,36 @@ def _args(params: tuple[n.Param, ...]) -> ast.arguments:
 
 
 def func_def(f: n.Func) -> ast.FunctionDef:
+    if f.generic:               # ``typing.Any`` parameters, result type left to each instance
+        args = ast.arguments([], [ast.arg(p.name, ast.Name("Any")) for p in f.params], None, [], [], None, [])
+        return ast.FunctionDef(f.name, args, _block(f.body), [_spelled("wp.func")], None, lineno=0)
     return ast.FunctionDef(f.name, _args(f.params), _block(f.body), [_spelled("wp.func")], type_ast(f.ret),
                            lineno=0)
+
+
+def factory_defs(f: n.Func) -> list[ast.stmt]:
+    """A closure helper: the factory that defines it around its captured values, then the module's binding
+    ``name = factory(values)``."""
+    fac = f.factory
+    inner = func_def(n.Func(fac.inner, f.params, f.ret, f.body, f.generic))
+    params = [ast.arg(name, type_ast(c.type)) for name, c in fac.captures]
+    head = ast.FunctionDef(fac.name, ast.arguments([], params, None, [], [], None, []),
+                           [inner, ast.Return(ast.Name(fac.inner))], [], None, lineno=0)
+    bind = ast.Assign([ast.Name(f.name)], ast.Call(ast.Name(fac.name), [literal(c.value, c.type)
+                                                                        for _, c in fac.captures], []), lineno=0)
+    return [head, bind]
+
+
+def _module_consts(kernels: list[n.Kernel]) -> list[tuple[str, float | int]]:
+    """Module-level constants the kernels' ``wp.static`` expressions read, in first-use order."""
+    from kernels.ir.analysis import expressions
+    out: dict[str, float | int] = {}
+    for k in kernels:
+        for body in (k.body, *(f.body for f in k.funcs)):
+            for x in expressions(body):
+                if isinstance(x, n.Static):
+                    out.update(x.consts)
+    return list(out.items())
 
 
 def kernel_def(k: n.Kernel, module: str | None = None) -> ast.FunctionDef:
@@ -226,7 +260,9 @@ def _helpers(kernels: Iterable[n.Kernel]) -> tuple[list[Struct], list[n.Func]]:
     funcs: list[n.Func] = []
     for k in kernels:
         structs += [s for s in k.structs if s not in structs]
-        funcs += [f for f in k.funcs if f not in funcs]
+        for f in k.funcs:                   # one definition serves every instance of a generic helper
+            if f not in funcs and not (f.generic and any(g.generic and g.name == f.name for g in funcs)):
+                funcs.append(f)
     return structs, funcs
 
 
@@ -234,9 +270,15 @@ def module(kernels: Iterable[n.Kernel], module_name: str | None = None) -> str:
     """Source of one module: ``import warp as wp``, then each struct, helper and kernel once, in order."""
     kernels = list(kernels)
     structs, funcs = _helpers(kernels)
-    defs: list[ast.stmt] = [*map(struct_def, structs), *map(func_def, funcs),
-                            *(kernel_def(k, module_name) for k in kernels)]
-    parts = ["import warp as wp"] + ["\n".join(render(d, 0)) for d in defs]
+    defs: list[ast.stmt] = [*map(struct_def, structs)]
+    for f in funcs:
+        defs += factory_defs(f) if f.factory is not None else [func_def(f)]
+    defs += [kernel_def(k, module_name) for k in kernels]
+    head = ("from typing import Any\n\n" if any(f.generic for f in funcs) else "") + "import warp as wp"
+    consts = _module_consts(kernels)
+    if consts:
+        head += "\n\n" + "\n".join(f"{name} = {value!r}" for name, value in consts)
+    parts = [head] + ["\n".join(render(d, 0)) for d in defs]
     return "\n\n\n".join(parts) + "\n"
 
 
@@ -267,7 +309,9 @@ def render(node: ast.stmt, depth: int) -> list[str]:
     if _width(flat) <= WIDTH or not isinstance(node, (ast.Assign, ast.AugAssign, ast.Expr, ast.Return)):
         return [flat]
     if isinstance(node, ast.Assign):
-        head = f"{pad}{ast.unparse(node.targets[0])} = "
+        target = node.targets[0]
+        names = target.elts if isinstance(target, ast.Tuple) else [target]
+        head = f"{pad}{', '.join(map(ast.unparse, names))} = "
     elif isinstance(node, ast.AugAssign):
         symbol = next(k for k, v in _BINOPS.items() if isinstance(node.op, v))
         head = f"{pad}{ast.unparse(node.target)} {symbol}= "

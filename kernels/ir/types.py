@@ -204,6 +204,20 @@ class Array:
         return f"array({self.dtype}, {self.ndim})"
 
 
+@dataclass(frozen=True, slots=True)
+class TupleOf:
+    """The result of a ``@wp.func`` returning several values (``return a, b``), unpacked by the caller."""
+
+    items: tuple["Type", ...]
+
+    @property
+    def warp(self) -> str:
+        return f"tuple[{', '.join(t.warp for t in self.items)}]"
+
+    def __str__(self) -> str:
+        return f"tuple({', '.join(map(str, self.items))})"
+
+
 Composite = Union[Vector, Matrix, Quat, Transform]
 Type = Union[Scalar, Vector, Matrix, Quat, Transform, Struct, Array]
 

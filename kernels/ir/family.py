@@ -53,16 +53,17 @@ def _role(kernel: n.Kernel, p: n.Param) -> str:
 
 
 def program(kernel: n.Kernel, ranges: Mapping[str, Interval], dim: tuple[int, ...], features: dict | None = None,
-            differentiable: bool | None = None) -> Program:
+            differentiable: bool | None = None, shapes: Mapping[str, tuple[int, ...]] | None = None) -> Program:
     """The harness program of ``kernel`` (printed with the placeholder name), one ``Arg`` per parameter with
-    shape ``dim`` for arrays and the sampling range from ``ranges``."""
-    kernel = n.Kernel(PLACEHOLDER, kernel.params, kernel.body, kernel.tids, kernel.funcs, kernel.structs)
+    shape ``dim`` for arrays (or its entry in ``shapes``) and the sampling range from ``ranges``."""
+    kernel = n.Kernel(PLACEHOLDER, kernel.params, kernel.body, kernel.tids, kernel.funcs, kernel.structs,
+                      kernel.options)
     args = []
     for p in kernel.params:
         role = _role(kernel, p)
         iv = ranges.get(p.name, Interval(-2.0, 2.0))
         dtype = p.type.dtype if isinstance(p.type, Array) else p.type
-        shape = tuple(dim) if isinstance(p.type, Array) else ()
+        shape = tuple((shapes or {}).get(p.name, dim)) if isinstance(p.type, Array) else ()
         name = "int32" if dtype == BOOL else dtype_name(dtype)      # the harness has no bool dtype: 0/1
         args.append(Arg(p.name, name, role, shape, iv.lo, iv.hi))
     if differentiable is None:

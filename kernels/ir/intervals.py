@@ -109,6 +109,12 @@ class Engine:
             return self._for(s, env)
         if isinstance(s, n.While):
             return self._loop(s.body, env, s.max_trips, cond=s.cond)
+        if isinstance(s, n.GridQuery):
+            for e in n.stmt_exprs(s):
+                self.expr(e, env)
+            count = self.shapes.get(s.points, (s.max_hits,))[0]
+            var = Interval(0.0, count - 1.0)
+            return self._loop(s.body, {**env, s.var: var}, s.max_hits, loop_var=(s.var, var))
         if isinstance(s, n.Break):
             self.loops[-1].exits.append(env)
             return env
@@ -127,7 +133,9 @@ class Engine:
         old = self.facts.arrays[s.array]
         first = s.array not in self.facts.written
         self.facts.written.add(s.array)
-        if isinstance(s, n.Atomic) and s.kind == "add":
+        if isinstance(s, n.Atomic) and s.kind == "sub":
+            value = Interval(-value.hi, -value.lo)
+        if isinstance(s, n.Atomic) and s.kind in ("add", "sub"):
             m = self.multiplicity
             value = Interval(old.lo + min(0.0, m * value.lo), old.hi + max(0.0, m * value.hi))
         elif isinstance(s, n.Atomic):

@@ -166,8 +166,25 @@ def stmt(s: n.Stmt) -> ast.stmt:
     raise TypeError(f"Expected an IR statement but got {type(s).__name__}")
 
 
+def grid_query(s: n.GridQuery) -> list[ast.stmt]:
+    """The statements of a hash-grid neighbour loop: one ``for``, or the query, the index and the ``while``."""
+    query = ast.Call(_spelled("wp.hash_grid_query"), [expr(s.grid), expr(s.point), expr(s.radius)], [])
+    if s.style == "for":
+        return [ast.For(ast.Name(s.var), query, _block(s.body), [], lineno=0)]
+    step = ast.Call(_spelled("wp.hash_grid_query_next"), [ast.Name(s.query), ast.Name(s.var)], [])
+    return [ast.Assign([ast.Name(s.query)], query, lineno=0),
+            ast.Assign([ast.Name(s.var)], _spelled("int(0)"), lineno=0),
+            ast.While(step, _block(s.body), [])]
+
+
 def _block(body: Iterable[n.Stmt]) -> list[ast.stmt]:
-    return [stmt(x) for x in body] or [ast.Pass()]
+    out: list[ast.stmt] = []
+    for x in body:
+        if isinstance(x, n.GridQuery):
+            out += grid_query(x)
+        else:
+            out.append(stmt(x))
+    return out or [ast.Pass()]
 
 
 def _args(params: tuple[n.Param, ...]) -> ast.arguments:
@@ -180,7 +197,8 @@ def func_def(f: n.Func) -> ast.FunctionDef:
 
 
 def kernel_def(k: n.Kernel, module: str | None = None) -> ast.FunctionDef:
-    deco = _spelled("wp.kernel") if module is None else _spelled(f"wp.kernel(module={module!r})")
+    keywords = [f"{key}={value!r}" for key, value in k.options] + ([f"module={module!r}"] if module else [])
+    deco = _spelled(f"wp.kernel({', '.join(keywords)})" if keywords else "wp.kernel")
     tid_target = ast.Name(k.tids[0]) if len(k.tids) == 1 else ast.Tuple([ast.Name(t) for t in k.tids])
     tid = ast.Assign([tid_target], _spelled("wp.tid()"), lineno=0)
     return ast.FunctionDef(k.name, _args(k.params), [tid, *_block(k.body)], [deco], None, lineno=0)

@@ -252,7 +252,7 @@ def _draw_once(rng: np.random.Generator) -> Program | None:
         body.append(n.Atomic("add", en, Array(FLOAT32), (i32(0),), call("mul", call("mul", f32(0.5), leaves["ke"][0]),
                                                                             call("mul", s, s))))
     if rng.random() < 0.3:                   # per-edge diagnostics: the force magnitude or the stretch
-        tname = _pick(rng, ("tension", "edge_force", "strain_out", "edge_stretch"))
+        tname = _pick(rng, ("tension", "edge_mag", "strain_out", "edge_stretch"))
         params.append(n.Param(tname, Array(FLOAT32)))
         shapes[tname] = (E,)
         body.append(n.Store(tname, Array(FLOAT32), (tid,), var(fsname) if rng.random() < 0.6 else leaves["s"][0]))

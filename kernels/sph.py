@@ -81,7 +81,7 @@ class Shape:
 
 SHAPES = (Shape("poly6", 1.0, True), Shape("spiky", 1.0, False), Shape("cubic", 1.0, False),
           Shape("cubic2h", 2.0, False), Shape("wendland", 1.0, False), Shape("random", 1.0, False),
-          Shape("random", 1.0, False), Shape("random", 1.0, False))
+          Shape("random", 1.0, False), Shape("random", 1.0, False), Shape("random", 1.0, False))
 SHAPE_OPS = {"add": 2, "sub": 1.5, "mul": 3, "exp": 0.5, "tanh": 0.4, "sqrt": 0.4, "min": 0.4, "max": 0.4,
              "cos": 0.3}
 
@@ -362,7 +362,12 @@ def _draw_once(rng: np.random.Generator) -> Program | None:
             lfunc = _lap_func(normalise, _pick(rng, ("visc_lap", "laplacian_w", "lap_w")), rng)
             funcs.append(lfunc)
             pre.append(n.Let("vi", n.Load(vname, Array(VEC3), (i,))))
-            mu = f32(round(float(rng.uniform(0.05, 0.5)), 2))
+            if rng.random() < 0.5:
+                mu: n.Expr = f32(round(float(rng.uniform(0.05, 0.5)), 2))
+            else:
+                mu = var(_pick(rng, ("mu", "viscosity", "nu")))
+                params.append(n.Param(mu.name, FLOAT32))
+                ranges[mu.name] = Interval(0.05, 0.5)
             dv = call("sub", n.Load(vname, Array(VEC3), (j,)), var("vi", VEC3))
             rj = var("rho_j") if "pressure" in forces else rho_j
             coef = call("mul", mu, call("div", times_m(n.FuncCall(lfunc, (r, h))), rj))
@@ -375,7 +380,7 @@ def _draw_once(rng: np.random.Generator) -> Program | None:
         outputs.append((_pick(rng, NAMES["out_f"]), result, VEC3))
     # the neighbour loop
     d_first = rng.random() < 0.5
-    if rng.random() < 0.3:              # neighbour count, an exact int output
+    if rng.random() < 0.4:              # neighbour count, an exact int output
         pre.append(n.Let("count", n.Const(0, INT32)))
         loop.append(n.Assign("count", call("add", var("count", INT32), n.Const(1, INT32)), augmented=True))
         outputs.append((_pick(rng, ("neighbors", "n_count", "counts")), var("count", INT32), INT32))

@@ -127,6 +127,8 @@ class Interpreter:
             self._for(s, m, frame)
         elif isinstance(s, n.While):
             self._while(s, m, frame)
+        elif isinstance(s, n.GridQuery):          # brute force: every point (bodies filter by distance)
+            self._grid_query(s, m, frame)
         elif isinstance(s, n.Break):
             frame.broken |= m
         elif isinstance(s, n.Continue):
@@ -212,6 +214,27 @@ class Interpreter:
             raise InterpError(f"loop over {s.var} ran more than {MAX_TRIPS} trips")
         frame.broken, frame.continued = saved
 
+    def _grid_query(self, s: n.GridQuery, m: np.ndarray, frame: _Frame) -> None:
+        """Every point of ``s.points`` as a neighbour candidate. A body that only accumulates (``acc += term``
+        with terms that read no accumulator, no writes to arrays, no break/continue) runs once over all
+        (lane, point) pairs and the accumulators add up the pairs' increments; any other body runs point by
+        point."""
+        count = int(self.arrays[s.points].shape[0])
+        accs = _accumulators(s.body, frame.env)
+        if accs is None:
+            self._for(n.For(s.var, n.Const(0, n.INT32), n.Const(count, n.INT32), s.body), m, frame)
+            return
+        lanes = frame.lanes
+        env = {k: _repeat(v, count) for k, v in frame.env.items()}
+        env[s.var] = np.tile(np.arange(count, dtype=np.int32), lanes)
+        pairs = _Frame(env, lanes * count)
+        self._block(s.body, np.repeat(m, count), pairs)
+        for name, ty in accs.items():
+            before = frame.env[name]
+            after = pairs.env[name].reshape(lanes, count, *np.shape(before)[1:])
+            total = before + (after - before[:, None]).sum(axis=1)
+            frame.env[name] = _select(m, round_to(ty, total, self.exact), before)
+
     def _while(self, s: n.While, m: np.ndarray, frame: _Frame) -> None:
         saved = self._loop(frame)
         for _ in range(s.max_trips + 1):
@@ -290,6 +313,36 @@ def element(value: np.ndarray, ty, index: tuple[int, ...]) -> np.ndarray:
     if isinstance(ty, Transform):
         return value[..., :3] if index[0] == 0 else value[..., 3:]
     return value[(slice(None), *index)]
+
+
+def _repeat(value, count: int):
+    if isinstance(value, dict):
+        return {k: _repeat(v, count) for k, v in value.items()}
+    return np.repeat(value, count, axis=0)
+
+
+def _accumulators(body: tuple[n.Stmt, ...], env: Mapping[str, object]) -> dict[str, object] | None:
+    """The locals (defined before the loop) that ``body`` only accumulates into, with their types, or None
+    when the body does anything else across iterations (see :meth:`Interpreter._grid_query`)."""
+    from kernels.ir.analysis import statements, subexprs
+    found: dict[str, object] = {}
+    reads: set[str] = set()
+    for st in statements(body):
+        if isinstance(st, (n.Store, n.Atomic, n.Break, n.Continue, n.Return, n.While, n.For, n.GridQuery)):
+            return None
+        if isinstance(st, n.Assign) and st.name in env:
+            v = st.value
+            if not (isinstance(v, n.Call) and v.op in ("add", "sub") and v.args[0] == n.Var(st.name, v.type)):
+                return None
+            found[st.name] = v.type
+            reads |= {x.name for x in subexprs(v.args[1]) if isinstance(x, n.Var)}
+        elif isinstance(st, (n.Let, n.Assign)):
+            if st.name in env:
+                return None
+            reads |= {x.name for x in subexprs(st.value) if isinstance(x, n.Var)}
+        else:
+            reads |= {x.name for e in n.stmt_exprs(st) for x in subexprs(e) if isinstance(x, n.Var)}
+    return None if reads & set(found) else found
 
 
 def _select(m: np.ndarray, new, old):

@@ -119,6 +119,12 @@ class Engine:
             return self._for(s, env)
         if isinstance(s, n.While):
             return self._loop(s.body, env, s.max_trips, cond=s.cond)
+        if isinstance(s, n.GridQuery):
+            for e in n.stmt_exprs(s):
+                self.expr(e, env)
+            count = self.shapes.get(s.points, (s.max_hits,))[0]
+            var = Interval(0.0, count - 1.0)
+            return self._loop(s.body, {**env, s.var: var}, s.max_hits, loop_var=(s.var, var))
         if isinstance(s, n.Break):
             self.loops[-1].exits.append(env)
             return env

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from kernels.ir.ops import op as lookup_op
-from kernels.ir.types import BOOL, FLOAT32, INT32, Array, Scalar, Struct, Type, Vector, scalar_of
+from kernels.ir.types import BOOL, FLOAT32, INT32, UINT64, Array, Scalar, Struct, Type, Vector, scalar_of
 from kernels.ir.types import Matrix, Quat, Transform
 
 
@@ -393,7 +393,34 @@ class SetElement:
                               f"scalar but got {self.value.type}")
 
 
-Stmt = Union[Let, Assign, Store, Atomic, If, For, While, Break, Continue, Return, LetOut, SetElement]
+@dataclass(frozen=True, slots=True)
+class GridQuery:
+    """A neighbour loop over a ``wp.HashGrid``: ``for var in wp.hash_grid_query(grid, point, radius): body``
+    (``style="for"``) or ``query = wp.hash_grid_query(...)``, ``var = int(0)``, ``while
+    wp.hash_grid_query_next(query, var): body`` (``style="while"``). ``points`` names the array the grid was
+    built from. Warp visits the points of every cell the query box overlaps (a superset of the neighbours), so
+    a body must filter by distance itself; the interpreter visits every point of ``points`` (brute force),
+    which gives the same result for such bodies. ``max_hits`` bounds the points a body's filter lets through
+    (the generator made sure of it), which is what the interval engine iterates."""
+
+    grid: Expr
+    point: Expr
+    radius: Expr
+    var: str
+    points: str
+    body: tuple["Stmt", ...]
+    max_hits: int
+    style: str = "for"
+    query: str = "query"
+
+    def __post_init__(self) -> None:
+        if self.grid.type != UINT64 or self.radius.type != scalar_of(self.point.type) or self.style not in (
+                "for", "while"):
+            raise IRTypeError(f"Expected a uint64 grid, a radius of the point's scalar type and style for/while "
+                              f"but got {self.grid.type}, {self.radius.type}, {self.style!r}")
+
+
+Stmt = Union[Let, Assign, Store, Atomic, If, For, While, Break, Continue, Return, LetOut, SetElement, GridQuery]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -421,7 +448,8 @@ class Func:
 @dataclass(frozen=True, slots=True)
 class Kernel:
     """A ``@wp.kernel``: parameters, thread index names (``i = wp.tid()``), body, the helpers it calls and the
-    structs it uses (both printed before it, in order)."""
+    structs it uses (both printed before it, in order); ``options`` are keyword arguments of the decorator
+    (``(("enable_backward", False),)`` prints ``@wp.kernel(enable_backward=False)``)."""
 
     name: str
     params: tuple[Param, ...]
@@ -474,6 +502,8 @@ def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
         return (s.cond,)
     if isinstance(s, For):
         return (s.start, s.stop)
+    if isinstance(s, GridQuery):
+        return (s.grid, s.point, s.radius)
     return ()
 
 
@@ -481,7 +511,7 @@ def blocks(s: Stmt) -> tuple[tuple[Stmt, ...], ...]:
     """Nested statement blocks."""
     if isinstance(s, If):
         return (s.then, s.orelse)
-    if isinstance(s, (For, While)):
+    if isinstance(s, (For, While, GridQuery)):
         return (s.body,)
     return ()
 

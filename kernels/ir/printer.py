@@ -200,8 +200,25 @@ def stmt(s: n.Stmt) -> ast.stmt:
     raise TypeError(f"Expected an IR statement but got {type(s).__name__}")
 
 
+def grid_query(s: n.GridQuery) -> list[ast.stmt]:
+    """The statements of a hash-grid neighbour loop: one ``for``, or the query, the index and the ``while``."""
+    query = ast.Call(_spelled("wp.hash_grid_query"), [expr(s.grid), expr(s.point), expr(s.radius)], [])
+    if s.style == "for":
+        return [ast.For(ast.Name(s.var), query, _block(s.body), [], lineno=0)]
+    step = ast.Call(_spelled("wp.hash_grid_query_next"), [ast.Name(s.query), ast.Name(s.var)], [])
+    return [ast.Assign([ast.Name(s.query)], query, lineno=0),
+            ast.Assign([ast.Name(s.var)], _spelled("int(0)"), lineno=0),
+            ast.While(step, _block(s.body), [])]
+
+
 def _block(body: Iterable[n.Stmt]) -> list[ast.stmt]:
-    return [stmt(x) for x in body] or [ast.Pass()]
+    out: list[ast.stmt] = []
+    for x in body:
+        if isinstance(x, n.GridQuery):
+            out += grid_query(x)
+        else:
+            out.append(stmt(x))
+    return out or [ast.Pass()]
 
 
 def _args(params: tuple[n.Param, ...]) -> ast.arguments:

@@ -191,8 +191,10 @@ def without_backward(prog: Program) -> Program:
     if prog.differentiable:
         raise ValueError("a differentiable program keeps its backward")
     meta: IRMeta = prog.meta
+    if any(key == "enable_backward" for key, _ in meta.kernel.options):      # the family chose already
+        return prog
     kernel = replace(meta.kernel, options=(*meta.kernel.options, ("enable_backward", False)))
-    return replace(prog, source=printer.kernel_source(kernel), meta=IRMeta(kernel, meta.dim),
+    return replace(prog, source=printer.kernel_source(kernel), meta=replace(meta, kernel=kernel),
                    features={**prog.features, "enable_backward": False})
 
 

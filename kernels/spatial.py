@@ -154,7 +154,7 @@ class Builder:
     def source(self) -> str:
         sig = ", ".join(f"{a.name}: {s}" for a, s in self.params)
         lines = ["import warp as wp", "", "", "@wp.kernel", f"def wkf_kernel({sig}):", f"    {self.first}"]
-        return "\n".join(lines + self.body) + "\n"
+        return printer.reformat("\n".join(lines + self.body) + "\n")     # long lines wrapped as elsewhere
 
     def args(self) -> tuple[Arg, ...]:
         return tuple(a for a, _ in self.params) + tuple(self.aux)

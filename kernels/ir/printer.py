@@ -307,6 +307,16 @@ def kernel_source(k: n.Kernel) -> str:
 # Rendering with line breaks
 
 
+def reformat(source: str) -> str:
+    """Module source written as text by a family (not from IR nodes) laid out by the printer's rules: imports,
+    then each definition with its long lines wrapped, two blank lines apart. Comments are not kept."""
+    tree = ast.parse(source)
+    imports = [ast.unparse(s) for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
+    parts = ["\n".join(imports)] if imports else []
+    parts += ["\n".join(render(s, 0)) for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
+    return "\n\n\n".join(parts) + "\n"
+
+
 def render(node: ast.stmt, depth: int) -> list[str]:
     """Lines of one statement (and its blocks) at indentation ``depth``."""
     pad = INDENT * depth

@@ -492,7 +492,7 @@ def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
     """Expressions a statement evaluates itself (not those of nested blocks)."""
     if isinstance(s, Return) and s.value is None:
         return ()
-    if isinstance(s, (Let, Assign, Return, LetOut, SetElement, Unpack)):
+    if isinstance(s, (Let, Assign, Return, LetOut, SetElement, Unpack, SetAttr)):
         return (s.value,)
     if isinstance(s, Atomic) and s.compare is not None:
         return (*s.index, s.compare, s.value)
@@ -569,3 +569,56 @@ class Factory:
     name: str
     inner: str
     captures: tuple[tuple[str, Const], ...]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Structs: default construction and field assignment
+
+
+@dataclass(frozen=True, slots=True)
+class New:
+    """``S()``: a ``@wp.struct`` value with every field zero (Warp's default constructor)."""
+
+    struct: Struct
+
+    @property
+    def type(self) -> Type:
+        return self.struct
+
+
+def field_type(ty: Type, path: tuple[str, ...]) -> Type:
+    """The type of field ``path`` (``("a", "b")`` is ``.a.b``) of struct type ``ty``."""
+    for name in path:
+        if not isinstance(ty, Struct):
+            raise IRTypeError(f"Expected a struct before .{name} but got {ty}")
+        ty = ty.field(name)
+    return ty
+
+
+@dataclass(frozen=True, slots=True)
+class SetAttr:
+    """``name.a.b = value``: one (nested) field of local struct ``name`` (of type ``type``) is replaced; the
+    other fields are kept. A helper's struct parameter is its own copy (Warp passes structs by value)."""
+
+    name: str
+    type: Struct
+    path: tuple[str, ...]
+    value: Expr
+    augmented: bool = False      # printed ``name.a += e`` (the value is still ``name.a + e``, see Assign)
+
+    def __post_init__(self) -> None:
+        if not self.path or field_type(self.type, self.path) != self.value.type:
+            raise IRTypeError(f"{self.name}.{'.'.join(self.path)}: Expected a "
+                              f"{field_type(self.type, self.path) if self.path else 'field'} but got "
+                              f"{self.value.type}")
+        if self.augmented and not (isinstance(self.value, Call) and self.value.op in AUGMENTED
+                                   and self.value.args[0] == self.target()):
+            raise IRTypeError(f"augmented assignment to {self.name}.{'.'.join(self.path)}: Expected the field "
+                              f"<op> e but got {self.value}")
+
+    def target(self) -> Expr:
+        """The field as an expression (``Attr`` chain on the local)."""
+        e: Expr = Var(self.name, self.type)
+        for name in self.path:
+            e = Attr(e, name)
+        return e

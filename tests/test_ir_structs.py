@@ -232,3 +232,50 @@ def test_arrays_of_structs_agree_with_warp(tmp_path):
                                                  "frame": {"scale": Interval(0.5, 2.0),
                                                            "axis": Interval(-1.0, 1.0)}}}, (16,), {"items": (16,)})
     assert 0.74 < facts.arrays["out"].lo <= 0.75 and 6.0 <= facts.arrays["out"].hi < 6.01     # outward-rounded
+
+
+TABLED = Struct("ir_s_Tabled", (("lut", Array(FLOAT32)), ("kind", INT32), ("axis", VEC3)))
+PAIR = Struct("ir_s_Pair", (("w", FLOAT32), ("v", VEC3)))
+
+
+def _table_kernel() -> n.Kernel:
+    """An array field indexed by an int field and by ``i % 4``, a positional constructor, a component assignment."""
+    p = n.Var("p", TABLED)
+    four = n.Const(4, INT32)
+    q = n.Var("q", PAIR)
+    body = (n.Let("q", n.New(PAIR, (n.FieldLoad(p, "lut", n.call("mod", I, four), 4), _attr(p, "axis")))),
+            n.SetAttr("q", PAIR, ("v",), n.FieldLoad(p, "lut", _attr(p, "kind"), 4), component=1),
+            n.Store("out", Array(FLOAT32), (I,), n.call("add", _attr(q, "w"), n.Component(_attr(q, "v"), 1))),
+            n.Store("out_v", Array(VEC3), (I,), _attr(q, "v")))
+    params = (n.Param("p", TABLED), n.Param("out", Array(FLOAT32)), n.Param("out_v", Array(VEC3)))
+    return n.Kernel("ir_structs_table", params, body, structs=(TABLED, PAIR))
+
+
+def test_array_fields_constructors_and_components_agree_with_warp(tmp_path):
+    wp = pytest.importorskip("warp")
+    wp.init()
+    kernel = _table_kernel()
+    src = printer.module([kernel], module_name="ir_structs_table")
+    assert "q = ir_s_Pair(p.lut[i % 4], p.axis)" in src and "q.v[1] = p.lut[p.kind]" in src
+    fname = str(tmp_path / "ir_structs_table_module.py")
+    linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)
+    module = types.ModuleType("ir_structs_table_test")
+    module.__file__ = fname
+    sys.modules[module.__name__] = module
+    exec(compile(src, fname, "exec"), module.__dict__)
+    device = wp.get_device("cpu")
+    lut = np.array([0.5, -1.0, 2.0, 0.25], np.float32)
+    value = module.__dict__[TABLED.name]()
+    value.lut = wp.array(lut, dtype=float, device=device)
+    value.kind = 2
+    value.axis = wp.vec3(1.0, 2.0, 3.0)
+    outs = [wp.zeros(16, dtype=float, device=device), wp.zeros(16, dtype=wp.vec3, device=device)]
+    wp.launch(module.__dict__[kernel.name], dim=16, inputs=[value, *outs], device=device)
+    data = {"lut": lut, "kind": np.int32(2), "axis": np.array([1.0, 2.0, 3.0], np.float32)}
+    want = interp.run(kernel, (16,), {"p": data, "out": np.zeros(16), "out_v": np.zeros((16, 3))})
+    np.testing.assert_allclose(outs[0].numpy(), want["out"], rtol=1e-6, err_msg=src)
+    np.testing.assert_allclose(outs[1].numpy(), want["out_v"], rtol=1e-6, err_msg=src)
+    np.testing.assert_allclose(want["out"], lut[np.arange(16) % 4] + 2.0)
+    facts = intervals.analyze(kernel, {"p": {"lut": Interval(-1.0, 2.0), "kind": Interval(0.0, 5.0),
+                                             "axis": Interval(0.0, 3.0)}}, (16,))
+    assert any("lut" in v for v in facts.violations)          # kind may reach 5: outside the 4-entry table

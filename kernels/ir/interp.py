@@ -87,6 +87,8 @@ class Interpreter:
     def _broadcast(self, ty, value, lanes: int):
         if isinstance(ty, Struct):
             return {k: self._broadcast(t, value[k], lanes) for k, t in ty.fields}
+        if isinstance(ty, Array):                          # an array field of a struct: shared, not per lane
+            return np.asarray(value)
         arr = round_to(ty, np.asarray(value), self.exact)
         return np.broadcast_to(arr, (lanes, *elem_shape(ty))).copy()
 
@@ -122,7 +124,12 @@ class Interpreter:
             whole[(m, *s.index)] = value[m]
             env[s.name] = whole
         elif isinstance(s, n.SetAttr):             # a new dict along the path: no other local shares it
-            env[s.name] = _set_path(env[s.name], s.path, self.eval(s.value, m, frame), m)
+            value = self.eval(s.value, m, frame)
+            if s.component is not None:                # the whole vector with one component replaced
+                whole = np.array(self.eval(s.target().value, m, frame), copy=True)
+                whole[:, s.component] = value
+                value = whole
+            env[s.name] = _set_path(env[s.name], s.path, value, m)
         elif isinstance(s, n.If):
             c = self.eval(s.cond, m, frame)
             self._block(s.then, m & c, frame)
@@ -298,8 +305,16 @@ class Interpreter:
             return self._call(e, m, frame)
         if isinstance(e, n.ShapeOf):
             return np.full(frame.lanes, self.arrays[e.array].shape[e.dim], dtype=np.int32)
+        if isinstance(e, n.New) and e.args:
+            return {k: self.eval(a, m, frame) for (k, _), a in zip(e.struct.fields, e.args)}
         if isinstance(e, n.New):
             return _zeros(e.struct, frame.lanes, self.exact)
+        if isinstance(e, n.FieldLoad):                 # an array field: one table shared by every lane
+            table = round_to(e.type, np.asarray(self.eval(e.value, m, frame)[e.field]), self.exact)
+            idx = np.where(m, self.eval(e.index, m, frame), 0).astype(np.int64)
+            if np.any((idx < 0) | (idx >= table.shape[0])):
+                raise InterpError(f"load .{e.field}: index out of bounds (size {table.shape[0]})")
+            return table[idx]
         raise TypeError(f"Expected an IR expression but got {type(e).__name__}")
 
     def _call(self, e: n.FuncCall, m: np.ndarray, frame: _Frame):

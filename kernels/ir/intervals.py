@@ -138,7 +138,10 @@ class Engine:
         if isinstance(s, n.SetElement):
             return {**env, s.name: env.get(s.name, EVERYTHING).join(self.expr(s.value, env))}
         if isinstance(s, n.SetAttr):
-            return {**env, s.name: _set_path(env.get(s.name), s.type, s.path, self.expr(s.value, env))}
+            value = self.expr(s.value, env)
+            if s.component is not None:                # the other components keep theirs
+                value = value.join(self.expr(s.target().value, env))
+            return {**env, s.name: _set_path(env.get(s.name), s.type, s.path, value)}
         if isinstance(s, n.If):
             return self._if(s, env)
         if isinstance(s, n.For):
@@ -287,8 +290,16 @@ class Engine:
             return tuple(self.expr(v, env) for v in e.values)
         if isinstance(e, n.Static):
             return self.expr(e.value, env)
+        if isinstance(e, n.New) and e.args:
+            return {k: self.expr(a, env) for (k, _), a in zip(e.struct.fields, e.args)}
         if isinstance(e, n.New):
             return _struct_iv(e.struct, Interval.point(0.0))
+        if isinstance(e, n.FieldLoad):
+            iv = self.expr(e.index, env)
+            if not (0 <= iv.lo and iv.hi <= e.size - 1):
+                self.violation(f"load .{e.field}: index {iv} outside [0, {e.size - 1}]")
+            value = self.expr(e.value, env)
+            return value.get(e.field, EVERYTHING) if isinstance(value, dict) else EVERYTHING
         if isinstance(e, n.Attr):
             value = self.expr(e.value, env)
             return value.get(e.field, EVERYTHING) if isinstance(value, dict) else EVERYTHING

@@ -96,7 +96,9 @@ def expr(e: n.Expr) -> ast.expr:
     if isinstance(e, n.Static):
         return ast.Name(e.text) if e.bare else ast.Call(_spelled("wp.static"), [_spelled(e.text)], [])
     if isinstance(e, n.New):
-        return ast.Call(ast.Name(e.struct.name), [], [])
+        return ast.Call(ast.Name(e.struct.name), [expr(a) for a in e.args], [])
+    if isinstance(e, n.FieldLoad):
+        return ast.Subscript(ast.Attribute(expr(e.value), e.field), expr(e.index))
     raise TypeError(f"Expected an IR expression but got {type(e).__name__}")
 
 

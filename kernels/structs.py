@@ -29,7 +29,7 @@ from harness.seeds import derive_seed, rng_for
 from harness.verify import screen
 from kernels.ir import interp, printer
 from kernels.ir import nodes as n
-from kernels.ir.analysis import op_names, remove_dead, statements
+from kernels.ir.analysis import is_absorbed, is_identity, is_self_operation, op_names, remove_dead, statements
 from kernels.ir.intervals import analyze
 from kernels.ir.numeric import Interval
 from kernels.ir.types import FLOAT32, INT32, Array, Struct, Vector
@@ -262,7 +262,8 @@ class Gen:
         if depth <= 0:
             return must.pop(0) if must else self.leaf()
         left = self.expr(depth - 1 if rng.random() < 0.6 else 0, must[: (len(must) + 1) // 2])
-        right = self.expr(depth - 1 if rng.random() < 0.4 else 0, must[(len(must) + 1) // 2:])
+        must_right = must[(len(must) + 1) // 2:]
+        right = self.expr(depth - 1 if rng.random() < 0.4 else 0, must_right)
         # no self-operations (x - x) and no operations of two literals
         if str(left[0]) == str(right[0]) or (isinstance(left[0], n.Const) and isinstance(right[0], n.Const)):
             if not isinstance(left[0], n.Const):
@@ -296,7 +297,10 @@ class Gen:
             iv = Interval(min(ia.lo, ib.lo), min(ia.hi, ib.hi))
         else:
             iv = Interval(max(ia.lo, ib.lo), max(ia.hi, ib.hi))
-        return n.call(op, a, b), iv
+        e = n.call(op, a, b)
+        if not must_right and (is_absorbed(e) or is_identity(e) or is_self_operation(e)):    # min(x, max(x, y))
+            return left
+        return e, iv
 
     def vexpr(self) -> n.Expr:
         rng = self.rng

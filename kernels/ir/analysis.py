@@ -189,7 +189,7 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
         if s.name not in live and s.out not in live:
             return None, live
         return s, (live - {s.name}) | uses(s.value) | {s.out}
-    if isinstance(s, n.SetElement):              # reads the rest of the local: it stays live
+    if isinstance(s, (n.SetElement, n.SetAttr)):   # reads the rest of the local: it stays live
         return (s, live | uses(s.value)) if s.name in live else (None, live)
     if isinstance(s, (n.Break, n.Continue)):
         return s, live | loop_live
@@ -219,7 +219,8 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
 
 def dead_locals(kernel: n.Kernel) -> list[str]:
     """Names bound by statements that :func:`remove_dead` would remove."""
-    before = [s for s in statements(kernel.body) if isinstance(s, (n.Let, n.Assign, n.LetOut, n.SetElement))]
+    before = [s for s in statements(kernel.body)
+              if isinstance(s, (n.Let, n.Assign, n.LetOut, n.SetElement, n.SetAttr))]
     after = {id(s) for s in statements(remove_dead(kernel).body)}
     return [s.name for s in before if id(s) not in after]
 
@@ -229,7 +230,7 @@ def reaching(kernel: n.Kernel) -> set[str]:
     deps: dict[str, set[str]] = {}
     roots: set[str] = set()
     for s in statements(kernel.body):
-        if isinstance(s, (n.Let, n.Assign, n.SetElement)):
+        if isinstance(s, (n.Let, n.Assign, n.SetElement, n.SetAttr)):
             deps.setdefault(s.name, set()).update(uses(s.value))
         elif isinstance(s, (n.LetOut, n.Unpack)):
             for name in ((s.name, s.out) if isinstance(s, n.LetOut) else s.names):

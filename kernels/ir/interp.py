@@ -65,7 +65,9 @@ class Interpreter:
         env: dict[str, object] = {}
         for p in self.kernel.params:
             value = inputs[p.name]
-            if isinstance(p.type, Array):
+            if isinstance(p.type, Array) and isinstance(p.type.dtype, Struct):    # {field: array}, read-only
+                self.arrays[p.name] = _struct_array(p.type.dtype, value, self.exact)
+            elif isinstance(p.type, Array):
                 self.arrays[p.name] = round_to(p.type.dtype, np.array(value, copy=True), self.exact)
             else:
                 env[p.name] = self._broadcast(p.type, value, lanes)
@@ -77,7 +79,7 @@ class Interpreter:
             self._block(self.kernel.body, np.ones(lanes, dtype=bool), frame)
         out = {}
         for p in self.kernel.params:
-            if isinstance(p.type, Array):
+            if isinstance(p.type, Array) and not isinstance(p.type.dtype, Struct):
                 s = scalar_of(p.type.dtype)
                 out[p.name] = self.arrays[p.name].astype(s.numpy if self.exact or not s.is_float else np.float64)
         return out
@@ -85,6 +87,8 @@ class Interpreter:
     def _broadcast(self, ty, value, lanes: int):
         if isinstance(ty, Struct):
             return {k: self._broadcast(t, value[k], lanes) for k, t in ty.fields}
+        if isinstance(ty, Array):                          # an array field of a struct: shared, not per lane
+            return np.asarray(value)
         arr = round_to(ty, np.asarray(value), self.exact)
         return np.broadcast_to(arr, (lanes, *elem_shape(ty))).copy()
 
@@ -119,6 +123,13 @@ class Interpreter:
             whole = np.array(env[s.name], copy=True)
             whole[(m, *s.index)] = value[m]
             env[s.name] = whole
+        elif isinstance(s, n.SetAttr):             # a new dict along the path: no other local shares it
+            value = self.eval(s.value, m, frame)
+            if s.component is not None:                # the whole vector with one component replaced
+                whole = np.array(self.eval(s.target().value, m, frame), copy=True)
+                whole[:, s.component] = value
+                value = whole
+            env[s.name] = _set_path(env[s.name], s.path, value, m)
         elif isinstance(s, n.If):
             c = self.eval(s.cond, m, frame)
             self._block(s.then, m & c, frame)
@@ -263,10 +274,11 @@ class Interpreter:
         if isinstance(e, n.Load):
             arr = self.arrays[e.array]
             idx = tuple(np.where(m, self.eval(i, m, frame), 0).astype(np.int64) for i in e.index)
+            shape = _leaf(arr).shape
             for axis, i in enumerate(idx):
-                if np.any((i < 0) | (i >= arr.shape[axis])):
-                    raise InterpError(f"load {e.array}: index out of bounds on axis {axis} (size {arr.shape[axis]})")
-            return arr[idx]
+                if np.any((i < 0) | (i >= shape[axis])):
+                    raise InterpError(f"load {e.array}: index out of bounds on axis {axis} (size {shape[axis]})")
+            return _take(arr, idx)
         if isinstance(e, n.Call) and not e.args:     # a constant (wp.pi, wp.identity): one per lane
             value = OPS[e.op].eval(Ctx((), e.type, self.exact))
             return np.broadcast_to(value, (frame.lanes, *np.shape(value))).copy()
@@ -293,6 +305,16 @@ class Interpreter:
             return self._call(e, m, frame)
         if isinstance(e, n.ShapeOf):
             return np.full(frame.lanes, self.arrays[e.array].shape[e.dim], dtype=np.int32)
+        if isinstance(e, n.New) and e.args:
+            return {k: self.eval(a, m, frame) for (k, _), a in zip(e.struct.fields, e.args)}
+        if isinstance(e, n.New):
+            return _zeros(e.struct, frame.lanes, self.exact)
+        if isinstance(e, n.FieldLoad):                 # an array field: one table shared by every lane
+            table = round_to(e.type, np.asarray(self.eval(e.value, m, frame)[e.field]), self.exact)
+            idx = np.where(m, self.eval(e.index, m, frame), 0).astype(np.int64)
+            if np.any((idx < 0) | (idx >= table.shape[0])):
+                raise InterpError(f"load .{e.field}: index out of bounds (size {table.shape[0]})")
+            return table[idx]
         raise TypeError(f"Expected an IR expression but got {type(e).__name__}")
 
     def _call(self, e: n.FuncCall, m: np.ndarray, frame: _Frame):
@@ -390,3 +412,32 @@ def evaluate(e: n.Expr, env: Mapping[str, np.ndarray], arrays: Mapping[str, np.n
     it.arrays = dict(arrays)
     with np.errstate(all="ignore"):
         return it.eval(e, np.ones(lanes, dtype=bool), _Frame(dict(env), lanes))
+
+
+def _zeros(ty, lanes: int, exact: bool):
+    """A default-constructed value of ``ty`` on every lane (struct: every field zero)."""
+    if isinstance(ty, Struct):
+        return {k: _zeros(t, lanes, exact) for k, t in ty.fields}
+    return round_to(ty, np.zeros((lanes, *elem_shape(ty))), exact)
+
+
+def _set_path(value: dict, path: tuple[str, ...], new, m: np.ndarray) -> dict:
+    out = dict(value)
+    head = value[path[0]]
+    out[path[0]] = _select(m, new, head) if len(path) == 1 else _set_path(head, path[1:], new, m)
+    return out
+
+
+def _struct_array(ty, value, exact: bool):
+    """An array of structs as {field: array of the field's values} (nested structs nest)."""
+    if isinstance(ty, Struct):
+        return {k: _struct_array(t, value[k], exact) for k, t in ty.fields}
+    return round_to(ty, np.array(value, copy=True), exact)
+
+
+def _leaf(arr):
+    return _leaf(next(iter(arr.values()))) if isinstance(arr, dict) else arr
+
+
+def _take(arr, idx):
+    return {k: _take(v, idx) for k, v in arr.items()} if isinstance(arr, dict) else arr[idx]

@@ -49,7 +49,29 @@ class Facts:
 def _join(a: Env, b: Env) -> Env:
     out = dict(a)
     for k, v in b.items():
-        out[k] = out[k].join(v) if k in out else v
+        out[k] = _join_value(out[k], v) if k in out else v
+    return out
+
+
+def _join_value(a, b):
+    """Join of two bounds; a struct's bounds are {field: bound} (a field missing on one side is unbounded)."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            return EVERYTHING
+        return {k: _join_value(a[k], b[k]) if k in a and k in b else EVERYTHING for k in a.keys() | b.keys()}
+    return a.join(b)
+
+
+def _struct_iv(ty, iv: Interval):
+    """Bounds of a struct value whose every leaf field lies in ``iv``."""
+    return {k: _struct_iv(t, iv) for k, t in ty.fields} if isinstance(ty, Struct) else iv
+
+
+def _set_path(value, ty, path: tuple[str, ...], new):
+    """Bounds of struct ``value`` (of type ``ty``) after field ``path`` is set to bounds ``new``."""
+    out = dict(value) if isinstance(value, dict) else _struct_iv(ty, EVERYTHING)
+    field = ty.field(path[0])
+    out[path[0]] = new if len(path) == 1 else _set_path(out.get(path[0]), field, path[1:], new)
     return out
 
 
@@ -77,6 +99,8 @@ class Engine:
             if isinstance(p.type, Array):
                 self.facts.arrays[p.name] = inputs.get(p.name, Interval(0.0, 0.0))
             elif not isinstance(p.type, Struct):
+                env[p.name] = inputs[p.name]
+            elif isinstance(inputs.get(p.name), dict):      # a struct: {field: interval or nested dict}
                 env[p.name] = inputs[p.name]
         for name, size in zip(kernel.tids, dim):
             env[name] = Interval(0.0, size - 1.0)
@@ -113,6 +137,11 @@ class Engine:
             return env
         if isinstance(s, n.SetElement):
             return {**env, s.name: env.get(s.name, EVERYTHING).join(self.expr(s.value, env))}
+        if isinstance(s, n.SetAttr):
+            value = self.expr(s.value, env)
+            if s.component is not None:                # the other components keep theirs
+                value = value.join(self.expr(s.target().value, env))
+            return {**env, s.name: _set_path(env.get(s.name), s.type, s.path, value)}
         if isinstance(s, n.If):
             return self._if(s, env)
         if isinstance(s, n.For):
@@ -261,6 +290,19 @@ class Engine:
             return tuple(self.expr(v, env) for v in e.values)
         if isinstance(e, n.Static):
             return self.expr(e.value, env)
+        if isinstance(e, n.New) and e.args:
+            return {k: self.expr(a, env) for (k, _), a in zip(e.struct.fields, e.args)}
+        if isinstance(e, n.New):
+            return _struct_iv(e.struct, Interval.point(0.0))
+        if isinstance(e, n.FieldLoad):
+            iv = self.expr(e.index, env)
+            if not (0 <= iv.lo and iv.hi <= e.size - 1):
+                self.violation(f"load .{e.field}: index {iv} outside [0, {e.size - 1}]")
+            value = self.expr(e.value, env)
+            return value.get(e.field, EVERYTHING) if isinstance(value, dict) else EVERYTHING
+        if isinstance(e, n.Attr):
+            value = self.expr(e.value, env)
+            return value.get(e.field, EVERYTHING) if isinstance(value, dict) else EVERYTHING
         return EVERYTHING
 
     def _call(self, e: n.FuncCall, env: Env) -> Interval:
@@ -270,7 +312,7 @@ class Engine:
         values = self.returns.pop()
         out = values[0]
         for v in values[1:]:
-            out = tuple(a.join(b) for a, b in zip(out, v)) if isinstance(out, tuple) else out.join(v)
+            out = tuple(a.join(b) for a, b in zip(out, v)) if isinstance(out, tuple) else _join_value(out, v)
         return out
 
 

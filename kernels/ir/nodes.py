@@ -485,6 +485,10 @@ def children(e: Expr) -> tuple[Expr, ...]:
         return (e.value,)
     if isinstance(e, MakeTuple):
         return e.values
+    if isinstance(e, FieldLoad):
+        return (e.value, e.index)
+    if isinstance(e, New):
+        return e.args
     return ()
 
 
@@ -492,7 +496,7 @@ def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
     """Expressions a statement evaluates itself (not those of nested blocks)."""
     if isinstance(s, Return) and s.value is None:
         return ()
-    if isinstance(s, (Let, Assign, Return, LetOut, SetElement, Unpack)):
+    if isinstance(s, (Let, Assign, Return, LetOut, SetElement, Unpack, SetAttr)):
         return (s.value,)
     if isinstance(s, Atomic) and s.compare is not None:
         return (*s.index, s.compare, s.value)
@@ -569,3 +573,90 @@ class Factory:
     name: str
     inner: str
     captures: tuple[tuple[str, Const], ...]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Structs: default construction and field assignment
+
+
+@dataclass(frozen=True, slots=True)
+class New:
+    """``S()``: a ``@wp.struct`` value with every field zero (Warp's default constructor), or ``S(a, b)``."""
+
+    struct: Struct
+    args: tuple[Expr, ...] = ()      # ``S(a, b)``: Warp's positional constructor, one value per field in order
+
+    def __post_init__(self) -> None:
+        if self.args and tuple(a.type for a in self.args) != tuple(t for _, t in self.struct.fields):
+            raise IRTypeError(f"{self.struct.name}(...): Expected {[str(t) for _, t in self.struct.fields]} but got "
+                              f"{[str(a.type) for a in self.args]}")
+
+    @property
+    def type(self) -> Type:
+        return self.struct
+
+
+def field_type(ty: Type, path: tuple[str, ...]) -> Type:
+    """The type of field ``path`` (``("a", "b")`` is ``.a.b``) of struct type ``ty``."""
+    for name in path:
+        if not isinstance(ty, Struct):
+            raise IRTypeError(f"Expected a struct before .{name} but got {ty}")
+        ty = ty.field(name)
+    return ty
+
+
+@dataclass(frozen=True, slots=True)
+class SetAttr:
+    """``name.a.b = value``: one (nested) field of local struct ``name`` (of type ``type``) is replaced; the
+    other fields are kept. A helper's struct parameter is its own copy (Warp passes structs by value)."""
+
+    name: str
+    type: Struct
+    path: tuple[str, ...]
+    value: Expr
+    augmented: bool = False      # printed ``name.a += e`` (the value is still ``name.a + e``, see Assign)
+    component: int | None = None     # ``name.a[k] = e``: one component of a vector field
+
+    def __post_init__(self) -> None:
+        if self.component is not None:
+            ty = field_type(self.type, self.path)
+            if not isinstance(ty, Vector) or not 0 <= self.component < ty.n or self.value.type != ty.scalar \
+                    or self.augmented:
+                raise IRTypeError(f"{self.name}.{'.'.join(self.path)}[{self.component}]: Expected a component of a "
+                                  f"vector field but got {ty} and {self.value.type}")
+            return
+        if not self.path or field_type(self.type, self.path) != self.value.type:
+            raise IRTypeError(f"{self.name}.{'.'.join(self.path)}: Expected a "
+                              f"{field_type(self.type, self.path) if self.path else 'field'} but got "
+                              f"{self.value.type}")
+        if self.augmented and not (isinstance(self.value, Call) and self.value.op in AUGMENTED
+                                   and self.value.args[0] == self.target()):
+            raise IRTypeError(f"augmented assignment to {self.name}.{'.'.join(self.path)}: Expected the field "
+                              f"<op> e but got {self.value}")
+
+    def target(self) -> Expr:
+        """The field as an expression (``Attr`` chain on the local)."""
+        e: Expr = Var(self.name, self.type)
+        for name in self.path:
+            e = Attr(e, name)
+        return e if self.component is None else Component(e, self.component)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldLoad:
+    """``value.field[index]``: an element of an array field of a struct (``size`` elements, what the interval
+    engine checks the index against)."""
+
+    value: Expr
+    field: str
+    index: Expr
+    size: int
+
+    def __post_init__(self) -> None:
+        ty = Attr(self.value, self.field).type
+        if not isinstance(ty, Array) or ty.ndim != 1 or self.index.type != INT32:
+            raise IRTypeError(f"Expected a 1-d array field and an int32 index but got {ty}, {self.index.type}")
+
+    @property
+    def type(self) -> Type:
+        return Attr(self.value, self.field).type.dtype

@@ -95,6 +95,10 @@ def expr(e: n.Expr) -> ast.expr:
         return ast.Tuple([expr(v) for v in e.values])
     if isinstance(e, n.Static):
         return ast.Name(e.text) if e.bare else ast.Call(_spelled("wp.static"), [_spelled(e.text)], [])
+    if isinstance(e, n.New):
+        return ast.Call(ast.Name(e.struct.name), [expr(a) for a in e.args], [])
+    if isinstance(e, n.FieldLoad):
+        return ast.Subscript(ast.Attribute(expr(e.value), e.field), expr(e.index))
     raise TypeError(f"Expected an IR expression but got {type(e).__name__}")
 
 
@@ -197,6 +201,11 @@ def stmt(s: n.Stmt) -> ast.stmt:
         return ast.Return(expr(s.value) if s.value is not None else None)
     if isinstance(s, n.Unpack):
         return ast.Assign([ast.Tuple([ast.Name(x) for x in s.names])], expr(s.value), lineno=0)
+    if isinstance(s, n.SetAttr) and s.augmented:
+        op = _BINOPS[n.AUGMENTED[s.value.op]]()
+        return ast.AugAssign(expr(s.target()), op, expr(s.value.args[1]), lineno=0)
+    if isinstance(s, n.SetAttr):
+        return ast.Assign([expr(s.target())], expr(s.value), lineno=0)
     raise TypeError(f"Expected an IR statement but got {type(s).__name__}")
 
 

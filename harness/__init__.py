@@ -6,5 +6,6 @@ Data flows one way::
          -> run + compare (verify.py) -> record (record.py) -> report -> writer (writer.py, controller only)
 """
 
-GENERATOR_API_VERSION = 3   # 2: generated names without Warp's hash suffix (strip_hash); 3: records rebuild
-#                             from their own fields (blocks keyed by signature), SASS resources, token counts
+GENERATOR_API_VERSION = 4   # 2: generated names without Warp's hash suffix (strip_hash); 3: records rebuild
+#                             from their own fields (blocks keyed by signature), SASS resources, token counts;
+#                             4: kernel names carry 6 hex digits of the source's hash, not 10

@@ -76,7 +76,11 @@ def _forget_function_names(source: str) -> None:
     for line in source.splitlines():
         stripped = line.strip()
         if stripped.startswith("def "):
-            counts.pop(stripped[4:].split("(", 1)[0].strip(), None)
+            name = stripped[4:].split("(", 1)[0].strip()
+            counts.pop(name, None)
+            # a closure's key is its qualified name (``factory__locals__inner``)
+            for key in [k for k in counts if k.startswith(f"{name}__locals__")]:
+                counts.pop(key, None)
 
 
 def define_kernels(specs: list[KernelSpec], module_name: str,

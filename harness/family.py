@@ -21,6 +21,10 @@ Role = Literal["in", "out", "inout", "scalar", "aux"]
 
 #: The provisional kernel name a generator writes; the harness replaces it with a content-addressed name.
 PLACEHOLDER = "wkf_kernel"
+#: hex digits of the source's sha256 in a kernel's name (``math_cf2633``): short enough to read, long enough that
+#: two programs of one chunk rarely share a name (when they do, :func:`harness.pipeline.name_rounds` builds them
+#: apart)
+NAME_HASH_DIGITS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +131,16 @@ class Family:
     prepare: Preparer | None = None
     chunk_size: int = 32
     covers: tuple[str, ...] = ()
+    #: the generator takes the kernel's seed as well (``generate(rng, seed=seed)``): a generator that screens its
+    #: programs with the verifier's checks can then use the very inputs the verifier will draw for that seed
+    seeded: bool = False
 
     def spec(self, seed: int, rng: np.random.Generator) -> KernelSpec:
         """Run the generator and give the program its content-addressed name."""
-        program = self.generate(rng)
+        program = self.generate(rng, seed=seed) if self.seeded else self.generate(rng)
         if PLACEHOLDER not in program.source:
             raise ValueError(f"family {self.name!r}: generated source does not define {PLACEHOLDER!r}")
-        digest = hashlib.sha256(program.source.encode("utf-8")).hexdigest()[:10]
+        digest = hashlib.sha256(program.source.encode("utf-8")).hexdigest()[:NAME_HASH_DIGITS]
         name = f"{self.name}_{digest}"
         source = re.sub(rf"\b{PLACEHOLDER}", name, program.source)
         return KernelSpec(self.name, self.version, seed, name, replace(program, source=source))

@@ -6,6 +6,7 @@ to the controller on the test report; it never writes the dataset.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -71,20 +72,48 @@ def generate_specs(job: ChunkJob, result: ChunkResult) -> list[tuple[int, Kernel
                 result.rejects.append(_reject_entry(job, index, seed, device, "generator_error",
                                                     f"generator raised {type(exc).__name__}: {exc}"))
             continue
-        if spec.kernel_name in seen:
+        digest = hashlib.sha256(spec.source.encode("utf-8")).digest()
+        if digest in seen:
             for device in job.devices:
                 result.rejects.append(_reject_entry(job, index, seed, device, "duplicate",
                                                     "identical program earlier in this chunk", spec.kernel_name))
             continue
-        seen.add(spec.kernel_name)
+        seen.add(digest)
         specs.append((index, spec))
     result.seconds["generate"] += time.perf_counter() - t0
     return specs
 
 
+def name_rounds(indexed: list[tuple[int, KernelSpec]]) -> list[list[tuple[int, KernelSpec]]]:
+    """Split a chunk's programs into rounds in which kernel names are unique.
+
+    Names carry a short content hash (:meth:`harness.family.Family.spec`), so two different programs of one
+    chunk may share a name (about one chunk in a hundred); they cannot live in one Warp module, so the later
+    one is built in a later round. The split depends on the programs alone: the same chunk splits the same way.
+    """
+    rounds: list[list[tuple[int, KernelSpec]]] = []
+    names: list[set[str]] = []
+    for item in indexed:
+        for r, taken in zip(rounds, names):
+            if item[1].kernel_name not in taken:
+                r.append(item)
+                taken.add(item[1].kernel_name)
+                break
+        else:
+            rounds.append([item])
+            names.append({item[1].kernel_name})
+    return rounds
+
+
 def run_chunk(job: ChunkJob) -> ChunkResult:
     result = ChunkResult()
-    indexed = generate_specs(job, result)
+    rounds = name_rounds(generate_specs(job, result))
+    for indexed in rounds:
+        _run_round(job, result, indexed)
+    return result
+
+
+def _run_round(job: ChunkJob, result: ChunkResult, indexed: list[tuple[int, KernelSpec]]) -> None:
     index_of = {spec.kernel_name: index for index, spec in indexed}
     specs = [spec for _, spec in indexed]
     cpu_numerics = not job.gpu
@@ -98,7 +127,7 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
     )
     built = build(specs, f"wkf_{job.family.name}", opts)
     result.seconds.update(built.seconds)
-    result.compiles = built.compiles
+    result.compiles += built.compiles
     lost: dict[str, set[str]] = {}       # kernel name -> requested devices it cannot have a record for
     for failure in built.failures:
         spec = failure.spec
@@ -116,7 +145,6 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
             _module_records(job, result, module, index_of, lost, versions)
         finally:
             release_module(module.module)
-    return result
 
 
 @dataclass(slots=True)

@@ -1,4 +1,5 @@
-"""Finding kernel families: every public module of ``kernels/`` defines ``FAMILY``."""
+"""Finding kernel families: every public module of ``kernels/`` defines ``FAMILY`` (packages such as
+``kernels/ir`` and underscore modules are shared machinery, not families)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def all_families() -> dict[str, Family]:
 
     found = {}
     for info in sorted(pkgutil.iter_modules(kernels.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
+        if info.ispkg or info.name.startswith("_"):
             continue
         family = family_from_module(importlib.import_module(f"kernels.{info.name}"))
         found[family.name] = family

@@ -287,7 +287,11 @@ class FactorySession:
             self.assembled[device] = ds.assemble(self.plan_chunks, self.target)
         if self.target is None or not self.assembled:
             return
-        short = {d: s["bytes"] for d, s in self.assembled.items() if s["bytes"] < self.target * 0.99}
+        # short: below the target with nothing left over (a record dropped as over_target means the chunks did
+        # produce enough and the cut stopped where the next record would not fit; with small targets one record
+        # is more than the 1% slack)
+        short = {d: s["bytes"] for d, s in self.assembled.items()
+                 if s["bytes"] < self.target * 0.99 and not s.get("dropped", {}).get("over_target")}
         pending = [c for c in self.plan_chunks if c.order not in self.done]
         wall = time.monotonic() - self.started
         for device, ds in self.datasets.items():

@@ -10,7 +10,7 @@ so such elements are masked instead of loosening the tolerance. Integer inputs a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import warp as wp
@@ -19,6 +19,9 @@ from .dtypes import dtype as lookup_dtype
 from .errors import KernelRejected
 from .family import Arg, Family, KernelSpec, Tolerance
 from .seeds import derive_seed, rng_for
+
+#: what a kernel (or a stand-in for one) computes: inputs by name -> final contents of the outputs
+Observe = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
 INPUT_SETS = 3
 PERTURB_ULPS = 32          # perturbation of float inputs, in units of that dtype's eps
@@ -175,6 +178,25 @@ def run_kernel(family: Family, kernel, spec: KernelSpec, inputs: Mapping[str, np
 
 def verify(family: Family, spec: KernelSpec, kernel, device: str, namespace: dict | None = None) -> Verification:
     """Verify ``kernel`` (compiled from ``spec``) on ``device``; raise :class:`KernelRejected` on any failure."""
+    result, observed, first_stable = _check_outputs(
+        family, spec, device, lambda inputs: run_kernel(family, kernel, spec, inputs, device, namespace))
+    if spec.program.differentiable:
+        result.gradient_checked = check_gradient(family, spec, kernel, device, namespace, observed.inputs[0],
+                                                 first_stable, result.tolerance)
+    return result
+
+
+def screen(family: Family, spec: KernelSpec, observe: Observe) -> Verification:
+    """The verifier's checks with ``observe(inputs)`` standing in for the compiled kernel (for instance an
+    interpreter that rounds as Warp does): generators ask them before anything compiles, so that the questions
+    and their thresholds live here only. Raises :class:`KernelRejected` (device ``"reference"``) like
+    :func:`verify`; the gradient is not checked."""
+    return _check_outputs(family, spec, "reference", observe)[0]
+
+
+def _check_outputs(family: Family, spec: KernelSpec, device: str,
+                   observe: Observe) -> tuple[Verification, _Observed, dict[str, np.ndarray]]:
+    """Outputs of ``observe`` on :data:`INPUT_SETS` input sets against the reference, conditioning, degeneracy."""
     tol = family.tolerance(spec)
     result = Verification(numerics_device=device, tolerance=tol)
     observed = _Observed()
@@ -189,7 +211,7 @@ def verify(family: Family, spec: KernelSpec, kernel, device: str, namespace: dic
             raise _reject(spec, device, "generator_error", f"input sampler raised {type(exc).__name__}: {exc}")
         expected = _reference(family, spec, inputs)
         stable = _condition_mask(family, spec, inputs, expected, tol, rng)
-        got = run_kernel(family, kernel, spec, inputs, device, namespace)
+        got = observe(inputs)
         observed.inputs.append(inputs)
         observed.outputs.append(got)
         if set_index == 0:
@@ -234,10 +256,7 @@ def verify(family: Family, spec: KernelSpec, kernel, device: str, namespace: dic
         raise _reject(spec, device, "ill_conditioned",
                       f"{masked_total} of {total} output elements are ill-conditioned (masked); too few to verify")
     _check_degenerate(family, spec, device, observed)
-    if spec.program.differentiable:
-        result.gradient_checked = check_gradient(family, spec, kernel, device, namespace, observed.inputs[0],
-                                                 first_stable, tol)
-    return result
+    return result, observed, first_stable
 
 
 def _reject(spec: KernelSpec, device: str, reason: str, message: str) -> KernelRejected:

@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.family import PLACEHOLDER, Arg, KernelSpec, Tolerance
-
-ARRAY_NAMES = ("a", "b", "c", "d", "x", "y", "z", "u", "v", "w", "p", "q", "src", "inp", "lhs", "rhs", "vals",
-               "data", "field", "mass", "vel", "pos", "rho", "temp")
-OUT_NAMES = ("out", "res", "dst", "result", "y_out", "acc", "outp", "dest")
-LOCAL_NAMES = ("t", "s", "r", "m", "k", "h", "g", "e", "f", "tmp", "val", "acc", "prod", "part", "term")
-SCALAR_NAMES = ("alpha", "beta", "scale", "gain", "bias", "shift", "k0", "coef", "eps", "offset")
+from kernels.ir.gen import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, SCALAR_NAMES  # noqa: F401  (one name pool)
 
 #: source spelling of array element types and scalar parameter types, by dtype name
 ARRAY_SPELLING = {"float32": "wp.array(dtype=float)", "float64": "wp.array(dtype=wp.float64)",

@@ -6,38 +6,39 @@ optional float weight arrays and scalar parameters. A program is a random sequen
 
 * vector values: ``wp.vec3(...)`` built from scalar expressions or permuted components, sums, differences,
   scalings, ``wp.cross``; scalar measures of them: ``wp.dot``, ``wp.length``, ``wp.length_sq``, components;
-* scalar math (``math.MathGen``: builtins kept inside their domains) over those measures and the inputs;
+* scalar math (Warp math builtins kept inside their domains) over those measures and the inputs;
 * a neighbour loop (constant or parameter trip count) that gathers other elements
   (``pos[(i + j + 1) % 64]``, ``wp.vec3(x[k], y[k], z[k])``), relates them to this one (difference, cross
-  product), measures the relation, filters it (``if r < h:``, ``if wp.dot(d, v) > 0.0 and ...``,
-  ``if r > cut: continue``) and accumulates vector and scalar sums;
-* conditionals on vector measures (reflection ``v - n * (2.0 * wp.dot(v, n))``, magnitude limiting,
-  sign flips) with else branches;
+  product), measures the relation, weighs it with a helper, filters it (``if r < h:``, ``if r > cut: continue``,
+  if/else) and accumulates vector and scalar sums;
+* conditionals on vector measures (reflection ``v - n * (2.0 * wp.dot(v, n))``, sign flips, if/elif/else on a
+  measure) and magnitude limiting ``v * (c / wp.max(wp.length(v), c))``;
 * one or two ``@wp.func`` helpers (scalar -> scalar with an if/else inside, vec3 -> float, or
-  (vec3, vec3) -> vec3) created where the program first calls them, their parameter domains the intervals of
-  those first arguments.
+  (vec3, vec3) -> vec3) drawn for the intervals of the arguments of their first call.
 
-Outputs are float or vec3 arrays. The reference interprets the same statements over all lanes at once (vectors
-as (N, 3) arrays); a program whose outputs look degenerate on sample inputs is regenerated.
+Outputs are float or vec3 arrays. Programs are built as IR nodes (``kernels/ir``): expressions from the IR's
+expression builder over scalar and vector leaves (every operation inside its domain guard), thresholds placed
+among the values the interpreter computes on sample inputs, the whole kernel checked by the interval engine;
+the reference is the IR interpreter. Kernels with a loop bounded by a parameter are not differentiable.
 """
 
 from __future__ import annotations
 
-import math as _math
-
 import numpy as np
 
-from harness.family import Arg, Family, Program
-from kernels import _combined_lib as L
-from kernels import _expr as E
-from kernels import math as M
-from kernels._common import OUT_NAMES, pick, type_tolerance
-from kernels._numeric import nice
+from harness.family import Program
+from kernels.ir import analysis, interp
+from kernels.ir import nodes as n
+from kernels.ir.family import adjoints_right, features, ir_family, program
+from kernels.ir.gen import ExprBuilder, Leaf, Names, Vocabulary, first_clean
+from kernels.ir.numeric import Interval
+from kernels.ir.types import FLOAT32, INT32, Array, Vector
+from kernels.math import BINARY, UNARY
 
-N = L.N
-F32 = E.FLOAT32
-Interval = E.Interval
-Node = E.Node
+N = 64
+F32 = FLOAT32
+V3 = Vector(FLOAT32, 3)
+I = n.Var("i", INT32)
 VEC_ARRAYS = ("pos", "vel", "nrm", "pts", "dirs", "force", "xyz", "pa", "pb", "field")
 SPLIT = (("x", "y", "z"), ("px", "py", "pz"), ("ax", "ay", "az"), ("u", "v", "w"))
 WEIGHTS = ("mass", "wgt", "rho", "charge", "radius", "val")
@@ -46,754 +47,613 @@ SCALAR_LOCALS = ("r", "s", "e", "k", "ln", "dd", "proj", "cosv", "mag", "wt", "f
 HELPER_NAMES = ("wkf_kernel_weight", "wkf_kernel_kern", "wkf_kernel_shape", "wkf_kernel_falloff",
                 "wkf_kernel_pot", "wkf_kernel_proj", "wkf_kernel_blend", "wkf_kernel_fn")
 VOUT_NAMES = ("vout", "fout", "dst_v", "res_v", "acc_v", "vec_out")
+OUT_NAMES = ("out", "res", "dst", "result", "y_out", "outp", "dest")
 SCALAR_PARAMS = ("h", "radius", "strength", "cut", "kappa", "eps")
-VMAX = 40.0            # component bound kept for vector values
-SAMPLES = N
-ATTEMPTS = 5
+VMAX = 200.0               # magnitude bound of every value
+#: the math family's builtins, arithmetic weighted up (expressions here are short)
+SCALAR_OPS = {**{k: 0.6 * w for k, w in {**UNARY, **BINARY}.items()}, "add": 3, "sub": 3, "mul": 3, "div": 1.5,
+              "sqrt": 0.8, "tanh": 0.7, "mod": 0.15}
+VECTOR_OPS = {"dot": 1.2, "length": 1.0, "length_sq": 0.6, "cross": 0.8, "vec3": 0.5}
+VOCAB = Vocabulary({**SCALAR_OPS, **VECTOR_OPS}, types=(F32, V3), ranges={F32: Interval(-2.0, 2.0)}, limit=VMAX,
+                   p_leaf=0.3, p_const=0.15, p_call=0.0)
+SCALAR_VOCAB = Vocabulary(SCALAR_OPS, types=(F32,), ranges={F32: Interval(-2.0, 2.0)}, limit=VMAX, p_leaf=0.3)
+
+
+class Exprs(ExprBuilder):
+    """The IR expression builder over scalar and vec3 leaves: vector leaves are never constants, and a scalar
+    leaf is sometimes a component ``v[k]`` of a vector."""
+
+    def leaf(self, ty):
+        if ty == V3:
+            return self.pick([x for x in self.leaves if x[0].type == V3])
+        vecs = [x for x in self.leaves if x[0].type == V3]
+        if vecs and (self.rng.random() < 0.15 or not any(x[0].type == ty for x in self.leaves)):
+            e, iv = self.pick(vecs)
+            return n.Component(e, int(self.rng.integers(3))), iv
+        return super().leaf(ty)
+
+
+def _sym(m: float) -> Interval:
+    return Interval(-abs(m), abs(m))
 
 
 class Builder:
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
-        self.names: set[str] = {"i", "j", "wp"}
-        self.features: dict[str, int] = {}
-        self.helpers: dict[str, L.Helper] = {}
-        self.helper_src: list[str] = []
-        self.vecs: dict[str, Interval] = {}
-        self.stmts: list = []
-        self.binds: list = []
+        self.names = Names(rng, True)
+        self.names.used |= {"i", "j", "wp"}
+        self.params: list[n.Param] = []
+        self.ranges: dict[str, Interval] = {}
+        self.body: list[n.Stmt] = []
+        self.gen = Exprs(rng, VOCAB, [])
+        self.funcs: list[n.Func] = []
+        self.tags: dict[str, int] = {}
         self.dynamic = False
-        self.has_break = False
+        self.accs: list[str] = []
 
-    # ------------------------------------------------------------------------------------------ names
-    def bump(self, key, n=1):
-        self.features[key] = self.features.get(key, 0) + n
+    # ---------------------------------------------------------------------------------------------- helpers
+    def pick(self, options):
+        return options[int(self.rng.integers(len(options)))]
 
-    def fresh(self, options) -> str:
-        free = [o for o in options if o not in self.names]
-        name = pick(self.rng, free) if free else None
-        if name is None:
-            k = 0
-            base = pick(self.rng, options)
-            while f"{base}{k}" in self.names:
-                k += 1
-            name = f"{base}{k}"
-        self.names.add(name)
-        return name
+    def tag(self, key: str) -> None:
+        self.tags[key] = self.tags.get(key, 0) + 1
 
-    # ------------------------------------------------------------------------------------------ setup
-    def setup(self):
-        rng = self.rng
-        self.args: list[Arg] = []
-        self.senv: dict = {"i": np.arange(N, dtype=np.int64)}
-        self.gen = M.MathGen(rng, F32, {}, {}, {}, differentiable=True)
-        self.vec_source = "array" if rng.random() < 0.6 else "split"
-        i = L.var("i", Interval(0, N - 1))
-        lo, hi = pick(rng, ((-2.0, 2.0), (-1.0, 1.0), (0.0, 3.0), (-3.0, 3.0)))
-        self.pos_iv = Interval(lo, hi)
-        if self.vec_source == "array":
-            name = self.fresh(VEC_ARRAYS)
-            self.pos_arrays = (name,)
-            self.args.append(Arg(name, "vec3f", "in", (N,), lo, hi))
-            self.senv["@" + name] = _f32(rng.uniform(lo, hi, (N, 3)))
-            pnode = L.gather(name, i, self.pos_iv)
-            self.bump("vec3_array")
-        else:
-            comps = pick(rng, [s for s in SPLIT if not set(s) & self.names])
-            self.names.update(comps)
-            self.pos_arrays = comps
-            for c in comps:
-                self.args.append(Arg(c, "float32", "in", (N,), lo, hi))
-                self.senv["@" + c] = _f32(rng.uniform(lo, hi, N))
-            pnode = Node("vec3", tuple(L.gather(c, i, self.pos_iv) for c in comps), None, self.pos_iv)
-            self.bump("vec3_construct")
-        p = self.fresh(("p", "pi", "xi", "pos_i", "pt"))
-        self.let_vec(p, pnode)
-        self.p = p
-        self.second = None
-        if rng.random() < 0.5:
-            name = self.fresh(VEC_ARRAYS)
-            vlo, vhi = pick(rng, ((-1.0, 1.0), (-2.0, 2.0), (0.0, 1.0)))
-            self.args.append(Arg(name, "vec3f", "in", (N,), vlo, vhi))
-            self.senv["@" + name] = _f32(rng.uniform(vlo, vhi, (N, 3)))
-            v = self.fresh(("v", "vi", "ni", "dv", "u"))
-            self.let_vec(v, L.gather(name, i, Interval(vlo, vhi)))
-            self.second = (name, v)
-        self.weight = None
-        if rng.random() < 0.45 or (self.second is None and self.vec_source == "array"):
-            name = self.fresh(WEIGHTS)
-            wlo, whi = pick(rng, ((0.5, 2.0), (0.1, 1.0), (-1.0, 1.0)))
-            self.args.append(Arg(name, "float32", "in", (N,), wlo, whi))
-            self.senv["@" + name] = _f32(rng.uniform(wlo, whi, N))
-            leaf = self.fresh((f"{name}_i", f"x{name}", f"{name}_v"))
-            self.let_scalar(leaf, L.gather(name, i, Interval(wlo, whi)))
-            self.weight = (name, leaf, Interval(wlo, whi))
-        self.param = None
-        if rng.random() < 0.45:
-            name = self.fresh(SCALAR_PARAMS)
-            plo, phi = pick(rng, ((0.5, 1.5), (0.2, 1.0), (1.0, 2.5)))
-            self.args.append(Arg(name, "float32", "scalar", (), plo, phi))
-            self.senv[name] = _f32(rng.uniform(plo, phi, N))
-            self.gen.leaves[name] = Interval(plo, phi)
-            self.gen.samples[name] = self.senv[name]
-            self.gen.weights[name] = 1.0
-            self.gen.scalars = frozenset([name])
-            self.param = name
-        self.n_param = None
+    def fresh(self, pool: tuple[str, ...]) -> str:
+        return self.names.fresh(pool, pool[0] + "0", 0)
 
-    # ------------------------------------------------------------------------------------------ values
-    def run(self, stmts, env=None):
-        with np.errstate(all="ignore"):
-            L.Machine(F32, self.senv if env is None else env, {}, self.helpers, n=N).block(
-                stmts, np.ones(N, dtype=bool), None)
+    def let(self, name: str, value: Leaf, reuse: bool = False) -> n.Var:
+        """``name = value`` (``reuse``: the local already holding ``value``, when nothing it reads changed)."""
+        if reuse:
+            changed = {s.name for s in analysis.statements(tuple(self.body)) if isinstance(s, n.Assign)}
+            for s in self.body:
+                if isinstance(s, n.Let) and s.value == value[0] and not ({s.name} | analysis.uses(s.value)) & changed:
+                    self.names.used.discard(name)
+                    return n.Var(s.name, s.value.type)
+        self.body.append(n.Let(name, value[0]))
+        var = n.Var(name, value[0].type)
+        self.gen.leaves.append((var, value[1]))
+        return var
 
-    def let_vec(self, name, node, emit=True) -> L.Let:
-        s = L.Let(name, node, ety="vec3")
-        self.run([s])
-        self.vecs[name] = node.iv
-        if emit:
-            self.stmts.append(s)
-        return s
+    def leaf_iv(self, name: str) -> Interval:
+        return next(iv for e, iv in self.gen.leaves if isinstance(e, n.Var) and e.name == name)
 
-    def let_scalar(self, name, node, emit=True, weight=2.0) -> L.Let:
-        s = L.Let(name, node)
-        self.run([s])
-        self.gen.leaves[name] = node.iv
-        self.gen.samples[name] = np.asarray(self.senv[name], dtype=np.float64)
-        self.gen.weights[name] = weight
-        if emit:
-            self.stmts.append(s)
-        return s
+    def set_iv(self, name: str, iv: Interval) -> None:
+        self.gen.leaves = [(e, iv if isinstance(e, n.Var) and e.name == name else v) for e, v in self.gen.leaves]
 
-    def val(self, node):
-        with np.errstate(all="ignore"):
-            return np.asarray(L.evaluate(node, self.senv, F32, self.helpers), dtype=np.float64)
+    def vecs(self) -> list[Leaf]:
+        return [x for x in self.gen.leaves if x[0].type == V3]
 
-    # ------------------------------------------------------------------------------------------ vector exprs
-    def vvar(self, name=None) -> Node:
-        name = name or pick(self.rng, list(self.vecs))
-        return L.var(name, self.vecs[name])
+    def op(self, name: str, *args: Leaf) -> Leaf | None:
+        return self.gen.checked(n.Call(name, tuple(a[0] for a in args)), [a[1] for a in args])
 
-    def scal(self, depth=1) -> Node:
-        """A scalar expression (MathGen) of the scalar values in scope."""
-        if not self.gen.leaves:
-            return self.measure()
-        return self.gen.statement(depth) if depth > 0 else self.gen.var_leaf()
+    def const(self, value: float) -> Leaf:
+        return n.Const(float(value), F32), Interval.point(float(value))
 
-    def small_scalar(self) -> Node:
-        rng = self.rng
-        if rng.random() < 0.5 or not self.gen.leaves:
-            return self.gen.c(round(float(rng.choice([0.5, 0.25, 2.0, 1.5, -0.5, 0.75, 0.1])), 2))
-        return self.gen.fit(self.scal(int(rng.integers(0, 2))), -2.0, 2.0)
-
-    def vexpr(self, depth: int) -> Node:
-        rng = self.rng
-        if depth <= 0 or rng.random() < 0.25:
-            return self.vvar()
-        roll = rng.random()
-        if roll < 0.3:
-            a, b = self.vexpr(depth - 1), self.vexpr(depth - 1)
-            if a == b:
-                b = self.vscale(b, self.small_scalar())
-            return self.vlimit(Node(pick(rng, ("add", "sub")), (a, b), None, _sym(a.iv.mag + b.iv.mag)))
-        if roll < 0.55:
-            return self.vscale(self.vexpr(depth - 1), self.small_scalar())
-        if roll < 0.7 and len(self.vecs) > 1:
-            a, b = pick(rng, list(self.vecs), 2)
-            self.bump("cross")
-            return self.vlimit(Node("cross", (self.vvar(a), self.vvar(b)), None,
-                                    _sym(2 * self.vecs[a].mag * self.vecs[b].mag)))
-        if roll < 0.85:
-            return self.vctor()
-        child = self.vexpr(depth - 1)
-        return Node("neg", (child,), None, child.iv)
-
-    def vscale(self, v: Node, s: Node) -> Node:
-        return self.vlimit(Node("vmul", (v, s), None, _sym(v.iv.mag * s.iv.mag)))
-
-    def vlimit(self, v: Node) -> Node:
-        if v.iv.mag <= VMAX:
-            return v
-        c = nice(VMAX / 4 / v.iv.mag)
-        return Node("vmul", (v, self.gen.c(c)), None, _sym(v.iv.mag * c))
-
-    def vctor(self) -> Node:
-        """``wp.vec3(...)`` from scalar expressions or permuted components."""
-        rng = self.rng
-        self.bump("vec3_construct")
-        if rng.random() < 0.4 and self.vecs:
-            v = self.vvar()
-            perm = rng.permutation(3)
-            parts = []
-            for k in perm:
-                c = Node("comp", (v,), int(k), _sym(v.iv.mag))
-                if rng.random() < 0.3:
-                    c = Node("neg", (c,), None, c.iv)
-                parts.append(c)
-            if rng.random() < 0.4:
-                parts[int(rng.integers(3))] = self.gen.c(round(float(rng.uniform(-1, 1)), 2))
-            return Node("vec3", tuple(parts), None, _sym(v.iv.mag))
-        parts = []
-        for _ in range(3):
-            if rng.random() < 0.25:
-                parts.append(self.gen.c(round(float(rng.uniform(-1.5, 1.5)), 2)))
+    # ---------------------------------------------------------------------------------------------- samples
+    def sample(self, e: n.Expr, loop: n.For | None = None) -> np.ndarray:
+        """Values of scalar ``e`` after the statements so far (inside ``loop``'s body so far: on its last trip)
+        on sample inputs, by the interpreter."""
+        probe = n.Param("probe__", Array(F32))
+        store = n.Store(probe.name, probe.type, (I,), e)
+        tail = (store,) if loop is None else (n.For(loop.var, loop.start, loop.stop, loop.body + (store,)),)
+        kernel = n.Kernel("probe", tuple(self.params) + (probe,), tuple(self.body) + tail, funcs=tuple(self.funcs))
+        rng = np.random.default_rng(12345)
+        inputs: dict[str, np.ndarray] = {probe.name: np.zeros(N, dtype=np.float32)}
+        for p in self.params:
+            iv = self.ranges[p.name]
+            ty = p.type.dtype if isinstance(p.type, Array) else p.type
+            shape = ((N,) if isinstance(p.type, Array) else ()) + ((3,) if ty == V3 else ())
+            if ty == INT32:
+                inputs[p.name] = rng.integers(int(iv.lo), int(iv.hi) + 1, size=shape).astype(np.int32)
             else:
-                parts.append(self.gen.fit(self.scal(int(rng.integers(0, 3))), -VMAX / 4, VMAX / 4))
-        if all(x.op == "const" for x in parts):
-            parts[0] = self.gen.var_leaf() if self.gen.leaves else self.measure()
-        return Node("vec3", tuple(parts), None, _sym(max(x.iv.mag for x in parts)))
+                inputs[p.name] = rng.uniform(iv.lo, iv.hi, size=shape).astype(np.float32)
+        try:
+            return np.asarray(interp.run(kernel, (N,), inputs)[probe.name], dtype=np.float64)
+        except Exception:                                   # noqa: BLE001 - a failed probe draws again
+            return np.zeros(N)
 
-    def measure(self, v: Node | None = None, w: Node | None = None) -> Node:
-        """A scalar measure of vectors: dot, length, length_sq or a component."""
-        rng = self.rng
-        v = v if v is not None else self.vvar()
-        roll = rng.random()
-        if roll < 0.35:
-            w = w if w is not None else self.vvar()
-            self.bump("dot")
-            return Node("dot", (v, w), None, _sym(3 * v.iv.mag * w.iv.mag))
-        if roll < 0.7:
-            self.bump("length")
-            return Node("length", (v,), None, Interval(0.0, _math.sqrt(3) * v.iv.mag))
-        if roll < 0.85:
-            self.bump("length_sq")
-            return Node("length_sq", (v,), None, Interval(0.0, 3 * v.iv.mag ** 2))
-        self.bump("component")
-        return Node("comp", (v,), int(rng.integers(3)), _sym(v.iv.mag))
-
-    def threshold(self, node: Node, lo=0.25, hi=0.75) -> float:
-        v = np.sort(np.atleast_1d(self.val(node)).ravel())
+    def threshold(self, e: n.Expr, lo: float, hi: float, loop: n.For | None = None) -> float:
+        v = np.sort(self.sample(e, loop))
         t = float(v[int(round(self.rng.uniform(lo, hi) * (v.size - 1)))])
         return float(f"{t:.2g}") if abs(t) >= 1e-2 else 0.0
 
-    # ------------------------------------------------------------------------------------------ helpers
-    def scalar_helper(self, args: list[Node]) -> str:
-        """A float helper whose parameters take the domains of ``args`` (their intervals and samples)."""
+    # ---------------------------------------------------------------------------------------------- setup
+    def setup(self) -> None:
         rng = self.rng
-        name = self.fresh(HELPER_NAMES)
-        pnames = list(pick(rng, (("r", "h"), ("x", "s"), ("d2", "k"), ("t", "w"), ("q", "c"))))[:len(args)]
-        leaves = {p: a.iv for p, a in zip(pnames, args)}
-        samples = {p: np.broadcast_to(self.val(a), (N,)).astype(np.float64) for p, a in zip(pnames, args)}
-        g = M.MathGen(rng, F32, leaves, samples, differentiable=True)
-        body = []
-        env = dict(samples)
-        for k in range(int(pick(rng, (0, 1, 1, 2)))):
-            loc = f"{pick(rng, ('u', 'z', 'm', 'g'))}{k}"
-            node = g.statement(int(rng.integers(1, 3)))
-            body.append(L.Let(loc, node))
-            g.leaves[loc] = node.iv
-            g.samples[loc] = env[loc] = np.broadcast_to(g.val(node), (N,))
-            g.weights[loc] = 2.0
-        if rng.random() < 0.6:                       # an if/else inside the helper
-            lhs = g.var(pnames[0]) if rng.random() < 0.6 else g.statement(1)
-            vals = np.sort(np.atleast_1d(g.val(lhs)))
+        lo, hi = self.pick([(-2.0, 2.0), (-1.0, 1.0), (0.0, 3.0), (-3.0, 3.0)])
+        self.pos_iv = Interval(lo, hi)
+        if rng.random() < 0.6:
+            name = self.fresh(VEC_ARRAYS)
+            self.param(name, Array(V3), self.pos_iv)
+            self.pos = (name,)
+            pnode: n.Expr = n.Load(name, Array(V3), (I,))
+            self.tag("vec3_array")
+        else:
+            comps = self.pick([s for s in SPLIT if not set(s) & self.names.used])
+            self.names.used |= set(comps)
+            for c in comps:
+                self.param(c, Array(F32), self.pos_iv)
+            self.pos = comps
+            pnode = n.Call("vec3", tuple(n.Load(c, Array(F32), (I,)) for c in comps))
+            self.tag("vec3_construct")
+        self.p = self.let(self.fresh(("p", "pi", "xi", "pos_i", "pt")), (pnode, self.pos_iv))
+        self.second = None
+        if rng.random() < 0.5:
+            name = self.fresh(VEC_ARRAYS)
+            vlo, vhi = self.pick([(-1.0, 1.0), (-2.0, 2.0), (0.0, 1.0)])
+            self.param(name, Array(V3), Interval(vlo, vhi))
+            self.second = self.let(self.fresh(("v", "vi", "ni", "dv", "u")),
+                                   (n.Load(name, Array(V3), (I,)), Interval(vlo, vhi)))
+        self.weight = None
+        if rng.random() < 0.45 or (self.second is None and len(self.pos) == 1):
+            name = self.fresh(WEIGHTS)
+            wlo, whi = self.pick([(0.5, 2.0), (0.1, 1.0), (-1.0, 1.0)])
+            self.param(name, Array(F32), Interval(wlo, whi))
+            self.let(self.fresh((f"{name}_i", f"x{name}", f"{name}_v")), (n.Load(name, Array(F32), (I,)),
+                                                                           Interval(wlo, whi)))
+            self.weight = (name, Interval(wlo, whi))
+        self.scalar = None
+        if rng.random() < 0.45:
+            name = self.fresh(SCALAR_PARAMS)
+            plo, phi = self.pick([(0.5, 1.5), (0.2, 1.0), (1.0, 2.5)])
+            self.param(name, F32, Interval(plo, phi))
+            self.scalar = (n.Var(name, F32), Interval(plo, phi))
+            self.gen.leaves.append(self.scalar)
+
+    def param(self, name: str, ty, iv: Interval) -> None:
+        self.params.append(n.Param(name, ty))
+        self.ranges[name] = iv
+
+    # ---------------------------------------------------------------------------------------------- values
+    def scal(self, depth: int) -> Leaf:
+        return self.gen.compound(F32, depth)
+
+    def vexpr(self, depth: int) -> Leaf:
+        return self.gen.compound(V3, depth)
+
+    def measure(self, v: Leaf | None = None, w: Leaf | None = None) -> Leaf:
+        """``wp.dot``, ``wp.length``, ``wp.length_sq`` or a component of vectors."""
+        v = v or self.pick(self.vecs())
+        roll = self.rng.random()
+        if roll < 0.35:
+            w = w or self.pick(self.vecs())
+            self.tag("dot")
+            made = self.op("dot", v, w)
+        elif roll < 0.7:
+            self.tag("length")
+            made = self.op("length", v)
+        elif roll < 0.85:
+            self.tag("length_sq")
+            made = self.op("length_sq", v)
+        else:
+            self.tag("component")
+            made = n.Component(v[0], int(self.rng.integers(3))), v[1]
+        return made or (n.Component(v[0], 0), v[1])
+
+    def scale(self, v: Leaf, s: Leaf) -> Leaf:
+        return self.op("mul", v, s) or v
+
+    def small(self) -> Leaf:
+        if self.rng.random() < 0.5:
+            return self.const(self.pick([0.5, 0.25, 2.0, 1.5, -0.5, 0.75, 0.1]))
+        e = self.scal(1)
+        return e if e[1].mag <= 2.0 else (self.op("tanh", e) or self.const(0.5))
+
+    # ---------------------------------------------------------------------------------------------- helpers
+    def scalar_helper(self, args: list[Leaf], loop: n.For | None) -> n.Func:
+        """A float helper whose parameters take the intervals of ``args``, with an if/else inside (60%)."""
+        rng = self.rng
+        name = self.names.fresh(HELPER_NAMES, "wkf_kernel_fn", 0)
+        pnames = list(self.pick([("r", "h"), ("x", "s"), ("d2", "k"), ("t", "w"), ("q", "c")]))[:len(args)]
+        g = ExprBuilder(rng, SCALAR_VOCAB, [(n.Var(p, F32), a[1]) for p, a in zip(pnames, args)])
+        body: list[n.Stmt] = []
+        for k in range(int(self.pick([0, 1, 1, 2]))):
+            loc = f"{self.pick(['u', 'z', 'm', 'g'])}{k}"
+            e = g.compound(F32, int(rng.integers(1, 3)))
+            body.append(n.Let(loc, e[0]))
+            g.leaves.append((n.Var(loc, F32), e[1]))
+        if rng.random() < 0.6:
+            vals = np.sort(self.sample(args[0][0], loop))
             t = float(vals[int(round(rng.uniform(0.3, 0.7) * (vals.size - 1)))])
             t = float(f"{t:.2g}") if abs(t) >= 1e-2 else 0.0
-            cond = L.cmp(pick(rng, ("lt", "gt", "le", "ge")), lhs, g.c(t))
-            loc = "wv" if "wv" not in pnames else "wv0"
-            e0 = g.statement(1)
-            e1 = g.statement(int(rng.integers(1, 3)))
-            e2 = g.statement(1) if rng.random() < 0.5 else None
-            body.append(L.Let(loc, e0))
-            body.append(L.If([(cond, [L.Let(loc, e1)])], [L.Let(loc, e2)] if e2 is not None else None))
-            ivs = [e0.iv, e1.iv] + ([e2.iv] if e2 is not None else [])
-            g.leaves[loc] = Interval(min(v.lo for v in ivs), max(v.hi for v in ivs))
-            c = g.cond_val(cond) if hasattr(g, "cond_val") else L.CMP_NP[cond.op](g.val(lhs), t)
-            g.samples[loc] = np.where(c, g.val(e1), g.val(e2) if e2 is not None else g.val(e0))
-            g.weights[loc] = 3.0
-            self.bump("helper_if")
-        ret = g.statement(int(rng.integers(1, 3)))
-        for v in pnames + [s.name for s in body if isinstance(s, L.Let)]:
-            used = v in E.uses(ret) or any(v in L.node_uses(s.node) for s in L.walk(body) if isinstance(s, L.Let)
-                                           and s.name != v) or any(v in L.cond_uses(c) for s in body
-                                                                   if isinstance(s, L.If) for c, _ in s.branches)
-            if not used:
-                ret = g.tame(g.arith_raw(pick(rng, ("add", "sub", "mul")), ret, g.var(v)))
-        ret = g.tame(ret, 8.0)
-        h = L.Helper(name, [(p, "float32") for p in pnames], body, ret, "float32", F32)
-        self.helpers[name] = h
-        self.helper_src.append(h.source())
-        self.helper_ret = ret.iv
-        self.bump("helper_scalar")
-        return name
+            cond = n.Call(self.pick(["lt", "gt", "le", "ge"]), (n.Var(pnames[0], F32), n.Const(t, F32)))
+            e0, e1 = g.compound(F32, 1), g.compound(F32, int(rng.integers(1, 3)))
+            e2 = g.compound(F32, 1) if rng.random() < 0.5 else None
+            body += [n.Let("wv", e0[0]), n.If(cond, (n.Assign("wv", e1[0]),),
+                                              (n.Assign("wv", e2[0]),) if e2 else ())]
+            g.leaves.append((n.Var("wv", F32), Interval.hull([e0[1].lo, e0[1].hi, e1[1].lo, e1[1].hi] +
+                                                             ([e2[1].lo, e2[1].hi] if e2 else []))))
+            self.tag("helper_if")
+        ret = g.compound(F32, int(rng.integers(1, 3)))
+        ret = self.read_all(g, body, ret)
+        self.tag("helper_scalar")
+        return self.helper(name, [(p, F32) for p in pnames], body, ret)
 
-    def vec_helper(self, args: list[Node], returns: str) -> tuple[str, Interval]:
+    def vec_helper(self, args: list[Leaf], returns) -> n.Func:
         """A helper over vec3 parameters returning a float or a vec3."""
         rng = self.rng
-        name = self.fresh(HELPER_NAMES)
-        pnames = list(pick(rng, (("a", "b"), ("d", "n"), ("u", "v"), ("p0", "p1"))))[:len(args)]
-        saved = (self.vecs, self.gen, self.senv)
-        self.vecs = {p: a.iv for p, a in zip(pnames, args)}
-        env = {p: np.broadcast_to(self.val(a), (N, 3)).astype(np.float64) for p, a in zip(pnames, args)}
-        self.senv = env
-        self.gen = M.MathGen(rng, F32, {}, {}, differentiable=True)
-        body = []
-        try:
-            if rng.random() < 0.6:
-                loc = "m0"
-                node = self.measure(self.vvar(pnames[0]), self.vvar(pnames[-1]))
-                body.append(L.Let(loc, node))
-                self.run(body[-1:], env)
-                self.gen.leaves[loc] = node.iv
-                self.gen.samples[loc] = np.asarray(env[loc], dtype=np.float64)
-                self.gen.weights[loc] = 3.0
-            if returns == "float32":
-                if not self.gen.leaves:
-                    node = self.measure()
-                    body.append(L.Let("m0", node))
-                    self.run(body[-1:], env)
-                    self.gen.leaves["m0"] = node.iv
-                    self.gen.samples["m0"] = np.asarray(env["m0"], dtype=np.float64)
-                ret = self.gen.tame(self.gen.statement(int(rng.integers(1, 3))), 8.0)
-                ret_iv = ret.iv
-                rty = "float32"
-            else:
-                ret = self.vexpr(2)
-                if not (set(pnames) <= L.node_uses(ret) | {u for s in body for u in L.node_uses(s.node)}):
-                    other = self.vvar(pnames[-1])
-                    ret = self.vlimit(Node("add", (ret, self.vscale(other, self.small_scalar())), None,
-                                           _sym(ret.iv.mag + 2 * other.iv.mag)))
-                ret_iv = ret.iv
-                rty = "vec3"
-            for s in body:
-                if s.name not in L.node_uses(ret):
-                    if rty == "float32":
-                        ret = self.gen.tame(self.gen.arith_raw("add", ret, self.gen.var(s.name)), 8.0)
-                        ret_iv = ret.iv
-                    else:
-                        ret = self.vlimit(Node("vmul", (ret, self.gen.fit(self.gen.var(s.name), 0.5, 1.5)), None,
-                                               _sym(ret.iv.mag * 1.5)))
-                        ret_iv = ret.iv
-        finally:
-            self.vecs, self.gen, self.senv = saved
-        h = L.Helper(name, [(p, "vec3") for p in pnames], body, ret, rty, F32)
-        self.helpers[name] = h
-        self.helper_src.append(h.source())
-        self.bump(f"helper_vec_{'float' if rty == 'float32' else 'vec3'}")
-        return name, ret_iv
+        name = self.names.fresh(HELPER_NAMES, "wkf_kernel_fn", 0)
+        pnames = list(self.pick([("a", "b"), ("d", "n"), ("u", "v"), ("p0", "p1")]))[:len(args)]
+        g = Exprs(rng, VOCAB, [(n.Var(p, V3), a[1]) for p, a in zip(pnames, args)])
+        body: list[n.Stmt] = []
+        if rng.random() < 0.6 or returns == F32:
+            saved, self.gen = self.gen, g
+            try:
+                m = self.measure(g.leaves[0], g.leaves[-1])
+            finally:
+                self.gen = saved
+            body.append(n.Let("m0", m[0]))
+            g.leaves.append((n.Var("m0", F32), m[1]))
+        ret = g.compound(returns, int(rng.integers(1, 3)))
+        ret = self.read_all(g, body, ret)
+        self.tag(f"helper_vec_{'float' if returns == F32 else 'vec3'}")
+        return self.helper(name, [(p, V3) for p in pnames], body, ret)
 
-    def call(self, name, args, iv) -> Node:
-        self.bump("helper_call")
-        return Node("call", tuple(args), name, iv)
+    def read_all(self, g: ExprBuilder, body: list[n.Stmt], ret: Leaf) -> Leaf:
+        """``ret`` with every parameter and local the body does not read folded in."""
+        for var, iv in g.leaves:
+            exprs = [x for s in analysis.statements(tuple(body)) for x in n.stmt_exprs(s)] + [ret[0]]
+            if analysis.reads(exprs, var.name) > 0 or analysis.reads([x for s in body if isinstance(s, n.If)
+                                                                      for x in (s.cond,)], var.name) > 0:
+                continue
+            term = (var, iv)
+            if var.type != ret[0].type:
+                term = self.op_in(g, "length", term) if ret[0].type == F32 else None
+                if term is None:
+                    made = g.checked(n.Call("mul", (ret[0], n.Call("tanh", (var,)))), [ret[1], Interval(-1, 1)])
+                    ret = made or ret
+                    continue
+            ret = g.checked(n.Call(self.pick(["add", "sub"]), (ret[0], term[0])), [ret[1], term[1]]) or \
+                (n.Call("add", (ret[0], term[0])), Interval(ret[1].lo + term[1].lo, ret[1].hi + term[1].hi))
+        return ret
 
-    # ------------------------------------------------------------------------------------------ blocks
-    def block_derive(self):
-        rng = self.rng
-        if rng.random() < 0.5:
-            name = self.fresh(VEC_LOCALS)
-            self.let_vec(name, self.vexpr(int(rng.integers(1, 3))))
-            self.bump("block_vec")
-        else:
-            name = self.fresh(SCALAR_LOCALS)
-            node = self.measure()
-            if rng.random() < 0.5 and self.gen.leaves:
-                self.let_scalar(self.fresh(SCALAR_LOCALS), node)
-                node = self.gen.statement(int(rng.integers(1, 3)))
-            self.let_scalar(name, node)
-            self.bump("block_scalar")
+    @staticmethod
+    def op_in(g: ExprBuilder, name: str, *args: Leaf) -> Leaf | None:
+        return g.checked(n.Call(name, tuple(a[0] for a in args)), [a[1] for a in args])
 
-    def block_cond(self):
-        """A conditional on a vector measure that modifies a vector or a scalar."""
-        rng = self.rng
-        kind = pick(rng, ("reflect", "limit", "flip", "generic", "generic"))
-        if kind == "reflect" and len(self.vecs) < 2:
-            kind = "limit"
-        vname = pick(rng, list(self.vecs))
-        v = self.vvar(vname)
-        self.bump(f"cond_{kind}")
-        if kind == "reflect":
-            n = self.vvar(pick(rng, [x for x in self.vecs if x != vname]))
-            dn = Node("dot", (v, n), None, _sym(3 * v.iv.mag * n.iv.mag))
-            two = Node("vmul", (n, Node("mul", (self.gen.c(2.0), dn), None, _sym(2 * dn.iv.mag))), None,
-                       _sym(n.iv.mag * 2 * dn.iv.mag))
-            new = self.vlimit(Node("sub", (v, two), None, _sym(v.iv.mag + two.iv.mag)))
-            cond = L.cmp(pick(rng, ("lt", "gt")), dn, self.gen.c(0.0))
-            self.stmts.append(L.If([(cond, [L.Let(vname, new, ety="vec3")])], None))
-            self.run(self.stmts[-1:])
-            self.vecs[vname] = _sym(max(v.iv.mag, new.iv.mag))
-            self.bump("dot")
+    def helper(self, name: str, params: list[tuple[str, object]], body: list[n.Stmt], ret: Leaf) -> n.Func:
+        func = n.Func(name, tuple(n.Param(p, t) for p, t in params), ret[0].type, (*body, n.Return(ret[0])))
+        self.funcs.append(func)
+        self.ret_iv = ret[1]
+        return func
+
+    def call(self, func: n.Func, args: list[Leaf]) -> Leaf:
+        self.tag("helper_call")
+        return n.FuncCall(func, tuple(a[0] for a in args)), self.ret_iv
+
+    # ---------------------------------------------------------------------------------------------- blocks
+    def block_derive(self) -> None:
+        if self.rng.random() < 0.5:
+            self.let(self.fresh(VEC_LOCALS), self.vexpr(int(self.rng.integers(1, 3))))
+            self.tag("block_vec")
             return
+        m = self.measure()
+        if self.rng.random() < 0.5:
+            self.let(self.fresh(SCALAR_LOCALS), m, reuse=True)
+            m = self.scal(int(self.rng.integers(1, 3)))
+        self.let(self.fresh(SCALAR_LOCALS), m, reuse=True)
+        self.tag("block_scalar")
+
+    def block_cond(self) -> None:
+        """A conditional on a vector measure that changes a vector or a scalar."""
+        rng = self.rng
+        kind = self.pick(["reflect", "limit", "flip", "generic", "generic"])
+        vecs = [x for x in self.vecs() if x[0] != self.p]
+        if kind in ("reflect", "flip", "limit") and not vecs:
+            kind = "generic"
+        if kind == "reflect" and len(self.vecs()) < 2:
+            kind = "flip"
+        self.tag(f"cond_{kind}")
+        if kind != "generic":
+            v = self.pick(vecs)
+        if kind == "reflect":
+            other = self.pick([x for x in self.vecs() if x[0] != v[0]])
+            dn = self.op("dot", v, other)
+            two = self.op("mul", self.const(2.0), dn) if dn else None
+            new = self.op("sub", v, self.scale(other, two)) if two else None
+            if new is None or new[1].mag > VMAX:
+                return self.block_derive()
+            self.body.append(n.If(n.Call(self.pick(["lt", "gt"]), (dn[0], n.Const(0.0, F32))),
+                                  (n.Assign(v[0].name, new[0]),)))
+            self.set_iv(v[0].name, v[1].join(new[1]))
+            self.tag("dot")
+            return
+        ln = self.op("length", v) if kind == "limit" else None
+        if kind == "limit" and ln is None:
+            kind = "flip"
         if kind == "limit":
-            ln = Node("length", (v,), None, Interval(0.0, _math.sqrt(3) * v.iv.mag))
-            c = max(0.1, self.threshold(ln, 0.4, 0.8))
-            scale = Node("div", (self.gen.c(c), ln), None, Interval(0.0, 1.0))
-            new = Node("vmul", (v, scale), None, v.iv)
-            cond = L.cmp("gt", ln, self.gen.c(c))
-            self.stmts.append(L.If([(cond, [L.Let(vname, new, ety="vec3")])], None))
-            self.run(self.stmts[-1:])
-            self.bump("length")
+            c = max(0.1, self.threshold(ln[0], 0.4, 0.8))
+            den = self.op("max", ln, self.const(c)) or (n.Call("max", (ln[0], n.Const(c, F32))), Interval(c, ln[1].hi))
+            scale = n.Call("div", (n.Const(c, F32), den[0])), Interval(0.0, 1.0)
+            self.body.append(n.Assign(v[0].name, n.Call("mul", (v[0], scale[0]))))
+            self.tag("length")
             return
         if kind == "flip":
-            other = self.vvar()
-            m = self.measure(v, other)
-            cond = L.cmp(pick(rng, ("lt", "gt")), m, self.gen.c(self.threshold(m)))
-            alt = self.vexpr(1)
-            self.stmts.append(L.If([(cond, [L.Let(vname, Node("neg", (v,), None, v.iv), ety="vec3")])],
-                                   [L.Let(vname, alt, ety="vec3")] if rng.random() < 0.5 else None))
-            self.run(self.stmts[-1:])
-            self.vecs[vname] = _sym(max(v.iv.mag, alt.iv.mag))
+            m = self.measure(v)
+            cond = n.Call(self.pick(["lt", "gt"]), (m[0], n.Const(self.threshold(m[0], 0.25, 0.75), F32)))
+            alt = self.vexpr(1) if rng.random() < 0.5 else None
+            self.body.append(n.If(cond, (n.Assign(v[0].name, n.Call("neg", (v[0],))),),
+                                  (n.Assign(v[0].name, alt[0]),) if alt else ()))
+            if alt:
+                self.set_iv(v[0].name, v[1].join(alt[1]))
             return
-        # generic: if <measure or scalar> <op> t: x = e1 elif ...: x = e2 else: x = e3 (x a scalar local)
-        m = self.measure()
-        mname = self.fresh(SCALAR_LOCALS)
-        self.let_scalar(mname, m)
-        target = self.fresh(SCALAR_LOCALS)
-        init = self.scal(1)
-        self.let_scalar(target, init, weight=3.0)
-        branches = []
-        ivs = [init.iv]
-        for b in range(int(pick(rng, (1, 1, 2)))):
-            cond = L.cmp(pick(rng, ("lt", "gt", "le", "ge")), self.gen.var(mname),
-                         self.gen.c(self.threshold(self.gen.var(mname), 0.2 + 0.3 * b, 0.5 + 0.3 * b)))
-            if rng.random() < 0.3 and len(self.vecs) > 1:
-                a, b2 = pick(rng, list(self.vecs), 2)
-                d = Node("dot", (self.vvar(a), self.vvar(b2)), None, _sym(3 * self.vecs[a].mag * self.vecs[b2].mag))
-                cond = Node(pick(rng, ("and", "or")), (cond, L.cmp(pick(rng, ("lt", "gt")), d, self.gen.c(0.0))))
-                self.bump("compound")
-            e = self.gen.tame(self.gen.arith(pick(rng, ("add", "mul", "sub")), self.gen.var(target), self.scal(1)))
-            branches.append((cond, [L.Let(target, e)]))
-            ivs.append(e.iv)
-        orelse = None
-        if rng.random() < 0.6:
+        m = self.let(self.fresh(SCALAR_LOCALS), self.measure(), reuse=True)
+        target_init = self.scal(1)
+        target = self.let(self.fresh(SCALAR_LOCALS), target_init)
+        arms, ivs = [], [target_init[1]]
+        for b in range(int(self.pick([1, 1, 2]))):
+            t = self.threshold(m, 0.2 + 0.3 * b, 0.5 + 0.3 * b)
+            cond: n.Expr = n.Call(self.pick(["lt", "gt", "le", "ge"]), (m, n.Const(t, F32)))
+            if rng.random() < 0.3 and len(self.vecs()) > 1:
+                a, c = self.pick(self.vecs()), self.pick(self.vecs())
+                d = self.op("dot", a, c)
+                if d is not None:
+                    cond = n.Call(self.pick(["and", "or"]), (cond, n.Call(self.pick(["lt", "gt"]),
+                                                                           (d[0], n.Const(0.0, F32)))))
+                    self.tag("compound")
+            e = self.op(self.pick(["add", "mul", "sub"]), (target, self.leaf_iv(target.name)), self.scal(1))
+            if e is None:
+                continue
+            arms.append((cond, (n.Assign(target.name, e[0]),)))
+            ivs.append(e[1])
+        orelse: tuple[n.Stmt, ...] = ()
+        if rng.random() < 0.6 or not arms:
             e = self.scal(int(rng.integers(1, 3)))
-            orelse = [L.Let(target, e)]
-            ivs.append(e.iv)
-        self.stmts.append(L.If(branches, orelse))
-        self.run(self.stmts[-1:])
-        self.gen.leaves[target] = Interval(min(v.lo for v in ivs), max(v.hi for v in ivs))
-        self.gen.samples[target] = np.asarray(self.senv[target], dtype=np.float64)
+            orelse = (n.Assign(target.name, e[0]),)
+            ivs.append(e[1])
+        if not arms:
+            arms = [(n.Call("lt", (m, n.Const(self.threshold(m, 0.3, 0.7), F32))), orelse)]
+            e = self.scal(1)
+            orelse = (n.Assign(target.name, e[0]),)
+            ivs.append(e[1])
+        for cond, then in reversed(arms):
+            orelse = (n.If(cond, then, orelse),)
+        self.body.append(orelse[0])
+        self.set_iv(target.name, Interval.hull([x for iv in ivs for x in (iv.lo, iv.hi)]))
+        if len(arms) > 1:
+            self.tag("elif")
 
-    def block_loop(self):
-        """Neighbour loop: gather, relate, measure, filter, weigh (helper), accumulate."""
+    def block_loop(self) -> None:
+        """Neighbour loop: gather, relate, measure, weigh (helper), filter, accumulate."""
         rng = self.rng
+        c = lambda v: n.Const(int(v), INT32)  # noqa: E731
         if rng.random() < 0.3:
             self.dynamic = True
-            self.n_param = self.fresh(("n", "nb", "count", "steps"))
+            name = self.fresh(("n", "nb", "count", "steps"))
             nlo, nhi = int(rng.integers(1, 3)), int(rng.integers(4, 8))
-            self.args.append(Arg(self.n_param, "int32", "scalar", (), nlo, nhi))
-            self.senv[self.n_param] = rng.integers(nlo, nhi + 1, N).astype(np.int64)
-            K, stop = nhi, L.var(self.n_param, Interval(nlo, nhi))
-            self.bump("loop_param")
+            self.param(name, INT32, Interval(nlo, nhi))
+            K, stop = nhi, n.Var(name, INT32)
+            self.tag("loop_param")
         else:
-            K = int(rng.integers(3, 9))
-            stop = L.const(K, E.INT32)
-            self.bump("loop_const")
-        j = L.var("j", Interval(0, K - 1))
-        i = L.var("i", Interval(0, N - 1))
-        form = pick(rng, ("next", "next", "stride", "back"))
+            K = int(rng.integers(2, 5))
+            stop = c(K)
+            self.tag("loop_const")
+        j = n.Var("j", INT32)
+        form = self.pick(["next", "next", "stride", "back"])
         if form == "next":
-            idx = Node("add", (Node("add", (i, j), None, Interval(0, N + K)), L.const(1, E.INT32)), None,
-                       Interval(1, N + K + 1))
+            idx = n.Call("add", (n.Call("add", (I, j)), c(1)))
         elif form == "stride":
-            idx = Node("add", (i, Node("mul", (L.const(int(pick(rng, (2, 3, 5))), E.INT32), j), None,
-                                       Interval(0, 5 * K))), None, Interval(0, N + 5 * K))
-            idx = Node("add", (idx, L.const(1, E.INT32)), None, Interval(1, N + 5 * K + 1))
+            idx = n.Call("add", (n.Call("add", (I, n.Call("mul", (c(self.pick([2, 3, 5])), j)))), c(1)))
         else:
-            idx = Node("sub", (Node("add", (i, L.const(N - 1, E.INT32)), None, Interval(N - 1, 2 * N)), j), None,
-                       Interval(N - K, 2 * N))
-        idx = Node("mod", (idx, L.const(N, E.INT32)), None, Interval(0, N - 1))
-        # accumulators
-        accs = []
-        fvec = None
+            idx = n.Call("sub", (n.Call("add", (I, c(N - 1))), j))
+        idx = n.Call("mod", (idx, c(N)))
+        accs: list[tuple[str, object]] = []
         if rng.random() < 0.7:
             fvec = self.fresh(("f", "acc", "force", "sumv", "total"))
-            zero = Node("vec3", tuple(self.gen.c(0.0) for _ in range(3)), None, Interval(0.0, 0.0))
-            self.let_vec(fvec, zero)
-            accs.append(fvec)
-        fsc = None
-        if fvec is None or rng.random() < 0.5:
+            self.body.append(n.Let(fvec, n.Call("vec3", (n.Const(0.0, F32),) * 3)))
+            accs.append((fvec, V3))
+        if not accs or rng.random() < 0.5:
             fsc = self.fresh(("e", "energy", "cnt", "wsum", "dens"))
-            self.let_scalar(fsc, self.gen.c(0.0))
-            self.stmts[-1].decl = True
-            accs.append(fsc)
-        # accumulators are not values the body may read (their intervals grow with the loop)
-        for acc in accs:
-            self.vecs.pop(acc, None)
-            self.gen.leaves.pop(acc, None)
-        loop = L.Loop("j", L.const(0, E.INT32), stop, 1, K, Interval(0, K - 1), not self.dynamic)
-        body = []
-        # the loop body's values are sampled at one random iteration per lane
-        lenv = dict(self.senv)
-        lenv["j"] = rng.integers(0, K, N).astype(np.int64)
-        outer_env = self.senv
-        self.senv = lenv
-        saved_vecs, saved_leaves = dict(self.vecs), dict(self.gen.leaves)
-        saved_samples = dict(self.gen.samples)
-        try:
-            qname = self.fresh(("q", "pj", "xj", "other", "nb"))
-            if self.vec_source == "array":
-                qnode = L.gather(self.pos_arrays[0], idx, self.pos_iv)
-            else:
-                qnode = Node("vec3", tuple(L.gather(c, idx, self.pos_iv) for c in self.pos_arrays), None, self.pos_iv)
-                self.bump("vec3_construct")
-            body.append(self.let_vec(qname, qnode, emit=False))
-            p, q = self.vvar(self.p), self.vvar(qname)
-            rel = pick(rng, ("diff", "diff", "rdiff", "cross", "scaled"))
-            dname = self.fresh(("d", "dx", "rij", "delta", "sep"))
-            if rel == "diff":
-                dnode = Node("sub", (p, q), None, _sym(2 * self.pos_iv.mag))
-            elif rel == "rdiff":
-                dnode = Node("sub", (q, p), None, _sym(2 * self.pos_iv.mag))
-            elif rel == "cross":
-                dnode = Node("cross", (p, q), None, _sym(2 * self.pos_iv.mag ** 2))
-                self.bump("cross")
-            else:
-                s = self.small_scalar()
-                dnode = self.vlimit(Node("sub", (p, Node("vmul", (q, s), None, _sym(q.iv.mag * s.iv.mag))), None,
-                                         _sym(p.iv.mag + q.iv.mag * s.iv.mag)))
-            body.append(self.let_vec(dname, dnode, emit=False))
-            d = self.vvar(dname)
-            rname = self.fresh(("r", "dist", "r2", "dd", "proj"))
-            if self.second is not None and rng.random() < 0.35:
-                rnode = Node("dot", (d, self.vvar(self.second[1])), None, _sym(3 * d.iv.mag * self.vecs[self.second[1]].mag))
-                self.bump("dot")
-            elif rng.random() < 0.6:
-                rnode = Node("length", (d,), None, Interval(0.0, _math.sqrt(3) * d.iv.mag))
-                self.bump("length")
-            else:
-                rnode = Node("length_sq", (d,), None, Interval(0.0, 3 * d.iv.mag ** 2))
-                self.bump("length_sq")
-            body.append(self.let_scalar(rname, rnode, emit=False, weight=3.0))
-            mj = None
-            if self.weight is not None and rng.random() < 0.6:      # the neighbour's weight
-                mj = self.fresh(("mj", "wj", "qj"))
-                body.append(self.let_scalar(mj, L.gather(self.weight[0], idx, self.weight[2]), emit=False))
-            # weight from a helper
-            helper_kind = pick(rng, ("scalar", "scalar", "vec_float", "vec_vec"))
-            wname2 = self.fresh(("w", "wt", "kw", "phi"))
-            if helper_kind == "scalar":
-                args = [self.gen.var(rname)]
-                if rng.random() < 0.6:
-                    args.append(self.gen.var(self.param) if self.param else
-                                self.gen.c(round(float(rng.uniform(0.5, 2.0)), 2)))
-                h = self.scalar_helper(args)
-                body.append(self.let_scalar(wname2, self.call(h, args, self.helper_ret), emit=False, weight=3.0))
-                wvec = None
-            elif helper_kind == "vec_float":
-                args = [d] + ([self.vvar(self.second[1])] if self.second and rng.random() < 0.5 else [])
-                h, iv = self.vec_helper(args, "float32")
-                body.append(self.let_scalar(wname2, self.call(h, args, iv), emit=False, weight=3.0))
-                wvec = None
-            else:
-                args = [d, self.vvar(self.second[1]) if self.second else p]
-                h, iv = self.vec_helper(args, "vec3")
-                body.append(self.let_vec(wname2, self.call(h, args, iv), emit=False))
-                wvec = wname2
-            # filter
-            r = self.gen.var(rname)
-            ftype = pick(rng, ("if", "if", "continue", "if_else", "none"))
-            t = self.threshold(r, 0.3, 0.8)
-            cond = L.cmp(pick(rng, ("lt", "le")) if ftype != "continue" else pick(rng, ("gt", "ge")), r, self.gen.c(t))
-            if ftype != "continue" and rng.random() < 0.3:
-                other = L.tcond(L.cmp("ne", L.var("j", Interval(0, K - 1)),
-                                      L.const(int(rng.integers(0, K)), E.INT32)), "int32")
-                cond = Node(pick(rng, ("and", "or")), (cond, other))
-                self.bump("compound")
-            # accumulate
-            upd = []
-            wv = self.gen.var(wname2) if wvec is None else None
-            if wv is not None and mj is not None:
-                wv = self.gen.mk("mul", (wv, self.gen.var(mj)), E._iv_binary("mul", wv.iv, self.gen.leaves[mj]))
-            elif mj is not None:
-                wvec_node = self.vscale(self.vvar(wvec), self.gen.var(mj))
-            for acc in accs:
-                if acc == fvec:
-                    if wvec is not None:
-                        term = wvec_node if mj is not None else self.vvar(wvec)
-                    else:
-                        term = Node("vmul", (d, wv), None, _sym(d.iv.mag * wv.iv.mag))
-                        if rng.random() < 0.3 and self.second is not None:
-                            term = Node("cross", (term, self.vvar(self.second[1])), None,
-                                        _sym(2 * term.iv.mag * self.vecs[self.second[1]].mag))
-                            self.bump("cross")
-                    term = self.vlimit(term)
-                    upd.append(L.Let(acc, Node("add", (L.var(acc, _sym(0)), term), None, _sym(K * term.iv.mag)),
-                                     aug=rng.random() < 0.5, ety="vec3"))
-                else:
-                    if wvec is not None:
-                        tm = Node("length", (self.vvar(wvec),), None, Interval(0, _math.sqrt(3) * self.vecs[wvec].mag))
-                        self.bump("length")
-                    else:
-                        tm = wv
-                    if rng.random() < 0.5:
-                        tm = self.gen.tame(self.gen.arith("mul", tm, self.gen.var_leaf()))
-                    upd.append(L.Let(acc, Node("add", (L.var(acc, Interval(0, 0)), tm), None, _sym(K * tm.iv.mag)),
-                                     aug=rng.random() < 0.6))
-            if ftype == "continue":
-                body.append(L.Jump("continue", cond))
-                body += upd
-            elif ftype == "if":
-                body.append(L.If([(cond, upd)], None))
-            elif ftype == "if_else":
-                alt = []
-                for u in upd:
-                    if u.ety == "vec3":
-                        alt.append(L.Let(u.name, Node("sub", (L.var(u.name, _sym(0)), u.node.args[1]), None, u.node.iv),
-                                         aug=u.aug, ety="vec3"))
-                    else:
-                        c = round(float(rng.uniform(0.3, 0.9)), 2)
-                        alt.append(L.Let(u.name, Node("mul", (L.var(u.name, Interval(0, 0)), self.gen.c(c)),
-                                                      None, u.node.iv), aug=rng.random() < 0.5))
-                body.append(L.If([(cond, upd)], alt))
-            else:
-                body += upd
-            self.bump(f"filter_{ftype}")
-        finally:
-            self.senv = outer_env
-            self.vecs, self.gen.leaves, self.gen.samples = saved_vecs, saved_leaves, saved_samples
-        loop.body = body
-        self.stmts.append(loop)
-        self.run([loop])
-        for acc in accs:
-            bound = None
-            for s in L.walk(body):
-                if isinstance(s, L.Let) and s.name == acc:
-                    bound = s.node.iv.mag if bound is None else max(bound, s.node.iv.mag)
-            if acc == fvec:
-                self.vecs[acc] = _sym(bound)
-            else:
-                self.gen.leaves[acc] = _sym(bound)
-                self.gen.samples[acc] = np.asarray(self.senv[acc], dtype=np.float64)
-                self.gen.weights[acc] = 3.0
-        self.accs = accs
+            self.body.append(n.Let(fsc, n.Const(0.0, F32)))
+            accs.append((fsc, F32))
+        saved = list(self.gen.leaves)
+        loop = n.For("j", c(0), stop, ())
+        body: list[n.Stmt] = []
 
-    # ------------------------------------------------------------------------------------------ program
-    def build(self) -> Program:
+        def bind(pool, value: Leaf) -> Leaf:
+            name = self.fresh(pool)
+            body.append(n.Let(name, value[0]))
+            var = (n.Var(name, value[0].type), value[1])
+            self.gen.leaves.append(var)
+            return var
+
+        def at() -> n.For:
+            return n.For("j", c(0), stop, tuple(body))
+
+        if len(self.pos) == 1:
+            qv = (n.Load(self.pos[0], Array(V3), (idx,)), self.pos_iv)
+        else:
+            qv = (n.Call("vec3", tuple(n.Load(x, Array(F32), (idx,)) for x in self.pos)), self.pos_iv)
+            self.tag("vec3_construct")
+        q = bind(("q", "pj", "xj", "other", "nb"), qv)
+        p = (self.p, self.pos_iv)
+        rel = self.pick(["diff", "diff", "rdiff", "cross", "scaled"])
+        if rel == "diff":
+            dv = self.op("sub", p, q)
+        elif rel == "rdiff":
+            dv = self.op("sub", q, p)
+        elif rel == "cross":
+            dv = self.op("cross", p, q)
+            self.tag("cross")
+        else:
+            dv = self.op("sub", p, self.scale(q, self.small()))
+        d = bind(("d", "dx", "rij", "delta", "sep"), dv or self.op("sub", p, q))
+        if self.second is not None and rng.random() < 0.35:
+            rv = self.op("dot", d, (self.second, self.leaf_iv(self.second.name)))
+            self.tag("dot")
+        elif rng.random() < 0.6:
+            rv = self.op("length", d)
+            self.tag("length")
+        else:
+            rv = self.op("length_sq", d)
+            self.tag("length_sq")
+        r = bind(("r", "dist", "r2", "dd", "proj"), rv or self.op("length", d) or (n.Component(d[0], 0), d[1]))
+        mj = None
+        if self.weight is not None and rng.random() < 0.6:
+            mj = bind(("mj", "wj", "qj"), (n.Load(self.weight[0], Array(F32), (idx,)), self.weight[1]))
+        kind = self.pick(["scalar", "scalar", "vec_float", "vec_vec"])
+        loop = at()
+        wvec = None
+        if kind == "scalar":
+            args = [r] + ([self.scalar or self.const(round(float(rng.uniform(0.5, 2.0)), 2))]
+                          if rng.random() < 0.6 else [])
+            w = bind(("w", "wt", "kw", "phi"), self.call(self.scalar_helper(args, loop), args))
+        elif kind == "vec_float":
+            args = [d] + ([(self.second, self.leaf_iv(self.second.name))]
+                          if self.second is not None and rng.random() < 0.5 else [])
+            w = bind(("w", "wt", "kw", "phi"), self.call(self.vec_helper(args, F32), args))
+        else:
+            args = [d, (self.second, self.leaf_iv(self.second.name)) if self.second is not None else p]
+            w = bind(("w", "wt", "kw", "phi"), self.call(self.vec_helper(args, V3), args))
+            wvec = w
+        ftype = self.pick(["if", "if", "continue", "if_else", "none"])
+        loop = at()
+        t = self.threshold(r[0], 0.3, 0.8, loop)
+        cond: n.Expr = n.Call(self.pick(["lt", "le"]) if ftype != "continue" else self.pick(["gt", "ge"]),
+                              (r[0], n.Const(t, F32)))
+        if ftype != "continue" and rng.random() < 0.3:
+            cond = n.Call(self.pick(["and", "or"]), (cond, n.Call("ne", (j, c(rng.integers(0, K))))))
+            self.tag("compound")
+        upd, alt, growth = [], [], {}
+        for acc, ty in accs:
+            if ty == V3:
+                if wvec is not None:
+                    term = self.scale(wvec, mj) if mj is not None else wvec
+                else:
+                    wv = self.op("mul", w, mj) if mj is not None else w
+                    term = self.scale(d, wv or w)
+                    if self.second is not None and rng.random() < 0.3:
+                        term = self.op("cross", term, (self.second, self.leaf_iv(self.second.name))) or term
+                        self.tag("cross")
+            else:
+                term = (self.op("length", wvec) or (n.Component(wvec[0], 0), wvec[1])) if wvec is not None else w
+                if mj is not None and wvec is None:
+                    term = self.op("mul", term, mj) or term
+                if rng.random() < 0.5:
+                    term = self.op("mul", term, self.gen.leaf(F32)) or term
+            var = n.Var(acc, ty)
+            upd.append(n.Assign(acc, n.Call("add", (var, term[0])), rng.random() < 0.55))
+            if ty == V3:
+                alt.append(n.Assign(acc, n.Call("sub", (var, term[0])), rng.random() < 0.5))
+            else:
+                alt.append(n.Assign(acc, n.Call("mul", (var, n.Const(round(float(rng.uniform(0.3, 0.9)), 2), F32))),
+                                    rng.random() < 0.5))
+            growth[acc] = _sym(K * term[1].mag)
+        if ftype == "continue":
+            body.append(n.If(cond, (n.Continue(),)))
+            body += upd
+        elif ftype == "if":
+            body.append(n.If(cond, tuple(upd)))
+        elif ftype == "if_else":
+            body.append(n.If(cond, tuple(upd), tuple(alt)))
+        else:
+            body += upd
+        self.tag(f"filter_{ftype}")
+        self.body.append(at())
+        self.gen.leaves = saved + [(n.Var(a, ty), growth[a]) for a, ty in accs]
+        self.accs = [a for a, _ in accs]
+
+    # ---------------------------------------------------------------------------------------------- program
+    def build(self) -> tuple[n.Kernel, dict[str, Interval]]:
         rng = self.rng
         self.setup()
-        self.accs = []
-        plan = []
-        if rng.random() < 0.85:
-            plan.append("loop")
-        plan += ["cond"] * int(pick(rng, (1, 1, 2)))
-        plan += ["derive"] * int(pick(rng, (0, 1, 1, 2)))
+        plan = (["loop"] if rng.random() < 0.85 else []) + ["cond"] * int(self.pick([1, 1, 2])) + \
+            ["derive"] * int(self.pick([0, 1, 1, 2]))
         rng.shuffle(plan)
-        if "loop" in plan and rng.random() < 0.6:             # derived values usually come first
+        if "loop" in plan and rng.random() < 0.6:
             plan.remove("loop")
             plan.insert(min(len(plan), int(rng.integers(1, 3))), "loop")
         for b in plan:
             {"loop": self.block_loop, "cond": self.block_cond, "derive": self.block_derive}[b]()
-        if not self.helpers:                                    # every program calls a helper
-            if rng.random() < 0.5 or not self.gen.leaves:
-                args = [self.vvar()] + ([self.vvar()] if len(self.vecs) > 1 and rng.random() < 0.5 else [])
-                h, iv = self.vec_helper(args, "float32")
-                self.let_scalar(self.fresh(SCALAR_LOCALS), self.call(h, args, iv), weight=3.0)
+        if not self.funcs:                                      # every program calls a helper
+            if rng.random() < 0.5:
+                args = [self.pick(self.vecs())] + ([self.pick(self.vecs())] if rng.random() < 0.5 else [])
+                call = self.call(self.vec_helper(args, F32), args)
             else:
-                args = [self.gen.var_leaf()]
-                h = self.scalar_helper(args)
-                self.let_scalar(self.fresh(SCALAR_LOCALS), self.call(h, args, self.helper_ret), weight=3.0)
-        if not self.features.get("dot") and not self.features.get("length"):
-            self.let_scalar(self.fresh(SCALAR_LOCALS), self.measure())
-        self.outputs()
-        params = L.signature_params(self.args)
-        lines: list[str] = []
-        L.emit_block(self.stmts, lines, "", F32)
-        meta = {"ty": "float32", "arrays": [a.name for a in self.args if a.role == "in"],
-                "scalars": [a.name for a in self.args if a.role == "scalar"], "binds": self.binds,
-                "stmts": self.stmts, "outputs": self.out_types, "params": params, "helpers": self.helpers,
-                "helper_src": self.helper_src}
-        features = {"dtype": "float32", "lines": len(lines) + 1, "blocks": plan, "helpers": len(self.helpers),
-                    "vector_outputs": sum(1 for _, t in self.out_types if t == "vec3"),
-                    "constructs": sorted(self.features), **self.features}
-        source = L.kernel_text(params, lines, self.helper_src)
-        return Program(source, tuple(self.args), (N,), meta, features, differentiable=not self.dynamic)
+                args = [self.scal(1)]
+                call = self.call(self.scalar_helper(args, None), args)
+            self.let(self.fresh(SCALAR_LOCALS), call)
+        if not self.tags.get("dot") and not self.tags.get("length"):
+            self.let(self.fresh(SCALAR_LOCALS), self.measure(), reuse=True)
+        self.tags["blocks"] = len(plan)
+        return self.outputs(), self.ranges
 
-    def outputs(self):
+    def outputs(self) -> n.Kernel:
         rng = self.rng
-        n_out = int(pick(rng, (1, 1, 2)))
-        self.out_types = []
-        if not self.gen.leaves:
-            self.let_scalar(self.fresh(SCALAR_LOCALS), self.measure())
-        live = set()
-        for s in L.walk(self.stmts):
-            if isinstance(s, L.Let):
-                live |= L.node_uses(s.node)
-        live = _readers(self.stmts)
-        fresh_vecs = [v for v in self.vecs if v not in live] or list(self.vecs)
-        fresh_sc = [v for v in self.gen.leaves if v not in live and v != self.param]
-        for k in range(n_out):
+        outs: list[tuple[n.Param, Leaf]] = []
+        for k in range(int(self.pick([1, 1, 2]))):
             if rng.random() < 0.45:
                 name = self.fresh(VOUT_NAMES)
-                focus = pick(rng, [a for a in self.accs if a in self.vecs] or fresh_vecs)
-                node = self.vvar(focus)
-                extra = self.vexpr(1)
+                focus = [x for x in self.vecs() if x[0].name in self.accs] or self.vecs()
+                value = self.pick(focus)
                 if rng.random() < 0.7:
-                    node = self.vlimit(Node(pick(rng, ("add", "sub")), (node, self.vscale(extra, self.small_scalar())),
-                                            None, _sym(node.iv.mag + extra.iv.mag * 2)))
-                self.args.append(Arg(name, "vec3f", "out", (N,)))
-                self.stmts.append(L.Store(name, node, ety="vec3"))
-                self.out_types.append((name, "vec3"))
+                    value = self.op(self.pick(["add", "sub"]), value, self.scale(self.vexpr(1), self.small())) \
+                        or value
+                outs.append((n.Param(name, Array(V3)), value))
             else:
-                name = self.fresh([o for o in OUT_NAMES if o not in self.names] or ["out"])
-                cands = [a for a in self.accs if a in self.gen.leaves] + fresh_sc
-                if cands and rng.random() < 0.7:
-                    node = self.gen.var(pick(rng, cands))
-                    node = self.gen.tame(self.gen.arith(pick(rng, ("add", "sub", "mul")), node, self.scal(1)))
-                else:
-                    node = self.gen.tame(self.gen.arith("add", self.measure(), self.scal(1)))
-                self.args.append(Arg(name, "float32", "out", (N,)))
-                self.stmts.append(L.Store(name, node))
-                self.out_types.append((name, "float32"))
-        # fold values nothing reads into the first output
-        used = _readers(self.stmts)
-        first = self.stmts[-n_out]
-        for v in list(self.vecs):
-            if v not in used:
-                if first.ety == "vec3":
-                    first.node = self.vlimit(Node("add", (first.node, self.vscale(self.vvar(v), self.gen.c(0.5))), None,
-                                                  _sym(first.node.iv.mag + self.vecs[v].mag)))
-                else:
-                    m = self.measure(self.vvar(v))
-                    first.node = self.gen.tame(self.gen.arith("add", first.node, m))
-        for v in list(self.gen.leaves):
-            if v not in used:
-                if first.ety == "vec3":
-                    s = self.gen.fit(self.gen.var(v), -2.0, 2.0)
-                    first.node = self.vlimit(Node("add", (first.node, Node("vmul", (self.vvar(), s), None,
-                                                                            _sym(VMAX))), None, _sym(VMAX)))
-                else:
-                    first.node = self.gen.tame(self.gen.arith("add", first.node, self.gen.var(v)))
+                name = self.names.fresh(OUT_NAMES, "out", 0)
+                cands = [x for x in self.gen.leaves if x[0].type == F32 and isinstance(x[0], n.Var)
+                         and x[0].name in self.accs] + [x for x in self.gen.leaves if x[0].type == F32]
+                base = self.pick(cands) if cands and rng.random() < 0.7 else self.measure()
+                value = self.op(self.pick(["add", "sub", "mul"]), base, self.scal(1)) or \
+                    self.op("add", base, self.scal(1)) or base
+                outs.append((n.Param(name, Array(F32)), value))
+        outs = self.fold(outs)
+        body = tuple(self.body) + tuple(n.Store(p.name, p.type, (I,), v[0]) for p, v in outs)
+        kernel = n.Kernel("wkf_kernel", tuple(self.params) + tuple(p for p, _ in outs), body, funcs=tuple(self.funcs))
+        return analysis.remove_dead(kernel)
+
+    def fold(self, outs: list[tuple[n.Param, Leaf]]) -> list[tuple[n.Param, Leaf]]:
+        """Fold locals (and scalar parameters) nothing reads into the first output (into a vec3 output as one
+        term ``v * wp.tanh(a + b + ...)`` for the scalars)."""
+        outs = list(outs)
+        probe = n.Kernel("k", tuple(self.params), tuple(self.body) + tuple(
+            n.Store(p.name, p.type, (I,), v[0]) for p, v in outs), funcs=tuple(self.funcs))
+        live, dead = analysis.reaching(probe), set(analysis.dead_locals(probe))
+        unused = [x for x in self.gen.leaves if isinstance(x[0], n.Var) and (x[0].name not in live or
+                                                                             x[0].name in dead)]
+        p, (e, e_iv) = outs[0]
+        scalars = [x for x in unused if x[0].type == F32]
+        if e.type == V3 and scalars:
+            total = scalars[0]
+            for x in scalars[1:]:
+                total = (n.Call("add", (total[0], x[0])), Interval(total[1].lo + x[1].lo, total[1].hi + x[1].hi))
+            squashed = (n.Call("tanh", (total[0],)), Interval(-1.0, 1.0))
+            term = (n.Call("mul", (self.pick(self.vecs())[0], squashed[0])), self.pick(self.vecs())[1])
+            e, e_iv = n.Call("add", (e, term[0])), Interval(e_iv.lo - term[1].mag, e_iv.hi + term[1].mag)
+            unused = [x for x in unused if x[0].type == V3]
+        for var, iv in unused:
+            if e.type == V3:
+                term = (n.Call("mul", (var, n.Const(0.5, F32))), Interval(-0.5 * iv.mag, 0.5 * iv.mag)) \
+                    if var.type == V3 else (n.Call("mul", (self.pick(self.vecs())[0], n.Call("tanh", (var,)))), _sym(VMAX))
+                made = self.op("add", (e, e_iv), term)
+            else:
+                term = self.measure((var, iv)) if var.type == V3 else (var, iv)
+                made = self.op(self.pick(["add", "sub"]), (e, e_iv), term) or \
+                    self.op("add", (e, e_iv), self.op("tanh", term) or term)
+            e, e_iv = made or (n.Call("add", (e, term[0])), Interval(e_iv.lo - term[1].mag, e_iv.hi + term[1].mag))
+        outs[0] = (p, (e, e_iv))
+        return outs
 
 
-def _readers(stmts) -> set[str]:
-    """Names read by some statement other than an update of the name itself (``m = m * 2`` alone does not
-    make ``m`` live), by conditions and by stores."""
-    out: set[str] = set()
-    for s in L.walk(stmts):
-        if isinstance(s, L.Let):
-            out |= L.node_uses(s.node) - {s.name}
-        elif isinstance(s, L.Store):
-            out |= L.node_uses(s.node)
-        elif isinstance(s, L.If):
-            for c, _ in s.branches:
-                out |= L.cond_uses(c)
-        elif isinstance(s, L.Jump):
-            out |= L.cond_uses(s.cond)
-        elif isinstance(s, L.Loop):
-            out |= L.node_uses(s.stop_node)
-    return out
+def draw(rng: np.random.Generator) -> Program:
+    tags: dict[str, int] = {}
+    dynamic = [False]
+
+    def build():
+        b = Builder(rng)
+        drawn = b.build()
+        tags.clear()
+        tags.update(b.tags)
+        dynamic[0] = b.dynamic
+        return drawn
+
+    kernel, ranges = first_clean(build, N)
+    return program(kernel, ranges, (N,), {**features(kernel), **tags, "helpers": len(kernel.funcs),
+                                          "constructs": sorted(tags)},
+                   differentiable=not dynamic[0] and adjoints_right(kernel))
 
 
-def _sym(m: float) -> Interval:
-    m = float(abs(m))
-    return Interval(-m, m)
-
-
-def _f32(x):
-    return np.asarray(x, dtype=np.float32).astype(np.float64)
-
-
-def generate(rng: np.random.Generator) -> Program:
-    return L.generate_healthy(rng, lambda r: Builder(r).build(), ATTEMPTS)
-
-
-FAMILY = Family(
-    name="combined",
-    description=__doc__.strip().splitlines()[0],
-    generate=generate,
-    reference=L.spec_reference,
-    tolerance=type_tolerance,
-    weight=1.0,
-    covers=("wp.vec3", "vector construction", "dot/length/cross", "neighbour loops", "conditionals",
-            "@wp.func helpers", "math builtins", "vector outputs", "continue", "accumulators"),
-)
+FAMILY = ir_family("combined", __doc__, draw, version=2,
+                   covers=("wp.vec3", "vector construction", "dot/length/cross", "neighbour loops", "conditionals",
+                           "@wp.func helpers", "math builtins", "vector outputs", "continue", "accumulators"))

@@ -1,1201 +1,773 @@
 """funcs: @wp.func helpers calling each other: overloads, generic (Any) helpers, tuple and vector returns.
 
-Helpers are created lazily where the program first calls them, so each one's parameter domains are the
-intervals of its first arguments; later calls clamp their arguments into those domains. Helper bodies hold
-random local statements (``kernels._expr`` trees), conditional updates, early returns under a condition,
-constant-trip accumulation loops, and calls to other helpers (a DAG: Warp has no recursion). Variants:
-overload sets (same name; float vs int, float vs vec3, or different arity), generic helpers typed with
-``typing.Any`` instantiated with several types (float32, float64, int32, vec3), helpers returning tuples that
-callers unpack, helpers returning ``wp.vec3`` or taking vectors, and inline calls inside expressions. Kernels
-are float32, float64 or int32 (C semantics).
+Kernels in float32, float64 or int32 (C semantics) call 2-5 helpers. Helper bodies hold local bindings,
+conditional updates, early returns under a condition, constant-trip accumulation loops and calls of earlier
+helpers (a DAG: Warp has no recursion). Variants: overload sets (one name; another arity, int32 parameters or
+``wp.vec3`` parameters), generic helpers with ``typing.Any`` parameters instantiated with several types
+(float32, float64, int32, vec3), helpers returning tuples that callers unpack, helpers taking or returning
+``wp.vec3``, helpers made by a Python factory function that captures constants (closures), and ``wp.static``
+expressions over module constants. Calls appear as statements and inside expressions.
 
-The reference interprets every helper body on lane-vectorised NumPy arrays (early returns by masks). Elements
-whose value is decided by rounding are masked by the reference itself: comparisons within rounding distance of
-an inexact tie, and (float32 kernels) elements where a second pass emulating float32 arithmetic disagrees with
-float64. Both catch what input perturbation cannot: values computed two ways that agree exactly, and
-cancellation in terms derived from int inputs, which the harness never perturbs.
+Helpers are drawn for the intervals of the arguments of their first call (later calls clamp into them). The
+program is IR (``kernels/ir``): the printer writes it, the interpreter is the reference, the interval engine
+keeps every operation in its domain.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
+import copy
+import math
+
 import numpy as np
 
-from harness.family import Arg, Family, KernelSpec, Program
-from kernels import _expr as E
-from kernels._common import ARRAY_NAMES, OUT_NAMES, kernel_text, pick, type_tolerance
-from kernels._funcs_lib import count_token as _count
-from kernels._funcs_lib import sane_cond as _sane_cond
-from kernels._funcs_lib import emulation_moved, fold_in, sanitize, sanitize_cond
+from harness.family import Program
+from kernels.ir import analysis
+from kernels.ir import nodes as n
+from kernels.ir.family import features, ir_family, program
+from kernels.ir.flow import unrolled
+from kernels.ir.gen import ARRAY_NAMES, OUT_NAMES, ExprBuilder, Helper, Leaf, Vocabulary, first_clean
+from kernels.ir.gen import _if_block, _loop
+from kernels.ir.numeric import Interval
+from kernels.ir.types import FLOAT32, FLOAT64, INT32, Array, Scalar, TupleOf, Vector
 
-SCAL = {"float32": E.FLOAT32, "float64": E.FLOAT64, "int32": E.INT32}
-SPELL = {"float32": "float", "float64": "wp.float64", "int32": "int", "vec3": "wp.vec3"}
-ARR_SPELL = {"float32": "wp.array(dtype=float)", "float64": "wp.array(dtype=wp.float64)",
-             "int32": "wp.array(dtype=int)", "vec3": "wp.array(dtype=wp.vec3)"}
-ZERO = {"float32": "float(0.0)", "float64": "wp.float64(0.0)", "int32": "int(0)"}
-HELPER_WORDS = ("smooth", "blend", "energy", "poly", "ramp", "mix", "term", "shape", "weight", "damp", "warp_",
-                "lerp", "bump", "kernel_fn", "flux", "pot", "score", "gate", "soft", "fold", "spread",
-                "response", "falloff", "trans", "combine", "accum", "eval_", "step_")
+N = 64
+VEC3 = Vector(FLOAT32, 3)
+TYPES = (FLOAT32, FLOAT32, FLOAT32, FLOAT64, INT32)
+FLOAT_RANGES = (Interval(-2.0, 2.0), Interval(-1.0, 3.0), Interval(0.5, 4.0))
+OPS = {"add": 3, "sub": 3, "mul": 3, "div": 1.2, "min": 1, "max": 1, "abs": 0.7, "neg": 0.5, "where": 0.4}
+INT_OPS = {**OPS, "mod": 0.8, "floordiv": 0.8}
+HELPER_WORDS = ("smooth", "blend", "energy", "poly", "ramp", "mix", "term", "shape", "weight", "damp", "lerp2",
+                "bump", "kernel_fn", "flux", "pot", "score", "gate", "soft", "fold", "spread", "response",
+                "falloff", "trans", "combine", "accum", "evaluate", "step_fn")
 PARAM_NAMES = ("x", "y", "z", "a", "b", "c", "t", "s", "p", "q", "h", "r")
-VEC_PARAMS = ("v", "w", "d", "n", "u", "e")
-LOCAL_NAMES = ("t", "m", "k", "g", "f", "tmp", "val", "part", "term", "h", "r", "e")
-GEN_OPS = ("add", "sub", "neg", "min", "max", "abs", "scale")
-INT_DOMAIN = 100
-MAX_DEPTH = 2            # helper nesting depth (kernel -> helper -> helper)
-
-
-def _conv(text: str, src: str, dst: str) -> str:
-    """Source spelling converting a value of type src to dst (scalar types, no float->int)."""
-    if src == dst:
-        return text
-    return f"float({text})" if dst == "float32" else f"wp.float64({text})"
-
-
-#: The reference runs twice for float32 kernels: in float64 (the values compared), and emulating float32
-#: arithmetic (NumPy float32 ops round like the kernel's, FMA contraction aside). Elements where the two
-#: disagree are rounding-sensitive (cancellation or a branch decided by rounding, including ties the
-#: input-perturbation check cannot see because int inputs are not perturbed) and are masked.
-_EMULATE_F32 = [False]
-F32_EMU = E.Scalar("float32", "float", np.float32)
-
-
-def rt(ty: str) -> E.Scalar:
-    """The scalar kind the reference evaluates ``ty`` with in the current pass."""
-    return F32_EMU if ty == "float32" and _EMULATE_F32[0] else SCAL[ty]
-
-
-def _val(x, ty):
-    """NumPy value of type ``ty`` in the reference's representation of the current pass."""
-    if ty == "int32":
-        return np.asarray(x, dtype=np.int64)
-    return np.asarray(x, dtype=np.float32 if ty == "float32" and _EMULATE_F32[0] else np.float64)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Statements (shared by helper bodies and the kernel body)
-
-
-# Lanes whose evaluation passed a comparison within rounding distance of a tie (set during reference()).
-# A generated program can compute the same value two ways (e.g. a helper that is constant on its domain, so
-# ``b`` and ``helper(b)`` agree up to rounding): the input-perturbation check cannot see such ties, since
-# both sides move together, so the reference masks those lanes itself.
-_FRAGILE: list = [None]
-TIE_RTOL = {"float32": 3e-5, "float64": 1e-11}
-
-
-def _track(node, env, ty):
-    if _FRAGILE[0] is None or ty.is_int or not isinstance(node, E.Node):
-        return
-    op = node.op
-    if op in E.COMPARE_SYMBOL:
-        a = np.asarray(E.evaluate(node.args[0], env, ty), dtype=np.float64)
-        b = np.asarray(E.evaluate(node.args[1], env, ty), dtype=np.float64)
-        rt = TIE_RTOL[ty.name]
-        with np.errstate(all="ignore"):
-            close = np.abs(a - b) <= rt * (np.abs(a) + np.abs(b)) + rt * 1e-2
-            # exactly equal sides are structural identities (min(z, c) vs z, a select passing a value on):
-            # they compare the same way in float32. Inexact near-ties are values computed two ways.
-            close &= a != b
-        _FRAGILE[0] |= np.broadcast_to(close, _FRAGILE[0].shape)
-    for child in node.args:
-        _track(child, env, ty)
-
-
-def ev(node, env, ty):
-    _track(node, env, ty)
-    return E.evaluate(node, env, ty)
-
-
-def evc(node, env, ty):
-    _track(node, env, ty)
-    return E.evaluate_cond(node, env, ty)
-
-
-class Lazy:
-    """A leaf spelled inline (``float(k)``, ``wkf_kernel_f(x, 2.0)``): valued where it is read, like Warp."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, fn):
-        self.fn = fn
-
-
-class Env(dict):
-    def __getitem__(self, key):
-        value = dict.__getitem__(self, key)
-        return value.fn(self) if isinstance(value, Lazy) else value
-
-
-class Assign:
-    def __init__(self, name, node, ty):
-        self.name, self.node, self.ty = name, node, ty
-
-    def lines(self):
-        return [f"{self.name} = {E.emit(self.node, SCAL[self.ty])}"]
-
-    def run(self, env, state):
-        env[self.name] = ev(self.node, env, rt(self.ty))
-
-
-class Bind:
-    """Value of an inline leaf (``v[1]``, ``float(k)``, ``wkf_kernel_f(x, 2.0)``); no source line of its own."""
-
-    def __init__(self, text, fn, call=None):
-        self.text, self.fn, self.call = text, fn, call
-
-    def lines(self):
-        return []
-
-    def run(self, env, state):
-        env[self.text] = Lazy(self.fn)
-
-
-class Line:
-    """A source line with a NumPy action (vector constructions, loads)."""
-
-    def __init__(self, text, name, fn):
-        self.text, self.name, self.fn = text, name, fn
-
-    def lines(self):
-        return [self.text]
-
-    def run(self, env, state):
-        env[self.name] = self.fn(env)
-
-
-class CallStmt:
-    """``t0, t1 = helper(args)`` or ``t = helper(args)``."""
-
-    def __init__(self, targets, call):
-        self.targets, self.call = targets, call
-
-    def lines(self):
-        return [f"{', '.join(self.targets)} = {self.call.text()}"]
-
-    def run(self, env, state):
-        values = self.call.evaluate(env)
-        for t, v in zip(self.targets, values):
-            env[t] = v
-
-
-class IfSet:
-    """``if cond: name = node`` (name already defined)."""
-
-    def __init__(self, cond, name, node, ty):
-        self.cond, self.name, self.node, self.ty = cond, name, node, ty
-
-    def lines(self):
-        ty = SCAL[self.ty]
-        return [f"if {E.emit_cond(self.cond, ty)}:", f"    {self.name} = {E.emit(self.node, ty)}"]
-
-    def run(self, env, state):
-        ty = rt(self.ty)
-        c = evc(self.cond, env, ty)
-        env[self.name] = np.where(c, ev(self.node, env, ty), env[self.name])
-
-
-class EarlyReturn:
-    def __init__(self, cond, node, ty):
-        self.cond, self.node, self.ty = cond, node, ty
-
-    def lines(self):
-        ty = SCAL[self.ty]
-        return [f"if {E.emit_cond(self.cond, ty)}:", f"    return {E.emit(self.node, ty)}"]
-
-    def run(self, env, state):
-        ty = rt(self.ty)
-        c = np.asarray(evc(self.cond, env, ty)) & ~state["done"]
-        state["result"][0] = np.where(c, ev(self.node, env, ty), state["result"][0])
-        state["done"] = state["done"] | c
-
-
-class LoopAcc:
-    """``acc = 0; for j in range(count): acc = acc + node`` (node may use the loop index)."""
-
-    def __init__(self, acc, var, count, node, ty, op):
-        self.acc, self.var, self.count, self.node, self.ty, self.op = acc, var, count, node, ty, op
-
-    def lines(self):
-        ty = SCAL[self.ty]
-        e = E.emit(self.node, ty)
-        upd = {"add": f"{self.acc} += {e}", "sub": f"{self.acc} -= {e}",
-               "max": f"{self.acc} = wp.max({self.acc}, {e})"}[self.op]
-        return [f"{self.acc} = {ZERO[self.ty]}", f"for {self.var} in range({self.count}):", f"    {upd}"]
-
-    def run(self, env, state):
-        ty = rt(self.ty)
-        acc = _val(0, self.ty)
-        for j in range(self.count):
-            env[self.var] = np.asarray(j, dtype=np.int64)
-            env[_conv(self.var, "int32", self.ty)] = _val(j, self.ty)
-            e = ev(self.node, env, ty)
-            if self.op == "add":
-                acc = acc + e
-            elif self.op == "sub":
-                acc = acc - e
-            else:
-                acc = np.maximum(acc, e)
-            if self.ty == "int32":
-                acc = E._wrap32(acc)
-        env[self.acc] = acc
-
-
-class Return:
-    def __init__(self, parts):
-        self.parts = parts            # [(text, fn)]
-
-    def lines(self):
-        return [f"return {', '.join(t for t, _ in self.parts)}"]
-
-    def run(self, env, state):
-        values = [f(env) for _, f in self.parts]
-        if state["result"] and state["result"][0] is not None:      # merge with early returns
-            values[0] = np.where(state["done"], state["result"][0], values[0])
-        state["final"] = values
-
-
-class Write:
-    def __init__(self, out, text, fn):
-        self.out, self.text, self.fn = out, text, fn
-
-    def lines(self):
-        return [f"{self.out}[i] = {self.text}"]
-
-    def run(self, env, state):
-        state["outputs"][self.out] = self.fn(env)
-
-
-def run_body(stmts, env, n_results=1):
-    state = {"done": np.zeros((), dtype=bool), "result": [None] * n_results, "final": None}
-    if any(isinstance(s, EarlyReturn) for s in stmts):
-        state["result"] = [np.zeros(())] + [None] * (n_results - 1)
-    for s in stmts:
-        s.run(env, state)
-    return state["final"]
-
-
-# --------------------------------------------------------------------------------------------------------
+VEC_PARAMS = ("v", "w", "d", "nrm", "u", "e")
+CONST_NAMES = ("GAIN", "SCALE", "OFFSET", "BIAS", "RATE", "WEIGHT", "SHIFT", "LIMIT")
+MAX_DEPTH = 2                    # helper nesting (kernel -> helper -> helper)
+
+
+@dataclass
+class _Ctx:
+    """What one program's generation has drawn so far."""
+
+    rng: np.random.Generator
+    ty: Scalar
+    vocab: Vocabulary
+    helpers: list[Helper]
+    names: set[str]
+    feats: dict[str, int]
+
+    def pick(self, options):
+        return options[int(self.rng.integers(len(options)))]
+
+    def name(self) -> str:
+        for _ in range(50):
+            word = f"wkf_kernel_{self.pick(HELPER_WORDS)}"
+            if word not in self.names:
+                self.names.add(word)
+                return word
+        word = f"wkf_kernel_h{len(self.names)}"
+        self.names.add(word)
+        return word
+
+
+_VOCABS: dict[Scalar, Vocabulary] = {}
+_PROTOS: dict[int, ExprBuilder] = {}
+
+
+def _vocab(ty: Scalar) -> Vocabulary:
+    if ty not in _VOCABS:
+        iv = Interval(-20.0, 20.0) if ty.is_int else Interval(-2.0, 2.0)
+        _VOCABS[ty] = Vocabulary(INT_OPS if ty.is_int else OPS, types=(ty,), ranges={ty: iv},
+                                 limit=1e4 if ty.is_int else 1e3, p_leaf=0.3, p_call=0.25)
+    return _VOCABS[ty]
+
+
+def _builder(rng: np.random.Generator, vocab: Vocabulary, leaves: list[Leaf]) -> ExprBuilder:
+    """An :class:`ExprBuilder` over ``leaves`` (its table of candidate operations built once per vocabulary)."""
+    proto = _PROTOS.get(id(vocab))
+    if proto is None:
+        proto = _PROTOS[id(vocab)] = ExprBuilder(rng, vocab, [])
+    made = copy.copy(proto)
+    made.rng, made.leaves, made.helpers = rng, list(leaves), []
+    return made
+
+
+def _fit(gen: ExprBuilder, part: Leaf, dom: Interval) -> Leaf:
+    """``part`` clamped into ``dom`` when its interval may leave it."""
+    e, iv = part
+    if dom.contains(iv):
+        return part
+    if e.type.is_int:
+        lo, hi = math.ceil(dom.lo), math.floor(dom.hi)
+    else:                                     # short literals inside the domain
+        lo, hi = math.ceil(dom.lo * 100) / 100, math.floor(dom.hi * 100) / 100
+        if lo >= hi:
+            lo, hi = dom.lo, dom.hi
+    return n.Call("clamp", (e, n.Const(lo, e.type), n.Const(hi, e.type))), Interval(
+        min(max(iv.lo, lo), hi), min(max(iv.hi, lo), hi))
+
+
+def _augment(body) -> tuple[n.Stmt, ...]:
+    """``acc = acc + e`` written ``acc += e`` (also ``-=``, ``*=``), in nested blocks too."""
+    out = []
+    for s in body:
+        if isinstance(s, n.Assign) and not s.augmented and isinstance(s.value, n.Call) and \
+                s.value.op in n.AUGMENTED and s.value.args[0] == n.Var(s.name, s.value.type):
+            s = n.Assign(s.name, s.value, augmented=True)
+        elif isinstance(s, n.If):
+            s = n.If(s.cond, _augment(s.then), _augment(s.orelse))
+        elif isinstance(s, n.For):
+            s = replace(s, body=_augment(s.body))
+        out.append(s)
+    return tuple(out)
+
+
+def _fold_dead(gen: ExprBuilder, body: list[n.Stmt], ret: Leaf, ty: Scalar) -> tuple[list[n.Stmt], Leaf]:
+    """``ret`` made to read (once) each helper local whose value would otherwise be computed for nothing; then
+    bindings that are still dead (overwritten on every path) are dropped."""
+    folded: set[str] = set()
+    for _ in range(4):
+        probe = n.Kernel("helper", (), (*body, n.Return(ret[0])))
+        dead = [x for x in dict.fromkeys(analysis.dead_locals(probe)) if x not in folded]
+        if not dead:
+            break
+        for name in dead:
+            var = n.Var(name, ty)
+            iv = next((v for e, v in gen.leaves if e == var), Interval(-1e3, 1e3))
+            ret = gen.checked(n.Call(gen.pick(["add", "sub"]), (ret[0], var)), [ret[1], iv]) or \
+                (n.Call("add", (ret[0], var)), Interval(ret[1].lo + iv.lo, ret[1].hi + iv.hi))
+        folded |= set(dead)
+    live = analysis.remove_dead(n.Kernel("helper", (), (*body, n.Return(ret[0])))).body
+    return list(live[:-1]), ret
+
+
+def _reads_all(gen: ExprBuilder, ret: Leaf, body: list[n.Stmt], names: list[tuple[str, Interval]],
+               ty: Scalar) -> Leaf:
+    """``ret`` made to read every name of ``names`` that the body and ``ret`` do not (``ret + x``)."""
+    for name, iv in names:
+        exprs = [x for s in analysis.statements(tuple(body)) for x in n.stmt_exprs(s)] + [ret[0]]
+        if analysis.reads(exprs, name) == 0:
+            var = n.Var(name, ty)
+            ret = gen.checked(n.Call(gen.pick(["add", "sub"]), (ret[0], var)), [ret[1], iv]) or \
+                (n.Call("add", (ret[0], var)), Interval(ret[1].lo + iv.lo, ret[1].hi + iv.hi))
+    return ret
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Helpers
 
 
-class Helper:
-    """A concrete @wp.func: typed parameters (name, type, domain interval), body statements, return types."""
-
-    def __init__(self, name, params, rets, body, annotate):
-        self.name, self.params, self.rets, self.body, self.annotate = name, params, rets, body, annotate
-
-    def source(self):
-        sig = ", ".join(f"{p}: {SPELL[t]}" for p, t, _ in self.params)
-        ret = ""
-        if self.annotate:
-            spelled = [SPELL[t] for t, _ in self.rets]
-            ret = f" -> {spelled[0]}" if len(spelled) == 1 else f" -> tuple[{', '.join(spelled)}]"
-        lines = ["@wp.func", f"def {self.name}({sig}){ret}:"]
-        for s in self.body:
-            lines += ["    " + x for x in s.lines()]
-        return "\n".join(lines)
-
-    def evaluate(self, args):
-        env = Env({p: a for (p, _, _), a in zip(self.params, args)})
-        return run_body(self.body, env, len(self.rets))
-
-
-class Generic:
-    """A @wp.func with ``Any`` parameters: a tree over parameters ``a, b`` (same type T) and a scalar ``s``
-    (the component type of T). ``GEN_OPS`` are valid for int, float32, float64 and vec3 alike."""
-
-    def __init__(self, name, params, tree, local):
-        self.name, self.params, self.tree, self.local = name, params, tree, local
-
-    def source(self):
-        sig = ", ".join(f"{p}: Any" for p in self.params)
-        lines = ["@wp.func", f"def {self.name}({sig}):"]
-        if self.local:
-            lines.append(f"    {self.local[0]} = {gen_emit(self.local[1])}")
-        lines.append(f"    return {gen_emit(self.tree)}")
-        return "\n".join(lines)
-
-    def evaluate(self, args, ty):
-        env = Env(zip(self.params, args))
-        if self.local:
-            env[self.local[0]] = gen_eval(self.local[1], env, ty)
-        return [gen_eval(self.tree, env, ty)]
-
-    def bound(self, ivs):
-        """Magnitude bound of the result given magnitude bounds of the arguments."""
-        env = dict(zip(self.params, ivs))
-        if self.local:
-            env[self.local[0]] = gen_bound(self.local[1], env)
-        return gen_bound(self.tree, env)
-
-
-def gen_emit(t):
-    op = t[0]
-    if op == "p":
-        return t[1]
-    if op == "neg":
-        return f"(-{gen_emit(t[1])})"
-    if op == "abs":
-        return f"wp.abs({gen_emit(t[1])})"
-    if op == "scale":
-        return f"({gen_emit(t[1])} * s)"
-    if op in ("min", "max"):
-        return f"wp.{op}({gen_emit(t[1])}, {gen_emit(t[2])})"
-    return f"({gen_emit(t[1])} {'+' if op == 'add' else '-'} {gen_emit(t[2])})"
-
-
-def gen_eval(t, env, ty):
-    op = t[0]
-    wrap = E._wrap32 if ty == "int32" else (lambda x: x)
-    if op == "p":
-        return env[t[1]]
-    x = gen_eval(t[1], env, ty)
-    if op == "neg":
-        return wrap(-x)
-    if op == "abs":
-        return wrap(np.abs(x))
-    if op == "scale":
-        s = np.asarray(env["s"])
-        return wrap(x * (s[..., None] if np.ndim(x) > np.ndim(s) else s))
-    y = gen_eval(t[2], env, ty)
-    if op == "min":
-        return np.minimum(x, y)
-    if op == "max":
-        return np.maximum(x, y)
-    return wrap(x + y if op == "add" else x - y)
-
-
-def gen_bound(t, env):
-    op = t[0]
-    if op == "p":
-        return env[t[1]]
-    x = gen_bound(t[1], env)
-    if op in ("neg", "abs"):
-        return x
-    if op == "scale":
-        return x * env["s"]
-    y = gen_bound(t[2], env)
-    return max(x, y) if op in ("min", "max") else x + y
-
-
-def gen_uses(t) -> set:
-    if t[0] == "p":
-        return {t[1]}
-    out = set()
-    for c in t[1:]:
-        out |= gen_uses(c)
-    return out
-
-
-class Call:
-    """One call site: helper, argument texts and their NumPy evaluators."""
-
-    def __init__(self, helper, args, ty=None):
-        self.helper, self.args, self.ty = helper, args, ty      # args: [(text, fn)]
-
-    def text(self):
-        return f"{self.helper.name}({', '.join(t for t, _ in self.args)})"
-
-    def evaluate(self, env):
-        values = [f(env) for _, f in self.args]
-        if isinstance(self.helper, Generic):
-            return self.helper.evaluate(values, self.ty)
-        return self.helper.evaluate(values)
-
-
-def _node_fn(node, ty):
-    return lambda env, node=node, ty=ty: ev(node, env, rt(ty))
-
-
-# --------------------------------------------------------------------------------------------------------
-# Generation
-
-
-class Scope:
-    """Leaves available to expressions, by type: name -> Interval (vec3: component interval)."""
-
-    def __init__(self):
-        self.leaves = {"float32": {}, "float64": {}, "int32": {}, "vec3": {}}
-
-    def copy(self):
-        s = Scope()
-        s.leaves = {k: dict(v) for k, v in self.leaves.items()}
-        return s
-
-
-class Gen:
-    def __init__(self, rng):
-        self.rng = rng
-        self.helpers: list = []          # in definition order (callees first)
-        self.groups: dict[str, list] = {}   # name -> overloads
-        self.used_names: set = set()
-        self.counter = 0
-        self.uses_any = False
-        self.building: set = set()       # helper names whose body is being generated (no self-calls)
-        self.features = {"overloads": 0, "generic": 0, "tuple": 0, "vec": 0, "early_return": 0, "loop": 0,
-                         "nested_calls": 0, "inline_calls": 0, "if": 0}
-
-    def fresh(self, base):
-        self.counter += 1
-        return f"{base}{self.counter}"
-
-    def helper_name(self):
-        for _ in range(50):
-            name = f"wkf_kernel_{pick(self.rng, HELPER_WORDS)}"
-            if name not in self.groups and name not in self.building:
-                return name
-        return f"wkf_kernel_h{self.counter}"
-
-    def egen(self, leaves, ty):
-        binary = ("add", "sub", "mul", "div", "min", "max") + (("mod", "floordiv") if ty == "int32" else ())
-        return E.ExprGen(self.rng, SCAL[ty], dict(leaves), binary=binary, p_const=0.2)
-
-    # ---- argument expressions
-
-    def arg_node(self, scope, ty, domain=None, depth=None, avoid=()):
-        """An expression of type ty from the scope (clamped into ``domain`` when it could leave it), using
-        leaves other than ``avoid`` where the scope has any."""
-        leaves = {k: v for k, v in scope.leaves[ty].items() if k not in avoid} or scope.leaves[ty]
-        if not leaves:
-            node = E.const(int(self.rng.integers(-5, 6)) if ty == "int32" else round(float(self.rng.uniform(-2, 2)), 2))
-        else:
-            gen = self.egen(leaves, ty)
-            d = int(self.rng.integers(0, 3)) if depth is None else depth
-            node = sanitize(gen.expr(d)) if d else gen.var_leaf()
-            if node.op == "const":
-                node = gen.var_leaf()
-        if domain is not None and (node.iv.lo < domain.lo or node.iv.hi > domain.hi):
-            lo, hi = domain.lo, domain.hi
-            node = E.Node("clamp", (node, E.const(lo), E.const(hi)),
-                          iv=E.Interval(max(lo, min(node.iv.lo, hi)), min(hi, max(node.iv.hi, lo))))
-        return node
-
-    def scalar_args(self, scope, tys):
-        nodes, taken = [], set()
-        for t in tys:
-            nodes.append(self.arg_node(scope, t, avoid=taken))
-            taken |= E.uses(nodes[-1])
-        # at least one argument is not a literal
-        if all(n.op == "const" for n in nodes) and scope.leaves[tys[0]]:
-            nodes[0] = self.egen(scope.leaves[tys[0]], tys[0]).var_leaf()
-        return nodes
-
-    # ---- helper creation
-
-    def new_scalar_helper(self, name, tys, arg_ivs, depth, ret_ty=None, n_ret=1):
-        """A helper over scalar params ``tys`` whose domains are ``arg_ivs``; body of type ret_ty."""
-        self.building.add(name)
-        try:
-            return self._new_scalar_helper(name, tys, arg_ivs, depth, ret_ty, n_ret)
-        finally:
-            self.building.discard(name)
-
-    def _new_scalar_helper(self, name, tys, arg_ivs, depth, ret_ty, n_ret):
-        rng = self.rng
-        ty = ret_ty or tys[0]
-        pnames = pick(rng, PARAM_NAMES, len(tys))
-        params = []
-        scope = Scope()
-        for p, t, iv in zip(pnames, tys, arg_ivs):
-            if iv.hi - iv.lo < 1e-6:
-                iv = E.Interval(iv.lo - 1.0, iv.hi + 1.0)
-            params.append((p, t, iv))
-            scope.leaves[t][p] = iv
-            if t != ty and t == "int32":
-                text = _conv(p, "int32", ty)
-                scope.leaves[ty][text] = iv
-        body: list = []
-        for p, t, iv in params:
-            if t == "int32" and ty != "int32":
-                text = _conv(p, "int32", ty)
-                body.append(Bind(text, lambda env, p=p, ty=ty: _val(env[p], ty)))
-        leaves = scope.leaves[ty]
-        # locals
-        for _ in range(int(rng.integers(0, 3))):
-            name_l = self.fresh(pick(rng, LOCAL_NAMES))
-            node = self.expr(leaves, ty, int(rng.integers(1, 3)))
-            body.append(Assign(name_l, node, ty))
-            leaves[name_l] = node.iv
-        # a call to another helper of the same type
-        if depth < MAX_DEPTH and rng.random() < 0.45:
-            self.features["nested_calls"] += 1
-            self.call_into(body, scope, ty, depth + 1, inline_ok=True)
-        # an accumulation loop
-        if rng.random() < 0.3:
-            self.features["loop"] += 1
-            acc = self.fresh(pick(rng, ("acc", "total", "sum_", "run")))
-            var = pick(rng, ("j", "k", "l", "jj"))
-            count = int(rng.integers(2, 7))
-            inner = dict(leaves)
-            jt = _conv(var, "int32", ty)
-            inner[jt] = E.Interval(0.0, float(count - 1))
-            node = self.expr(inner, ty, int(rng.integers(1, 3)), must=[jt] if rng.random() < 0.7 else [])
-            if ty == "int32" and node.iv.mag * count > E.INT32_LIMIT / 8:
-                node = E.Node("add", (E.var(jt, inner[jt]), E.const(1)), iv=E.Interval(1, count))
-            op = pick(rng, ("add", "add", "sub", "max"))
-            body.append(LoopAcc(acc, var, count, node, ty, op))
-            if op == "max":
-                iv = E.Interval(max(0.0, node.iv.lo), max(0.0, node.iv.hi))
-            else:
-                m = node.iv.mag * count
-                iv = E.Interval(-m, m)
-            leaves[acc] = iv
-        # a conditional update
-        if rng.random() < 0.35 and leaves:
-            self.features["if"] += 1
-            target = pick(rng, [k for k in leaves if k.isidentifier() and k not in {p for p, _, _ in params}]
-                          or [None])
-            if target is None:
-                target = self.fresh(pick(rng, LOCAL_NAMES))
-                node0 = self.expr(leaves, ty, 1)
-                body.append(Assign(target, node0, ty))
-                leaves[target] = node0.iv
-            cond = self.condition(leaves, ty)
-            node = self.expr(leaves, ty, int(rng.integers(1, 3)))
-            body.append(IfSet(cond, target, node, ty))
-            old = leaves[target]
-            leaves[target] = E.Interval(min(old.lo, node.iv.lo), max(old.hi, node.iv.hi))
-        # an early return
+def scalar_helper(c: _Ctx, name: str, types: tuple[Scalar, ...], ivs: tuple[Interval, ...], depth: int,
+                  results: int = 1) -> Helper:
+    """A helper over scalar parameters returning ``c.ty`` (or a tuple of ``results`` values): locals, maybe a
+    call of an earlier helper, an accumulation loop, a conditional update, an early return."""
+    rng, ty = c.rng, c.ty
+    pnames = [str(x) for x in rng.permutation(PARAM_NAMES)[:len(types)]]
+    leaves: list[Leaf] = []
+    for p, t, iv in zip(pnames, types, ivs):
+        iv = iv if iv.hi - iv.lo > 1e-6 else Interval(iv.lo - 1.0, iv.hi + 1.0)
+        leaves.append((n.Var(p, t) if t == ty else n.Cast(n.Var(p, t), ty), iv))
+    gen = _builder(rng, c.vocab, leaves)
+    gen.helpers = [h for h in c.helpers if h.func.ret == ty and not h.func.generic and depth < MAX_DEPTH
+                   and all(p.type == ty for p in h.func.params)]
+    body: list[n.Stmt] = []
+    for k in range(int(rng.integers(0, 3))):
+        e, iv = gen.compound(ty, int(rng.integers(1, 3)))
+        local = f"{c.pick(['t', 'm', 'g', 'f', 'val', 'part'])}{k}"
+        body.append(n.Let(local, e))
+        gen.leaves.append((n.Var(local, ty), iv))
+    if rng.random() < 0.3:
+        c.feats["loop"] += 1
+        body += _loop(gen, ty, c.pick(["acc", "total", "run"]), c.pick(["j", "k", "jj"]), rng)
+    if rng.random() < 0.3:
+        c.feats["if"] += 1
+        body += _if_block(gen, ty, c.pick(["v", "sel", "w"]))
+    if results == 1 and rng.random() < 0.25:
+        c.feats["early_return"] += 1
+        cond, _ = gen.condition(2)
+        early = gen.compound(ty, int(rng.integers(1, 3)))
+        body.append(n.If(cond, (n.Return(early[0]),)))
+    else:
         early = None
-        if n_ret == 1 and rng.random() < 0.25:
-            self.features["early_return"] += 1
-            cond = self.condition(leaves, ty)
-            node = self.expr(leaves, ty, int(rng.integers(1, 3)))
-            body.append(EarlyReturn(cond, node, ty))
-            early = node.iv
-        # returns: every param and local reaches some return value
-        must = [p for p, t, _ in params if t == ty] + [k for k in leaves if k not in {p for p, _, _ in params}
-                                                       and not k.startswith(("float(", "wp.float64("))]
-        must += [_conv(p, "int32", ty) for p, t, _ in params if t == "int32" and ty != "int32"]
-        parts, rets = [], []
-        for r in range(n_ret):
-            mine = must if r == n_ret - 1 else [m for m in must if rng.random() < 0.5]
-            node = self.expr(leaves, ty, int(rng.integers(1, 3)), must=mine)
-            must = [m for m in must if m not in E.uses(node)] if r < n_ret - 1 else must
-            parts.append((E.emit(node, SCAL[ty]), _node_fn(node, ty)))
-            iv = node.iv
-            if r == 0 and early is not None:
-                iv = E.Interval(min(iv.lo, early.lo), max(iv.hi, early.hi))
-            rets.append((ty, iv))
-        body.append(Return(parts))
-        h = Helper(name, params, rets, body, annotate=rng.random() < 0.6)
-        self.register(h)
-        return h
+    rets = [gen.compound(ty, int(rng.integers(1, 3))) for _ in range(results)]
+    locals_ = [(s.name, iv) for s in body if isinstance(s, n.Let)
+               for e, iv in gen.leaves if e == n.Var(s.name, ty)]
+    params = [(p, iv) for p, t, iv in zip(pnames, types, ivs) if t == ty]
+    body, rets[-1] = _fold_dead(gen, body, rets[-1], ty)
+    rets[-1] = _reads_all(gen, rets[-1], body, params + locals_, ty)
+    for p, t, iv in zip(pnames, types, ivs):          # int parameters reach the result through a cast
+        exprs = [x for s in analysis.statements(tuple(body)) for x in n.stmt_exprs(s)] + [r[0] for r in rets]
+        if t != ty and analysis.reads(exprs, p) == 0:
+            rets[-1] = (n.Call("add", (rets[-1][0], n.Cast(n.Var(p, t), ty))),
+                        Interval(rets[-1][1].lo + iv.lo, rets[-1][1].hi + iv.hi))
+    if results == 1:
+        value, ret_type, ret_iv = rets[0][0], ty, rets[0][1]
+        if early is not None:
+            ret_iv = ret_iv.join(early[1])
+    else:
+        c.feats["tuple"] += 1
+        value = n.MakeTuple(tuple(r[0] for r in rets))
+        ret_type, ret_iv = TupleOf((ty,) * results), tuple(r[1] for r in rets)
+    func = n.Func(name, tuple(n.Param(p, t) for p, t in zip(pnames, types)), ret_type,
+                  _augment((*body, n.Return(value))))
+    if any(isinstance(x, n.FuncCall) for x in analysis.expressions(func.body)):
+        c.feats["nested_calls"] += 1
+    return Helper(func, tuple(ivs), ret_iv)
 
-    def new_vec_helper(self, name, kinds, arg_ivs, depth, scalar_result=False):
-        """float32 helpers with vec3 parameters (-> float) or scalar parameters (-> wp.vec3)."""
-        rng = self.rng
-        self.features["vec"] += 1
-        params, body = [], []
-        scope = Scope()
-        vnames = pick(rng, VEC_PARAMS, 3)
-        snames = pick(rng, PARAM_NAMES, 3)
-        for k, (t, iv) in enumerate(zip(kinds, arg_ivs)):
-            p = vnames[k] if t == "vec3" else snames[k]
-            params.append((p, t, iv))
-            scope.leaves[t][p] = iv
-        fl = scope.leaves["float32"]
-        vecs = [p for p, t, _ in params if t == "vec3"]
-        returns_vec = not vecs or (not scalar_result and rng.random() < 0.3)
-        for v in vecs:
-            m = scope.leaves["vec3"][v].mag
-            for text, fn, iv in self.vec_leaves(v, m, vecs, scope):
-                body.append(Bind(text, fn))
-                fl[text] = iv
-        for _ in range(int(rng.integers(0, 3))):
-            name_l = self.fresh(pick(rng, LOCAL_NAMES))
-            node = self.expr(fl, "float32", int(rng.integers(1, 3)))
-            body.append(Assign(name_l, node, "float32"))
-            fl[name_l] = node.iv
-        must = [k for k in fl if k in {p for p, _, _ in params}]
-        if returns_vec:
-            comps = [self.expr(fl, "float32", int(rng.integers(0, 3))) for _ in range(3)]
-            used = set().union(*(E.uses(c) for c in comps))
-            missing = [m for m in must if m not in used]
-            if missing:
-                comps[0] = self.expr(fl, "float32", 1, must=missing)
-            form = int(rng.integers(3)) if vecs else 0
-            ctext = f"wp.vec3({', '.join(E.emit(c, E.FLOAT32) for c in comps)})"
-            cfn = lambda env, cs=comps: np.stack(np.broadcast_arrays(  # noqa: E731
-                *[ev(c, env, rt("float32")) for c in cs]), -1)
-            mag = max(c.iv.mag for c in comps)
-            if form == 0:
-                parts = [(ctext, cfn)]
-            elif form == 1:
-                v = pick(rng, vecs)
-                s = comps[0]
-                text = f"{v} * {E.emit(s, E.FLOAT32)} + {ctext}"
-                fn = lambda env, v=v, s=s, cfn=cfn: env[v] * _col(ev(s, env, rt("float32"))) + cfn(env)  # noqa: E731
-                mag = scope.leaves["vec3"][v].mag * s.iv.mag + mag
-                parts = [(text, fn)]
+
+def vec_helper(c: _Ctx, name: str, types: tuple, ivs: tuple[Interval, ...], returns_vec: bool) -> Helper:
+    """float32 helper over ``wp.vec3`` (and float) parameters returning a float or a ``wp.vec3``."""
+    rng = c.rng
+    c.feats["vec"] += 1
+    vnames = [str(x) for x in rng.permutation(VEC_PARAMS)]
+    snames = [str(x) for x in rng.permutation(PARAM_NAMES)]
+    params = [n.Param(vnames[k] if t == VEC3 else snames[k], t) for k, t in enumerate(types)]
+    vecs = [(n.Var(p.name, VEC3), iv) for p, iv in zip(params, ivs) if p.type == VEC3]
+    leaves: list[Leaf] = [(n.Var(p.name, FLOAT32), iv) for p, iv in zip(params, ivs) if p.type == FLOAT32]
+    for v, iv in vecs:
+        k = int(rng.integers(3))
+        leaves.append((n.Component(v, k), iv))
+        roll = rng.random()
+        others = [w for w in vecs if w[0] != v]
+        if others and roll < 0.5:
+            w, wiv = c.pick(others)
+            leaves.append((n.Call("dot", (v, w)), Interval(-3 * iv.mag * wiv.mag, 3 * iv.mag * wiv.mag)))
+        elif roll < 0.75:
+            leaves.append((n.Call("length_sq", (v,)), Interval(0.0, 3 * iv.mag ** 2)))
+        else:
+            leaves.append((n.Call("length", (v,)), Interval(0.0, 1.8 * iv.mag)))
+    gen = _builder(rng, _vocab(FLOAT32), leaves)
+    body: list[n.Stmt] = []
+    for k in range(int(rng.integers(0, 2))):
+        e, iv = gen.compound(FLOAT32, int(rng.integers(1, 3)))
+        body.append(n.Let(f"{c.pick(['t', 'm', 'g'])}{k}", e))
+        gen.leaves.append((n.Var(body[-1].name, FLOAT32), iv))
+    locals_ = [(s.name, iv) for s in body for e, iv in gen.leaves if e == n.Var(s.name, FLOAT32)]
+    if returns_vec:
+        comps = [gen.compound(FLOAT32, int(rng.integers(1, 3))) for _ in range(3)]
+        comps[0] = _reads_all(gen, comps[0], body + [n.Return(comps[1][0]), n.Return(comps[2][0])],
+                              [(p.name, iv) for p, iv in zip(params, ivs) if p.type == FLOAT32] + locals_, FLOAT32)
+        value: n.Expr = n.Call("vec3", tuple(x[0] for x in comps))
+        mag = max(x[1].mag for x in comps)
+        unread = [v for v, _ in vecs if analysis.reads([value] + [x for s in body for x in n.stmt_exprs(s)],
+                                                        v.name) == 0]
+        if vecs and (unread or rng.random() < 0.5):
+            v, viv = next(((w, i) for w, i in vecs if w in unread), c.pick(vecs))
+            if rng.random() < 0.5:
+                value, mag = n.Call("cross", (v, value)), 2 * viv.mag * mag
             else:
-                v = pick(rng, vecs)
-                text = f"wp.cross({v}, {ctext})"
-                fn = lambda env, v=v, cfn=cfn: np.cross(env[v], cfn(env))  # noqa: E731
-                mag = 2 * scope.leaves["vec3"][v].mag * mag
-                parts = [(text, fn)]
-            rets = [("vec3", E.Interval(-mag, mag))]
+                value, mag = n.Call("add", (n.Call("mul", (v, comps[0][0])), value)), viv.mag * comps[0][1].mag + mag
+        for v, viv in vecs:
+            if analysis.reads([value] + [x for s in body for x in n.stmt_exprs(s)], v.name) == 0:
+                value, mag = n.Call("add", (value, v)), mag + viv.mag
+        ret, ret_iv = VEC3, Interval(-mag, mag)
+    else:
+        e, iv = gen.compound(FLOAT32, int(rng.integers(1, 4)))
+        all_names = [(p.name, i) for p, i in zip(params, ivs) if p.type == FLOAT32] + locals_
+        e, iv = _reads_all(gen, (e, iv), body, all_names, FLOAT32)
+        for v, viv in vecs:
+            if analysis.reads([e] + [x for s in body for x in n.stmt_exprs(s)], v.name) == 0:
+                e, iv = n.Call("add", (e, n.Component(v, 0))), Interval(iv.lo - viv.mag, iv.hi + viv.mag)
+        value, ret, ret_iv = e, FLOAT32, iv
+    func = n.Func(name, tuple(params), ret, (*body, n.Return(value)))
+    return Helper(func, tuple(ivs), ret_iv)
+
+
+GEN_OPS = ("add", "sub", "neg", "min", "max", "abs", "scale")
+
+
+def generic_helper(c: _Ctx, name: str, instance: Scalar | Vector, scaled: bool, shape: tuple) -> Helper:
+    """``def f(a: Any, b: Any[, s: Any])``: a tree over ``a``, ``b`` (type T) and ``s`` (T's component type)
+    without literals, so one definition compiles for every T. ``shape`` is the drawn tree (the same for
+    every instance of the name)."""
+    scalar = instance.scalar if isinstance(instance, Vector) else instance
+    env = {"a": n.Var("a", instance), "b": n.Var("b", instance), "s": n.Var("s", scalar)}
+
+    def build(t) -> n.Expr:
+        if t[0] == "p":
+            return env[t[1]]
+        if t[0] == "scale":
+            return n.Call("mul", (build(t[1]), env["s"]))
+        if t[0] in ("neg", "abs"):
+            return n.Call(t[0], (build(t[1]),))
+        return n.Call(t[0], (build(t[1]), build(t[2])))
+
+    local, tree = shape
+    body: list[n.Stmt] = []
+    if local is not None:
+        env[local[0]] = n.Var(local[0], instance)
+        body.append(n.Let(local[0], build(local[1])))
+    params = [n.Param("a", instance), n.Param("b", instance)] + ([n.Param("s", scalar)] if scaled else [])
+    func = n.Func(name, tuple(params), instance, (*body, n.Return(build(tree))), generic=True)
+    return Helper(func, (), Interval(0.0, 0.0))
+
+
+def generic_shape(rng: np.random.Generator, scaled: bool) -> tuple:
+    ops = GEN_OPS if scaled else GEN_OPS[:-1]
+
+    def tree(depth: int):
+        if depth == 0 or rng.random() < 0.25:
+            return ("p", "a" if rng.random() < 0.5 else "b")
+        op = ops[int(rng.integers(len(ops)))]
+        if op in ("neg", "abs", "scale"):
+            inner = tree(depth - 1)
+            if op == "neg" and inner[0] == "neg" or op == "abs" and inner[0] in ("neg", "abs"):
+                return inner
+            return (op, inner)
+        x, y = tree(depth - 1), tree(depth - 1)
+        if x == y:
+            y = ("p", "b" if x != ("p", "b") else "a")
+        if x == y:
+            return x
+        return (op, x, y)
+
+    local = None
+    t = tree(int(rng.integers(2, 4)))
+    if rng.random() < 0.4:
+        local = ("m" if rng.random() < 0.5 else "d", t)
+        t = (("add", "sub", "max", "min")[int(rng.integers(4))], ("p", local[0]), ("p", "b"))
+
+    def uses(x) -> set:
+        return {x[1]} if x[0] == "p" else set().union(*(uses(y) for y in x[1:]))
+
+    used = uses(t) | (uses(local[1]) if local else set())
+    for p in ("a", "b"):
+        if p not in used:
+            t = ("add", t, ("p", p))
+    if scaled and "scale" not in repr((t, local)):
+        t = ("scale", t)
+    return local, t
+
+
+def generic_bound(shape: tuple, a: float, b: float, s: float) -> float:
+    """Magnitude bound of a generic helper's result given magnitude bounds of its arguments."""
+    def bound(t, env):
+        if t[0] == "p":
+            return env[t[1]]
+        x = bound(t[1], env)
+        if t[0] in ("neg", "abs"):
+            return x
+        if t[0] == "scale":
+            return x * env["s"]
+        y = bound(t[2], env)
+        return max(x, y) if t[0] in ("min", "max") else x + y
+
+    local, tree = shape
+    env = {"a": a, "b": b, "s": s}
+    if local is not None:
+        env[local[0]] = bound(local[1], env)
+    return bound(tree, env)
+
+
+def closure_helper(c: _Ctx, name: str, iv: Interval) -> Helper:
+    """``def make_<word>(k: float): @wp.func def <word>(x: float) -> float: return ...`` and the module's
+    ``<name> = make_<word>(c)``: the helper reads the captured ``k`` (directly or through ``wp.static``)."""
+    rng, ty = c.rng, c.ty
+    c.feats["closure"] += 1
+    word = name[len("wkf_kernel_"):]
+    value = int(rng.integers(2, 6)) if ty.is_int else float(c.pick([0.25, 0.5, 1.5, 2.0, 0.75, 3.0]))
+    cap = c.pick(["k", "scale", "gain", "coef"])
+    captured = n.Static(cap, n.Const(value, ty), bare=rng.random() < 0.5)
+    x = n.Var("x", ty)
+    gen = _builder(rng, c.vocab, [(x, iv), (captured, Interval.point(value))])
+    e, e_iv = gen.compound(ty, int(rng.integers(1, 3)))
+    for term, t_iv in ((x, iv), (captured, Interval.point(value))):
+        if term not in analysis.subexprs(e) and not any(s == term for s in analysis.subexprs(e)):
+            made = gen.checked(n.Call(c.pick(["add", "mul"]), (e, term)), [e_iv, t_iv])
+            e, e_iv = made or (n.Call("add", (e, term)), Interval(e_iv.lo + t_iv.lo, e_iv.hi + t_iv.hi))
+    factory = n.Factory(f"wkf_kernel_make_{word}", word, ((cap, n.Const(value, ty)),))
+    func = n.Func(name, (n.Param("x", ty),), ty, (n.Return(e),), factory=factory)
+    return Helper(func, (iv,), e_iv)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Kernel
+
+
+class _Kernel:
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.ty = TYPES[int(rng.integers(len(TYPES)))]
+        self.c = _Ctx(rng, self.ty, _vocab(self.ty), [], set(),
+                      {k: 0 for k in ("overloads", "generic", "tuple", "vec", "closure", "static", "early_return",
+                                      "loop", "if", "nested_calls", "inline_calls")})
+        self.body: list[n.Stmt] = []
+        self.params: list[n.Param] = []
+        self.ranges: dict[str, Interval] = {}
+        self.ints: list[Leaf] = []            # int32 leaves of float kernels (lane index, int input)
+        self.vecs: list[Leaf] = []
+        self.k = 0
+
+    def pick(self, options):
+        return options[int(self.rng.integers(len(options)))]
+
+    def local(self, base: str) -> str:
+        self.k += 1
+        return f"{base}{self.k}"
+
+    def inputs(self) -> ExprBuilder:
+        rng, ty = self.rng, self.ty
+        i = n.Var("i", INT32)
+        names = [str(x) for x in rng.permutation(ARRAY_NAMES)]
+        iv = Interval(-20.0, 20.0) if ty.is_int else self.pick(FLOAT_RANGES)
+        inline = rng.random() < 0.35
+        leaves: list[Leaf] = []
+        for nm in names[:int(rng.integers(1, 4))]:
+            self.params.append(n.Param(nm, Array(ty)))
+            self.ranges[nm] = iv
+            load = n.Load(nm, Array(ty), (i,))
+            if inline:
+                leaves.append((load, iv))
+            else:
+                local = f"{nm}_v" if rng.random() < 0.5 else f"x{nm}"
+                self.body.append(n.Let(local, load))
+                leaves.append((n.Var(local, ty), iv))
+        if not ty.is_int:
+            m = int(rng.integers(3, 9))
+            lane = self.pick(["lane", "slot", "phase", "kk", "sub", "bucket"])
+            self.body.append(n.Let(lane, n.Call("mod", (i, n.Const(m, INT32)))))
+            self.ints.append((n.Var(lane, INT32), Interval(0.0, m - 1.0)))
+        if ty == FLOAT32 and rng.random() < 0.6:
+            nm = names[4]
+            self.params.append(n.Param(nm, Array(VEC3)))
+            self.ranges[nm] = Interval(-1.0, 1.0)
+            self.body.append(n.Let(f"{nm}_v", n.Load(nm, Array(VEC3), (i,))))
+            self.vecs.append((n.Var(f"{nm}_v", VEC3), Interval(-1.0, 1.0)))
+        gen = _builder(rng, self.c.vocab, leaves)
+        return gen
+
+    def arg(self, gen: ExprBuilder, ty: Scalar, avoid: set) -> Leaf:
+        """An argument of type ``ty``: an expression over the kernel's values (int32: an int leaf)."""
+        if ty == INT32 and self.ty != INT32:
+            e, iv = self.pick(self.ints)
+            return e, iv
+        fresh = [x for x in gen.leaves if x[0] not in avoid and x[0].type == ty]
+        sub = _builder(self.rng, gen.vocab, fresh or gen.leaves)
+        sub.helpers = gen.helpers
+        part = sub.expr(ty, int(self.rng.integers(0, 3)))
+        for _ in range(4):
+            if not isinstance(part[0], n.Const) and part[0] not in avoid:
+                break
+            part = sub.expr(ty, 2, top=True)
+        return part
+
+    def args_for(self, gen: ExprBuilder, h: Helper) -> list[n.Expr]:
+        """Arguments for another call of ``h``, clamped into the intervals its body was drawn for."""
+        args: list[n.Expr] = []
+        vecs = [v for v in self.vecs]
+        for p, dom in zip(h.func.params, h.params):
+            if p.type == VEC3:
+                fits = [v for v in vecs if dom.contains(v[1]) and v[0] not in args]
+                v = self.pick(fits) if fits else None
+                if v is None:
+                    scale = float(f"{0.9 * dom.mag / max(x[1].mag for x in vecs):.2g}")
+                    v = (n.Call("mul", (vecs[0][0], n.Const(scale, FLOAT32))), dom)
+                args.append(v[0])
+                continue
+            part = self.arg(gen, p.type, set(args))
+            args.append(_fit(gen, part, dom)[0])
+        return args
+
+    def call(self, gen: ExprBuilder, h: Helper, args: list[n.Expr]) -> list[Leaf]:
+        """Bind the results of ``h(args)``: ``t = h(...)`` or ``t0, t1 = h(...)``; vector results give scalar
+        leaves (components, length)."""
+        ty = self.ty
+        call = n.FuncCall(h.func, tuple(args))
+        ret = h.func.ret
+        if isinstance(ret, TupleOf):
+            names = tuple(self.local(self.pick(["t", "m", "g", "f", "val"])) for _ in ret.items)
+            self.body.append(n.Unpack(names, call))
+            out = [(n.Var(nm, ty), iv) for nm, iv in zip(names, h.ret)]
+        elif ret == ty and self.rng.random() < 0.35:
+            self.c.feats["inline_calls"] += 1            # the call inside a bigger expression
+            other = gen.expr(ty, 1)
+            made = gen.checked(n.Call(self.pick(["add", "sub", "mul"]), (call, other[0])), [h.ret, other[1]])
+            name = self.local(self.pick(["t", "m", "g", "val"]))
+            self.body.append(n.Let(name, made[0] if made else call))
+            out = [(n.Var(name, ty), made[1] if made else h.ret)]
         else:
-            node = self.expr(fl, "float32", int(rng.integers(1, 4)), must=must or [next(iter(fl))])
-            parts = [(E.emit(node, E.FLOAT32), _node_fn(node, "float32"))]
-            rets = [("float32", node.iv)]
-        body.append(Return(parts))
-        h = Helper(name, params, rets, body, annotate=rng.random() < 0.6)
-        self.register(h)
-        return h
+            name = self.local(self.pick(["t", "m", "g", "val", "res"]))
+            self.body.append(n.Let(name, call))
+            out = [(n.Var(name, ret), h.ret)]
+        leaves = []
+        for e, iv in out:
+            if e.type == ty:
+                leaves.append((e, iv))
+            elif e.type == VEC3:
+                self.vecs.append((e, iv))
+                k = int(self.rng.integers(3))
+                leaves.append((n.Component(e, k), iv))
+                if self.rng.random() < 0.5:
+                    leaves.append((n.Call("length", (e,)), Interval(0.0, 1.8 * iv.mag)))
+            else:
+                leaves.append((n.Cast(e, ty), iv))
+        return leaves
 
-    def vec_leaves(self, v, m, vecs, scope):
-        """Scalar leaves derived from vec3 value ``v`` (component bound m)."""
-        rng = self.rng
-        out = []
-        for k in pick(rng, [0, 1, 2], int(rng.integers(1, 3))):
-            out.append((f"{v}[{k}]", lambda env, v=v, k=k: env[v][..., k], E.Interval(-m, m)))
-        others = [w for w in vecs if w != v]
-        r = rng.random()
-        if others and r < 0.6:
-            w = pick(rng, others)
-            mw = scope.leaves["vec3"][w].mag
-            out.append((f"wp.dot({v}, {w})", lambda env, v=v, w=w: np.sum(env[v] * env[w], -1),
-                        E.Interval(-3 * m * mw, 3 * m * mw)))
-        elif r < 0.8:
-            out.append((f"wp.length_sq({v})", lambda env, v=v: np.sum(env[v] ** 2, -1), E.Interval(0.0, 3 * m * m)))
-        else:
-            out.append((f"wp.length({v})", lambda env, v=v: np.sqrt(np.sum(env[v] ** 2, -1)),
-                        E.Interval(0.0, np.sqrt(3.0) * m)))
-        return out
-
-    def new_generic(self, name):
-        rng = self.rng
-        self.uses_any = True
-        self.features["generic"] += 1
-        use_s = rng.random() < 0.6
-        params = ["a", "b"] + (["s"] if use_s else [])
-
-        def tree(depth):
-            if depth == 0 or rng.random() < 0.25:
-                return ("p", pick(rng, ("a", "b")))
-            op = pick(rng, GEN_OPS if use_s else GEN_OPS[:-1])
-            if op in ("neg", "abs", "scale"):
-                return (op, tree(depth - 1))
-            x, y = tree(depth - 1), tree(depth - 1)
-            if x == y:
-                y = ("p", "b" if x != ("p", "b") else "a")
-            return (op, x, y)
-
-        local = None
-        t = tree(int(rng.integers(2, 4)))
-        if rng.random() < 0.4:
-            local = (pick(rng, ("t", "m", "d")), t)
-            t = (pick(rng, ("add", "sub", "max", "min")), ("p", local[0]), tree(1))
-        uses = gen_uses(t) | (gen_uses(local[1]) if local else set())
-        if local:
-            uses.discard(local[0])
-        for p in ("a", "b"):
-            if p not in uses:
-                t = ("add", t, ("p", p))
-        if use_s and not _has_scale(t) and not (local and _has_scale(local[1])):
-            t = ("scale", t)
-        h = Generic(name, params, t, local)
-        self.register(h)
-        return h
-
-    def register(self, h):
-        self.helpers.append(h)
-        self.groups.setdefault(h.name, []).append(h)
-
-    # ---- expressions
-
-    def expr(self, leaves, ty, depth, must=()):
-        gen = self.egen(leaves, ty)
-        node = sanitize(gen.expr(depth))
-        if node.op in ("const", "var") and leaves:
-            node = sanitize(gen.apply_binary(pick(self.rng, ("add", "mul", "sub")), node, gen.expr(1)))
-        return fold_in(gen, self.rng, node, must, leaves)
-
-    def condition(self, leaves, ty):
-        """A comparison whose sides differ and that can go both ways (by intervals)."""
-        gen = self.egen(leaves, ty)
-        for _ in range(8):
-            c = sanitize_cond(gen.condition(2))
-            if _sane_cond(c):
-                return c
-        x = gen.var_leaf()          # fallback: a leaf against a literal inside its range
-        mid = x.iv.lo + (x.iv.hi - x.iv.lo) * float(self.rng.uniform(0.3, 0.7))
-        mid = int(round(mid)) if ty == "int32" else round(mid, 2)
-        return E.Node(pick(self.rng, ("lt", "ge")), (x, E.const(mid)))
-
-    # ---- calls
-
-    def call_into(self, body, scope, ty, depth, inline_ok):
-        """Add a call (new helper, existing helper, new overload, generic) producing values of type ty into
-        ``scope``; returns the names/texts of the new leaves."""
-        rng = self.rng
-        existing = [h for h in self.helpers if _callable_with(h, ty, scope) and h.name not in self.building]
-        concrete = any(isinstance(h, Helper) for h in self.helpers)
-        can_vec = ty == "float32" and bool(scope.leaves["vec3"]) and depth <= 1
-        # what to call: weights depend on what exists already (overloads need a concrete helper first)
-        options = {"new": 0.45, "generic": 0.2, "vec": 0.2 if can_vec else 0.0}
-        if concrete:
-            options.update({"existing": 0.25 if existing else 0.0, "overload": 0.3 if depth <= 1 else 0.0,
-                            "new": 0.25, "generic": 0.15})
+    def draw_call(self, gen: ExprBuilder, depth: int) -> list[Leaf]:
+        """One call of a new or existing helper, overload, generic, vector helper or closure."""
+        rng, c, ty = self.rng, self.c, self.ty
+        concrete = [h for h in c.helpers if not h.func.generic and h.func.factory is None
+                    and all(isinstance(p.type, Scalar) for p in h.func.params)]
+        options = {"new": 0.4, "generic": 0.2, "vec": 0.35 if ty == FLOAT32 and self.vecs else 0.0,
+                   "closure": 0.12 if ty in (FLOAT32, INT32) else 0.0,
+                   "overload": 0.3 if concrete else 0.0, "existing": 0.2 if c.helpers else 0.0}
         keys = [k for k, w in options.items() if w > 0]
         weights = np.array([options[k] for k in keys])
         choice = keys[int(rng.choice(len(keys), p=weights / weights.sum()))]
         if choice == "existing":
-            return self.emit_call(body, scope, pick(rng, existing), ty, inline_ok)
-        if choice == "overload":
-            h = self.make_overload(scope, ty, depth)
-            if h is not None:
-                return self.emit_call(body, scope, h, ty, inline_ok)
+            h = self.pick(c.helpers)
+            if h.func.generic:
+                return self.generic_call(gen, h.func.name)
+            return self.call(gen, h, self.args_for(gen, h))
         if choice == "generic":
-            name = next((n for n, g in self.groups.items() if isinstance(g[0], Generic)), None)
-            h = self.groups[name][0] if name else self.new_generic(self.helper_name())
-            return self.emit_call(body, scope, h, ty, inline_ok)
+            return self.generic_call(gen, None)
+        if choice == "closure":
+            x = self.arg(gen, ty, set())
+            h = closure_helper(c, c.name(), x[1])
+            c.helpers.append(h)
+            return self.call(gen, h, [x[0]])
         if choice == "vec":
-            vecs = list(scope.leaves["vec3"])
-            n_v = 1 if len(vecs) == 1 or rng.random() < 0.5 else 2
-            kinds = ["vec3"] * n_v + (["float32"] if rng.random() < 0.4 else [])
-            ivs = [self.arg_iv(scope, k) for k in kinds]
-            h = self.new_vec_helper(self.helper_name(), kinds, ivs, depth)
-            return self.emit_call(body, scope, h, ty, inline_ok, ivs=ivs)
-        # a new scalar helper
-        n_par = int(rng.integers(1, 4))
-        tys = [ty] * n_par
-        if ty != "int32" and scope.leaves["int32"] and rng.random() < 0.25:
-            tys[-1] = "int32"
-        n_ret = 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
-        nodes = self.scalar_args(scope, tys)
-        h = self.new_scalar_helper(self.helper_name(), tys, [n.iv for n in nodes], depth, ty, n_ret)
-        if n_ret > 1:
-            self.features["tuple"] += 1
-        return self.emit_call(body, scope, h, ty, inline_ok, nodes=nodes)
+            return self.vec_call(gen, c.name())
+        if choice == "overload":
+            made = self.overload(gen, self.pick(concrete))
+            if made is not None:
+                return made
+        types = [ty] * int(rng.integers(1, 4))
+        if not ty.is_int and self.ints and rng.random() < 0.25:
+            types[-1] = INT32
+        results = 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
+        return self.new_scalar(gen, c.name(), tuple(types), results, depth)
 
-    def arg_iv(self, scope, kind):
-        leaves = scope.leaves[kind]
-        if kind == "vec3":
-            m = max(iv.mag for iv in leaves.values())
-            return E.Interval(-m, m)
-        return E.Interval(min(iv.lo for iv in leaves.values()), max(iv.hi for iv in leaves.values()))
+    def new_scalar(self, gen: ExprBuilder, name: str, types: tuple, results: int, depth: int) -> list[Leaf]:
+        args, avoid = [], set()
+        for t in types:
+            args.append(self.arg(gen, t, avoid))
+            avoid |= {args[-1][0]}
+        h = scalar_helper(self.c, name, types, tuple(a[1] for a in args), depth, results)
+        self.c.helpers.append(h)
+        return self.call(gen, h, [a[0] for a in args])
 
-    def make_overload(self, scope, ty, depth):
-        """A second signature for an existing concrete helper name: other arity, or int / vec3 params."""
+    def vec_call(self, gen: ExprBuilder, name: str, types: tuple | None = None, returns_vec: bool | None = None):
         rng = self.rng
-        names = [n for n, g in self.groups.items() if isinstance(g[0], Helper) and len(g) < 3
-                 and n not in self.building
-                 and all(len(h.rets) == 1 and h.rets[0][0] in (ty, "int32") for h in g)]
-        if not names:
+        if types is None:
+            nv = 1 if len(self.vecs) == 1 or rng.random() < 0.5 else 2
+            types = (VEC3,) * nv + ((FLOAT32,) if rng.random() < 0.4 else ())
+        args: list[Leaf] = []
+        vecs = list(self.vecs)
+        for t in types:
+            if t == VEC3:
+                v = vecs.pop(int(rng.integers(len(vecs)))) if vecs else self.pick(self.vecs)
+                args.append(v)
+            else:
+                args.append(self.arg(gen, FLOAT32, {a[0] for a in args}))
+        if len(set(a[0] for a in args)) < len(args):
+            return []
+        if returns_vec is None:
+            returns_vec = rng.random() < 0.4
+        h = vec_helper(self.c, name, types, tuple(a[1] for a in args), returns_vec)
+        self.c.helpers.append(h)
+        return self.call(gen, h, [a[0] for a in args])
+
+    def overload(self, gen: ExprBuilder, base: Helper) -> list[Leaf] | None:
+        """Another signature for an existing helper name: another arity, int32 or vec3 parameters."""
+        ty, c = self.ty, self.c
+        taken = {tuple(p.type for p in h.func.params) for h in c.helpers if h.func.name == base.func.name}
+        if len(taken) >= 3 or isinstance(base.func.ret, TupleOf):
             return None
-        name = pick(rng, names)
-        taken = {tuple(t for _, t, _ in h.params) for h in self.groups[name]}
-        options = []
-        base = [t for _, t, _ in self.groups[name][0].params]
-        for n_par in (1, 2, 3):
-            options.append(tuple([ty] * n_par))
-        if scope.leaves["int32"] and ty != "int32":
-            options += [("int32",), ("int32", "int32")]
-        if ty == "float32" and scope.leaves["vec3"]:
-            options += [("vec3",), ("vec3", "float32")]
-        options = [o for o in options if o not in taken and o != tuple(base)]
+        options = [(ty,) * k for k in (1, 2, 3)]
+        if self.ints and not ty.is_int:
+            options += [(INT32,), (INT32, INT32)]
+        if ty == FLOAT32 and self.vecs:
+            options += [(VEC3,), (VEC3, FLOAT32)]
+        options = [o for o in options if o not in taken]
         if not options:
             return None
-        sig = pick(rng, options)
-        self.features["overloads"] += 1
-        if "vec3" in sig:
-            ivs = [self.arg_iv(scope, k) for k in sig]
-            return self.new_vec_helper(name, list(sig), ivs, depth, scalar_result=True)
-        if sig[0] == "int32":
-            nodes = self.scalar_args(scope, list(sig))
-            return self.new_scalar_helper(name, list(sig), [n.iv for n in nodes], depth, "int32", 1)
-        nodes = self.scalar_args(scope, list(sig))
-        return self.new_scalar_helper(name, list(sig), [n.iv for n in nodes], depth, ty, 1)
+        sig = self.pick(options)
+        c.feats["overloads"] += 1
+        if VEC3 in sig:
+            return self.vec_call(gen, base.func.name, sig, returns_vec=False)
+        if sig[0] == INT32 and ty != INT32:
+            args = [self.pick(self.ints) for _ in sig]
+            if len(args) == 2 and args[0] == args[1]:
+                return None
+            saved = c.ty, c.vocab
+            c.ty, c.vocab = INT32, _vocab(INT32)
+            try:
+                h = scalar_helper(c, base.func.name, sig, tuple(a[1] for a in args), MAX_DEPTH)
+            finally:
+                c.ty, c.vocab = saved
+            c.helpers.append(h)
+            return self.call(gen, h, [a[0] for a in args])
+        return self.new_scalar(gen, base.func.name, sig, 1, 1)
 
-    def emit_call(self, body, scope, h, ty, inline_ok, nodes=None, ivs=None):
-        """Spell a call of h from ``scope`` (arguments clamped into h's domains); bind its results."""
-        rng = self.rng
-        if h is None:
-            return []
-        if isinstance(h, Generic):
-            return self.emit_generic_call(body, scope, h, ty)
-        args = []
-        taken: set = set()
-        for k, (p, t, dom) in enumerate(h.params):
-            if t == "vec3":
-                fits = [v for v, iv in scope.leaves["vec3"].items() if iv.mag <= dom.mag]
-                vname = pick(rng, fits or list(scope.leaves["vec3"]))
-                if not fits:                 # keep the helper's domain: scale the vector into it
-                    f = round(dom.mag / scope.leaves["vec3"][vname].mag * 0.99, 4)
-                    args.append((f"{vname} * {f!r}", lambda env, v=vname, f=f: env[v] * float(np.float32(f))))
-                else:
-                    args.append((vname, lambda env, v=vname: env[v]))
-                continue
-            node = nodes[k] if nodes is not None else self.arg_node(scope, t, dom, avoid=taken)
-            for _ in range(4):
-                if nodes is not None or E.emit(node, SCAL[t]) not in {a for a, _ in args}:
-                    break
-                node = self.arg_node(scope, t, dom, depth=2, avoid=taken)
-            taken |= E.uses(node)
-            if node.iv.lo < dom.lo or node.iv.hi > dom.hi:
-                node = E.Node("clamp", (node, E.const(dom.lo if t != "int32" else int(dom.lo)),
-                                        E.const(dom.hi if t != "int32" else int(dom.hi))), iv=dom)
-            args.append((E.emit(node, SCAL[t]), _node_fn(node, t)))
-        call = Call(h, args)
-        rets = h.rets
-        new = []
-        single = len(rets) == 1
-        if single and rets[0][0] == ty and inline_ok and len(call.text()) < 60 and rng.random() < 0.35:
-            # the call spelled once inside an expression: name = expr (op) helper(args)
-            rty, iv = rets[0]
-            text = call.text()
-            self.features["inline_calls"] += 1
-            body.append(Bind(text, lambda env, c=call: c.evaluate(env)[0], call))
-            leaves = scope.leaves[ty]
-            gen = self.egen(leaves, ty)
-            other = sanitize(gen.expr(int(rng.integers(0, 2)))) if leaves else gen.constant()
-            node = gen.apply_binary(pick(rng, ("add", "sub", "mul", "add")), E.var(text, iv), other)
-            if node.op not in ("add", "sub", "mul", "div", "min", "max") or text not in E.uses(node):
-                node = E.Node("add", (E.var(text, iv), other), iv=E.Interval(iv.lo + other.iv.lo, iv.hi + other.iv.hi))
-            name = self.fresh(pick(rng, LOCAL_NAMES))
-            body.append(Assign(name, node, ty))
-            leaves[name] = node.iv
-            new.append((name, rty))
-        else:
-            targets = [self.fresh(pick(rng, LOCAL_NAMES)) for _ in rets]
-            body.append(CallStmt(targets, call))
-            for t, (rty, iv) in zip(targets, rets):
-                scope.leaves[rty][t] = iv
-                new.append((t, rty))
-        out = []
-        for text, rty in new:
-            if rty == ty:
-                out.append(text)
-            elif rty == "vec3":
-                for ltext, fn, iv in self.vec_leaves(text, iv_mag(scope.leaves["vec3"][text]), [text], scope):
-                    body.append(Bind(ltext, fn))
-                    scope.leaves[ty][ltext] = iv
-                    out.append(ltext)
-            elif rty == "int32" or (rty == "float64" and ty == "float32") or (rty == "float32" and ty == "float64"):
-                conv = _conv(text, rty, ty)
-                body.append(Bind(conv, lambda env, t=text, ty=ty: _val(env[t], ty)))
-                scope.leaves[ty][conv] = scope.leaves[rty][text]
-                out.append(conv)
-        return out
-
-    def emit_generic_call(self, body, scope, h, ty):
-        rng = self.rng
+    def generic_call(self, gen: ExprBuilder, name: str | None) -> list[Leaf]:
+        """A call of a generic helper instantiated with the kernel's type, float64 (from float32), int32 or
+        vec3."""
+        rng, c, ty = self.rng, self.c, self.ty
+        if name is None:
+            existing = next((h for h in c.helpers if h.func.generic), None)
+            if existing is not None:
+                name = existing.func.name
+        if name is None:
+            name = c.name()
+            scaled = rng.random() < 0.6
+            self.shapes[name] = (generic_shape(rng, scaled), scaled)
+        shape, scaled = self.shapes[name]
         kinds = [ty]
-        if ty == "float32":
-            if scope.leaves["vec3"]:
-                kinds.append("vec3")
-            kinds.append("float64")
-        if ty in ("float32", "float64") and len(scope.leaves["int32"]) > 1:
-            kinds.append("int32")
-        gty = pick(rng, kinds)
-        args = []
-        ivs = []
-        taken: set = set()
-        for p in h.params:
-            if p == "s":
-                sty = "float32" if gty == "vec3" else gty
-                if gty == "int32":
-                    c = int(rng.integers(-3, 4)) or 2
-                    args.append((str(c), lambda env, c=c: np.asarray(c, dtype=np.int64)))
-                    ivs.append(abs(c))
-                else:
-                    c = round(float(rng.uniform(-2.0, 2.0)), 2) or 0.5
-                    lit = E.FLOAT64.literal(c) if sty == "float64" else repr(c)
-                    val = c if sty == "float64" else float(np.float32(c))
-                    args.append((lit, lambda env, v=val, sty=sty: _val(v, sty)))
-                    ivs.append(abs(c))
-                continue
-            if gty == "vec3":
-                free = [v for v in scope.leaves["vec3"] if v not in taken]
-                vname = pick(rng, free or list(scope.leaves["vec3"]))
-                taken.add(vname)
-                if free:
-                    args.append((vname, lambda env, v=vname: env[v]))
-                    ivs.append(scope.leaves["vec3"][vname].mag)
-                else:                    # the same vector again: scale it so the arguments differ
-                    c = float(pick(rng, (0.5, -0.5, 1.5, -2.0, 0.25)))
-                    args.append((f"{vname} * {c!r}", lambda env, v=vname, c=c: env[v] * c))
-                    ivs.append(scope.leaves["vec3"][vname].mag * abs(c))
-            elif gty == "float64" and ty == "float32":
-                node = self.arg_node(scope, "float32", depth=int(rng.integers(0, 2)), avoid=taken)
-                taken |= E.uses(node)
-                fn = lambda env, f=_node_fn(node, "float32"): np.asarray(f(env), dtype=np.float64)  # noqa: E731
-                args.append((f"wp.float64({E.emit(node, E.FLOAT32)})", fn))
-                ivs.append(node.iv.mag)
-            else:
-                dom = E.Interval(-INT_DOMAIN, INT_DOMAIN) if gty == "int32" else None
-                node = self.arg_node(scope, gty, dom, depth=int(rng.integers(0, 2)), avoid=taken)
-                for _ in range(4):
-                    if E.emit(node, SCAL[gty]) not in {t for t, _ in args}:
-                        break
-                    node = self.arg_node(scope, gty, dom, depth=2, avoid=taken)
-                taken |= E.uses(node)
-                args.append((E.emit(node, SCAL[gty]), _node_fn(node, gty)))
-                ivs.append(node.iv.mag)
-        call = Call(h, args, gty)
-        bound = h.bound(ivs)
-        target = self.fresh(pick(rng, LOCAL_NAMES))
-        body.append(CallStmt([target], call))
-        scope.leaves[gty][target] = E.Interval(-bound, bound)
-        if gty == ty:
-            return [target]
-        if gty == "vec3":
-            out = []
-            for ltext, fn, iv in self.vec_leaves(target, bound, [target], scope):
-                body.append(Bind(ltext, fn))
-                scope.leaves[ty][ltext] = iv
-                out.append(ltext)
-            return out
-        conv = _conv(target, gty, ty)
-        body.append(Bind(conv, lambda env, t=target, ty=ty: _val(env[t], ty)))
-        scope.leaves[ty][conv] = E.Interval(-bound, bound)
-        return [conv]
+        componentwise = not any(op in repr(shape) for op in ("'min'", "'max'", "'abs'"))
+        if ty == FLOAT32:
+            kinds += [FLOAT64] + ([VEC3] if self.vecs and componentwise else [])
+        if not ty.is_int and len(self.ints) > 1:
+            kinds.append(INT32)
+        inst = self.pick(kinds)
+        c.feats["generic"] += 1
+        args: list[Leaf] = []
+        if inst == VEC3:
+            vecs = list(self.vecs)
+            a = vecs.pop(int(rng.integers(len(vecs))))
+            b = self.pick(vecs) if vecs else (n.Call("mul", (a[0], n.Const(-1.5, FLOAT32))), a[1])
+            args = [a, b]
+        elif inst == INT32 and ty != INT32:
+            args = list(self.ints[:2])
+        else:
+            avoid: set = set()
+            for _ in range(2):
+                part = self.arg(gen, ty, avoid)
+                avoid.add(part[0])
+                args.append((n.Cast(part[0], inst), part[1]) if inst != ty else part)
+        if args[0][0] == args[1][0]:
+            return []
+        if scaled:
+            scalar = FLOAT32 if inst == VEC3 else inst
+            value = int(self.pick([-3, -2, 2, 3])) if scalar.is_int else float(self.pick([-1.5, -0.5, 0.5, 1.25, 2.0]))
+            args.append((n.Const(value, scalar), Interval.point(value)))
+        h = generic_helper(c, name, inst, scaled, shape)
+        bound = generic_bound(shape, args[0][1].mag, args[1][1].mag, args[2][1].mag if scaled else 1.0)
+        h = Helper(h.func, tuple(a[1] for a in args), Interval(-bound, bound))
+        if not any(x.func == h.func for x in c.helpers):
+            c.helpers.append(h)
+        return self.call(gen, h, [a[0] for a in args])
 
-    # ---- kernel
-
-    def build(self) -> Program:
-        rng = self.rng
-        ty = pick(rng, ("float32", "float32", "float32", "float64", "int32"))
-        self.ty = ty
-        n = int(pick(rng, (32, 64)))
-        args: list[Arg] = []
-        body: list = []
-        scope = Scope()
-        n_in = int(rng.integers(1, 4))
-        names = pick(rng, ARRAY_NAMES, n_in + 2)
-        lo, hi = (-20, 20) if ty == "int32" else pick(rng, ((-2.0, 2.0), (-1.0, 3.0), (0.5, 4.0)))
-        inputs = []
-        inline = rng.random() < 0.35
-        for nm in names[:n_in]:
-            args.append(Arg(nm, ty, "in", (n,), lo, hi))
-            leaf = f"{nm}[i]" if inline else (f"{nm}_v" if rng.random() < 0.5 else f"x{nm}")
-            if inline:
-                body.append(Bind(leaf, lambda env, nm=nm: env["@" + nm]))
-            else:
-                body.append(Line(f"{leaf} = {nm}[i]", leaf, lambda env, nm=nm: env["@" + nm]))
-            scope.leaves[ty][leaf] = E.Interval(lo, hi)
-            inputs.append(leaf)
-        if ty != "int32":
-            # a small int from the thread index (int values are not perturbed by the conditioning check,
-            # so they stay small: no float32 cancellation hidden behind them)
-            m = int(rng.integers(3, 9))
-            lane = pick(rng, ("lane", "slot", "phase", "kk", "sub", "bucket"))
-            if rng.random() < 0.5:
-                body.append(Line(f"{lane} = i % {m}", lane, lambda env, m=m: env["i"] % m))
-                scope.leaves["int32"][lane] = E.Interval(0, m - 1)
-            else:
-                c = m // 2
-                body.append(Line(f"{lane} = i % {m} - {c}", lane, lambda env, m=m, c=c: env["i"] % m - c))
-                scope.leaves["int32"][lane] = E.Interval(-c, m - 1 - c)
-            if rng.random() < 0.3:
-                nm = names[n_in]
-                args.append(Arg(nm, "int32", "in", (n,), -8, 8))
-                leaf = f"{nm}[i]"
-                body.append(Bind(leaf, lambda env, nm=nm: env["@" + nm]))
-                scope.leaves["int32"][leaf] = E.Interval(-8, 8)
-                inputs.append(leaf)
-        if ty == "float32" and rng.random() < 0.4:
-            nm = names[n_in + 1]
-            args.append(Arg(nm, "vec3f", "in", (n,), -1.0, 1.0))
-            leaf = f"{nm}_v"
-            body.append(Line(f"{leaf} = {nm}[i]", leaf, lambda env, nm=nm: env["@" + nm]))
-            scope.leaves["vec3"][leaf] = E.Interval(-1.0, 1.0)
-            inputs.append(leaf)
-            if rng.random() < 0.5:
-                comps = [self.arg_node(scope, "float32", depth=int(rng.integers(0, 2))) for _ in range(3)]
-                vname = self.fresh("vv")
-                text = f"{vname} = wp.vec3({', '.join(E.emit(c, E.FLOAT32) for c in comps)})"
-                body.append(Line(text, vname, lambda env, cs=comps: np.stack(
-                    [np.broadcast_to(ev(c, env, rt("float32")), (n,)) for c in cs], -1)))
-                scope.leaves["vec3"][vname] = E.Interval(-max(c.iv.mag for c in comps), max(c.iv.mag for c in comps))
-        # calls
-        results = []
+    def build(self) -> tuple[n.Kernel, dict[str, Interval], dict]:
+        rng, ty, c = self.rng, self.ty, self.c
+        self.shapes: dict[str, tuple] = {}
+        gen = self.inputs()
+        if ty in (FLOAT32, INT32) and rng.random() < 0.3:
+            self.static_leaf(gen)
         for _ in range(int(rng.integers(2, 5))):
-            results += self.call_into(body, scope, ty, 1, inline_ok=True)
-            if rng.random() < 0.3:
-                name_l = self.fresh(pick(rng, LOCAL_NAMES))
-                node = self.expr(scope.leaves[ty], ty, int(rng.integers(1, 3)))
-                body.append(Assign(name_l, node, ty))
-                scope.leaves[ty][name_l] = node.iv
-                results.append(name_l)
-        # every concrete helper is reached: call those no one calls yet from the kernel
-        called = self.called_helpers(body)
-        for h in list(self.helpers):
-            if id(h) not in called:
-                if isinstance(h, Generic):
-                    results += self.emit_generic_call(body, scope, h, ty)
-                elif all(scope.leaves[t] for _, t, _ in h.params):
-                    results += self.emit_call(body, scope, h, ty, inline_ok=False)
-                called = self.called_helpers(body)
-        dead = [h for h in self.helpers if id(h) not in called]
-        for h in dead:               # could not be called with what the kernel has: drop it
-            self.helpers.remove(h)
-            self.groups[h.name].remove(h)
-        # outputs: every input, call result and local reaches one (derived scalars stand in for vectors/ints)
-        outs = pick(rng, OUT_NAMES, 2)
-        n_out = 1 if rng.random() < 0.6 else 2
-        leaves = scope.leaves[ty]
-        vec_write = None
-        vec_results = [v for v in scope.leaves["vec3"] if v not in inputs]
-        if ty == "float32" and vec_results and rng.random() < 0.5:
-            v = pick(rng, vec_results)
-            sc = pick(rng, [x for x in inputs if x in leaves] or list(leaves))
-            vec_write = Write("out_v", f"{v} * {sc}", lambda env, v=v, s=sc: env[v] * _col(env[s]))
-        text = "\n".join([x for st in body for x in st.lines()] + ([vec_write.lines()[0]] if vec_write else []))
-        defined = {t for st in body for t in _defines(st)}
-        roots = list(dict.fromkeys(inputs + results + [t for st in body for t in _defines(st)]))
-        pending = []
-        for r in roots:
-            if _count(r, text) > (1 if r in defined else 0):
+            gen.helpers = [h for h in c.helpers if h.func.ret == ty and not h.func.generic
+                           and h.func.factory is None and all(p.type == ty for p in h.func.params)]
+            gen.leaves += self.draw_call(gen, 1)
+        gen.helpers = []
+        outs = [str(x) for x in rng.permutation(OUT_NAMES)[:2]]
+        i = n.Var("i", INT32)
+        for k in range(1 if rng.random() < 0.6 else 2):
+            e, _ = gen.compound(ty, int(rng.integers(1, 3)))
+            self.params.append(n.Param(outs[k], Array(ty)))
+            self.body.append(n.Store(outs[k], Array(ty), (i,), e))
+        vec_locals = [v for v, _ in self.vecs if isinstance(v, n.Var) and not v.name.endswith("_v")]
+        if vec_locals and rng.random() < 0.5:
+            v = self.pick(vec_locals)
+            s = self.pick([e for e, _ in gen.leaves if e.type == FLOAT32])
+            self.params.append(n.Param("out_v", Array(VEC3)))
+            self.body.append(n.Store("out_v", Array(VEC3), (i,), n.Call("mul", (v, s))))
+        funcs = _callees_first(c.helpers)
+        kernel = n.Kernel("wkf_kernel", tuple(self.params), tuple(self.body), funcs=funcs)
+        kernel = _fold_rest(analysis.fold_unused(kernel), ty)
+        kernel = analysis.remove_dead(kernel)
+        kernel = replace(kernel, funcs=_used_funcs(kernel))
+        return kernel, dict(self.ranges), dict(c.feats)
+
+    def static_leaf(self, gen: ExprBuilder) -> None:
+        """A module constant read through ``wp.static`` (a compile-time expression) bound to a local."""
+        rng, ty = self.rng, self.ty
+        name = self.pick(CONST_NAMES)
+        value = int(rng.integers(2, 7)) if ty.is_int else float(self.pick([0.5, 1.5, 0.25, 2.0, 0.75]))
+        factor = int(self.pick([2, 3])) if ty.is_int else float(self.pick([2.0, 0.5, 3.0]))
+        text = f"{name} * {factor}" if rng.random() < 0.6 else name
+        folded = value * factor if "*" in text else value
+        static = n.Static(text, n.Const(folded, ty), consts=((name, value),))
+        base = gen.expr(ty, 1, top=True)
+        made = gen.checked(n.Call(self.pick(["add", "mul", "sub"]), (base[0], static)), [base[1], Interval.point(folded)])
+        if made is None:
+            return
+        local = self.pick(["w0", "sc", "gain_v", "base"])
+        self.body.append(n.Let(local, made[0]))
+        gen.leaves.append((n.Var(local, ty), made[1]))
+        self.c.feats["static"] += 1
+
+
+def _callees_first(helpers: list[Helper]) -> tuple[n.Func, ...]:
+    out: list[n.Func] = []
+
+    def visit(f: n.Func) -> None:
+        if f in out:
+            return
+        for x in analysis.expressions(f.body):
+            if isinstance(x, n.FuncCall):
+                visit(x.func)
+        out.append(f)
+
+    for h in helpers:
+        visit(h.func)
+    return tuple(out)
+
+
+def _used_funcs(kernel: n.Kernel) -> tuple[n.Func, ...]:
+    """The kernel's helpers that it calls, directly or through other helpers, callees first."""
+    reached: set = set()
+    frontier = [x.func for x in analysis.expressions(kernel.body) if isinstance(x, n.FuncCall)]
+    while frontier:
+        f = frontier.pop()
+        if f not in reached:
+            reached.add(f)
+            frontier += [x.func for x in analysis.expressions(f.body) if isinstance(x, n.FuncCall)]
+    return tuple(f for f in kernel.funcs if f in reached)
+
+
+def _fold_rest(kernel: n.Kernel, ty: Scalar) -> n.Kernel:
+    """Fold locals that reach no output and that :func:`analysis.fold_unused` cannot fold (tuple results,
+    vectors) into the last scalar store."""
+    stores = [k for k, s in enumerate(kernel.body) if isinstance(s, n.Store) and s.value.type == ty]
+    if not stores:
+        return kernel
+    last = stores[-1]
+    store = kernel.body[last]
+    value = store.value
+    for s in kernel.body:
+        names = s.names if isinstance(s, n.Unpack) else (s.name,) if isinstance(s, n.Let) else ()
+        for name in names:
+            probe = replace(kernel, body=kernel.body[:last] + (replace(store, value=value),) + kernel.body[last + 1:])
+            if name in analysis.reaching(probe):
                 continue
-            kind = next((k for k in scope.leaves if r in scope.leaves[k]), None)
-            if kind == ty:
-                pending.append(r)
-            elif kind == "vec3":
-                for ltext, fn, iv in self.vec_leaves(r, scope.leaves["vec3"][r].mag, [r], scope)[-1:]:
-                    body.append(Bind(ltext, fn))
-                    leaves[ltext] = iv
-                    pending.append(ltext)
-            elif kind is not None and ty != "int32":
-                conv = _conv(r, kind, ty)
-                if conv not in leaves:
-                    body.append(Bind(conv, lambda env, t=r, ty=ty: _val(env[t], ty)))
-                    leaves[conv] = scope.leaves[kind][r]
-                pending.append(conv)
-        for k in range(n_out):
-            if k == n_out - 1:
-                must = pending
-            else:
-                must = pending[: len(pending) // 2]
-            node = self.expr(leaves, ty, int(rng.integers(1, 3)), must=must)
-            used = E.uses(node)
-            pending = [p for p in pending if p not in used]
-            args.append(Arg(outs[k], ty, "out", (n,)))
-            body.append(Write(outs[k], E.emit(node, SCAL[ty]), _node_fn(node, ty)))
-        if vec_write is not None:
-            args.append(Arg("out_v", "vec3f", "out", (n,)))
-            body.append(vec_write)
-        return self.program(args, body, n)
-
-    def called_helpers(self, body) -> set:
-        seen = set()
-
-        def visit(stmts):
-            for st in stmts:
-                call = getattr(st, "call", None)
-                if isinstance(call, Call) and id(call.helper) not in seen:
-                    seen.add(id(call.helper))
-                    if isinstance(call.helper, Helper):
-                        visit(call.helper.body)
-
-        visit(body)
-        return seen
-
-    def program(self, args, body, n):
-        sig = ", ".join(f"{a.name}: {ARR_SPELL['vec3' if a.dtype == 'vec3f' else a.dtype]}" for a in args)
-        source = kernel_text(sig, [x for s in body for x in s.lines()], [h.source() for h in self.helpers],
-                             imports=("from typing import Any",) if self.uses_any else ())
-        feats = {"dtype": self.ty, "helpers": len(self.helpers),
-                 "overload_sets": sum(1 for g in self.groups.values() if len(g) > 1)}
-        feats.update({k: v for k, v in self.features.items()})
-        meta = {"n": n, "body": body, "ty": self.ty,
-                "inputs": [a.name for a in args if a.role == "in"],
-                "outputs": [a.name for a in args if a.role == "out"]}
-        return Program(source, tuple(args), (n,), meta, feats, differentiable=self.ty != "int32")
+            t = s.value.type.items[s.names.index(name)] if isinstance(s, n.Unpack) else s.value.type
+            term: n.Expr = n.Var(name, t)
+            if isinstance(t, Vector):
+                term = n.Component(term, 0)
+            if term.type != ty:
+                term = n.Cast(term, ty)
+            value = n.Call("add", (value, term))
+    return replace(kernel, body=kernel.body[:last] + (replace(store, value=value),) + kernel.body[last + 1:])
 
 
-def _defines(st):
-    if isinstance(st, (Assign, Line)):
-        return [st.name]
-    if isinstance(st, CallStmt):
-        return list(st.targets)
-    return []
+def draw(rng: np.random.Generator) -> Program:
+    def build():
+        k = _Kernel(rng)
+        kernel, ranges, feats = k.build()
+        return kernel, ranges, feats
+
+    kernel, ranges, feats = first_clean(build, N, tries=30)
+    names = {f.name for f in kernel.funcs}
+    feats["helpers"] = len(kernel.funcs)
+    feats["overload_sets"] = sum(1 for x in names if sum(f.name == x and not f.generic for f in kernel.funcs) > 1)
+    # Warp's adjoint of a loop it does not unroll (a ``break`` inside) is not checked: helpers count too
+    unrolled_helpers = all(unrolled(n.Kernel("helper", (), f.body)) for f in kernel.funcs)
+    return program(kernel, ranges, (N,), {**features(kernel), **feats},
+                   differentiable=None if unrolled_helpers else False)
 
 
-def iv_mag(iv):
-    return iv.mag
-
-
-def _has_scale(t):
-    return t[0] == "scale" or any(_has_scale(c) for c in t[1:] if isinstance(c, tuple))
-
-
-def _callable_with(h, ty, scope):
-    """Whether the scope has values for h's parameters and h's results convert to ty."""
-    if isinstance(h, Generic):
-        return True
-    if any(not scope.leaves[t] for _, t, _ in h.params):
-        return False
-    if ty == "int32":
-        return all(rt == "int32" for rt, _ in h.rets)
-    return all(rt in ("float32", "float64", "int32") or (rt == "vec3" and ty == "float32") for rt, _ in h.rets)
-
-
-def _col(x):
-    x = np.asarray(x)
-    return x[..., None] if x.ndim >= 1 else x
-
-
-def generate(rng: np.random.Generator) -> Program:
-    return Gen(rng).build()
-
-
-def _run(spec: KernelSpec, inputs, emulate: bool):
-    meta = spec.meta
-    n = meta["n"]
-    _EMULATE_F32[0] = emulate
-    env = Env()
-    for a in spec.args:
-        if a.role == "in":
-            kind = {"int32": "int32", "float64": "float64"}.get(a.dtype, "float32")
-            env["@" + a.name] = _val(inputs[a.name], kind)
-    env["i"] = np.arange(n, dtype=np.int64)
-    state = {"outputs": {}, "done": np.zeros((), dtype=bool), "result": [None], "final": None}
-    _FRAGILE[0] = None if emulate else np.zeros(n, dtype=bool)
-    try:
-        with np.errstate(all="ignore"):
-            for s in meta["body"]:
-                s.run(env, state)
-        fragile = _FRAGILE[0]
-    finally:
-        _FRAGILE[0] = None
-        _EMULATE_F32[0] = False
-    out = {}
-    for a in spec.args:
-        if a.role == "out":
-            shape = (n, 3) if a.dtype == "vec3f" else (n,)
-            out[a.name] = np.broadcast_to(state["outputs"][a.name], shape).astype(
-                np.int64 if a.dtype == "int32" else np.float64)
-    return out, fragile
-
-
-def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
-    n = spec.meta["n"]
-    out, fragile = _run(spec, inputs, emulate=False)
-    masks = {}
-    for a in spec.args:
-        if a.role == "out":
-            shape = out[a.name].shape
-            masks[a.name] = np.broadcast_to(fragile.reshape((n,) + (1,) * (len(shape) - 1)), shape).copy()
-    if spec.meta["ty"] == "float32":
-        emu, _ = _run(spec, inputs, emulate=True)
-        tol = tolerance(spec)
-        for name, want in out.items():
-            masks[name] |= emulation_moved(emu[name], want, tol)
-    return {k: np.ma.masked_array(v, mask=masks[k]) if masks[k].any() else v for k, v in out.items()}
-
-
-tolerance = type_tolerance
-
-
-FAMILY = Family(
-    name="funcs",
-    description=__doc__.strip().splitlines()[0],
-    generate=generate,
-    reference=reference,
-    tolerance=tolerance,
-    weight=1.0,
-    covers=("wp.func", "overloads", "generic Any", "tuple returns", "vec3 returns", "nested helper calls",
-            "early return", "helper loops"),
-)
+FAMILY = ir_family("funcs", __doc__, draw, version=2,
+                   covers=("wp.func", "overloads", "generic Any", "tuple returns", "vec3 returns",
+                           "nested helper calls", "early return", "helper loops", "closures", "wp.static"))

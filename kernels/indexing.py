@@ -5,542 +5,411 @@ maps: identity, reversal ``S - 1 - i``, clamped neighbours ``wp.min(i + 1, S - 1
 ``wp.clamp``, wrapped neighbours ``(i + c) % S``, mixed ``(i + j) % S``, strides ``i * 2 + 1``, downsampling
 ``i // 2``, reflection ``wp.abs(i - c)``, fixed slices, bounds spelled as literals, ``a.shape[d]`` or a scalar
 parameter; arrays may be the launch's shape, transposed, lower-rank (broadcast), flattened to 1D (row- or
-column-major ``i * W + j``) or unflattened from a 1D launch (``a[i // C, i % C]``). Outputs are written
+column-major ``i * W + j``) or unflattened from a 1D launch (``a[i // C, i % C]``). A binary search
+``wp.lower_bound(edges, x)`` into a sorted array may pick the cell a value falls in. Outputs are written
 injectively (identity, transposed, reversed, strided, flattened) with ``=`` or ``+=``, optionally behind an
-index guard (``if i >= n - 1: return``) or a boundary/interior ``if``/``else``. Element values are random
-expression trees (kernels/_expr.py) in float32, float64 or int32 over the loaded values and thread indices.
+index guard (``if i >= n - 1: return``) or a boundary/interior ``if``/``else``. Element values are random IR
+expressions in float32, float64 or int32 over the loaded values and thread indices, sometimes sanitised with
+``wp.where(wp.isfinite(v), v, 0.0)``. The reference is the IR interpreter.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from harness.family import Arg, Family, KernelSpec, Program
-from kernels import _expr as E
-from kernels import _indexing_lib as L
-from kernels._common import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, pick, type_tolerance
+from harness.family import KernelSpec, Program
+from harness.verify import default_inputs
+from kernels.ir import analysis
+from kernels.ir import nodes as n
+from kernels.ir.arrays import c, first_clean, grid_values, injective, op, outputs_read_inputs, tid_vars
+from kernels.ir.family import adjoints_right, features, ir_family
+from kernels.ir.family import program as ir_program
+from kernels.ir.gen import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, ExprBuilder, Names, Vocabulary
+from kernels.ir.numeric import Interval
+from kernels.ir.types import BOOL, FLOAT32, FLOAT64, INT32, Array, Scalar
 
-Ix = L.Ix
 MAX_THREADS = 256
 WIDTH_NAMES = ("width", "n_cols", "stride", "pitch", "ncol", "row_len")
-
-
-# --------------------------------------------------------------------------------------------------------
-# Launch grid and index maps
+TYPES = (FLOAT32, FLOAT32, FLOAT64, INT32)
+FLOAT_RANGES = (Interval(-2.0, 2.0), Interval(-1.0, 3.0), Interval(0.5, 4.0))
+READ_MAPS = ("id", "id", "rev", "clamp_hi", "clamp_lo", "clamp", "wrap", "wrap_back", "down", "reflect", "mix",
+             "const", "double_wrap")
 
 
 def _launch(rng: np.random.Generator, nd: int) -> tuple[int, ...]:
+    lo_hi = {1: (12, 65), 2: (2, 13), 3: (2, 7), 4: (2, 5)}[nd]
     while True:
-        if nd == 1:
-            dims = (int(rng.integers(12, 65)),)
-        elif nd == 2:
-            dims = tuple(int(x) for x in rng.integers(2, 13, size=2))
-        elif nd == 3:
-            dims = tuple(int(x) for x in rng.integers(2, 7, size=3))
-        else:
-            dims = tuple(int(x) for x in rng.integers(2, 5, size=4))
-        if int(np.prod(dims)) <= MAX_THREADS and int(np.prod(dims)) >= 8:
+        dims = tuple(int(x) for x in rng.integers(*lo_hi, size=nd))
+        if 8 <= int(np.prod(dims)) <= MAX_THREADS:
             return dims
 
 
-class _Ctx:
-    """Per-program generation state: thread variables and the arrays whose shapes index maps may name."""
+class _Draw:
+    """Per-program state: launch, thread variables, names, parameters and the kinds of maps drawn."""
 
-    def __init__(self, rng, dims, tids):
+    def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
-        self.dims = dims
-        self.tids = tids
-        self.tvars = [L.ix_var(t, e) for t, e in zip(tids, dims)]
-        self.scalars: list[Arg] = []
+        self.ty: Scalar = TYPES[int(rng.integers(len(TYPES)))]
+        self.dims = _launch(rng, int(self.pick([1, 2, 2, 3, 3, 4])))
+        self.tv = tid_vars(self.dims)
+        self.names = Names(rng, True)
+        self.names.used |= {t.name for t in self.tv}
+        self.params: list[n.Param] = []
+        self.ranges: dict[str, Interval] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.roles: dict[str, str] = {}
+        self.scalars: list[n.Param] = []
+        self.kinds: list[str] = []
+        self.vrange = Interval(-20, 20) if self.ty.is_int else self.pick(list(FLOAT_RANGES))
 
-    def bound(self, array: str, d: int, size: int, allow_shape: bool = True) -> Ix:
-        """The size ``size`` of dimension ``d`` of ``array``: a literal, or ``array.shape[d]``."""
-        if allow_shape and self.rng.random() < 0.3:
-            return Ix("var", (), f"{array}.shape[{d}]", size, size)
-        return L.ix_const(size)
+    def pick(self, options):
+        return options[int(self.rng.integers(len(options)))]
+
+    def ext(self, t: n.Var) -> int:
+        return self.dims[[v.name for v in self.tv].index(t.name)]
+
+    def bound(self, array: str, ndim: int, d: int, size: int, named: bool = True) -> n.Expr:
+        """The size of dimension ``d`` of ``array``: a literal, or ``array.shape[d]``."""
+        if named and self.rng.random() < 0.3:
+            return n.ShapeOf(array, Array(self.ty, ndim), d)
+        return c(size)
 
 
-def _minus(a: Ix, c: int) -> Ix:
-    if a.op == "const":
-        return L.ix_const(a.value - c)
-    return L.ix_bin("sub", a, L.ix_const(c)) if c else a
+def _minus(e: n.Expr, k: int) -> n.Expr:
+    return c(e.value - k) if isinstance(e, n.Const) else op("sub", e, c(k))
 
 
-def _read_map(ctx: _Ctx, t: Ix, size: int, array: str, d: int, stride: tuple[int, int] | None,
-              named: bool = True) -> tuple[Ix, str]:
-    """An index into dimension ``d`` (size ``size``) of ``array`` driven by thread variable ``t``.
-
-    ``named``: the bound may be spelled ``array.shape[d]`` (not for flattened arrays, whose dimension is logical).
-    """
-    rng = ctx.rng
-    ext = t.hi + 1
-    kinds = ["id", "id", "rev", "clamp_hi", "clamp_lo", "clamp", "wrap", "wrap_back", "down", "reflect", "mix",
-             "const", "double_wrap"]
-    if stride is not None:
-        kinds += ["stride"] * 4
-    kind = pick(rng, kinds)
-    S = ctx.bound(array, d, size, named)
-    c = int(rng.integers(1, 3))
+def _read_map(d: _Draw, t: n.Var, size: int, array: str, ndim: int, pos: int, stride, named: bool):
+    """An index into dimension ``pos`` (size ``size``) of ``array`` driven by thread variable ``t``."""
+    rng, ext = d.rng, d.ext(t)
+    kind = d.pick(list(READ_MAPS) + ["stride"] * (4 if stride is not None else 0))
+    S = d.bound(array, ndim, pos, size, named)
+    k = int(rng.integers(1, 3))
     if kind == "rev":
-        return L.ix_bin("sub", _minus(S, 1), t), kind
+        return op("sub", _minus(S, 1), t), kind
     if kind == "clamp_hi":
-        return L.ix_bin("min", L.ix_bin("add", t, L.ix_const(c)), _minus(S, 1)), kind
+        return op("min", op("add", t, c(k)), _minus(S, 1)), kind
     if kind == "clamp_lo":
-        return L.ix_bin("max", L.ix_bin("sub", t, L.ix_const(c)), L.ix_const(0)), kind
+        return op("max", op("sub", t, c(k)), c(0)), kind
     if kind == "clamp":
-        off = c if rng.random() < 0.5 else -c
-        node = L.ix_bin("add", t, L.ix_const(off)) if off > 0 else L.ix_bin("sub", t, L.ix_const(-off))
-        hi = size - 1
-        return Ix("clamp", (node, L.ix_const(0), _minus(S, 1)), None, min(max(node.lo, 0), hi),
-                  max(min(node.hi, hi), 0)), kind
+        return op("clamp", op("add" if rng.random() < 0.5 else "sub", t, c(k)), c(0), _minus(S, 1)), kind
     if kind == "wrap":
-        return L.ix_bin("mod", L.ix_bin("add", t, L.ix_const(int(rng.integers(1, max(2, size))))), S), kind
+        return op("mod", op("add", t, c(int(rng.integers(1, max(2, size))))), S), kind
     if kind == "wrap_back":
-        cc = int(rng.integers(1, max(2, size)))
-        return L.ix_bin("mod", L.ix_bin("sub", L.ix_bin("add", t, S), L.ix_const(cc)), S), kind
+        return op("mod", op("sub", op("add", t, S), c(int(rng.integers(1, max(2, size))))), S), kind
     if kind == "down":
-        q = int(rng.integers(2, 4))
-        return L.ix_bin("floordiv", t, L.ix_const(q)), kind
+        return op("floordiv", t, c(int(rng.integers(2, 4)))), kind
     if kind == "reflect" and ext >= 3:
-        cc = int(rng.integers(1, ext - 1))
-        diff = L.ix_bin("sub", t, L.ix_const(cc))
-        node = Ix("abs", (diff,), None, 0, max(cc, ext - 1 - cc))
-        return node, kind
-    if kind == "mix" and len(ctx.tvars) > 1:
-        other = pick(rng, [v for v in ctx.tvars if v.value != t.value])
-        op = "add" if rng.random() < 0.7 else "mul"
-        return L.ix_bin("mod", L.ix_bin(op, t, other), S), kind
+        return op("abs", op("sub", t, c(int(rng.integers(1, ext - 1))))), kind
+    if kind == "mix" and len(d.tv) > 1:
+        other = d.pick([v for v in d.tv if v != t])
+        return op("mod", op("add" if rng.random() < 0.7 else "mul", t, other), S), kind
     if kind == "double_wrap":
-        return L.ix_bin("mod", L.ix_bin("mul", t, L.ix_const(int(rng.integers(2, 4)))), S), kind
+        return op("mod", op("mul", t, c(int(rng.integers(2, 4)))), S), kind
     if kind == "const":
-        return L.ix_const(int(rng.integers(0, size))), kind
+        return c(int(rng.integers(0, size))), kind
     if kind == "stride":
         s, o = stride
-        return L.ix_bin("add", L.ix_bin("mul", t, L.ix_const(s)), L.ix_const(o)) if o else \
-            L.ix_bin("mul", t, L.ix_const(s)), kind
+        return (op("add", op("mul", t, c(s)), c(o)) if o else op("mul", t, c(s))), kind
     return t, "id"
 
 
-def _flatten(parts: list[Ix], sizes: list[int], width: Ix | None = None) -> Ix:
+def _flatten(parts: list[n.Expr], sizes: list[int], width: n.Expr | None = None) -> n.Expr:
     """Row-major flat index of ``parts`` in an array of logical shape ``sizes`` (Horner form)."""
     flat = parts[0]
-    for d in range(1, len(parts)):
-        w = width if (width is not None and d == len(parts) - 1) else L.ix_const(sizes[d])
-        flat = L.ix_bin("add", L.ix_bin("mul", flat, w), parts[d])
+    for k in range(1, len(parts)):
+        w = width if (width is not None and k == len(parts) - 1) else c(sizes[k])
+        flat = op("add", op("mul", flat, w), parts[k])
     return flat
 
 
-# --------------------------------------------------------------------------------------------------------
-# Array layouts
-
-
-def _input_array(ctx: _Ctx, name: str) -> tuple[tuple[int, ...], list[tuple[Ix, ...]], list[str]]:
-    """Shape of an input array and 1-3 index tuples (one per access) into it, with the index-map kinds."""
-    rng = ctx.rng
-    nd = len(ctx.dims)
-    layouts = ["same", "same", "transpose", "flat", "sub"] if nd > 1 else ["same", "same", "unflat", "flat"]
-    layout = pick(rng, layouts)
-    n_acc = int(rng.choice([1, 1, 2, 2, 3]))
+def _input_array(d: _Draw, name: str) -> tuple[tuple[int, ...], list[tuple[n.Expr, ...]]]:
+    """Shape of an input array and 1-3 index tuples (one per access) into it."""
+    rng, nd = d.rng, len(d.dims)
+    layout = d.pick(["same", "same", "transpose", "flat", "sub"] if nd > 1 else ["same", "same", "unflat", "flat"])
+    n_acc = int(d.pick([1, 1, 2, 2, 3]))
     if layout == "unflat":
-        n = ctx.dims[0]
-        divisors = [c for c in range(2, n) if n % c == 0]
-        if not divisors:
-            layout = "same"
-        else:
-            cols = pick(rng, divisors)
-            t = ctx.tvars[0]
-            C = ctx.bound(name, 1, cols)
-            acc = [(L.ix_bin("floordiv", t, C), L.ix_bin("mod", t, C))]
-            kinds = ["unflat"]
+        N = d.dims[0]
+        divisors = [k for k in range(2, N) if N % k == 0]
+        if divisors:
+            cols = d.pick(divisors)
+            t = d.tv[0]
+            C = d.bound(name, 2, 1, cols)
+            acc = [(op("floordiv", t, C), op("mod", t, C))]
             for _ in range(n_acc - 1):       # neighbours in the flat order, wrapped
-                shifted = L.ix_bin("mod", L.ix_bin("add", t, L.ix_const(int(rng.integers(1, n)))), L.ix_const(n))
-                acc.append((L.ix_bin("floordiv", shifted, C), L.ix_bin("mod", shifted, C)))
-                kinds.append("unflat_wrap")
-            return (n // cols, cols), acc, kinds
+                shifted = op("mod", op("add", t, c(int(rng.integers(1, N)))), c(N))
+                acc.append((op("floordiv", shifted, C), op("mod", shifted, C)))
+            d.kinds.append("unflat")
+            return (N // cols, cols), acc
+        layout = "same"
     if layout == "sub":
         keep = sorted(int(x) for x in rng.choice(nd, size=int(rng.integers(1, nd)), replace=False))
-        order = keep if rng.random() < 0.7 else list(rng.permutation(keep))
+        order = keep if rng.random() < 0.7 else [int(x) for x in rng.permutation(keep)]
     elif layout == "transpose":
         order = [int(x) for x in rng.permutation(nd)]
-        if order == list(range(nd)):
-            order = order[::-1]
+        order = order[::-1] if order == list(range(nd)) else order
     else:
         order = list(range(nd))
     sizes, strides = [], []
-    for d in order:
-        ext = ctx.dims[d]
+    for dim in order:
+        ext = d.dims[dim]
         if rng.random() < 0.15:
-            s = int(rng.integers(2, 4))
-            o = int(rng.integers(0, 2))
+            s, o = int(rng.integers(2, 4)), int(rng.integers(0, 2))
             sizes.append(s * (ext - 1) + 1 + o + int(rng.integers(0, 2)))
             strides.append((s, o))
         else:
             sizes.append(ext + (int(rng.integers(1, 4)) if rng.random() < 0.3 else 0))
             strides.append(None)
+    flat = layout == "flat" and len(order) > 1
     width = None
-    if layout == "flat" and len(order) > 1 and not ctx.scalars and rng.random() < 0.25:
-        # the row pitch as a scalar parameter: any value from the row length to a few more elements (padded
-        # rows); the array is sized for the largest
-        sname = pick(rng, WIDTH_NAMES)
+    if flat and not d.scalars and rng.random() < 0.25:
+        # the row pitch as a scalar parameter: the row length up to a few more elements (padded rows)
+        wname = d.names.fresh(WIDTH_NAMES, "width", 0)
         extra = int(rng.integers(1, 4))
-        ctx.scalars.append(Arg(sname, "int32", "scalar", (), sizes[-1], sizes[-1] + extra))
-        width = Ix("var", (), sname, sizes[-1], sizes[-1] + extra)
-    accesses, kinds = [], []
+        d.scalars.append(n.Param(wname, INT32))
+        d.ranges[wname] = Interval(sizes[-1], sizes[-1] + extra)
+        width = n.Var(wname, INT32)
+    ndim = 1 if layout == "flat" else len(order)
+    accesses: list[tuple[n.Expr, ...]] = []
     for a in range(n_acc):
-        parts, ks = [], []
-        for pos, d in enumerate(order):
+        parts = []
+        for pos, dim in enumerate(order):
             if a == 0 and rng.random() < 0.6:
-                parts.append(ctx.tvars[d])
-                ks.append("id")
+                parts.append(d.tv[dim])
                 continue
-            ix, kind = _read_map(ctx, ctx.tvars[d], sizes[pos], name, pos, strides[pos], layout != "flat")
+            ix, kind = _read_map(d, d.tv[dim], sizes[pos], name, ndim, pos, strides[pos], layout != "flat")
             parts.append(ix)
-            ks.append(kind)
-        key = tuple(L.ix_emit(p) for p in parts)
-        if any(tuple(L.ix_emit(p) for p in prev) == key for prev in accesses):
-            continue
-        accesses.append(tuple(parts))
-        kinds.extend(ks)
+            d.kinds.append(kind)
+        if tuple(parts) not in accesses:
+            accesses.append(tuple(parts))
+    d.kinds.append(layout)
     if layout == "flat":
         col_major = width is None and rng.random() < 0.3 and len(order) > 1
         if col_major:
-            flat_acc = [(_flatten(list(p[::-1]), sizes[::-1]),) for p in accesses]
+            acc = [(_flatten(list(p[::-1]), sizes[::-1]),) for p in accesses]
         else:
-            flat_acc = [(_flatten(list(p), sizes, width),) for p in accesses]
-        total = max([int(np.prod(sizes))] + [f[0].hi + 1 for f in flat_acc])
+            acc = [(_flatten(list(p), sizes, width),) for p in accesses]
+        total = int(np.prod(sizes[:-1])) * (sizes[-1] + (3 if width is not None else 0)) if len(sizes) > 1 else \
+            sizes[0]
         total += int(rng.integers(1, 5)) if rng.random() < 0.2 else 0
-        return (total,), flat_acc, kinds + ["flat_col" if col_major else "flat_row"]
-    return tuple(sizes), accesses, kinds + [layout]
+        if col_major:
+            d.kinds.append("flat_col")
+        return (max(total, int(np.prod(sizes))),), acc
+    return tuple(sizes), accesses
 
 
-def _output_array(ctx: _Ctx, name: str) -> tuple[tuple[int, ...], tuple[Ix, ...], str]:
+def _output_array(d: _Draw, name: str) -> tuple[tuple[int, ...], tuple[n.Expr, ...], str]:
     """Shape of an output array and an injective index tuple into it."""
-    rng = ctx.rng
-    nd = len(ctx.dims)
+    rng, nd, tv = d.rng, len(d.dims), d.tv
     layouts = ["same", "same", "rev", "stride", "flat"] + (["transpose", "transpose"] if nd > 1 else [])
-    if nd == 1:
-        n = ctx.dims[0]
-        if any(n % c == 0 for c in range(2, n)):
-            layouts.append("unflat")
-    layout = pick(rng, layouts)
-    tv = ctx.tvars
+    if nd == 1 and any(d.dims[0] % k == 0 for k in range(2, d.dims[0])):
+        layouts.append("unflat")
+    layout = d.pick(layouts)
     if layout == "unflat":
-        n = ctx.dims[0]
-        cols = pick(rng, [c for c in range(2, n) if n % c == 0])
-        C = ctx.bound(name, 1, cols)
-        return (n // cols, cols), (L.ix_bin("floordiv", tv[0], C), L.ix_bin("mod", tv[0], C)), layout
+        N = d.dims[0]
+        cols = d.pick([k for k in range(2, N) if N % k == 0])
+        C = d.bound(name, 2, 1, cols)
+        return (N // cols, cols), (op("floordiv", tv[0], C), op("mod", tv[0], C)), layout
     if layout == "flat":
         order = [int(x) for x in rng.permutation(nd)] if rng.random() < 0.3 else list(range(nd))
-        sizes = [ctx.dims[d] for d in order]
-        flat = _flatten([tv[d] for d in order], sizes)
+        sizes = [d.dims[k] for k in order]
+        flat = _flatten([tv[k] for k in order], sizes)
         total = int(np.prod(sizes))
         if rng.random() < 0.3:
-            flat = L.ix_bin("sub", L.ix_const(total - 1), flat)
+            flat = op("sub", c(total - 1), flat)
         return (total,), (flat,), layout
     order = list(range(nd))
     if layout == "transpose":
         order = [int(x) for x in rng.permutation(nd)]
-        if order == list(range(nd)):
-            order = order[::-1]
+        order = order[::-1] if order == list(range(nd)) else order
     sizes, parts = [], []
     stride_dim = int(rng.integers(nd)) if layout == "stride" else -1
-    rev_dims = set(int(x) for x in rng.choice(nd, size=int(rng.integers(1, nd + 1)), replace=False)) \
+    rev_dims = {int(x) for x in rng.choice(nd, size=int(rng.integers(1, nd + 1)), replace=False)} \
         if layout == "rev" else set()
-    for pos, d in enumerate(order):
-        ext = ctx.dims[d]
-        if d == stride_dim:
+    for pos, dim in enumerate(order):
+        ext = d.dims[dim]
+        if dim == stride_dim:
             s, o = int(rng.integers(2, 4)), int(rng.integers(0, 2))
             sizes.append(s * (ext - 1) + 1 + o)
-            node = L.ix_bin("mul", tv[d], L.ix_const(s))
-            parts.append(L.ix_bin("add", node, L.ix_const(o)) if o else node)
-        elif d in rev_dims:
+            parts.append(op("add", op("mul", tv[dim], c(s)), c(o)) if o else op("mul", tv[dim], c(s)))
+        elif dim in rev_dims:
             size = ext + (int(rng.integers(1, 3)) if rng.random() < 0.25 else 0)
             sizes.append(size)
-            parts.append(L.ix_bin("sub", _minus(ctx.bound(name, pos, size), 1), tv[d]))
+            parts.append(op("sub", _minus(d.bound(name, nd, pos, size), 1), tv[dim]))
         else:
             sizes.append(ext + (int(rng.integers(1, 3)) if rng.random() < 0.2 else 0))
-            parts.append(tv[d])
+            parts.append(tv[dim])
     return tuple(sizes), tuple(parts), layout
 
 
-# --------------------------------------------------------------------------------------------------------
-# Index conditions (guards and boundary selects): exact integer comparisons on thread indices
-
-
-def _index_cond(ctx: _Ctx, depth: int = 2) -> tuple:
-    rng = ctx.rng
-    t = pick(rng, ctx.tvars)
-    ext = t.hi + 1
+def _index_cond(d: _Draw, depth: int = 2) -> n.Expr:
+    """An exact integer comparison on thread indices (sometimes two joined by and/or)."""
+    rng = d.rng
+    t = d.pick(d.tv)
+    ext = d.ext(t)
     roll = rng.random()
-    if roll < 0.25 and len(ctx.tvars) > 1:
-        u = pick(rng, [v for v in ctx.tvars if v.value != t.value])
-        op = pick(rng, ("<", ">", "<=", ">=", "=="))
-        node = ("cmp", op, t, u)
+    if roll < 0.25 and len(d.tv) > 1:
+        node = op(d.pick(["lt", "gt", "le", "ge", "eq"]), t, d.pick([v for v in d.tv if v != t]))
     elif roll < 0.5:
-        node = ("cmp", pick(rng, ("==", "<=")) if rng.random() < 0.5 else "==", t, L.ix_const(0))
+        node = op(d.pick(["eq", "le"]) if rng.random() < 0.5 else "eq", t, c(0))
     elif roll < 0.75:
-        node = ("cmp", pick(rng, ("==", ">=")), t, L.ix_const(ext - 1))
+        node = op(d.pick(["eq", "ge"]), t, c(ext - 1))
     else:
-        node = ("cmp", pick(rng, ("<", ">", "<=", ">=")), t, L.ix_const(int(rng.integers(1, max(2, ext - 1)))))
+        node = op(d.pick(["lt", "gt", "le", "ge"]), t, c(int(rng.integers(1, max(2, ext - 1)))))
     if depth > 1 and rng.random() < 0.35:
-        other = _index_cond(ctx, depth - 1)
-        node = (pick(rng, ("or", "and")), node, other)
+        node = op(d.pick(["or", "and"]), node, _index_cond(d, depth - 1))
     return node
 
 
-def _selective_cond(ctx: _Ctx, lo: float = 0.1, hi: float = 0.9):
+def _selective_cond(d: _Draw, lo: float = 0.1, hi: float = 0.9) -> n.Expr | None:
     """An index condition true for a share of the launch grid in [lo, hi] (no tautologies), or None."""
-    env = L.launch_indices(ctx.dims, ctx.tids)
     for _ in range(6):
-        node = _index_cond(ctx)
-        share = float(np.mean(np.broadcast_to(_cond_eval(node, env), ctx.dims)))
-        if lo <= share <= hi:
-            return node
+        cond = _index_cond(d)
+        if analysis.is_self_operation(cond) or any(analysis.is_self_operation(x) for x in analysis.subexprs(cond)):
+            continue
+        if lo <= float(np.mean(grid_values(cond, d.dims))) <= hi:
+            return cond
     return None
 
 
-class _SpecView:
-    """What ``reference`` reads of a KernelSpec (for checks at generation time)."""
-
-    def __init__(self, meta, args):
-        self.meta = meta
-        self.args = tuple(args)
-
-
-def _degenerate(meta, args, rng) -> tuple[list[str], list[str]]:
-    """Input arrays that do not change any output, and outputs that are constant, on sampled inputs."""
-    from harness.verify import default_inputs
-    view = _SpecView(meta, args)
-    srng = np.random.default_rng(int(rng.integers(2**31)))
-    inputs = default_inputs(view, srng)
-    base = reference(view, inputs)
-    other = reference(view, default_inputs(view, srng))
-    constant = [k for k in base if np.all(np.concatenate([base[k].ravel(), other[k].ravel()]) == base[k].flat[0])]
-    dead = []
-    for a in args:
-        if a.role != "in" or sum(b.role in ("in", "scalar") for b in args) < 2:
-            continue
-        changed = dict(inputs)
-        changed[a.name] = default_inputs(_SpecView(meta, [a]), srng)[a.name]
-        moved = reference(view, changed)
-        if all(np.array_equal(moved[k], base[k]) for k in base):
-            dead.append(a.name)
-    return dead, constant
-
-
-def _add_leaf(spec: dict, leaf: str, gen: E.ExprGen) -> None:
-    """Make output ``spec`` read ``leaf``: ``node + leaf``."""
-    v = E.var(leaf, gen.leaves[leaf])
-    node = spec["node"]
-    spec["node"] = E.Node("add", (node, v), iv=E.Interval(node.iv.lo + v.iv.lo, node.iv.hi + v.iv.hi))
-
-
-def _cond_emit(node) -> str:
-    if node[0] == "cmp":
-        return f"{L.ix_emit(node[2])} {node[1]} {L.ix_emit(node[3])}"
-    return f"({_cond_emit(node[1])}) {node[0]} ({_cond_emit(node[2])})"
-
-
-def _cond_eval(node, env) -> np.ndarray:
-    if node[0] == "cmp":
-        a, b = L.ix_eval(node[2], env), L.ix_eval(node[3], env)
-        return {"<": np.less, ">": np.greater, "<=": np.less_equal, ">=": np.greater_equal,
-                "==": np.equal}[node[1]](a, b)
-    a, b = _cond_eval(node[1], env), _cond_eval(node[2], env)
-    return (a & b) if node[0] == "and" else (a | b)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Program
-
-
-def _coord_leaf(ty: E.Scalar, t: str) -> str:
-    return {"float32": f"float({t})", "float64": f"wp.float64({t})", "int32": t}[ty.name]
-
-
-def generate(rng: np.random.Generator) -> Program:
-    ty = E.SCALARS[pick(rng, ("float32", "float32", "float64", "int32"))]
-    nd = int(pick(rng, (1, 2, 2, 3, 3, 4)))
-    dims = _launch(rng, nd)
-    tids = L.TID_NAMES[:nd]
-    ctx = _Ctx(rng, dims, tids)
-    n_in = int(rng.integers(1, 4))
-    n_out = int(rng.integers(1, 3))
-    picked = pick(rng, [n for n in ARRAY_NAMES if n not in tids], n_in)
-    outs = pick(rng, OUT_NAMES, n_out)
-    lo, hi = (-20, 20) if ty.is_int else pick(rng, ((-2.0, 2.0), (-1.0, 3.0), (0.5, 4.0)))
-    args: list[Arg] = []
-    body: list[str] = []
-    leaves: dict[str, E.Interval] = {}
-    reads = []              # (leaf name, array, index tuple)
-    layouts = []
-    for name in picked:
-        shape, accesses, kinds = _input_array(ctx, name)
-        layouts.extend(kinds)
-        args.append(Arg(name, ty.name, "in", shape, lo, hi))
+def _draw_kernel(rng: np.random.Generator):
+    d = _Draw(rng)
+    ty = d.ty
+    body: list[n.Stmt] = []
+    leaves: list[tuple[n.Expr, Interval]] = []
+    for k in range(int(rng.integers(1, 4))):
+        name = d.names.fresh(ARRAY_NAMES, f"in{k}", k)
+        shape, accesses = _input_array(d, name)
+        arr = Array(ty, len(shape))
+        d.params.append(n.Param(name, Array(ty, len(shape), short=rng.random() < 0.6)))
+        d.shapes[name], d.ranges[name] = shape, d.vrange
         for acc in accesses:
-            text = f"{name}[{', '.join(L.ix_emit(p) for p in acc)}]"
+            load = n.Load(name, arr, acc)
             if rng.random() < 0.5:
-                local = f"{name}{len(reads)}" if rng.random() < 0.5 else f"{pick(rng, ('v', 'x', 'n', 'w'))}{len(reads)}"
-                body.append(f"{local} = {text}")
-                leaf = local
+                local = d.names.fresh((f"{name}{len(leaves)}", f"v{len(leaves)}", f"x{len(leaves)}"),
+                                      f"v{len(leaves)}", 0)
+                body.append(n.Let(local, load))
+                leaves.append((n.Var(local, ty), d.vrange))
             else:
-                leaf = text
-            leaves[leaf] = E.Interval(lo, hi)
-            reads.append((leaf, name, acc))
-    coord = None
+                leaves.append((load, d.vrange))
+    n_loaded = len(leaves)
+    searched = False
+    if ty != INT32 and rng.random() < 0.2:
+        searched = _binary_search(d, body, leaves)
     if rng.random() < 0.3:
-        t = pick(rng, tids)
-        coord = (_coord_leaf(ty, t), t)
-        leaves[coord[0]] = E.Interval(0, dims[tids.index(t)] - 1)
-    binary = ("add", "sub", "mul", "div", "min", "max") if not ty.is_int else ("add", "sub", "mul", "min", "max")
-    gen = E.ExprGen(rng, ty, dict(leaves), binary=binary, p_leaf=0.35)
-    statements = []
-    for s in range(int(rng.integers(0, 3))):
-        lname = f"{pick(rng, LOCAL_NAMES)}{s}"
-        node = gen.expr(int(rng.integers(1, 3)))
-        if node.op in ("var", "const"):
-            node = gen.apply_binary(pick(rng, binary), node, gen.var_leaf())
-        statements.append((lname, node))
-        gen.leaves[lname] = node.iv
-    # guards: early exit on an index condition, or a boundary/interior split of one output's value
-    guard = _selective_cond(ctx, 0.05, 0.5) if rng.random() < 0.2 else None    # threads that return early
-    out_specs = []
-    for o in outs:
-        shape, widx, wlayout = _output_array(ctx, o)
-        layouts.append("out_" + wlayout)
-        role = "inout" if rng.random() < 0.25 else "out"
-        op = "+=" if role == "inout" and rng.random() < 0.6 else "="
-        node = gen.expr(int(rng.integers(2, 4)))
-        if not E.uses(node) or node.op == "var":
-            node = gen.apply_binary(pick(rng, binary), node, gen.expr(2))
-        if not E.uses(node):
-            node = gen.apply_binary("add", node, gen.var_leaf())
-        split = None
-        cond = _selective_cond(ctx) if rng.random() < 0.2 else None
-        if cond is not None:
-            other = gen.expr(int(rng.integers(1, 3)))
-            if not E.uses(other):
-                other = gen.apply_binary("add", other, gen.var_leaf())
-            split = (cond, other)
-        out_specs.append({"name": o, "shape": shape, "widx": widx, "role": role, "op": op, "node": node,
-                          "split": split})
-        args.append(Arg(o, ty.name, role, shape, lo, hi))
-    # every read (and local) reaches an output: fold missing ones into the first output
-    defs = dict(statements)
-    live: set[str] = set()
-    frontier: set[str] = set()
-    for spec in out_specs:
-        frontier |= E.uses(spec["node"])
-        if spec["split"]:
-            frontier |= E.uses(spec["split"][1])
-    while frontier:
-        v = frontier.pop()
-        if v not in live:
-            live.add(v)
-            frontier |= E.uses(defs[v]) if v in defs else set()
-    missing = [v for v in gen.leaves if v not in live]
-    for v in missing:
-        spec = out_specs[0]
-        spec["node"] = gen.apply_binary(pick(rng, ("add", "sub", "max", "mul")), spec["node"],
-                                        E.var(v, gen.leaves[v]))
-    args.extend(ctx.scalars)
-    meta = {"ty": ty.name, "dims": dims, "tids": tids, "reads": reads, "statements": statements,
-            "coord": coord, "guard": guard, "outputs": out_specs,
-            "scalars": [a.name for a in ctx.scalars]}
-    # semantic check on sampled inputs: an array whose values cannot change any output (x / (-x), a where
-    # with a tautology, a max that always picks the other side...) gets one of its reads added to an output
-    dead, constant = _degenerate(meta, args, rng)
-    for spec in out_specs:
-        if spec["name"] in constant:
-            _add_leaf(spec, reads[0][0], gen)
-            if spec["split"] is not None:
-                cond, other = spec["split"]
-                spec["split"] = (cond, E.Node("add", (other, E.var(reads[0][0], gen.leaves[reads[0][0]])),
-                                              iv=E.Interval(other.iv.lo + lo, other.iv.hi + hi)))
-    for name in dead:
-        _add_leaf(out_specs[0], next(r[0] for r in reads if r[1] == name), gen)
+        t = d.pick(d.tv)
+        coord = t if ty == INT32 else op("to_float", t) if ty == FLOAT32 else n.Cast(t, ty)
+        leaves.append((coord, Interval(0.0, d.ext(t) - 1.0)))
+    if ty != INT32 and rng.random() < 0.12:
+        x, iv = d.pick([x for x in leaves if isinstance(x[0], (n.Load, n.Var))])
+        local = d.names.fresh(("safe", "clean", "finite_v"), "safe", 0)
+        body.append(n.Let(local, n.Call("where", (n.Call("isfinite", (x,)), x, n.Const(0.0, ty)))))
+        leaves.append((n.Var(local, ty), iv.join(Interval.point(0.0))))
+        d.kinds.append("isfinite")
+    ops = {"add": 3, "sub": 3, "mul": 3, "min": 1, "max": 1, "abs": 0.5, "where": 0.5, "ifexp": 0.5,
+           **({} if ty.is_int else {"div": 1.5})}
+    vocab = Vocabulary(ops, types=(ty,), ranges={ty: d.vrange}, limit=1e4, p_leaf=0.35)
+    gen = ExprBuilder(rng, vocab, leaves)
+    n_leaves = len(gen.leaves)
+    for k in range(int(rng.integers(0, 3))):
+        e, iv = gen.compound(ty, int(rng.integers(1, 3)))
+        local = d.names.fresh(LOCAL_NAMES, f"t{k}", k, suffix=True)
+        body.append(n.Let(local, e))
+        gen.leaves.append((n.Var(local, ty), iv))
+    guard = _selective_cond(d, 0.05, 0.5) if rng.random() < 0.2 else None
     if guard is not None:
-        body.append(f"if {_cond_emit(guard)}:")
-        body.append("    return")
-    for lname, node in statements:
-        body.append(f"{lname} = {E.emit(node, ty)}")
-    for spec in out_specs:
-        target = f"{spec['name']}[{', '.join(L.ix_emit(p) for p in spec['widx'])}]"
-        if spec["split"]:
-            cond, other = spec["split"]
-            body += [f"if {_cond_emit(cond)}:", f"    {target} {spec['op']} {E.emit(other, ty)}", "else:",
-                     f"    {target} {spec['op']} {E.emit(spec['node'], ty)}"]
+        body.insert(0, n.If(guard, (n.Return(None),)))
+        d.kinds.append("guard")
+    for k in range(int(rng.integers(1, 3))):
+        name = d.names.fresh(OUT_NAMES, f"out{k}", k)
+        shape, widx, layout = _output_array(d, name)
+        d.kinds.append("out_" + layout)
+        arr = Array(ty, len(shape))
+        d.params.append(n.Param(name, Array(ty, len(shape), short=rng.random() < 0.6)))
+        d.shapes[name] = shape
+        inplace = rng.random() < 0.25 * 0.6
+        if inplace:
+            d.roles[name], d.ranges[name] = "inout", d.vrange
+        e, _ = gen.compound(ty, int(rng.integers(2, 4)))
+        cond = _selective_cond(d) if rng.random() < 0.2 else None
+
+        def write(value: n.Expr) -> n.Stmt:
+            return n.Atomic("add", name, arr, widx, value, inplace=True) if inplace else \
+                n.Store(name, arr, widx, value)
+
+        if cond is not None:
+            other, _ = gen.compound(ty, int(rng.integers(1, 3)))
+            body.append(n.If(cond, (write(other),), (write(e),)))
+            d.kinds.append("boundary_split")
         else:
-            body.append(f"{target} {spec['op']} {E.emit(spec['node'], ty)}")
-    ops = set()
-    for _, node in statements:
-        ops |= E.ops_of(node)
-    for spec in out_specs:
-        ops |= E.ops_of(spec["node"])
-    features = {"dtype": ty.name, "launch_ndim": nd, "launch": list(dims), "layouts": sorted(set(layouts)),
-                "ops": sorted(ops), "inputs": n_in, "outputs": n_out, "guard": guard is not None,
-                "array_ndims": sorted({len(a.shape) for a in args if a.role != "scalar"}),
-                "augmented": any(s["op"] == "+=" for s in out_specs)}
-    source = L.kernel_text(rng, args, body, L.tid_line(tids))
-    return Program(source, tuple(args), dims, meta, features, differentiable=not ty.is_int)
+            body.append(write(e))
+    kernel = n.Kernel("wkf_kernel", tuple(d.params + d.scalars), tuple(body), tids=tuple(t.name for t in d.tv))
+    kernel = analysis.remove_dead(_fold_unused(kernel, leaves[:n_loaded] + gen.leaves[n_leaves:]))
+    if not outputs_read_inputs(kernel) or not all(injective(s.index, d.dims, d.shapes[s.array], d.shapes)
+                                                  for s in analysis.statements(kernel.body)
+                                                  if isinstance(s, (n.Store, n.Atomic))):
+        return None
+    return kernel, d.ranges, d.dims, d.shapes, d, searched
 
 
-# --------------------------------------------------------------------------------------------------------
-# Reference
+def _fold_unused(kernel: n.Kernel, leaves: list[tuple[n.Expr, Interval]]) -> n.Kernel:
+    """Loaded values and locals that reach no output are added into the last top-level store (the IR's
+    ``fold_unused`` loads unused arrays at the store's index, which arrays of other shapes do not allow)."""
+    stores = [k for k, s in enumerate(kernel.body) if isinstance(s, n.Store)]
+    if not stores:
+        return kernel
+    last = stores[-1]
+    store = kernel.body[last]
+    value = store.value
+    for e, _ in leaves:
+        probe = replace(kernel, body=kernel.body[:last] + (replace(store, value=value),) + kernel.body[last + 1:])
+        if e.type == value.type and not analysis.uses(e) <= analysis.reaching(probe):
+            value = n.Call("add", (value, e))
+    return replace(kernel, body=kernel.body[:last] + (replace(store, value=value),) + kernel.body[last + 1:])
 
 
-def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
-    meta = spec.meta
-    ty = E.SCALARS[meta["ty"]]
-    dims = tuple(meta["dims"])
-    ienv = L.launch_indices(dims, meta["tids"])
-    for a in spec.args:
-        if a.role == "scalar":
-            ienv[a.name] = np.int64(inputs[a.name])
-        else:
-            for d, size in enumerate(np.shape(inputs[a.name])):
-                ienv[f"{a.name}.shape[{d}]"] = np.int64(size)
-    env: dict[str, np.ndarray] = {}
-    for leaf, name, acc in meta["reads"]:
-        idx = tuple(np.broadcast_to(L.ix_eval(p, ienv), dims) for p in acc)
-        env[leaf] = inputs[name].astype(ty.np_ref)[idx]
-    if meta["coord"]:
-        text, t = meta["coord"]
-        env[text] = ienv[t].astype(ty.np_ref)
-    for name, node in meta["statements"]:
-        env[name] = np.broadcast_to(E.evaluate(node, env, ty), dims)
-    active = np.ones(dims, dtype=bool)
-    if meta["guard"] is not None:
-        active &= ~np.broadcast_to(_cond_eval(meta["guard"], ienv), dims)
-    result = {}
-    for out in meta["outputs"]:
-        arr = inputs[out["name"]].astype(ty.np_ref).copy()
-        value = np.broadcast_to(E.evaluate(out["node"], env, ty), dims)
-        if out["split"] is not None:
-            cond, other = out["split"]
-            value = np.where(np.broadcast_to(_cond_eval(cond, ienv), dims),
-                             np.broadcast_to(E.evaluate(other, env, ty), dims), value)
-        idx = tuple(np.broadcast_to(L.ix_eval(p, ienv), dims)[active] for p in out["widx"])
-        value = value[active]
-        if out["op"] == "+=":
-            arr[idx] = arr[idx] + value          # index maps are injective: one writer per cell
-            if ty.is_int:
-                arr = E._wrap32(arr)
-        else:
-            arr[idx] = value
-        result[out["name"]] = arr
-    return result
+def _binary_search(d: _Draw, body: list[n.Stmt], leaves: list) -> bool:
+    """``k = wp.lower_bound(edges, x)`` over a sorted array of bin edges, then a load of a per-bin value (or the
+    bin index itself as a value)."""
+    x, iv = leaves[0]
+    size = int(d.rng.integers(4, 17))
+    edges = d.names.fresh(("edges", "bounds", "knots", "breaks", "cdf"), "edges", 0)
+    arr = Array(d.ty)
+    d.params.append(n.Param(edges, arr))
+    d.shapes[edges], d.ranges[edges] = (size,), d.vrange
+    k = d.names.fresh(("b", "bin", "slot", "seg"), "b", 0)
+    body.append(n.Let(k, n.Call("lower_bound", (n.Var(edges, arr), x))))
+    if d.rng.random() < 0.6:
+        table = d.names.fresh(("weights", "table", "lut", "per_bin"), "table", 0)
+        d.params.append(n.Param(table, arr))
+        d.shapes[table], d.ranges[table] = (size,), d.vrange
+        leaves.append((n.Load(table, arr, (n.Var(k, INT32),)), d.vrange))
+    else:
+        leaves.append((n.Cast(n.Var(k, INT32), d.ty), Interval(0.0, size - 1.0)))
+    d.kinds.append("lower_bound")
+    return True
 
 
-FAMILY = Family(
-    name="indexing",
-    description=__doc__.strip().splitlines()[0],
-    generate=generate,
-    reference=reference,
-    tolerance=type_tolerance,
-    weight=1.0,
-    covers=("multi-dimensional launches", "wp.tid unpacking", "2D/3D/4D arrays", "index arithmetic",
-            "clamped and wrapped neighbours", "transposes", "flattening", "strided access", "array.shape",
-            "index guards", "float64", "int32"),
-)
+def sample_inputs(spec: KernelSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The harness's inputs, with the arrays that ``wp.lower_bound`` searches sorted."""
+    inputs = default_inputs(spec, rng)
+    for x in analysis.expressions(spec.meta.kernel.body):
+        if isinstance(x, n.Call) and x.op == "lower_bound":
+            inputs[x.args[0].name] = np.sort(inputs[x.args[0].name])
+    return inputs
+
+
+def draw(rng: np.random.Generator) -> Program:
+    kernel, ranges, dims, shapes, d, searched = first_clean(lambda: _draw_kernel(rng))
+    info = {**features(kernel), "launch_ndim": len(dims), "launch": list(dims), "layouts": sorted(set(d.kinds)),
+            "array_ndims": sorted({len(s) for s in shapes.values()})}
+    differentiable = not d.ty.is_int and not searched and adjoints_right(kernel)
+    return ir_program(kernel, ranges, dims, info, differentiable=differentiable, shapes=shapes, roles=d.roles)
+
+
+FAMILY = ir_family("indexing", __doc__, draw, version=2, sample_inputs=sample_inputs,
+                   covers=("multi-dimensional launches", "wp.tid unpacking", "2D/3D/4D arrays", "index arithmetic",
+                           "clamped and wrapped neighbours", "transposes", "flattening", "strided access",
+                           "array.shape", "index guards", "float64", "int32", "wp.lower_bound", "wp.isfinite"))

@@ -2,816 +2,405 @@
 
 Random loop nests in float32, float64 or int32 (C semantics): outer loops over constant ranges (plain, offset,
 reversed, strided), an int scalar parameter, a per-element count array or the thread index (``range(1 + i % 4)``);
-inner loops over constant ranges or ranges tied to the enclosing loop variables (triangular ``range(j)``,
+inner loops over constant ranges or ranges tied to the enclosing loop variable (triangular ``range(j)``,
 ``range(j + 1)``, ``range(j, K)``, ``range(K - j)``, ``range(wp.min(j + 1, n))``...). Accumulators live at each
 level: declared before the nest, or reset at the top of an outer iteration, updated by the inner loop and folded
-into the enclosing accumulator after it. Loop bodies gather neighbouring and strided elements with index
-arithmetic across loop variables (``a[(i + j * k) % 64]``, ``b[(i + 2 * k + j) % 64]``, ``c[(i + 64 - k) % 64]``),
+into an enclosing accumulator after it. Loop bodies gather neighbouring and strided elements with index
+arithmetic across loop variables (``a[(i + j * k) % 64]``, ``b[(i + 2 * j + k) % 64]``, ``c[(i + 64 - k) % 64]``),
 use the loop variables as values (``float(j * k)``), and leave early with ``break``/``continue`` under index tests
-(``k > j``, ``(i + k) % 3 == 0``), data tests on gathered values, or accumulator thresholds.
+(``k > j``, ``(i + j + k) % 3 == 0``) or data tests on gathered values and accumulators.
 
-Expressions come from ``control_flow.CfGen`` (``_expr`` trees with intervals); loop-carried values are checked by
-control_flow's interval abstract interpretation over the maximal trip counts, and assignments that could leave
-their bound are clamped. Thresholds on accumulators are calibrated by running the program on sample inputs; a
-program whose outputs look degenerate there (constant, ignoring an input, ill-conditioned) is regenerated.
-Kernels whose loops Warp fully unrolls (constant bounds, or bounds that are unrolled loop variables, no
-``break``) are differentiable.
+Programs are drawn by the IR's control-flow builder (``kernels/ir/flow.py``; this module says how nests, their
+bounds, gathers and level accumulators look): loop-carried values are bounded by the interval engine and
+clamped where they could escape, and the reference is the IR interpreter. Loops Warp unrolls (constant bounds,
+or bounds that are unrolled loop variables) are kept to a few body copies so that a record's Python and generated
+code stay well under the token budget. Kernels whose loops all have constant bounds and no ``break`` are
+differentiable.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.family import Arg, Family, Program
-from kernels import _combined_lib as L
-from kernels import _expr as E
-from kernels import control_flow as CF
-from kernels._common import ARRAY_NAMES, OUT_NAMES, pick, type_tolerance
+from harness.family import Program
+from kernels.ir import analysis, intervals
+from kernels.ir import nodes as n
+from kernels.ir.family import adjoints_right, features, ir_family, program
+from kernels.ir.flow import LOOP_VARS, I, FlowBuilder, Redraw, Shape, _Loop, constructs, jump, unrolled
+from kernels.ir.gen import Vocabulary, first_clean
+from kernels.ir.numeric import Interval
+from kernels.ir.types import FLOAT32, FLOAT64, INT32, Array, Scalar
 
-N = L.N
-Interval = E.Interval
-Node = E.Node
-SCHEMES = (("j", "k", "l"), ("k", "m", "l"), ("jj", "kk", "ll"), ("r", "c", "l"), ("j", "l", "m"))
-ACC_NAMES = ("acc", "s", "tot", "sm", "mx", "run", "part", "agg", "h", "e")
+N = 64
+TYPES = (FLOAT32, FLOAT32, FLOAT32, FLOAT64, FLOAT64, INT32, INT32)
+FLOAT_RANGES = (Interval(-2.0, 2.0), Interval(-1.0, 3.0), Interval(0.5, 4.0), Interval(-1.0, 1.0))
+INT_RANGES = (Interval(-20.0, 20.0), Interval(-9.0, 9.0), Interval(0.0, 30.0))
+OPS = {"add": 3, "sub": 3, "mul": 3, "div": 1.2, "min": 1, "max": 1, "neg": 0.4, "abs": 0.4, "where": 0.5,
+       "ifexp": 0.4}
+INT_OPS = {**OPS, "mod": 1, "floordiv": 1}
 LEVEL_NAMES = ("row", "inner", "sub", "blk", "lv", "ps", "col")
-TEMP_NAMES = ("t", "g", "d", "w", "nb", "prod", "val")
-INT_BOUNDS = ("n", "steps", "count", "reps", "m_n")
-COUNT_ARRAYS = ("cnt", "trips", "nrep", "kcount")
-FLOAT_SCALARS = ("alpha", "beta", "scale", "gain", "coef", "offset")
-MAX_LINES = 36
-TRIP_BUDGET = 72          # product of maximal trip counts of a nest
-UNROLL_BUDGET = 12        # body copies Warp emits for unrolled loops (keeps generated code moderate)
-ATTEMPTS = 5
+SHAPE = Shape(max_lines=17, unrolled=14, p_gather=0.8, p_bound=0.45, p_aug=0.6)
+UNROLL_COPIES = 8          # body copies Warp emits for nested unrolled loops (keeps records under budget)
+MAX_DYNAMIC_COPIES = 2     # unrolled copies of a dynamic loop (Warp's adjoint of each is long)
+TRIP_BUDGET = 36           # product of the maximal trip counts of a nest
 
 
-class Builder:
-    def __init__(self, rng: np.random.Generator):
-        self.rng = rng
-        tyname = pick(rng, ("float32", "float32", "float32", "float64", "float64", "int32", "int32"))
-        self.ty = L.SCAL[tyname]
-        self.is_int = self.ty.is_int
-        self.lines = 0
-        self.names: set[str] = set()
-        self.state: list[str] = []          # accumulators (top level and per-level), all bounded in loops
-        self.bounds: dict[str, Interval] = {}
-        self.temps: set[str] = set()
-        self.loop_stack: list[L.Loop] = []
-        self.iter_leaves: list[list[str]] = []   # per open loop: leaves that change with its iteration
-        self.static: set[int] = set()
-        self.calib: list = []               # (statement, slot) whose threshold is calibrated on samples
-        self.features: dict[str, int] = {}
-        self.all_unrolled = True
-        self.has_break = False
+class NestBuilder(FlowBuilder):
+    """A :class:`FlowBuilder` whose top level is one or two loop nests of a drawn depth: each level may reset an
+    accumulator, compute a temporary, leave early, run the next level and fold its accumulator outward."""
 
-    # ------------------------------------------------------------------------------------------ helpers
-    def bump(self, key, n=1):
-        self.features[key] = self.features.get(key, 0) + n
+    def __init__(self, rng: np.random.Generator, ty: Scalar, vocab: Vocabulary) -> None:
+        super().__init__(rng, ty, vocab, SHAPE, N)
+        self.names.used |= set(LOOP_VARS)          # a three-level nest needs three of them free
+        self.loop_names |= set(LOOP_VARS)
+        self.levels: set[str] = set()          # level accumulators (declared inside a loop)
+        self.target = 0                        # depth of the nest being built
+        self.nest_body = False
+        self.dependent: list[bool] = []        # per open loop: do its bounds read the enclosing loop variable
+        self.warp_unrolled: list[bool] = []    # per open loop: does Warp unroll it
+        self.trips: list[int] = []
+        self.bound_level = -1
+        self.copies_left = UNROLL_COPIES       # unrolled body copies the kernel may still make (all nests)
+        self.used_copies = 0
+        self.tags: dict[str, int] = {}
 
-    def fresh(self, base: str) -> str:
-        k = 0
-        while f"{base}{k}" in self.names:
-            k += 1
-        self.names.add(f"{base}{k}")
-        return f"{base}{k}"
+    def tag(self, key: str) -> None:
+        self.tags[key] = self.tags.get(key, 0) + 1
 
-    @property
-    def leaves(self):
-        return self.gen.leaves
-
-    def add_leaf(self, name, iv, dep=True):
-        self.leaves[name] = iv
-        if dep and self.gen.dep is not None:
-            self.gen.dep.add(name)
-
-    # ------------------------------------------------------------------------------------------ setup
-    def setup(self):
-        rng, ty = self.rng, self.ty
-        self.scheme = pick(rng, SCHEMES)
-        self.names.update(self.scheme)
-        self.names.add("i")
-        bound_roll = rng.random()
-        scalar_roll = rng.random()
-        # a scalar or count input beside a single array: one unlucky re-draw in the verifier's dead-input
-        # test would make half of the inputs look dead
-        n_in = int(rng.integers(1, 4)) if bound_roll > 0.55 and scalar_roll >= 0.25 else int(rng.integers(2, 4))
-        self.inputs = pick(rng, [a for a in ARRAY_NAMES if a not in self.names], n_in)
-        self.names.update(self.inputs)
-        if self.is_int:
-            self.in_iv = Interval(*pick(rng, ((-20, 20), (-9, 9), (0, 30))))
-        else:
-            self.in_iv = Interval(*pick(rng, ((-2.0, 2.0), (-1.0, 3.0), (0.5, 4.0), (-1.0, 1.0))))
-        self.args = [Arg(n, ty.name, "in", (N,), self.in_iv.lo, self.in_iv.hi) for n in self.inputs]
-        self.top: list = []
-        leaves: dict[str, Interval] = {}
-        inline = rng.random() < 0.35
-        self.binds = []
-        for n in self.inputs:
-            node = L.gather(n, L.var("i", Interval(0, N - 1)), self.in_iv)
-            if inline:
-                self.binds.append((f"{n}[i]", node))
-                leaves[f"{n}[i]"] = self.in_iv
+    # ---------------------------------------------------------------------------------------------- bounds
+    def loop_bounds(self, nested: bool) -> tuple[n.Expr, n.Expr, int, Interval, int, bool]:
+        rng, level = self.rng, len(self.loops)
+        budget = TRIP_BUDGET // max(1, int(np.prod(self.trips or [1])))
+        copies = int(np.prod([t for t, u in zip(self.trips, self.warp_unrolled) if u] or [1]))
+        forms = self.outer_forms() if not nested else self.inner_forms()
+        if self.bound_param is not None and level == self.bound_level:
+            forms = [f for f in forms if f[3] in ("scalar", "array", "min")] or forms
+        fits = []
+        for start, stop, step, kind in forms:
+            s_iv, e_iv = self.typical(start), self.typical(stop)
+            if step > 0:
+                trips, iv = int(max(0, -(-(e_iv.hi - s_iv.lo) // step))), Interval(s_iv.lo, e_iv.hi - 1)
             else:
-                local = f"{n}_v" if rng.random() < 0.5 else f"x{n}"
-                self.names.add(local)
-                self.top.append(L.Let(local, node))
-                leaves[local] = self.in_iv
-                self.lines += 1
-        self.input_leaves = list(leaves)
-        self.scalar_f = None
-        if scalar_roll < 0.25:
-            self.scalar_f = pick(rng, FLOAT_SCALARS)
-            lo, hi = (1, 9) if self.is_int else (0.5, 2.0)
-            self.args.append(Arg(self.scalar_f, ty.name, "scalar", (), lo, hi))
-            leaves[self.scalar_f] = Interval(lo, hi)
-        self.scalar_n = self.count_arr = None
-        if bound_roll < 0.35:
-            self.scalar_n = pick(rng, INT_BOUNDS)
-            self.n_iv = Interval(int(rng.integers(0, 3)), int(rng.integers(5, 8)))
-            self.args.append(Arg(self.scalar_n, "int32", "scalar", (), self.n_iv.lo, self.n_iv.hi))
-        elif bound_roll < 0.55:
-            self.count_arr = pick(rng, COUNT_ARRAYS)
-            self.c_iv = Interval(0, int(rng.integers(3, 6)))
-            self.args.append(Arg(self.count_arr, "int32", "in", (N,), self.c_iv.lo, self.c_iv.hi))
-            self.binds.append((f"{self.count_arr}[i]",
-                               L.gather(self.count_arr, L.var("i", Interval(0, N - 1)), self.c_iv)))
-        self.names.update(a.name for a in self.args)
-        binary = ("add", "sub", "mul", "div", "min", "max") + (("mod", "floordiv") if self.is_int else ())
-        self.gen = CF.CfGen(rng, ty, leaves, binary=binary, p_const=0.2)
-        self.gen.dep = None if self.is_int else set(leaves) - {self.scalar_f}
-        self.gen.hint_env = lambda: {}
+                trips, iv = int(max(0, s_iv.hi - e_iv.lo)), Interval(e_iv.lo + 1, s_iv.hi)
+            const = all(self.constant(b) for b in (start, stop))
+            deeper = self.target - level - 1          # levels still to nest inside this one
+            room = self.copies_left // (copies * trips) if const else self.copies_left // copies
+            if trips < 2 or trips > budget or iv.hi < iv.lo or (const and copies * trips > self.copies_left):
+                continue
+            if (const and deeper and room < 2 ** deeper) or (not const and copies > MAX_DYNAMIC_COPIES):
+                continue
+            fits.append((1.0, (start, stop, step, iv, trips, const, kind)))
+        if not fits:
+            raise Redraw("no loop bounds fit the trip budget")
+        w = np.array([f[0] for f in fits])
+        start, stop, step, iv, trips, const, kind = fits[int(rng.choice(len(fits), p=w / w.sum()))][1]
+        if kind in ("scalar", "array", "min"):
+            self.bound_used = True
+        self.tag(f"bound_{kind}")
+        self.used_copies = max(self.used_copies, copies * trips if const else copies)
+        self.trips.append(trips)
+        self.warp_unrolled.append(const)
+        self.dependent.append(kind in ("triangular", "upper", "shrinking", "min"))
+        return start, stop, step, iv, trips, const
 
-    # ------------------------------------------------------------------------------------------ expressions
-    def expr(self, depth, must_use=None, no_state=False) -> Node:
-        hidden = {}
-        if no_state:
-            hidden = {s: self.leaves.pop(s) for s in self.state if s in self.leaves and s != must_use}
-        try:
-            node = self.gen.expr(depth)
-            if node.op == "const":
-                node = self.gen.apply_binary(pick(self.rng, ("add", "mul", "sub")), self.dep_leaf(), node)
-            if self.gen.dep is not None and not (E.uses(node) & self.gen.dep):
-                node = self.gen.apply_binary(pick(self.rng, ("add", "mul", "sub")), node, self.dep_leaf())
-            if must_use is not None and must_use not in E.uses(node):
-                ops = ("add", "sub", "mul", "max", "min") if self.rng.random() < 0.8 else ("mul", "add")
-                ops = tuple(op for op in ops if op in self.gen.binary)
-                node = self.gen.apply_binary(pick(self.rng, ops), E.var(must_use, self.leaves[must_use]), node)
-        finally:
-            self.leaves.update(hidden)
-        return node
+    def constant(self, b: n.Expr) -> bool:
+        """Whether Warp sees loop bound ``b`` as a constant (literals and variables of unrolled loops)."""
+        if isinstance(b, n.Const):
+            return True
+        if isinstance(b, n.Var):
+            return b.name in self.unrolled_vars()
+        return isinstance(b, n.Call) and all(self.constant(a) for a in b.args)
 
-    def dep_leaf(self) -> Node:
-        names = [n for n in self.leaves if self.gen.dep is None or n in self.gen.dep]
-        name = pick(self.rng, names)
-        return E.var(name, self.leaves[name])
+    def typical(self, e: n.Expr) -> Interval:
+        """The builder's typical interval, the thread index included (bounds and gathers read it)."""
+        env = {**self.ranges, **{k: iv for k, (_, iv) in self.vis.items()}}
+        env.update({s: self.entry[s] for s in self.state if s in self.entry and self.loops})
+        env.update({lp.var: lp.iv for lp in self.loops})
+        env["i"] = Interval(0.0, N - 1.0)
+        engine = intervals.Engine(n.Kernel("t", tuple(self.params), ()), self.ranges, (self.size,))
+        return engine.expr(e, env)
 
-    def varying_leaf(self) -> str | None:
-        """A leaf that changes with the innermost loop's iteration (gather, loop variable, temp, inner acc)."""
-        if not self.iter_leaves:
-            return None
-        cands = [v for v in self.iter_leaves[-1] if v in self.leaves]
-        if not self.is_int:
-            gathers = [v for v in cands if "[" in v]
-            if gathers and self.rng.random() < 0.6:
-                cands = gathers
-        return pick(self.rng, cands) if cands else None
+    def unrolled_vars(self) -> set[str]:
+        return {lp.var for lp, u in zip(self.loops, self.warp_unrolled) if u}
 
-    def mark(self, node):
-        mutable = set(self.state) | self.temps | {v for lp in self.loop_stack for v in lp.leaves}
-        CF.mark_static(node, mutable, self.static)
+    def bound_exprs(self) -> list[tuple[n.Expr, str]]:
+        p = self.bound_param
+        if p is None:
+            return []
+        if isinstance(p.type, Scalar):
+            return [(n.Var(p.name, INT32), "scalar")]
+        return [(n.Load(p.name, p.type, (I,)), "array")]
 
-    # ------------------------------------------------------------------------------------------ statements
-    def declare_top(self):
-        rng = self.rng
-        name = self.fresh(pick(rng, ACC_NAMES))
-        if rng.random() < 0.55:
-            value = int(pick(rng, (0, 0, 1, -1))) if self.is_int else float(pick(rng, (0.0, 0.0, 1.0, -1.0, 0.5)))
-            node = L.const(value, self.ty)
-        else:
-            node = self.expr(int(rng.integers(1, 3)), no_state=True)
-        self.state.append(name)
-        self.add_leaf(name, node.iv)
-        self.lines += 1
-        return L.Let(name, node, decl=True)
-
-    def pick_bound(self) -> Interval:
-        if self.is_int:
-            return Interval(-float(pick(self.rng, (2000, 5000, 10000))), float(pick(self.rng, (2000, 5000, 10000))))
-        m = float(pick(self.rng, (512.0, 1000.0, 4096.0)))
-        return Interval(-m, m)
-
-    def declare_level(self) -> L.Let:
-        """An accumulator reset at the top of every iteration of the loop being built."""
-        name = self.fresh(pick(self.rng, LEVEL_NAMES))
-        value = int(pick(self.rng, (0, 0, 1))) if self.is_int else float(pick(self.rng, (0.0, 0.0, 0.0, 1.0)))
-        node = L.const(value, self.ty)
-        self.state.append(name)
-        b = self.pick_bound()
-        self.bounds[name] = b
-        self.add_leaf(name, b)
-        self.lines += 1
-        self.bump("level_accumulator")
-        return L.Let(name, node, decl=True, bound=b)
-
-    def update(self, target: str, must_use: str | None = None) -> L.Let:
-        rng = self.rng
-        sv = E.var(target, self.leaves[target])
-        must = must_use or (self.varying_leaf() if rng.random() < 0.85 else None)
-        if must == target:
-            must = None
-        roll = rng.random()
-        aug = False
-        if must_use is not None and roll < 0.3:       # fold an inner accumulator: plain or weighted sum
-            term = E.var(must_use, self.leaves[must_use])
-            if rng.random() < 0.5:
-                term = self.gen.apply_binary(pick(rng, ("mul", "add", "sub")), term, self.expr(1, no_state=True))
-            node = self.gen.apply_binary(pick(rng, ("add", "add", "sub", "max")), sv, term)
-            aug = node.op in ("add", "sub") and rng.random() < 0.6
-        elif roll < 0.55:                              # accumulate
-            term = self.expr(int(rng.integers(1, 3)), must_use=must, no_state=rng.random() < 0.6)
-            node = self.gen.apply_binary(pick(rng, ("add", "add", "sub")), sv, term)
-            aug = rng.random() < 0.6
-        elif roll < 0.7:                               # running extremum
-            term = self.expr(int(rng.integers(1, 3)), must_use=must, no_state=True)
-            node = self.gen.apply_binary(pick(rng, ("max", "min")), sv, term)
-        elif roll < 0.88:                              # decaying / modular recurrence
-            term = self.expr(1, must_use=must, no_state=True)
-            node = self.gen.recurrence(sv, term, 0.3)
-        else:                                          # general expression of the accumulator
-            node = self.expr(2, must_use=target)
-            if must and must not in E.uses(node):
-                node = self.gen.apply_binary("add", node, E.var(must, self.leaves[must]))
-        if node.op == "var" and node.value == target:
-            node = self.gen.apply_binary("add", sv, self.expr(1, no_state=True))
-        self.lines += 1
-        self.mark(node)
-        if target not in self.bounds:
-            self.leaves[target] = node.iv
-        return L.Let(target, node, aug=aug, bound=self.bounds.get(target))
-
-    def temp(self) -> L.Let:
-        name = self.fresh(pick(self.rng, TEMP_NAMES))
-        must = self.varying_leaf()
-        node = self.expr(int(self.rng.integers(1, 3)), must_use=must, no_state=self.rng.random() < 0.7)
-        if node.op == "var":
-            node = self.gen.apply_binary(pick(self.rng, ("add", "mul")), node, self.expr(1, no_state=True))
-        self.temps.add(name)
-        self.mark(node)
-        self.add_leaf(name, node.iv)
-        if self.iter_leaves:
-            self.iter_leaves[-1].append(name)
-        self.lines += 1
-        self.bump("temp")
-        return L.Let(name, node)
-
-    # ------------------------------------------------------------------------------------------ conditions
-    def index_cond(self, late: bool) -> Node:
-        """An exact integer test of loop variables (and the thread index)."""
-        rng = self.rng
-        loops = self.loop_stack
-        inner = loops[-1]
-        k = L.var(inner.var, inner.ivar)
-        lo, hi = int(inner.ivar.lo), int(inner.ivar.hi)
-        i_node = L.var("i", Interval(0, N - 1))
-        forms = ["mod", "cmp"]
-        if len(loops) > 1:
-            forms += ["vs_outer", "vs_outer", "sum_mod", "prod"]
-        form = pick(rng, forms)
-        ity = E.INT32
-        if form == "vs_outer":
-            j = L.var(loops[-2].var, loops[-2].ivar)
-            op = pick(rng, ("gt", "ge", "eq") if late and inner.step > 0 else ("gt", "lt", "eq", "ne", "ge"))
-            if late and inner.step < 0:
-                op = pick(rng, ("lt", "eq"))
-            c = L.cmp(op, k, j)
-        elif form == "sum_mod":
-            j = L.var(loops[-2].var, loops[-2].ivar)
-            m = int(pick(rng, (2, 3, 4)))
-            s = Node("add", (j, k), iv=Interval(j.iv.lo + k.iv.lo, j.iv.hi + k.iv.hi))
-            if rng.random() < 0.4:
-                s = Node("add", (i_node, s), iv=Interval(s.iv.lo, s.iv.hi + N - 1))
-            c = L.cmp(pick(rng, ("eq", "ne")), Node("mod", (s, L.const(m, ity)), iv=Interval(0, m - 1)),
-                      L.const(int(rng.integers(0, m)), ity))
-        elif form == "prod":
-            j = L.var(loops[-2].var, loops[-2].ivar)
-            p = Node("mul", (j, k), iv=Interval(0, j.iv.hi * k.iv.hi))
-            c = L.cmp(pick(rng, ("gt", "ge")), p, L.const(int(rng.integers(1, max(2, int(p.iv.hi)))), ity))
-        elif form == "mod" and not late:
-            m = int(pick(rng, (2, 2, 3, 4)))
-            base = k if rng.random() < 0.6 else Node("add", (i_node, k), iv=Interval(k.iv.lo, k.iv.hi + N - 1))
-            c = L.cmp(pick(rng, ("eq", "ne")), Node("mod", (base, L.const(m, ity)), iv=Interval(0, m - 1)),
-                      L.const(int(rng.integers(0, m)), ity))
-        else:
-            if hi - lo < 2:
-                c = L.cmp("eq" if not late else ("gt" if inner.step > 0 else "lt"), k,
-                          L.const(lo if not late else (lo if inner.step > 0 else hi), ity))
-            elif late:
-                if inner.step > 0:
-                    c = L.cmp(pick(rng, ("gt", "ge")), k, L.const(int(rng.integers(lo + 1, hi + 1)), ity))
-                else:
-                    c = L.cmp(pick(rng, ("lt", "le")), k, L.const(int(rng.integers(lo, hi)), ity))
-            else:
-                c = L.cmp(pick(rng, ("lt", "ge", "gt", "le", "eq")), k, L.const(int(rng.integers(lo + 1, hi)), ity))
-        self.bump("index_test")
-        return L.tcond(c, "int32") if not self.is_int else c
-
-    def value_cond(self) -> Node:
-        """A comparison of an iteration-varying value (gather, temp) with a threshold inside its range."""
-        rng = self.rng
-        hidden = {s: self.leaves.pop(s) for s in self.state if s in self.leaves}
-        try:
-            leaf = self.varying_leaf()
-            if leaf is None or (not self.is_int and self.gen.dep is not None and leaf not in self.gen.dep):
-                leaf = self.dep_leaf().value
-            lhs = E.var(leaf, self.leaves[leaf])
-            if rng.random() < 0.35:
-                lhs = self.gen.apply_binary(pick(rng, ("add", "sub", "mul")), lhs, self.dep_leaf())
-            node = L.cmp(pick(rng, ("lt", "le", "gt", "ge")), lhs, self.gen.threshold(lhs))
-        finally:
-            self.leaves.update(hidden)
-        self.bump("data_test")
-        return node
-
-    def state_cond(self, late: bool):
-        """``acc > threshold``: the threshold is calibrated later on sample runs."""
-        rng = self.rng
-        cands = [s for s in self.state if s in self.leaves]
-        s = pick(rng, cands)
-        lhs = E.var(s, self.leaves[s])
-        op = pick(rng, ("gt", "ge", "lt", "le"))
-        node = L.cmp(op, lhs, L.const(0, self.ty))
-        self.bump("accumulator_test")
-        return node
-
-    def condition(self, kind: str) -> tuple[Node, bool]:
-        """(condition, calibrate?) for a ``break``, ``continue`` or guarded update."""
-        rng = self.rng
-        late = kind == "break"
-        roll = rng.random()
-        if roll < 0.4:
-            c, calib = self.index_cond(late), False
-        elif roll < 0.75 or not self.state:
-            c, calib = self.value_cond(), False
-        else:
-            c, calib = self.state_cond(late), True
-        if not calib and rng.random() < 0.25:
-            other = self.value_cond() if c.op == "tcond" or self.is_int and rng.random() < 0.5 else self.index_cond(False)
-            c = Node(pick(rng, ("and", "or")), (c, other))
-        elif not calib and kind != "break" and rng.random() < 0.1:
-            c = L.lnot(c)
-        if c.op in ("and", "or", "not"):
-            self.bump("and_or_not")
-        return c, calib
-
-    # ------------------------------------------------------------------------------------------ loops
-    def bound_forms(self, level: int):
-        """Candidate (start, stop, step, kind) for a loop at ``level``."""
-        rng = self.rng
-        ity = E.INT32
-        forms = []
-        outer = self.loop_stack[-1] if self.loop_stack else None
-        if outer is None:
-            K = int(rng.integers(3, 7))
-            forms.append((L.const(0, ity), L.const(K, ity), 1, "const"))
-            c = int(rng.integers(1, 3))
-            forms.append((L.const(c, ity), L.const(c + K, ity), 1, "offset"))
-            forms.append((L.const(K - 1, ity), L.const(-1, ity), -1, "reverse"))
-            s = int(rng.integers(2, 4))
-            forms.append((L.const(0, ity), L.const(K * s, ity), s, "strided"))
-            m = int(rng.integers(2, 5))
-            i_node = L.var("i", Interval(0, N - 1))
-            lane = Node("add", (L.const(1, ity), Node("mod", (i_node, L.const(m, ity)), iv=Interval(0, m - 1))),
-                        iv=Interval(1, m))
-            forms.append((L.const(0, ity), lane, 1, "lane"))
-            if self.scalar_n:
-                forms += [(L.const(0, ity), L.var(self.scalar_n, self.n_iv), 1, "scalar")] * 3
-                forms.append((L.const(1, ity), L.var(self.scalar_n, self.n_iv), 1, "scalar"))
-            if self.count_arr:
-                forms += [(L.const(0, ity), L.var(f"{self.count_arr}[i]", self.c_iv), 1, "array")] * 3
-            return forms
-        j = L.var(outer.var, outer.ivar)
-        jlo, jhi = int(outer.ivar.lo), int(outer.ivar.hi)
-        K = int(rng.integers(2, 5))
-        forms.append((L.const(0, ity), L.const(K, ity), 1, "const"))
-        if jhi >= 2:
-            forms += [(L.const(0, ity), j, 1, "triangular")] * 2
-        forms.append((L.const(0, ity), Node("add", (j, L.const(1, ity)), iv=Interval(jlo + 1, jhi + 1)), 1,
-                      "triangular"))
-        K2 = max(jhi + 1, int(rng.integers(3, 6)))
-        if K2 - jlo >= 1:
-            forms.append((j, L.const(K2, ity), 1, "upper"))
-            forms.append((Node("add", (j, L.const(1, ity)), iv=Interval(jlo + 1, jhi + 1)), L.const(K2 + 1, ity), 1,
-                          "upper"))
-            forms.append((L.const(0, ity), Node("sub", (L.const(K2, ity), j), iv=Interval(K2 - jhi, K2 - jlo)), 1,
-                          "shrinking"))
-        if self.scalar_n:
-            forms.append((L.const(0, ity), L.var(self.scalar_n, self.n_iv), 1, "scalar"))
-            mn = Node("min", (Node("add", (j, L.const(1, ity)), iv=Interval(jlo + 1, jhi + 1)),
-                              L.var(self.scalar_n, self.n_iv)),
-                      iv=Interval(min(jlo + 1, self.n_iv.lo), min(jhi + 1, self.n_iv.hi)))
-            forms.append((L.const(0, ity), mn, 1, "min"))
-        if self.count_arr:
-            forms.append((L.const(0, ity), L.var(f"{self.count_arr}[i]", self.c_iv), 1, "array"))
+    def outer_forms(self) -> list[tuple[n.Expr, n.Expr, int, str]]:
+        rng, c = self.rng, (lambda v: n.Const(int(v), INT32))  # noqa: E731
+        k, a, s, m = int(rng.integers(2, 6)), int(rng.integers(1, 3)), int(rng.integers(2, 4)), int(rng.integers(2, 5))
+        forms = [(c(0), c(k), 1, "const"), (c(0), c(k), 1, "const"), (c(a), c(a + k), 1, "offset"),
+                 (c(k - 1), c(-1), -1, "reverse"), (c(0), c(k * s), s, "strided"),
+                 (c(0), n.Call("add", (c(1), n.Call("mod", (I, c(m))))), 1, "lane")]
+        for stop, kind in self.bound_exprs():
+            forms += [(c(0), stop, 1, kind)] * 3
+            if kind == "scalar":
+                forms.append((c(1), stop, 1, kind))
         return forms
 
-    def make_loop(self, level: int, budget: int) -> L.Loop | None:
-        rng = self.rng
-        forms = self.bound_forms(level)
-        for _ in range(8):
-            start, stop, step, kind = pick(rng, forms)
-            if step > 0:
-                trip = int(max(0, -(-(stop.iv.hi - start.iv.lo) // step)))
-                ivar = Interval(start.iv.lo, stop.iv.hi - 1)
-            else:
-                trip = int(max(0, start.iv.hi - stop.iv.lo))
-                ivar = Interval(stop.iv.lo + 1, start.iv.hi)
-            if trip < 2 or trip > budget or ivar.hi < ivar.lo:
-                continue
-            unrolled = all(n.op == "const" or (n.op == "var" and any(lp.var == n.value and lp.unrolled
-                                                                      for lp in self.loop_stack))
-                           for n in (start, stop))
-            copies = int(np.prod([lp.trip for lp in self.loop_stack if lp.unrolled] or [1]))
-            if unrolled and copies * trip > UNROLL_BUDGET:
-                continue
-            loop = L.Loop(self.scheme[level], start, stop, step, trip, ivar, unrolled)
-            loop.kind = kind
-            return loop
-        return None
+    def inner_forms(self) -> list[tuple[n.Expr, n.Expr, int, str]]:
+        rng, c = self.rng, (lambda v: n.Const(int(v), INT32))  # noqa: E731
+        outer = self.loops[-1]
+        j, jlo, jhi = n.Var(outer.var, INT32), int(outer.iv.lo), int(outer.iv.hi)
+        j1 = n.Call("add", (j, c(1)))
+        k = int(rng.integers(2, 5))
+        forms = [(c(0), c(k), 1, "const"), (c(0), j1, 1, "triangular"), (c(k - 1), c(-1), -1, "reverse"),
+                 (c(0), c(2 * k), 2, "strided")]
+        if jlo >= 0 and jhi >= 2:
+            forms += [(c(0), j, 1, "triangular")] * 2
+        k2 = max(jhi + 1, int(rng.integers(3, 6)))
+        if jlo >= 0:
+            forms += [(j, c(k2), 1, "upper"), (j1, c(k2 + 1), 1, "upper"), (c(0), n.Call("sub", (c(k2), j)), 1,
+                                                                               "shrinking")]
+        for stop, kind in self.bound_exprs():
+            forms.append((c(0), stop, 1, kind))
+            if kind == "scalar" and jlo >= 0:
+                forms.append((c(0), n.Call("min", (j1, stop)), 1, "min"))
+        return forms
 
-    def nest(self, level: int, depth: int, budget: int) -> L.Loop | None:
-        rng = self.rng
-        loop = self.make_loop(level, budget)
-        if loop is None:
-            return None
-        self.bump(f"bound_{loop.kind}")
-        self.lines += 1
-        if not loop.unrolled:
-            self.all_unrolled = False
-        saved_leaves = dict(self.leaves)
-        saved_dep = set(self.gen.dep) if self.gen.dep is not None else None
-        for s in self.state:                       # inside a loop every accumulator lies in its bound
-            if s not in self.bounds:
-                self.bounds[s] = self.pick_bound()
-            self.leaves[s] = self.bounds[s]
-        self.loop_stack.append(loop)
-        it_leaves: list[str] = []
-        self.iter_leaves.append(it_leaves)
-        # the loop variable as a value, and as part of the index of gathers
-        v = loop.var
-        viv = Interval(float(loop.ivar.lo), float(loop.ivar.hi))
-        if self.is_int:
-            self.leaves[v] = viv
-            it_leaves.append(v)
-            loop.leaves = (v,)
-        else:
-            leaf, node = self.index_value(v, viv, loop.unrolled)
-            loop.binds.append((leaf, node))
-            self.leaves[leaf] = viv
-            it_leaves.append(leaf)
-            loop.leaves = (leaf,)
-            if len(self.loop_stack) > 1 and rng.random() < 0.35:
-                leaf2, node2 = self.index_combo()
-                loop.binds.append((leaf2, node2))
-                self.leaves[leaf2] = node2.iv
-                it_leaves.append(leaf2)
-        n_gathers = int(pick(rng, (0, 1, 1, 1, 2) if len(self.loop_stack) > 1 else (0, 1, 1)))
-        for _ in range(n_gathers):
-            leaf, node = self.make_gather()
-            if leaf in self.leaves:
-                continue
-            loop.binds.append((leaf, node))
-            self.add_leaf(leaf, node.iv)
-            it_leaves.append(leaf)
-        body: list = []
-        level_acc = None
-        if depth > 1 and rng.random() < 0.7:
-            d = self.declare_level()
-            body.append(d)
-            level_acc = d.name
-        temp = None
-        if rng.random() < 0.35 and self.lines < MAX_LINES - 8:
-            temp = self.temp()
-            body.append(temp)
-        if depth > 1 and rng.random() < 0.3 and self.lines < MAX_LINES - 8:
-            kind = "continue" if rng.random() < 0.7 else "break"
-            body.append(self.jump(kind))
-        inner = None
-        if depth > 1:
-            inner_budget = max(2, budget // loop.trip)
-            inner = self.nest(level + 1, depth - 1, inner_budget)
-            if inner is not None:
-                body.append(inner)
-        # updates after (or, innermost, in) the body
-        targets = [s for s in self.state if s != level_acc]
-        if level_acc is not None and inner is None:       # no inner loop after all: accumulate here
-            body.append(self.update(level_acc))
-        if level_acc is not None:
-            outer_target = pick(rng, targets) if targets else None
-            if outer_target is not None:
-                body.append(self.update(outer_target, must_use=level_acc))
-                self.bump("fold")
-        n_upd = int(pick(rng, (1, 1, 2))) if inner is None else int(pick(rng, (0, 0, 1)))
-        for _ in range(n_upd):
-            if self.lines > MAX_LINES - 3:
-                break
-            if rng.random() < 0.25 and self.lines < MAX_LINES - 6:
-                body.append(self.guarded(targets))
-            else:
-                body.append(self.update(pick(rng, self.prefer_targets(targets))))
-        if inner is None and depth == 1 and len(self.loop_stack) > 1 and rng.random() < 0.45 \
-                and self.lines < MAX_LINES - 3:
-            kind = "break" if rng.random() < 0.4 else "continue"
-            first = body.index(temp) + 1 if temp is not None else 0
-            pos = int(rng.integers(first, len(body) + 1)) if kind == "continue" else len(body)
-            body.insert(pos, self.jump(kind))
-        if not any(isinstance(s, L.Let) and s.name in self.state for s in body) and not any(
-                isinstance(s, L.Loop) for s in body):
-            body.append(self.update(pick(rng, self.prefer_targets(targets))))
-        if temp is not None and not any(temp.name in L.node_uses(s.node) for s in L.walk(body)
-                                        if isinstance(s, L.Let) and s is not temp):
-            body.append(self.update(pick(rng, self.prefer_targets(targets)), must_use=temp.name))
-        loop.body = body
-        if any(isinstance(s, L.Jump) and s.kind == "break" for s in CF._walk_same_loop(body)):
-            self.has_break = True
-            loop.unrolled = False
-            self.all_unrolled = False
-        # leave the loop: restore leaves (temps, per-iteration leaves and the level accumulator go out of scope)
-        self.iter_leaves.pop()
-        self.loop_stack.pop()
-        self.leaves.clear()
-        self.leaves.update(saved_leaves)
-        if saved_dep is not None:
-            self.gen.dep = saved_dep
-        if level_acc is not None:
-            self.state.remove(level_acc)
+    # ---------------------------------------------------------------------------------------------- loops
+    def for_loop(self, depth: int) -> n.For:
+        self.nest_body = True
+        loop = super().for_loop(depth)
+        self.trips.pop()
+        self.warp_unrolled.pop()
+        self.dependent.pop()
         return loop
 
-    def prefer_targets(self, targets):
-        """Innermost accumulators first (level accumulators of enclosing loops)."""
-        level = [t for t in targets if t in self.bounds and t not in self.top_state]
-        if level and self.rng.random() < 0.7:
-            return level[-1:]
-        return targets
+    def block(self, depth: int, count: int) -> list[n.Stmt]:
+        if not self.nest_body:
+            return super().block(depth, count)
+        self.nest_body = False
+        return self.level_body(depth)
 
-    def guarded(self, targets) -> CF.If:
+    def level_body(self, depth: int) -> list[n.Stmt]:
+        """One level of the nest: [level accumulator] [temporary] [jump] [next level, fold] updates."""
         rng = self.rng
-        cond, calib = self.condition("if")
+        level = len(self.loops)
+        inner = level < self.target
+        out: list[n.Stmt] = []
+        acc = self.declare_level() if inner and rng.random() < 0.7 else None
+        if acc is not None:
+            out.append(acc)
+        if rng.random() < 0.3 and self.lines < self.budget - 6:
+            out += self.temp()
+            self.tag("temp")
+        if inner and level > 1 and rng.random() < 0.45 and self.lines < self.budget - 6:
+            out.append(self.jump(rng.random() < 0.3))
+        if inner:
+            out.append(self.for_loop(depth))
+            if acc is not None and acc.name not in {s.name for s in _assigns(out[-1])}:
+                out.append(self.update(target=acc.name))
+            if acc is not None:
+                targets = [s for s in self.state if s != acc.name]
+                out.append(self.update(must=acc.name, target=self.pick(targets)))
+                self.tag("fold")
+        elif acc is None:
+            count = int(self.pick([1, 1, 2]))
+            for k in range(count):
+                if k and self.lines >= self.budget - 2:
+                    break
+                if rng.random() < 0.35 and self.lines < self.budget - 4:
+                    out.append(self.guarded())
+                else:
+                    out.append(self.update(target=self.innermost_acc()))
+            if level > 1 and rng.random() < 0.55 and self.lines < self.budget - 2:
+                brk = rng.random() < 0.4
+                pos = len(out) if brk else int(rng.integers(0, len(out) + 1))
+                out.insert(pos, self.jump(brk))
+        if acc is not None and inner and not any(isinstance(s, n.For) for s in out):
+            out.append(self.update(target=acc.name))
+        if acc is not None:
+            self.state.remove(acc.name)
+            del self.vis[acc.name]
+            self.sync()
+        return out
+
+    def innermost_acc(self) -> str:
+        levels = [s for s in self.state if s in self.levels]
+        return levels[-1] if levels and self.rng.random() < 0.7 else self.pick(self.state)
+
+    def declare_level(self) -> n.Let:
+        name = self.names.fresh(LEVEL_NAMES, f"lv{len(self.levels)}", len(self.levels))
+        value = int(self.pick([0, 0, 1])) if self.ty.is_int else float(self.pick([0.0, 0.0, 0.0, 1.0]))
+        L = float(self.pick([2000, 5000, 10000] if self.ty.is_int else [512.0, 1000.0, 4096.0]))
+        self.bound[name] = Interval(-L, L)
+        self.entry[name] = Interval.point(value)
+        self.leaf(name, n.Var(name, self.ty), self.bound[name], dep=False)
+        self.state.append(name)
+        self.levels.add(name)
         self.lines += 1
-        body = [self.update(pick(rng, self.prefer_targets(targets)))]
-        orelse = None
-        if rng.random() < 0.45:
+        self.tag("level_accumulator")
+        return n.Let(name, n.Const(value, self.ty))
+
+    def guarded(self) -> n.If:
+        cond = self.condition()
+        self.lines += 1
+        then = (self.update(target=self.innermost_acc()),)
+        orelse = ()
+        if self.rng.random() < 0.45:
             self.lines += 1
-            orelse = [self.update(pick(rng, targets))]
-        node = CF.If([(cond, body)], orelse)
-        if calib:
-            self.calib.append((node, "if"))
-        self.bump("if")
-        return node
+            orelse = (self.update(),)
+        self.tag("if")
+        return n.If(cond, then, orelse)
 
-    def jump(self, kind: str) -> CF.Jump:
-        cond, calib = self.condition(kind)
-        j = CF.Jump(kind, cond)
-        if calib:
-            self.calib.append((j, kind))
+    def jump(self, brk: bool) -> n.If:
         self.lines += 2
-        self.bump(kind)
-        return j
+        self.tag("break" if brk else "continue")
+        return jump(self.condition(late=brk), "break" if brk else "continue")
 
-    def index_value(self, v: str, iv: Interval, unrolled: bool):
-        var_node = L.var(v, iv)
-        if self.ty.name == "float32":
-            return f"float({v})", L.cast(var_node, "int32", "float32")
-        if unrolled:      # Warp 1.19: wp.float64(j) of an unrolled (constant) j retypes j itself
-            inner = L.cast(var_node, "int32", "float32")
-            return f"wp.float64(float({v}))", L.cast(inner, "float32", "float64")
-        return f"wp.float64({v})", L.cast(var_node, "int32", "float64")
+    def update(self, must: str | None = None, target: str | None = None) -> n.Assign:
+        """The builder's update, of ``target`` when given (rather than a random state variable)."""
+        if target is None:
+            return super().update(must)
+        state = self.state
+        self.state = [target]
+        try:
+            return super().update(must)
+        finally:
+            self.state = state
 
-    def index_combo(self):
-        """``float(j * k)``, ``float(k - j)``, ``float(j + k + 1)`` as a value."""
+    def escapes(self, loop: n.Stmt) -> set[str] | None:
+        facts = self.facts(loop)
+        names = {s.name for s in _assigns(loop)} & (set(self.state) | self.levels)
+        if facts.violations:
+            return names
+        slack = {s: Interval(self.bound[s].lo * (1 + 1e-6), self.bound[s].hi * (1 + 1e-6)) for s in names}
+        bad = {s for s in names if not slack[s].contains(facts.env.get(s, Interval(-np.inf, np.inf)))}
+        return bad or None
+
+    # ---------------------------------------------------------------------------------------------- conditions
+    def index_test(self, late: bool = False) -> n.Expr:
+        """The builder's tests of one loop variable, or tests across the two innermost loops: ``k > j``,
+        ``(i + j + k) % 3 == 0``, ``j * k > c`` (a ``late`` one is false on the first trip)."""
+        if len(self.loops) < 2 or self.rng.random() < 0.5:
+            return super().index_test(late)
+        c = lambda x: n.Const(int(x), INT32)  # noqa: E731
+        outer, inner = self.loops[-2], self.loops[-1]
+        j, k = n.Var(outer.var, INT32), n.Var(inner.var, INT32)
+        form = self.pick(["vs", "sum_mod", "prod"] if not self.dependent[-1] else ["sum_mod", "prod"])
+        if form == "vs" and late:
+            return n.Call("gt" if inner.direction > 0 else "lt", (k, j))
+        if form == "vs":
+            return n.Call(self.pick(["gt", "lt", "ne", "ge"]), (k, j))
+        if form == "sum_mod" and not late:
+            m = int(self.pick([2, 3, 4]))
+            s = n.Call("add", (j, k))
+            if self.rng.random() < 0.4:
+                s = n.Call("add", (I, s))
+            return n.Call(self.pick(["eq", "ne"]), (n.Call("mod", (s, c(m))), c(self.rng.integers(0, m))))
+        lo, hi = int(outer.iv.lo * inner.iv.lo), int(outer.iv.hi * inner.iv.hi)
+        if min(outer.iv.lo, inner.iv.lo) < 0 or hi - lo < 2:
+            return super().index_test(late)
+        return n.Call("gt", (n.Call("mul", (j, k)), c(self.rng.integers(max(lo, 1), hi))))
+
+    # ---------------------------------------------------------------------------------------------- gathers
+    def gather(self, var: str) -> str:
+        """A neighbour of index arithmetic across the loop variables (``a[(i + j * k) % 64]``...), or for a
+        nested loop sometimes the loop variables as a value (``float(j * k)``)."""
         rng = self.rng
-        a, b = self.loop_stack[-2], self.loop_stack[-1]
-        x, y = L.var(a.var, a.ivar), L.var(b.var, b.ivar)
-        op = pick(rng, ("mul", "sub", "add"))
-        iv = E._iv_binary(op, x.iv, y.iv)
-        node = Node(op, (y, x) if op == "sub" else (x, y), iv=iv if op != "sub" else E._iv_binary("sub", y.iv, x.iv))
-        spelled = L.emit(node, E.INT32)
-        if self.ty.name == "float32":
-            return f"float({spelled})", L.cast(node, "int32", "float32")
-        return f"wp.float64({spelled})", L.cast(node, "int32", "float64")
-
-    def make_gather(self):
-        rng = self.rng
-        arr = pick(rng, self.inputs)
-        loops = self.loop_stack
-        ity = E.INT32
-        i_node = L.var("i", Interval(0, N - 1))
-        k = L.var(loops[-1].var, loops[-1].ivar)
-
-        def add(x, y):
-            return Node("add", (x, y), iv=Interval(x.iv.lo + y.iv.lo, x.iv.hi + y.iv.hi))
-
-        def mul(x, c):
-            return Node("mul", (L.const(c, ity), x) if rng.random() < 0.5 else (x, L.const(c, ity)),
-                        iv=Interval(x.iv.lo * c, x.iv.hi * c))
-
-        forms = ["shift", "shift", "strided", "back", "scaled_i"]
-        if len(loops) > 1:
-            forms += ["cross", "cross", "sum", "diff", "lin2"]
-        form = pick(rng, forms)
+        c = lambda x: n.Const(int(x), INT32)  # noqa: E731
+        add = lambda x, y: n.Call("add", (x, y))  # noqa: E731
+        k = n.Var(var, INT32)
+        outer = self.loops[-2] if len(self.loops) > 1 else None
+        if outer is not None and rng.random() < 0.3:
+            j = n.Var(outer.var, INT32)
+            op = self.pick(["mul", "sub", "add"])
+            e = n.Call(op, (k, j) if op == "sub" else (j, k))
+            iv = self.typical(e)
+            value = e if self.ty.is_int else n.Cast(e, self.ty)
+            name = f"({outer.var} {op} {var})"
+            self.leaf(name, value, iv)
+            self.tag("index_value")
+            return name
+        forms = ["shift", "shift", "strided", "back", "scaled_i"] + (["cross", "sum", "diff", "lin2"] * 2 if outer
+                                                                     else [])
+        form = self.pick(forms)
         if form == "shift":
-            idx = add(i_node, k)
-            if rng.random() < 0.5:
-                idx = add(idx, L.const(int(rng.integers(1, 4)), ity))
+            idx = add(I, k) if rng.random() < 0.5 else add(add(I, k), c(rng.integers(1, 4)))
         elif form == "strided":
-            idx = add(i_node, mul(k, int(pick(rng, (2, 3, 4, 8)))))
+            idx = add(I, n.Call("mul", (k, c(self.pick([2, 3, 4, 8])))))
         elif form == "back":
-            idx = Node("sub", (add(i_node, L.const(N, ity)), k), iv=Interval(N - k.iv.hi, 2 * N - 1))
+            idx = n.Call("sub", (add(I, c(N)), k))
         elif form == "scaled_i":
-            idx = add(mul(i_node, int(pick(rng, (2, 3, 5)))), k)
+            idx = add(n.Call("mul", (I, c(self.pick([2, 3, 5])))), k)
         else:
-            j = L.var(loops[-2].var, loops[-2].ivar)
+            j = n.Var(outer.var, INT32)
             if form == "cross":
-                idx = add(i_node, Node("mul", (j, k), iv=Interval(j.iv.lo * k.iv.lo, j.iv.hi * k.iv.hi)))
+                idx = add(I, n.Call("mul", (j, k)))
             elif form == "sum":
-                idx = add(add(i_node, j), k)
+                idx = add(add(I, j), k)
             elif form == "diff":
-                idx = Node("sub", (add(add(i_node, L.const(N, ity)), j), k), iv=Interval(0, 3 * N))
+                idx = n.Call("sub", (add(add(I, c(N)), j), k))
             else:
-                idx = add(add(i_node, mul(j, int(pick(rng, (2, 3, 4))))), k)
-                if len(loops) > 2:
-                    idx = add(idx, L.var(loops[-3].var, loops[-3].ivar))
-        idx = Node("mod", (idx, L.const(N, ity)), iv=Interval(0, N - 1))
-        node = L.gather(arr, idx, self.in_iv)
-        self.bump("gather")
-        return f"{arr}[{L.emit(idx, ity)}]", node
+                idx = add(add(I, n.Call("mul", (j, c(self.pick([2, 3, 4]))))), k)
+                if len(self.loops) > 2:
+                    idx = add(idx, n.Var(self.loops[-3].var, INT32))
+        if self.typical(idx).lo < 0:
+            idx = add(idx, c(N))
+        arr, (_, iv) = self.pick(self.inputs)
+        load = n.Load(arr, Array(self.ty), (n.Call("mod", (idx, c(N))),))
+        name = f"{arr}[{form}..{var}]"
+        self.leaf(name, load, iv)
+        self.tag("gather")
+        return name
 
-    # ------------------------------------------------------------------------------------------ program
-    def build(self) -> Program:
+    # ---------------------------------------------------------------------------------------------- program
+    def build(self) -> tuple[n.Kernel, dict[str, Interval]]:
         rng = self.rng
+        self.body: list[n.Stmt] = []
         self.setup()
-        stmts = list(self.top)
-        n_acc = int(pick(rng, (1, 1, 2, 2, 3)))
-        for _ in range(n_acc):
-            stmts.append(self.declare_top())
-        self.top_state = list(self.state)
-        if rng.random() < 0.2:
-            t = self.temp()
-            self.temps.discard(t.name)
-            stmts.append(t)
-        depth = int(pick(rng, (2, 2, 3, 3, 3)))
-        nests = []
-        first = self.top_nest(depth, TRIP_BUDGET)
-        stmts.append(first)
-        nests.append(first)
-        if rng.random() < 0.25 and self.lines < MAX_LINES - 10:
-            second = self.top_nest(2, 24)
-            stmts.append(second)
-            nests.append(second)
-        self.features["levels"] = max(_levels(n) for n in nests)
-        return self.finish(stmts)
-
-    def top_nest(self, depth, budget):
-        entry = {s: (self.leaves[s].lo, self.leaves[s].hi) for s in self.state}
-        loop = None
-        for _ in range(4):
-            loop = self.nest(0, depth, budget)
-            if loop is not None:
-                break
-        if loop is None:
-            raise RuntimeError("no loop")
-        out = L.fix_loop_bounds(loop, entry, self.is_int, frozenset(self.static))
-        for s in self.state:
-            self.leaves[s] = Interval(*out[s])
-        return loop
-
-    def finish(self, stmts) -> Program:
-        rng, ty = self.rng, self.ty
-        outs = pick(rng, OUT_NAMES, int(pick(rng, (1, 1, 2))))
-        self.gen.binary = tuple(op for op in self.gen.binary if op not in ("min", "max"))
-        self.gen.selects = False
-        out_nodes = []
-        for k, o in enumerate(outs):
-            focus = self.state[-1 - k] if k < len(self.state) else pick(rng, self.state)
-            node = self.expr(int(rng.integers(1, 3)), must_use=focus)
-            out_nodes.append([o, node])
-        used = set()
-        for _, node in out_nodes:
-            used |= E.uses(node)
-        missing = [v for v in self.state + self.input_leaves + ([self.scalar_f] if self.scalar_f else [])
-                   if v not in used and not self.flows_to_state(stmts, v)]
-        missing += [s for s in self.state if s not in used]
-        for idx, v in enumerate(dict.fromkeys(missing)):
-            slot = out_nodes[idx % len(out_nodes)]
-            slot[1] = self.gen.apply_binary(pick(rng, ("add", "sub", "mul")) if self.is_int else
-                                            pick(rng, ("add", "sub", "add")), slot[1], E.var(v, self.leaves[v]))
-        body_stmts = list(stmts)
-        for o, node in out_nodes:
-            body_stmts.append(L.Store(o, node))
-            self.args.append(Arg(o, ty.name, "out", (N,)))
-        lines: list[str] = []
-        L.emit_block(body_stmts, lines, "", ty)
-        params = [(a.name, L.SPELL[a.dtype] if a.role == "scalar" else L.ARRAY_SPELL[a.dtype]) for a in self.args]
-        source = L.kernel_text(params, lines)
-        meta = {"ty": ty.name, "arrays": [a.name for a in self.args if a.role == "in"],
-                "scalars": [a.name for a in self.args if a.role == "scalar"], "binds": self.binds,
-                "stmts": body_stmts, "outputs": [(o, ty.name) for o, _ in out_nodes], "params": params}
-        feats = dict(self.features)
-        feats["unrolled"] = int(self.all_unrolled)
-        features = {"dtype": ty.name, "lines": len(lines) + 1, "constructs": sorted(feats), **feats}
-        differentiable = not self.is_int and self.all_unrolled and not self.has_break
-        return Program(source, tuple(self.args), (N,), meta, features, differentiable=differentiable)
-
-    def flows_to_state(self, stmts, v) -> bool:
-        for s in L.walk(stmts):
-            if isinstance(s, L.Let) and s.name in self.top_state and v in E.uses(s.node):
-                return True
-        return False
+        for k in range(int(self.pick([1, 1, 2, 2, 3]))):
+            self.body.append(self.declare())
+        self.target = int(self.pick([2, 2, 3, 3, 3]))
+        self.bound_level = int(rng.integers(self.target)) if self.bound_param is not None else -1
+        self.body.append(self.for_loop(1))
+        levels = self.target
+        self.copies_left -= self.used_copies
+        if levels == 2 and rng.random() < 0.35 and self.lines < self.shape.max_lines - 8 and self.copies_left >= 1:
+            self.target, self.bound_level = 2, -1
+            self.body.append(self.for_loop(1))
+        if not self.bound_used:
+            raise Redraw("the loop-bound input is unused")
+        self.tags["levels"] = levels
+        return self.finish(), self.ranges
 
 
-def _levels(loop) -> int:
-    inner = [s for s in loop.body if isinstance(s, L.Loop)]
-    return 1 + max((_levels(s) for s in inner), default=0)
+def _assigns(loop: n.Stmt) -> list[n.Assign]:
+    return [s for s in analysis.statements((loop,)) if isinstance(s, n.Assign)]
 
 
-# ------------------------------------------------------------------------------------------------------
-# Running programs (reference, calibration, health checks)
+def draw(rng: np.random.Generator) -> Program:
+    ty = TYPES[int(rng.integers(len(TYPES)))]
+    ranges = INT_RANGES if ty.is_int else FLOAT_RANGES
+    iv = ranges[int(rng.integers(len(ranges)))]
+    vocab = Vocabulary(INT_OPS if ty.is_int else OPS, types=(ty,), ranges={ty: iv}, limit=1e5, p_leaf=0.4)
+    tags: dict[str, int] = {}
 
-
-def run(meta, values: dict, n_sets: int = 1, probe=None) -> dict:
-    if probe is None:
-        return L.run(meta, values, n_sets)
-    return L.run(meta, values, n_sets, machine=lambda ty, env, outputs, helpers, n: Probe(ty, env, outputs, n, probe))
-
-
-class Probe(L.Machine):
-    """A machine that records, for one jump/if, the left-hand side of its condition on live lanes (and
-    treats the condition as false)."""
-
-    def __init__(self, ty, env, outputs, n, probe):
-        super().__init__(ty, env, outputs, n=n)
-        self.target, self.values = probe
-
-    def block(self, stmts, mask, frame):
-        for s in stmts:
-            if s is self.target:
-                live = mask if frame is None else mask & ~(frame.broken | frame.cont)
-                cond = s.cond if isinstance(s, CF.Jump) else s.branches[0][0]
-                lhs = np.broadcast_to(L.evaluate(cond.args[0], self.env, self.ty), (self.n,))
-                self.values.append(np.asarray(lhs)[live])
-                if isinstance(s, CF.If) and s.orelse:
-                    super().block(s.orelse, live, frame)
+    def build():
+        for _ in range(10):
+            b = NestBuilder(rng, ty, vocab)
+            try:
+                drawn = b.build()
+            except Redraw:
                 continue
-            super().block([s], mask, frame)
+            tags.clear()
+            tags.update(b.tags)
+            return drawn
+        raise RuntimeError("nested_loops: no bounded draw in 10 tries")
+
+    kernel, ranges_ = first_clean(build, N)
+    info = {**constructs(kernel), **tags}
+    return program(kernel, ranges_, (N,), {**features(kernel), **info, "constructs": sorted(info)},
+                   differentiable=not ty.is_int and unrolled(kernel) and adjoints_right(kernel))
 
 
-def calibrate(builder: Builder, program: Program, rng) -> None:
-    """Set the thresholds of accumulator tests to quantiles of the values they see on sample inputs."""
-    meta = program.meta
-    for stmt, kind in builder.calib:
-        values = L.dataset(program.args, rng, 3)
-        seen: list = []
-        run(meta, values, 3, probe=(stmt, seen))
-        vals = np.concatenate(seen) if seen else np.zeros(0)
-        cond = stmt.cond if isinstance(stmt, CF.Jump) else stmt.branches[0][0]
-        op, lhs = cond.op, cond.args[0]
-        if vals.size == 0:
-            q = 0.5
-            vals = np.asarray([0.0])
-        elif kind == "break":
-            q = float(rng.uniform(0.55, 0.9)) if op in ("gt", "ge") else float(rng.uniform(0.1, 0.45))
-        else:
-            q = float(rng.uniform(0.25, 0.75))
-        t = float(np.quantile(vals, q))
-        if builder.is_int:
-            value = int(round(t))
-        else:
-            value = float(f"{t:.3g}") if abs(t) >= 1e-3 else 0.0
-        new = L.cmp(op, lhs, L.const(value, builder.ty))
-        if isinstance(stmt, CF.Jump):
-            stmt.cond = new
-        else:
-            stmt.branches[0] = (new, stmt.branches[0][1])
-
-
-def _build(rng: np.random.Generator) -> Program:
-    b = Builder(rng)
-    program = b.build()
-    if b.calib:
-        calibrate(b, program, rng)
-        program = L.render(program)
-    return program
-
-
-def generate(rng: np.random.Generator) -> Program:
-    return L.generate_healthy(rng, _build, ATTEMPTS)
-
-
-FAMILY = Family(
-    name="nested_loops",
-    description=__doc__.strip().splitlines()[0],
-    generate=generate,
-    reference=L.spec_reference,
-    tolerance=type_tolerance,
-    weight=1.0,
-    covers=("nested loops", "triangular loops", "dynamic loop bounds", "accumulators", "index arithmetic",
-            "gathers", "break/continue", "loop unrolling", "int32 C semantics", "float64"),
-)
+FAMILY = ir_family("nested_loops", __doc__, draw, version=2,
+                   covers=("nested loops", "triangular loops", "dynamic loop bounds", "accumulators",
+                           "index arithmetic", "gathers", "break/continue", "loop unrolling", "int32 C semantics",
+                           "float64"))

@@ -16,6 +16,13 @@ One thread per query point or ray. Kinds (``meta["kind"]``):
 * ``mesh_ray``: ``mesh_query_ray`` (t, hit point, face, barycentrics, front/back from the sign, normal),
   ``mesh_query_ray_anyhit``, ``mesh_query_ray_count_intersections``.
 * ``mesh_region``: ``mesh_query_sphere`` / ``mesh_query_aabb`` loops over the triangles near a point.
+* ``volume``: a ``wp.Volume`` from ``wp.Volume.load_from_numpy`` (voxels sampled per input set, power-of-two
+  voxel size): ``volume_world_to_index``, ``volume_sample_f`` (``LINEAR`` / ``CLOSEST``), ``volume_index_to_world``,
+  ``volume_lookup_f``, then drawn post-processing. This kind is a whole IR program (``kernels.ir``): the queries
+  are op rows whose NumPy semantics (Warp's exact trilinear sum) live in ``kernels.ir.volume``, the printer
+  writes it and the interpreter, with the sampled voxels bound to the volume id, is its reference.
+
+Two fifths of the ``mesh_point`` kernels query ``mesh_query_point_sign_winding_number`` on a closed mesh.
 
 Meshes are triangle soups, height-field grids or closed star-shaped polyhedra (octahedron/icosahedron with
 random radii, outward oriented) of 8-32 triangles. The geometry is sampled per input set (``sample_inputs``)
@@ -53,15 +60,28 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 import warp as wp
 from harness.dtypes import DTYPES
 from harness.dtypes import dtype as lookup_dtype
-from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+from harness.errors import KernelRejected
+from harness.family import PLACEHOLDER, Arg, Family, KernelSpec, Program, Tolerance
+from harness.verify import screen
 from kernels import _expr as E
 from kernels._common import pick
+from kernels.ir import analysis, interp, printer
+from kernels.ir import nodes as n
+from kernels.ir import volume as VOL
+from kernels.ir.family import IRMeta
+from kernels.ir.family import features as ir_features
+from kernels.ir.family import program as ir_program
+from kernels.ir.family import tolerance as ir_tolerance
+from kernels.ir.gen import ExprBuilder, Vocabulary, first_clean
+from kernels.ir.numeric import Interval as IV
+from kernels.ir.types import FLOAT32, FLOAT64, INT32, UINT64, Array, Scalar, Vector
 
 ID_DTYPE = "uint64" if "uint64" in DTYPES else "int64"   # ids are spelled wp.uint64 in the source either way
 Interval = E.Interval
@@ -134,7 +154,7 @@ class Builder:
     def source(self) -> str:
         sig = ", ".join(f"{a.name}: {s}" for a, s in self.params)
         lines = ["import warp as wp", "", "", "@wp.kernel", f"def wkf_kernel({sig}):", f"    {self.first}"]
-        return "\n".join(lines + self.body) + "\n"
+        return printer.reformat("\n".join(lines + self.body) + "\n")     # long lines wrapped as elsewhere
 
     def args(self) -> tuple[Arg, ...]:
         return tuple(a for a, _ in self.params) + tuple(self.aux)
@@ -319,119 +339,138 @@ def reduce_accumulators(accs: list[dict], member: np.ndarray, env: dict, index_v
 
 
 # --------------------------------------------------------------------------------------------------------
-# Outputs: ints and vec3s written directly, floats through random _expr post-processing
-
-
-def float_leaves_of(quantities: dict, conv: str = "float") -> tuple[dict[str, Interval], dict[str, Interval]]:
-    """Source-string leaves (valid after the query) for the float post-processing expressions: their
-    guaranteed intervals and their typical ranges (for liveness sampling)."""
-    leaves, typical = {}, {}
-    for name, entry in quantities.items():
-        kind, iv = entry[0], entry[1]
-        typ = entry[2] if len(entry) > 2 else iv
-        if kind == "f":
-            leaves[name], typical[name] = iv, typ
-        elif kind == "i":
-            leaf = f"{conv}({name})"
-            leaves[leaf], typical[leaf] = Interval(float(iv.lo), float(iv.hi)), Interval(float(typ.lo), float(typ.hi))
-        elif kind == "v":
-            leaf = f"wp.length({name})"
-            leaves[leaf], typical[leaf] = Interval(0.0, iv.mag * 1.8), Interval(0.0, typ.mag * 1.8)
-    return leaves, typical
-
-
-def leaf_quantity(leaf: str) -> str:
-    """The quantity a post-processing leaf reads (``float(n)``, ``wp.float64(n)``, ``wp.length(v)``, ``s``)."""
-    for prefix in ("float(", "wp.float64(", "wp.length("):
-        if leaf.startswith(prefix):
-            return leaf[len(prefix):-1]
-    return leaf
-
-
-def leaf_value(leaf: str, q: dict) -> np.ndarray:
-    if leaf.startswith(("float(", "wp.float64(")):
-        return np.asarray(q[leaf_quantity(leaf)], dtype=np.float64)
-    if leaf.startswith("wp.length("):
-        return np.linalg.norm(q[leaf[10:-1]], axis=-1)
-    return np.asarray(q[leaf], dtype=np.float64)
-
+# Outputs: ints and vec3s written directly, floats through post-processing built on the IR (kernels.ir): the
+# quantities a query left in locals are IR leaves (``Var``, ``wp.float32(n)`` casts of counts, ``wp.length(v)`` of
+# vector sums), ExprBuilder draws the expressions inside the op table's guards, the printer writes the stores and
+# the interpreter evaluates them on the reference's per-query quantities.
 
 OUT_NAMES = ("out", "res", "result", "dst", "val_out", "score", "field_out", "y")
+POST_OPS = {"add": 3, "sub": 3, "mul": 3, "div": 1.5, "min": 1, "max": 1, "where": 0.6, "abs": 0.3, "sqrt": 0.3,
+            "tanh": 0.3}
+#: operations whose two equal arguments a person would not write (``x + x``, ``min(x, x)``, ``x < x``)
+_TWIN_OPS = frozenset({"add", "sub", "div", "min", "max", "lt", "le", "gt", "ge", "eq", "ne"})
 
 
-def _fold(rng, node: E.Node, leaf: E.Node) -> E.Node:
-    """``node + leaf`` or ``node - leaf`` (never a min/max that could hide the leaf)."""
-    op = pick(rng, ("add", "sub"))
-    a, b = node.iv, leaf.iv
-    iv = Interval(a.lo + b.lo, a.hi + b.hi) if op == "add" else Interval(a.lo - b.hi, a.hi - b.lo)
-    return E.Node(op, (node, leaf), None, iv)
+def silly(e: n.Expr) -> bool:
+    """An operation on two equal arguments or a select with equal branches anywhere in ``e``."""
+    for x in analysis.subexprs(e):
+        if isinstance(x, n.Call) and ((x.op in _TWIN_OPS and x.args[0] == x.args[1]) or
+                                      (x.op == "where" and x.args[1] == x.args[2])):
+            return True
+    return False
+
+
+def post_leaves(quantities: dict, T: Scalar) -> tuple[list, dict[str, tuple[str, Interval, Interval]]]:
+    """IR leaves (expression, interval) of type ``T`` over the quantities, and the quantities by local name."""
+    leaves = []
+    for name, entry in quantities.items():
+        kind, iv = entry[0], entry[1]
+        if kind == "f":
+            leaves.append((n.Var(name, T), IV(float(iv.lo), float(iv.hi))))
+        elif kind == "i":
+            leaves.append((n.Cast(n.Var(name, INT32), T), IV(float(iv.lo), float(iv.hi))))
+        else:
+            leaves.append((n.call("length", n.Var(name, Vector(T, 3))), IV(0.0, iv.mag * 1.8)))
+    return leaves, {k: (e[0], e[1], e[2] if len(e) > 2 else e[1]) for k, e in quantities.items()}
+
+
+def _typical_env(quantities: dict, rng, lanes: int = 24) -> dict[str, np.ndarray]:
+    env = {}
+    for name, (kind, _, typ) in quantities.items():
+        shape = (lanes, 3) if kind == "v" else (lanes,)
+        v = rng.uniform(typ.lo, typ.hi, shape) / (1.8 * math.sqrt(3.0) if kind == "v" else 1.0)
+        env[name] = np.round(v).astype(np.int32) if kind == "i" else v
+    return env
+
+
+def lively_ir(e: n.Expr, quantities: dict, rng) -> bool:
+    """Whether ``e`` varies over the quantities' typical ranges and depends on each quantity it reads (none
+    hidden behind a min/max or select the other side always wins)."""
+    env = _typical_env(quantities, rng)
+    v = interp.evaluate(e, env, {}, 24)
+    if not (np.all(np.isfinite(v)) and float(np.ptp(v)) > 1e-5 * (1.0 + float(np.abs(v).max()))):
+        return False
+    for name in sorted(analysis.uses(e)):
+        moved = dict(env)
+        moved[name] = rng.permutation(env[name])
+        if np.array_equal(interp.evaluate(e, moved, {}, 24), v):
+            return False
+    return True
+
+
+def random_post(rng, gen: ExprBuilder, quantities: dict, T: Scalar, depth: int) -> n.Expr:
+    """A lively, not silly expression over ``gen``'s leaves (never a bare leaf; a few tries, then a leaf pair)."""
+    leaves = gen.leaves
+    for _ in range(8):
+        e = gen.sized(T, (1, depth), 2 * depth + 1)[0]
+        if not isinstance(e, (n.Var, n.Cast, n.Const)) and analysis.uses(e) and not silly(e) and \
+                lively_ir(e, quantities, rng):
+            return e
+    if len(leaves) == 1:
+        return n.call("mul", leaves[0][0], n.Const(1.5, T))
+    a, b = pick(rng, leaves, 2)
+    return n.call(pick(rng, ("add", "sub", "mul")), a[0], b[0])
 
 
 def make_outputs(rng, b: Builder, quantities: dict) -> list[dict]:
-    """Choose 1-3 outputs over ``quantities`` (name -> (kind 'f'|'i'|'v', Interval)) and emit their writes."""
-    leaves, typical = float_leaves_of(quantities, b.conv())
-    T = b.T
+    """Choose 1-3 outputs over ``quantities`` (name -> (kind 'f'|'i'|'v', Interval[, typical])) and write them:
+    ints and vectors copied, floats drawn on the IR; every quantity reaches some output."""
+    T = FLOAT32 if b.ty == "float32" else FLOAT64
+    leaves, qs = post_leaves(quantities, T)
     n_out = int(rng.integers(1, 4))
     taken = set(re.findall(r"[A-Za-z_]\w*", "\n".join(b.body))) | {a.name for a, _ in b.params}
-    free = [n for n in OUT_NAMES if n not in taken]
+    free = [x for x in OUT_NAMES if x not in taken]
     names = pick(rng, free, min(n_out, len(free) - 1))
     outs = []
-    ints = [n for n, e in quantities.items() if e[0] == "i"]
-    vecs = [n for n, e in quantities.items() if e[0] == "v"]
-    for k, oname in enumerate(names):
+    ints = [q for q, e in quantities.items() if e[0] == "i"]
+    vecs = [q for q, e in quantities.items() if e[0] == "v"]
+    pool = [lf for lf in leaves if analysis.uses(lf[0]) != {"wq"}] or leaves      # wq is folded in below
+    gen = ExprBuilder(rng, Vocabulary(POST_OPS, types=(T,), ranges={T: IV(-2.0, 2.0)}, limit=1e6, p_leaf=0.35,
+                                      p_const=0.15), pool)
+    for oname in names:
         roll = rng.random()
         if ints and roll < 0.25:
-            src = pick(rng, ints)
+            outs.append({"name": oname, "kind": "i", "src": pick(rng, ints)})
             b.param(Arg(oname, "int32", "out", (b.dim,)))
-            b.line(f"{oname}[i] = {src}")
-            outs.append({"name": oname, "kind": "i", "src": src})
         elif vecs and roll < 0.4:
-            src = pick(rng, vecs)
+            outs.append({"name": oname, "kind": "v", "src": pick(rng, vecs)})
             b.param(Arg(oname, b.vdt, "out", (b.dim,)))
-            b.line(f"{oname}[i] = {src}")
-            outs.append({"name": oname, "kind": "v", "src": src})
         else:
-            pool = {lf: iv for lf, iv in leaves.items() if lf != "wq"} or leaves   # wq is folded in below
-            node = random_expr(rng, pool, int(rng.integers(1, 4)), selects=0.4, T=T, typical=typical)
-            if node.op == "var":            # not a bare copy of a quantity (or of an input read into one)
-                other = pick(rng, [lf for lf in pool if lf != node.value] or [node.value])
-                node = E.ExprGen(rng, T, dict(pool)).apply_binary(
-                    pick(rng, ("add", "mul", "sub")), node, E.var(other, pool[other]))
+            node = random_post(rng, gen, qs, T, int(rng.integers(1, 4)))
             outs.append({"name": oname, "kind": "f", "node": node})
             b.param(Arg(oname, b.ty, "out", (b.dim,)))
-            b.line(f"{oname}[i] = {E.emit(node, T)}")
-    # every quantity reaches some output: fold the missing ones into the first float output
-    leaf_of = {lf: leaf_quantity(lf) for lf in leaves}
     used = set()
     for o in outs:
-        used |= {leaf_of[lf] for lf in E.uses(o["node"])} if o["kind"] == "f" else {o["src"]}
-    missing = [lf for lf in leaves if leaf_of[lf] not in used]
+        used |= analysis.uses(o["node"]) if o["kind"] == "f" else {o["src"]}
+    missing = [lf for lf in leaves if not analysis.uses(lf[0]) <= used]
     if missing:
         f_out = next((o for o in outs if o["kind"] == "f"), None)
-        if f_out is None:
-            oname = pick(rng, [n for n in free if n not in names])
-            first = E.var(missing[0], leaves[missing[0]])
-            other = pick(rng, [lf for lf in leaves if lf != missing[0]] or [missing[0]])
-            first = _fold(rng, first, E.var(other, leaves[other]))
-            f_out = {"name": oname, "kind": "f", "node": first}
+        if f_out is None:                   # a new float output: the missing quantities (and one more if alone)
+            oname = pick(rng, [x for x in free if x not in names])
+            first, missing = missing[0], missing[1:]
+            others = [lf for lf in leaves if lf is not first]
+            if not missing and others:
+                missing = [pick(rng, others)]
+            f_out = {"name": oname, "kind": "f", "node": first[0] if missing else n.call("mul", first[0],
+                                                                                         n.Const(1.5, T))}
             outs.append(f_out)
             b.param(Arg(oname, b.ty, "out", (b.dim,)))
-            b.line(f"{oname}[i] = {E.emit(f_out['node'], T)}")
-            missing = missing[1:]
-        node = f_out["node"]
         for lf in missing:
-            node = _fold(rng, node, E.var(lf, leaves[lf]))
-        f_out["node"] = node
-        for k, line in enumerate(b.body):
-            if line.strip().startswith(f"{f_out['name']}[i] = "):
-                b.body[k] = line[: line.index("=") + 2] + E.emit(node, T)
+            f_out["node"] = n.call(pick(rng, ("add", "sub")), f_out["node"], lf[0])
+    i = n.Var("i", INT32)
+    for o in outs:
+        ty = T if o["kind"] == "f" else INT32 if o["kind"] == "i" else Vector(T, 3)
+        value = o["node"] if o["kind"] == "f" else n.Var(o["src"], ty)
+        for line in printer.render(printer.stmt(n.Store(o["name"], Array(ty), (i,), value)), b.depth):
+            b.body.append(line)
     return outs
 
 
 def eval_outputs(outs: list[dict], q: dict, rowmask: np.ndarray, ty: str = "float32") -> dict[str, np.ndarray]:
-    """Output arrays from quantities ``q`` (per query), masked where ``rowmask`` is True."""
+    """Output arrays from quantities ``q`` (per query; float outputs by the interpreter, in float64), masked where
+    ``rowmask`` is True."""
     res = {}
-    T, fdt = TYPES[ty], np.float32 if ty == "float32" else np.float64
+    fdt = np.float32 if ty == "float32" else np.float64
     with np.errstate(all="ignore"):
         for o in outs:
             if o["kind"] == "i":
@@ -441,8 +480,9 @@ def eval_outputs(outs: list[dict], q: dict, rowmask: np.ndarray, ty: str = "floa
                 data = np.asarray(q[o["src"]], dtype=np.float64).astype(fdt)
                 mask = np.broadcast_to(rowmask[:, None], data.shape)
             else:
-                env = {lf: leaf_value(lf, q) for lf in E.uses(o["node"])}
-                data = np.broadcast_to(E.evaluate(o["node"], env, T), rowmask.shape).astype(fdt)
+                env = {k: np.asarray(q[k], dtype=np.float64) for k in analysis.uses(o["node"])}
+                data = np.broadcast_to(interp.evaluate(o["node"], env, {}, rowmask.shape[0], exact=False),
+                                       rowmask.shape).astype(fdt)
                 mask = rowmask
             res[o["name"]] = np.ma.MaskedArray(data, mask=np.array(mask, dtype=bool))
     return res
@@ -1048,10 +1088,10 @@ def new_mesh_meta(rng, kind: str, closed_only: bool = False) -> dict:
             "constructor": pick(rng, (None, "sah", "median")), "leaf": pick(rng, (None, 1, 2, 4))}
 
 
-def new_mesh_kernel(rng, kind: str) -> tuple[Builder, dict]:
+def new_mesh_kernel(rng, kind: str, closed_only: bool = False) -> tuple[Builder, dict]:
     """A builder whose kernel takes a mesh id, and the meta of a random mesh for a query of ``kind``."""
     b = Builder()
-    meta = new_mesh_meta(rng, kind)
+    meta = new_mesh_meta(rng, kind, closed_only)
     b.id_param(meta["mesh"])
     return b, meta
 
@@ -1148,8 +1188,14 @@ def closest_points(P, A, B, C):
 # Kind: mesh_point (closest / furthest point queries)
 
 
+#: share of mesh_point kernels that query the winding number (issue 14: 5 records in a ~10k dataset at ~5%;
+#: measured 2 per 100 spatial records before, 5 per 100 at 0.25)
+WINDING_SHARE = 0.4
+
+
 def gen_mesh_point(rng):
-    b, meta = new_mesh_kernel(rng, "mesh_point")
+    winding = rng.random() < WINDING_SHARE
+    b, meta = new_mesh_kernel(rng, "mesh_point", closed_only=winding)
     closed = is_closed(meta)
     soup = meta["mtype"] == "soup"
     sc = meta["scale"]
@@ -1157,10 +1203,12 @@ def gen_mesh_point(rng):
     mesh_args(rng, b, meta, verts_in=False)
     qn = query_points(rng, b, meta, 1.5)
     fn = "no_sign"
-    if closed and rng.random() < 0.7:
-        fn = pick(rng, ("sign", "sign_normal", "sign_winding_number", "sign_parity"))
+    if closed and rng.random() < 0.85:      # the winding number has its own share (WINDING_SHARE)
+        fn = pick(rng, ("sign", "sign_normal", "sign_parity"))
     if rng.random() < 0.15:
         fn = "furthest"
+    if winding:
+        fn = "sign_winding_number"
     meta["fn"] = fn
     meta["winding"] = fn == "sign_winding_number"
     maxd_mode = pick(rng, ("literal", "param"))
@@ -1539,6 +1587,200 @@ def ref_mesh_region(meta, inputs):
 
 
 # --------------------------------------------------------------------------------------------------------
+# Kind: volume (wp.Volume sampling and lookups), a whole program on the IR (kernels.ir): the queries are op rows
+# (volume_world_to_index, volume_sample_linear/_closest, volume_index_to_world, volume_lookup) whose NumPy
+# semantics live in kernels.ir.volume; the post-processing is drawn by kernels.ir.gen.ExprBuilder; the printer
+# writes the source and the interpreter, with the sampled voxels bound to the volume id, is the reference.
+
+VEC3 = Vector(FLOAT32, 3)
+VOL_NAMES = ("vol", "volume", "sdf", "density", "field_id")
+VOXEL_NAMES = ("voxels", "grid_values", "dense", "samples3d")
+POST_VOCAB = Vocabulary({"add": 3, "sub": 3, "mul": 3, "div": 1, "min": 1, "max": 1, "abs": 0.5, "sqrt": 0.4,
+                         "sin": 0.4, "cos": 0.4, "tanh": 0.5, "exp": 0.2, "where": 0.6},
+                        types=(FLOAT32,), ranges={FLOAT32: IV(-2.0, 2.0)}, limit=1e4, p_leaf=0.35, p_const=0.15)
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeMeta(IRMeta):
+    """The IR kernel and launch shape, and the volume ``prepare`` builds for parameter ``volume``: voxels from
+    the aux input ``voxels`` (float32, ``shape``), ``origin``, ``voxel`` size, ``background``."""
+
+    volume: str = "vol"
+    voxels: str = "voxels"
+    shape: tuple[int, int, int] = (8, 8, 8)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    voxel: float = 1.0
+    background: float = 0.0
+    cells: str | None = None
+
+
+def _world_box(meta: VolumeMeta) -> tuple[np.ndarray, np.ndarray]:
+    """Per-component world range of the query points: the volume and one voxel around it (background there)."""
+    o = np.asarray(meta.origin, dtype=np.float64)
+    return o - meta.voxel, o + np.asarray(meta.shape, dtype=np.float64) * meta.voxel
+
+
+def draw_volume_kernel(rng) -> tuple[n.Kernel, dict, VolumeMeta, dict]:
+    shape = tuple(int(x) for x in rng.integers(3, 11, 3))
+    voxel = float(pick(rng, VOL.VOXELS[:4]))
+    origin = tuple(round(float(x), 2) for x in rng.uniform(-2.0, 2.0, 3))
+    background = round(float(rng.uniform(-1.0, 1.0)), 2)
+    vol, pts = pick(rng, VOL_NAMES), pick(rng, ("pts", "points", "probes", "xs", "world"))
+    meta = VolumeMeta(n.Kernel("k", (), ()), (Q,), vol, pick(rng, VOXEL_NAMES), shape, origin, voxel, background)
+    lo, hi = _world_box(meta)
+    ranges = {vol: IV(0.0, 0.0), pts: IV(float(lo.min()), float(hi.max()))}
+    params = [n.Param(vol, UINT64), n.Param(pts, Array(VEC3))]
+    V = n.Var(vol, UINT64)
+    i = n.Var("i", INT32)
+    p, uvw = pick(rng, ("p", "x", "pw")), pick(rng, ("uvw", "ijk_f", "idx_pos"))
+    body: list[n.Stmt] = [n.Let(p, n.Load(pts, Array(VEC3), (i,))),
+                          n.Let(uvw, n.call("volume_world_to_index", V, n.Var(p, VEC3)))]
+    leaves: list = []
+    uvw_iv = VOL.iv_world_to_index(ranges[pts])
+    used = []
+    modes = pick(rng, (("linear",), ("linear",), ("closest",), ("linear", "closest")))
+    with_grad = rng.random() < 0.35
+    if with_grad:                       # its value is the LINEAR sample: it takes that sample's place
+        modes = tuple(m for m in modes if m != "linear")
+    for mode, local in zip(modes, pick(rng, ("s", "val", "phi", "rho"), 2)):
+        body.append(n.Let(local, n.call(f"volume_sample_{mode}", V, n.Var(uvw, VEC3))))
+        leaves.append((n.Var(local, FLOAT32), VOL.VALUES))
+        used.append(f"volume_sample_f/{mode.upper()}")
+    if with_grad:
+        g, gs = pick(rng, (("g", "gs"), ("grad", "s_grad"), ("dphi", "phi_g")))
+        zero = n.Const(0.0, FLOAT32)
+        body.append(n.Let(g, n.call("vec3", zero, zero, zero)))
+        body.append(n.LetOut(gs, n.call("volume_sample_grad_linear", V, n.Var(uvw, VEC3)), g))
+        leaves.append((n.Var(gs, FLOAT32), VOL.VALUES))
+        grad = n.Var(g, VEC3)
+        if rng.random() < 0.5:
+            leaves.append((n.call("length", grad), IV(0.0, math.sqrt(3.0) * VOL.grad_bound().mag)))
+        else:
+            leaves.append((n.Component(grad, int(rng.integers(3))), VOL.grad_bound()))
+        used.append("volume_sample_grad_f")
+    if rng.random() < 0.4:
+        c = pick(rng, (0, 1, 2))
+        leaves.append((n.Component(n.Var(uvw, VEC3), c), uvw_iv))
+    cells = None
+    if rng.random() < 0.35:
+        cells = pick(rng, ("cells", "ijk", "index_pts"))
+        params.append(n.Param(cells, Array(VEC3)))
+        ranges[cells] = IV(-1.0, float(max(shape)))
+        w = pick(rng, ("w", "xw", "pos_w"))
+        body.append(n.Let(w, n.call("volume_index_to_world", V, n.Load(cells, Array(VEC3), (i,)))))
+        gap = n.call("length", n.call("sub", n.Var(w, VEC3), n.Var(p, VEC3)))
+        body.append(n.Let("gap", gap))
+        leaves.append((n.Var("gap", FLOAT32), IV(0.0, 1e3)))
+        used.append("volume_index_to_world")
+    if rng.random() < 0.4:
+        sx, sy = shape[0], shape[1]
+        ix = n.call("mod", i, n.Const(sx, INT32))
+        iy = n.call("mod", n.call("floordiv", i, n.Const(sx, INT32)), n.Const(sy, INT32))
+        if rng.random() < 0.5:
+            layer = pick(rng, ("layer", "kz", "slab"))
+            params.append(n.Param(layer, Array(INT32)))
+            ranges[layer] = IV(-1.0, float(shape[2]))
+            iz = n.Load(layer, Array(INT32), (i,))
+        else:
+            iz = n.Const(int(rng.integers(0, shape[2])), INT32)
+        body.append(n.Let("lv", n.call("volume_lookup", V, ix, iy, iz)))
+        leaves.append((n.Var("lv", FLOAT32), VOL.VALUES))
+        used.append("volume_lookup_f")
+    if rng.random() < 0.35:
+        gain = pick(rng, ("gain", "weights", "scale_in"))
+        params.append(n.Param(gain, Array(FLOAT32)))
+        ranges[gain] = IV(0.5, 2.0)
+        body.append(n.Let("wq", n.Load(gain, Array(FLOAT32), (i,))))
+        leaves.append((n.Var("wq", FLOAT32), IV(0.5, 2.0)))
+    gen = ExprBuilder(rng, POST_VOCAB, leaves)
+    outs = pick(rng, ("out", "res", "result", "dst", "score", "y"), int(rng.integers(1, 3)))
+    for k, oname in enumerate(outs):
+        params.append(n.Param(oname, Array(FLOAT32)))
+        target = (oname, Array(FLOAT32), (i,))
+        if k == 0 and rng.random() < 0.4:
+            cond = n.Call(pick(rng, ("gt", "lt")), (leaves[0][0], n.Const(round(float(rng.uniform(-1, 1)), 2),
+                                                                         FLOAT32)))
+            body.append(n.If(cond, (n.Store(*target, _sensible(gen, (1, 3), 6)),),
+                             (n.Store(*target, _sensible(gen, (1, 2), 4)),)))
+        else:
+            body.append(n.Store(*target, _sensible(gen, (1, 3), 7)))
+    kernel = n.Kernel("wkf_kernel", tuple(params), tuple(body))
+    kernel = analysis.remove_dead(analysis.fold_unused(kernel))
+    meta = replace(meta, kernel=kernel, cells=cells)
+    return kernel, ranges, meta, {"queries": used}
+
+
+def _sensible(gen: ExprBuilder, depths: tuple[int, int], max_ops: int) -> n.Expr:
+    """A drawn expression that is not :func:`silly` (the last of a few draws otherwise)."""
+    for _ in range(8):
+        e = gen.sized(FLOAT32, depths, max_ops)[0]
+        if not silly(e):
+            break
+    return e
+
+
+def draw_volume(rng) -> Program:
+    kernel, ranges, meta, info = first_clean(lambda: draw_volume_kernel(rng), Q)
+    feats = {**ir_features(kernel), "kind": "volume", **info}
+    # Warp's adjoint of volume_sample_grad_f is not checked here: kernels that use it are not differentiated
+    prog = ir_program(kernel, ranges, (Q,), feats,
+                      differentiable=None if "volume_sample_grad_f" not in info["queries"] else False)
+    shape = meta.shape
+    aux = Arg(meta.voxels, "float32", "aux", shape, -2.0, 2.0)
+    meta = replace(meta, kernel=prog.meta.kernel)
+    return replace(prog, args=prog.args + (aux,), meta=meta)
+
+
+def volume_of(meta: VolumeMeta, inputs) -> VOL.DenseVolume:
+    return VOL.DenseVolume(np.asarray(inputs[meta.voxels], dtype=np.float32), meta.origin, meta.voxel,
+                           meta.background)
+
+
+def run_volume(spec: KernelSpec, inputs, exact: bool) -> dict[str, np.ndarray]:
+    """The interpreter with the sampled voxels bound to the volume parameter."""
+    meta: VolumeMeta = spec.meta
+    with VOL.bound(volume_of(meta, inputs)) as key:
+        values = {k: v for k, v in inputs.items() if k != meta.voxels}
+        values[meta.volume] = np.uint64(key)
+        result = interp.run(meta.kernel, meta.dim, values, exact=exact)
+    return {a.name: result[a.name] for a in spec.args if a.is_output}
+
+
+def prep_volume(meta: VolumeMeta, inputs, device) -> dict:
+    values = np.asarray(inputs[meta.voxels], dtype=np.float32)
+    volume = wp.Volume.load_from_numpy(values, min_world=meta.origin, voxel_size=meta.voxel,
+                                       bg_value=float(meta.background), device=device)
+    return {meta.volume: volume.id, "_keep": volume}
+
+
+def sample_volume(spec: KernelSpec, rng) -> dict:
+    meta: VolumeMeta = spec.meta
+    out = {a.name: _array_sampler(a, rng) for a in spec.args}
+    lo, hi = _world_box(meta)
+    pts = next(p.name for p in meta.kernel.params if isinstance(p.type, Array) and p.type.dtype == VEC3
+               and p.name != meta.cells)
+    out[pts] = rng.uniform(lo, hi, (Q, 3)).astype(np.float32)
+    if meta.cells:
+        out[meta.cells] = rng.uniform(-1.0, np.asarray(meta.shape, dtype=np.float64), (Q, 3)).astype(np.float32)
+    return out
+
+
+def screened_volume(rng, tries: int = 6) -> Program:
+    """``draw_volume`` until the verifier's own checks pass with the interpreter standing in for Warp."""
+    prog = draw_volume(rng)
+    for _ in range(tries - 1):
+        family = Family("screen", "", generate=lambda r: prog, reference=reference, tolerance=tolerance,
+                        sample_inputs=sample_inputs)
+        spec = KernelSpec("screen", 0, int(rng.integers(2**62)), PLACEHOLDER, prog)
+        try:
+            screen(family, spec, lambda inputs: run_volume(spec, inputs, exact=True))
+            break
+        except KernelRejected:
+            prog = draw_volume(rng)
+    return prog
+
+
+# --------------------------------------------------------------------------------------------------------
 # Family plumbing
 
 KINDS = {"grid": (gen_grid, ref_grid, prep_grid, sample_grid),
@@ -1546,13 +1788,15 @@ KINDS = {"grid": (gen_grid, ref_grid, prep_grid, sample_grid),
          "mesh_point": (gen_mesh_point, ref_mesh_point, prep_mesh, sample_mesh_inputs),
          "mesh_ray": (gen_mesh_ray, ref_mesh_ray, prep_mesh, sample_mesh_inputs),
          "mesh_region": (gen_mesh_region, ref_mesh_region, prep_mesh, sample_mesh_inputs)}
-KIND_WEIGHTS = {"grid": 1.0, "bvh": 1.0, "mesh_point": 1.0, "mesh_ray": 1.0, "mesh_region": 0.6}
+KIND_WEIGHTS = {"grid": 1.0, "bvh": 1.0, "mesh_point": 1.0, "mesh_ray": 1.0, "mesh_region": 0.6, "volume": 1.0}
 
 
 def generate(rng: np.random.Generator) -> Program:
     kinds = tuple(KIND_WEIGHTS)
     w = np.array([KIND_WEIGHTS[k] for k in kinds])
     kind = kinds[int(rng.choice(len(kinds), p=w / w.sum()))]
+    if kind == "volume":
+        return screened_volume(rng)
     b, meta, (quantities, features, dim) = KINDS[kind][0](rng)
     live = [a for a, _ in b.params if a.role == "in" or (a.role == "scalar" and a.dtype != ID_DTYPE
                                                          and a.name not in meta.get("weak", ()))]
@@ -1575,6 +1819,8 @@ def generate(rng: np.random.Generator) -> Program:
 
 def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
     meta = spec.meta
+    if isinstance(meta, VolumeMeta):
+        return run_volume(spec, inputs, exact=False)
     with np.errstate(all="ignore"):
         q, rowmask = KINDS[meta["kind"]][1](meta, inputs)
     if meta.get("wq"):
@@ -1583,14 +1829,20 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
 
 
 def prepare(spec: KernelSpec, inputs, device, namespace) -> dict:
+    if isinstance(spec.meta, VolumeMeta):
+        return prep_volume(spec.meta, inputs, device)
     return KINDS[spec.meta["kind"]][2](spec.meta, inputs, device)
 
 
 def sample_inputs(spec: KernelSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    if isinstance(spec.meta, VolumeMeta):
+        return sample_volume(spec, rng)
     return KINDS[spec.meta["kind"]][3](spec, rng)
 
 
 def tolerance(spec: KernelSpec) -> Tolerance:
+    if isinstance(spec.meta, VolumeMeta):
+        return ir_tolerance(spec)
     if spec.meta.get("ty") == "float64":
         return Tolerance(1e-9, 1e-10)
     return Tolerance(1e-4, 1e-5)
@@ -1605,7 +1857,9 @@ FAMILY = Family(
     sample_inputs=sample_inputs,
     prepare=prepare,
     weight=1.0,
+    version=2,
     covers=("wp.HashGrid", "hash_grid_query", "wp.Bvh", "bvh_query_aabb", "bvh_query_ray", "bvh_query_sphere",
             "wp.Mesh", "mesh_query_point", "mesh_query_ray", "mesh_query_sphere", "mesh_query_aabb",
-            "brute-force references"),
+            "mesh_query_point_sign_winding_number", "wp.Volume.load_from_numpy", "volume_sample_f LINEAR/CLOSEST",
+            "volume_lookup_f", "volume_world_to_index", "volume_index_to_world", "brute-force references"),
 )

@@ -5,30 +5,183 @@ ragged last tiles), runs a random sequence of tile operations - elementwise arit
 ``wp.tile_map`` with builtins or generated ``@wp.func``, ``tile_transpose``, ``tile_broadcast``, ``tile_matmul``
 (plain, accumulating with alpha/beta, and K-loop tiled GEMM), ``tile_ones/full/zeros/arange`` constants, rows,
 slices, views, reshapes and element extraction - and stores 1-2 result tiles. float32 or float64, 1D or 2D grids.
+
+Element-wise parts are IR (``kernels/ir/tiles.py``): generated ``@wp.func`` element functions are drawn by the
+IR's expression builder, printed by its printer and run by its interpreter on whole tiles; builtin operators of
+``tile_map`` and of tile arithmetic are rows of the operation table (semantics, intervals, domain guards). The
+reference here covers only the tile operations (layouts, broadcast, transpose, matmul, views...). Named tile
+sizes (``TILE_M = wp.constant(8)``) also appear in ``wp.static(TILE_M * 2)`` compile-time shape expressions.
 """
+
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
 from harness.family import PLACEHOLDER, Arg, Family, KernelSpec, Program
-from kernels import _expr as E
-from kernels._common import ARRAY_NAMES, OUT_NAMES, SCALAR_NAMES, pick, strip_parens, type_tolerance
-from kernels._tiles_lib import (TY_SPELL, Layout, array_type, kernel_text, make_elem_func, random_layout,
-                                shape_text)
+from kernels._common import ARRAY_NAMES, OUT_NAMES, SCALAR_NAMES, pick, type_tolerance
+from kernels.ir.numeric import Interval
+from kernels.ir.tiles import (SCALAR_TYPES, apply_op, array_type, bound, call, elem_func, guard, kernel_source, literal,
+                              rounded, screened)
 
 LIMIT = 2e3                     # magnitude bound on every intermediate value (by interval arithmetic)
 #: tile block widths and their weights: few distinct widths per chunk keep the number of modules (one per width)
 #: small, since tile code is expensive to compile (~1.2 s/kernel CPU, ~2.6 s/kernel NVRTC measured)
 BLOCK_DIMS = (16, 32, 64, 128)
 BLOCK_WEIGHTS = (0.15, 0.35, 0.35, 0.15)
-MAP1 = {"sin": np.sin, "cos": np.cos, "tanh": np.tanh, "atan": np.arctan, "abs": np.abs, "exp": np.exp,
-        "sqrt": np.sqrt, "log": np.log}
-BIN_NP = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "min": np.minimum,
-          "max": np.maximum}
+MAP1 = ("sin", "cos", "tanh", "atan", "abs", "exp", "sqrt", "log")
 INFIX = {"add": "+", "sub": "-", "mul": "*"}
+
+
+def _near_zero(iv: Interval, margin: float) -> bool:
+    return iv.lo <= margin and iv.hi >= -margin
+
+
+def dim_text(size: int, consts: dict[int, str] | None) -> str:
+    """A tile extent: its named constant (``TILE_M``), a compile-time expression of one
+    (``wp.static(TILE_M * 2)``, ``wp.static(TILE_N // 2)``), or the number."""
+    if consts:
+        if size in consts:
+            return consts[size]
+        if size % 2 == 0 and size // 2 in consts:
+            return f"wp.static({consts[size // 2]} * 2)"
+        if size * 2 in consts:
+            return f"wp.static({consts[size * 2]} // 2)"
+    return str(size)
+
+
+def shape_text(ts: tuple[int, ...], consts: dict[int, str] | None = None) -> str:
+    """``8`` for 1D tiles, ``(4, 8)`` for 2D."""
+    parts = [dim_text(n, consts) for n in ts]
+    return parts[0] if len(parts) == 1 else "(" + ", ".join(parts) + ")"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Layouts: how the tiles of one array lie over the launch grid. ``access`` is the kernel's spelling of tile
+# ``(i[, j])`` (``wp.tile_load(x, shape=..., offset=...)`` or ``x[i]``); ``to_tiles`` / ``from_tiles`` are the
+# reference's view of the array as a batch of tiles ``grid + tile_shape``. A *ragged* layout's array is shorter
+# than the grid covers along one axis: the last tile reads zeros past the end (``tile_load`` bounds checks) and
+# ``tile_store`` skips those elements (measured on Warp 1.19, CPU and CUDA codegen); the reference pads with
+# zeros and crops, which copies that behaviour exactly.
+
+#: layout kinds by (grid rank, tile rank)
+LAYOUT_KINDS = {
+    (1, 1): ("flat", "batch"),
+    (1, 2): ("rows", "cols", "batch"),
+    (2, 1): ("row2",),
+    (2, 2): ("block2", "batch2"),
+}
+RAGGED_AXIS = {"rows": 0, "cols": 1, "flat": 0, "block2": 1, "row2": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    kind: str                       # see LAYOUT_KINDS, plus "shared" (one tile, no offset, same for all blocks)
+    grid: tuple[int, ...]
+    ts: tuple[int, ...]             # tile shape
+    short: int = 0                  # ragged: the array is this much shorter than the grid covers
+
+    @property
+    def full_shape(self) -> tuple[int, ...]:
+        g, ts, k = self.grid, self.ts, self.kind
+        shapes = {"shared": lambda: ts, "rows": lambda: (g[0] * ts[0], ts[1]), "cols": lambda: (ts[0], g[0] * ts[1]),
+                  "batch": lambda: (g[0],) + ts, "flat": lambda: (g[0] * ts[0],),
+                  "block2": lambda: (g[0] * ts[0], g[1] * ts[1]), "batch2": lambda: (g[0], ts[0], g[1] * ts[1]),
+                  "row2": lambda: (g[0], g[1] * ts[0])}
+        return shapes[k]()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        full = list(self.full_shape)
+        if self.short:
+            full[RAGGED_AXIS[self.kind]] -= self.short
+        return tuple(full)
+
+    def access(self, name: str, idx: tuple[str, ...], consts: dict[int, str] | None = None) -> tuple[str, str | None]:
+        """(array expression, offset text or None) for tile ``idx`` of array ``name``."""
+        def c(size: int) -> str:
+            return dim_text(size, consts)
+        i = idx[0] if idx else None
+        j = idx[1] if len(idx) > 1 else None
+        k, ts = self.kind, self.ts
+        if k == "shared":
+            return name, None
+        if k == "rows":
+            return name, (f"({i}, 0)" if ts[0] == 1 else f"({i} * {c(ts[0])}, 0)")
+        if k == "cols":
+            return name, f"(0, {i} * {c(ts[1])})"
+        if k == "batch":
+            return f"{name}[{i}]", None
+        if k == "flat":
+            return name, f"{i} * {c(ts[0])}"
+        if k == "block2":
+            return name, f"({i} * {c(ts[0])}, {j} * {c(ts[1])})"
+        if k == "batch2":
+            return f"{name}[{i}]", f"(0, {j} * {c(ts[1])})"
+        if k == "row2":
+            return f"{name}[{i}]", f"{j} * {c(ts[0])}"
+        raise ValueError(k)
+
+    def to_tiles(self, arr: np.ndarray) -> np.ndarray:
+        """Array (of ``self.shape``) -> batch of tiles ``grid + ts``, zero padded where ragged."""
+        a = np.asarray(arr)
+        if self.short:
+            pad = [(0, 0)] * a.ndim
+            pad[RAGGED_AXIS[self.kind]] = (0, self.short)
+            a = np.pad(a, pad)
+        g, ts, k = self.grid, self.ts, self.kind
+        if k == "shared":
+            return np.broadcast_to(a, g + ts)
+        if k == "rows":
+            return a.reshape(g[0], ts[0], ts[1])
+        if k == "cols":
+            return a.reshape(ts[0], g[0], ts[1]).transpose(1, 0, 2)
+        if k == "batch":
+            return a
+        if k == "flat":
+            return a.reshape(g[0], ts[0])
+        if k in ("block2", "batch2"):
+            return a.reshape(g[0], ts[0], g[1], ts[1]).transpose(0, 2, 1, 3)
+        if k == "row2":
+            return a.reshape(g[0], g[1], ts[0])
+        raise ValueError(k)
+
+    def from_tiles(self, tiles: np.ndarray) -> np.ndarray:
+        """Batch of tiles -> array of ``self.shape`` (elements past a ragged end are dropped, like the store)."""
+        g, ts, k = self.grid, self.ts, self.kind
+        t = np.asarray(tiles)
+        if k == "rows":
+            a = t.reshape(g[0] * ts[0], ts[1])
+        elif k == "cols":
+            a = t.transpose(1, 0, 2).reshape(ts[0], g[0] * ts[1])
+        elif k == "batch":
+            a = t
+        elif k == "flat":
+            a = t.reshape(g[0] * ts[0])
+        elif k == "block2":
+            a = t.transpose(0, 2, 1, 3).reshape(g[0] * ts[0], g[1] * ts[1])
+        elif k == "batch2":
+            a = t.transpose(0, 2, 1, 3).reshape(g[0], ts[0], g[1] * ts[1])
+        elif k == "row2":
+            a = t.reshape(g[0], g[1] * ts[0])
+        else:
+            raise ValueError(k)
+        return a[tuple(slice(0, n) for n in self.shape)].copy()
+
+
+def random_layout(rng: np.random.Generator, grid: tuple[int, ...], ts: tuple[int, ...],
+                  ragged_p: float = 0.0) -> Layout:
+    kinds = LAYOUT_KINDS[(len(grid), len(ts))]
+    kind = kinds[int(rng.integers(len(kinds)))]
+    short = 0
+    if kind in RAGGED_AXIS and rng.random() < ragged_p:
+        axis_len = Layout(kind, grid, ts).full_shape[RAGGED_AXIS[kind]]
+        tile_len = ts[0] if kind in ("rows", "flat", "row2") else ts[-1]
+        short = int(rng.integers(1, tile_len)) if tile_len > 1 and axis_len > tile_len else 0
+    return Layout(kind, grid, ts, short)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -36,19 +189,20 @@ INFIX = {"add": "+", "sub": "-", "mul": "*"}
 
 
 class _Ctx:
-    """What emission needs: type spellings, grid index names, layouts of arguments, named constants."""
+    """What emission needs: the scalar type, grid index names, layouts of arguments, named constants."""
 
     def __init__(self, ty: str, idx: tuple[str, ...], consts: dict[int, str]):
         self.ty = ty
-        self.scalar = E.SCALARS[ty]
-        self.D = TY_SPELL[ty]
+        self.sty = SCALAR_TYPES[ty]
+        self.D = self.sty.warp
         self.idx = idx
         self.consts = consts
         self.layouts: dict[str, Layout] = {}
         self.load_opts: dict[str, str] = {}
 
     def lit(self, value: float) -> str:
-        return self.scalar.literal(value)
+        text = literal(value, self.sty)
+        return f"({text})" if text.startswith("-") else text
 
     def shp(self, ts) -> str:
         return shape_text(tuple(ts), self.consts)
@@ -141,26 +295,21 @@ def evaluate(n, env: dict, nb: int, batch: tuple[int, ...]):
         return np.float64(n[2]) if len(n) > 2 else np.float64(n[1])
     if k == "load":
         return env["@tiles"][n[1]]
+    ty = env["@ty"]
     if k == "bin":
-        with np.errstate(all="ignore"):
-            return BIN_NP[n[1]](ev(n[2]), ev(n[3]))
+        return apply_op(n[1], ty, ev(n[2]), ev(n[3]))
     if k == "scale":
         a, s = ev(n[1]), ev(n[2])
-        s = _scalar_to(s, a, nb)
-        with np.errstate(all="ignore"):
-            return a / s if n[3] == "div" else a * s
+        return apply_op("div" if n[3] == "div" else "mul", ty, a, _scalar_to(s, a, nb))
     if k == "rdiv":
         a = ev(n[2])
-        s = _scalar_to(ev(n[1]), a, nb)
-        with np.errstate(all="ignore"):
-            return s / a
+        return apply_op("div", ty, _scalar_to(ev(n[1]), a, nb), a)
     if k == "neg":
-        return -ev(n[1])
+        return apply_op("neg", ty, ev(n[1]))
     if k == "map1":
-        with np.errstate(all="ignore"):
-            return MAP1[n[1]](ev(n[2]))
+        return apply_op(n[1], ty, ev(n[2]))
     if k == "mapf":
-        return n[1].evaluate(*[ev(a) for a in n[2]])
+        return call(n[1], *[ev(a) for a in n[2]])
     if k == "bcast":
         a = ev(n[1])
         ts = a.shape[nb:]
@@ -221,7 +370,7 @@ class _Gen:
         self.rng = rng
         r = rng
         self.ty = pick(r, ("float32", "float32", "float64"))
-        self.scalar = E.SCALARS[self.ty]
+        self.sty = SCALAR_TYPES[self.ty]
         two_d = r.random() < 0.8
         if two_d:
             self.M = int(pick(r, (4, 8, 8, 16)))
@@ -259,14 +408,18 @@ class _Gen:
         self.in_names = list(pick(r, ARRAY_NAMES, len(ARRAY_NAMES)))
         self.out_names = list(pick(r, OUT_NAMES, len(OUT_NAMES)))
         self.ragged = False
-        self.iv_of: dict[str, E.Interval] = {}
+        self.iv_of: dict[str, Interval] = {}
 
     # --- helpers ------------------------------------------------------------------------------------------
+    def _iv(self, op: str, a: Interval, b: Interval) -> Interval:
+        """Interval of table operation ``op`` (the same rule the interval engine uses)."""
+        return bound(op, self.sty, a, b)
+
     def fresh(self, prefix="t") -> str:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
-    def in_iv(self, name: str) -> E.Interval:
+    def in_iv(self, name: str) -> Interval:
         return self.iv_of[name]
 
     def new_input(self, ts, lay: Layout | None = None, ragged_p=0.25, lo=None, hi=None) -> tuple[str, Layout]:
@@ -276,7 +429,7 @@ class _Gen:
         lo = self.lo if lo is None else lo
         hi = self.hi if hi is None else hi
         self.args.append(Arg(name, self.ty, "in", lay.shape, lo, hi))
-        self.iv_of[name] = E.Interval(min(lo, 0.0), max(hi, 0.0)) if lay.short else E.Interval(lo, hi)
+        self.iv_of[name] = Interval(min(lo, 0.0), max(hi, 0.0)) if lay.short else Interval(lo, hi)
         opts = ""
         if self.rng.random() < 0.25:
             opts += ', storage="shared"'           # stage the tile in shared memory explicitly
@@ -318,14 +471,14 @@ class _Gen:
         if abs(mag - 1.0) < 1e-9:
             mag = 1.5
         value = -mag if allow_neg and self.rng.random() < 0.3 else mag
-        return ("lit", value, self.scalar.const_value(value))
+        return ("lit", value, rounded(value, self.sty))
 
     def scalar_param(self) -> _Val:
         if self.scalar_arg is None:
             name = pick(self.rng, SCALAR_NAMES)
             lo, hi = pick(self.rng, ((0.5, 2.0), (-1.5, -0.5), (0.25, 1.25)))
             self.args.append(Arg(name, self.ty, "scalar", (), lo, hi))
-            self.scalar_arg = _Val(name, (), E.Interval(lo, hi), {name})
+            self.scalar_arg = _Val(name, (), Interval(lo, hi), {name})
         return self.scalar_arg
 
     def push(self, node, iv, deps, shape=None, prefix="t") -> bool:
@@ -346,10 +499,10 @@ class _Gen:
             op = "mul"
         if op in ("min", "max") and (a.iv.hi <= b.iv.lo or b.iv.hi <= a.iv.lo):
             op = "add"
-        if op == "div" and b.iv.contains_zero(0.25):
+        if op == "div" and _near_zero(b.iv, 0.25):
             op = "mul"
         style = "infix" if op in INFIX and self.rng.random() < 0.7 else "map"
-        iv = E._iv_binary(op, a.iv, b.iv)
+        iv = self._iv(op, a.iv, b.iv)
         self.ops.add(f"{'map_' if style == 'map' else ''}{op}")
         return self.push(("bin", op, ("v", a.name), ("v", b.name), style), iv, a.deps | b.deps)
 
@@ -363,21 +516,21 @@ class _Gen:
             snode, siv, sdeps = ("v", s.name), s.iv, s.deps
         else:
             snode = self.literal()
-            siv, sdeps = E.Interval(snode[2], snode[2]), frozenset()
+            siv, sdeps = Interval(snode[2], snode[2]), frozenset()
         style = pick(self.rng, ("right", "left", "div"))
-        if style == "div" and siv.contains_zero(0.25):
+        if style == "div" and _near_zero(siv, 0.25):
             style = "right"
-        iv = E._iv_binary("div" if style == "div" else "mul", a.iv, siv)
+        iv = self._iv("div" if style == "div" else "mul", a.iv, siv)
         self.ops.add("scale_div" if style == "div" else "scale")
         return self.push(("scale", ("v", a.name), snode, style), iv, a.deps | sdeps)
 
     def op_rdiv(self) -> bool:
-        vals = self.pick_pool(1, pred=lambda v: not v.iv.contains_zero(0.25))
+        vals = self.pick_pool(1, pred=lambda v: not _near_zero(v.iv, 0.25))
         if not vals:
             return False
         a = vals[0]
         s = self.literal(0.5, 3.0)
-        iv = E._iv_binary("div", E.Interval(s[2], s[2]), a.iv)
+        iv = self._iv("div", Interval(s[2], s[2]), a.iv)
         self.ops.add("scalar_div_tile")
         return self.push(("rdiv", s, ("v", a.name)), iv, a.deps)
 
@@ -387,7 +540,7 @@ class _Gen:
             return False
         a = vals[0]
         self.ops.add("neg")
-        return self.push(("neg", ("v", a.name)), E.Interval(-a.iv.hi, -a.iv.lo), a.deps)
+        return self.push(("neg", ("v", a.name)), Interval(-a.iv.hi, -a.iv.lo), a.deps)
 
     def op_map1(self) -> bool:
         vals = self.pick_pool(1)
@@ -395,23 +548,14 @@ class _Gen:
             return False
         a = vals[0]
         iv = a.iv
-        options = ["sin", "cos", "tanh", "atan"]
-        if iv.contains_zero() and not (iv.lo >= 0):
-            options.append("abs")
-        if iv.hi <= 2.5 and iv.lo >= -8:
-            options.append("exp")
-        if iv.lo >= 0.05:
-            options.append("sqrt")
-        if iv.lo >= 0.1:
-            options.append("log")
-        fn = pick(self.rng, tuple(options))
-        lo_hi = {"sin": lambda: (-1.0, 1.0), "cos": lambda: (-1.0, 1.0),
-                 "tanh": lambda: (np.tanh(iv.lo), np.tanh(iv.hi)),
-                 "atan": lambda: (np.arctan(iv.lo), np.arctan(iv.hi)), "abs": lambda: (0.0, iv.mag),
-                 "exp": lambda: (np.exp(iv.lo), np.exp(iv.hi)), "sqrt": lambda: (np.sqrt(iv.lo), np.sqrt(iv.hi)),
-                 "log": lambda: (np.log(iv.lo), np.log(iv.hi))}[fn]()
+        # the table's guards keep each builtin inside its domain; a margin keeps sqrt/log away from their kinks,
+        # exp small, and abs only where it changes something
+        margins = {"abs": iv.lo < 0 < iv.hi, "exp": iv.hi <= 2.5 and iv.lo >= -8, "sqrt": iv.lo >= 0.05,
+                   "log": iv.lo >= 0.1}
+        options = tuple(fn for fn in MAP1 if margins.get(fn, True) and guard(fn, self.sty, iv) is None)
+        fn = pick(self.rng, options)
         self.ops.add(f"map_{fn}")
-        return self.push(("map1", fn, ("v", a.name)), E.Interval(float(lo_hi[0]), float(lo_hi[1])), a.deps)
+        return self.push(("map1", fn, ("v", a.name)), bound(fn, self.sty, iv), a.deps)
 
     def op_mapf(self) -> bool:
         k = int(pick(self.rng, (1, 2, 2, 3)))
@@ -420,11 +564,11 @@ class _Gen:
             return False
         name = f"{PLACEHOLDER}_f{self.funcs}"
         self.funcs += 1
-        fn = make_elem_func(self.rng, name, self.ty, [v.iv for v in vals], limit=LIMIT / 4)
-        self.helpers.append(fn.source())
+        fn = elem_func(self.rng, name, self.sty, [v.iv for v in vals], limit=LIMIT / 4)
+        self.helpers.append(fn.func)
         deps = frozenset().union(*[v.deps for v in vals])
         self.ops.add(f"map_func{k}")
-        return self.push(("mapf", fn, [("v", v.name) for v in vals]), fn.ret.iv, deps)
+        return self.push(("mapf", fn.func, [("v", v.name) for v in vals]), fn.ret, deps)
 
     def op_bcast(self) -> bool:
         if len(self.ts) != 2:
@@ -462,7 +606,7 @@ class _Gen:
             bnode = ("v", bv.name)
         op = pick(self.rng, ("add", "sub", "mul"))
         style = "infix" if self.rng.random() < 0.7 else "map"
-        iv = E._iv_binary(op, a.iv, src_iv)
+        iv = self._iv(op, a.iv, src_iv)
         return self.push(("bin", op, ("v", a.name), bnode, style), iv, a.deps | deps)
 
     def op_transpose(self) -> bool:
@@ -480,12 +624,12 @@ class _Gen:
         if self.pool and self.rng.random() < 0.6:
             b = self.pick_pool(1)[0]
             op = pick(self.rng, ("add", "sub", "mul"))
-            return self.push(("bin", op, ("v", b.name), node, "infix"), E._iv_binary(op, b.iv, iv), deps | b.deps)
+            return self.push(("bin", op, ("v", b.name), node, "infix"), self._iv(op, b.iv, iv), deps | b.deps)
         return self.push(node, iv, deps)
 
-    def _mm_iv(self, a: E.Interval, b: E.Interval, k: int) -> E.Interval:
+    def _mm_iv(self, a: Interval, b: Interval, k: int) -> Interval:
         m = k * a.mag * b.mag
-        return E.Interval(-m, m)
+        return Interval(-m, m)
 
     def op_matmul(self) -> bool:
         if len(self.ts) != 2:
@@ -537,19 +681,19 @@ class _Gen:
             if kind == "pool" and self.pool:
                 p = self.pick_pool(1)[0]
                 init = ("scale", ("v", p.name), self.literal(0.25, 2.0), "right")
-                init_iv = E._iv_binary("mul", p.iv, E.Interval(-2.0, 2.0))
+                init_iv = self._iv("mul", p.iv, Interval(-2.0, 2.0))
                 deps |= p.deps
             elif kind == "full":
                 lit = self.literal()
-                init, init_iv = ("full", (M, N), lit[1], lit[2]), E.Interval(lit[2], lit[2])
+                init, init_iv = ("full", (M, N), lit[1], lit[2]), Interval(lit[2], lit[2])
             elif kind == "ones":
-                init, init_iv = ("ones", (M, N)), E.Interval(1.0, 1.0)
+                init, init_iv = ("ones", (M, N)), Interval(1.0, 1.0)
             else:
-                init, init_iv = ("zeros", (M, N)), E.Interval(0.0, 0.0)
+                init, init_iv = ("zeros", (M, N)), Interval(0.0, 0.0)
             acc = self.assign(init, (M, N), init_iv, set(), prefix="acc")
             ma = 1.0 if alpha is None else abs(alpha[2])
             mb = 1.0 if beta is None else abs(beta[2])
-            iv = E.Interval(-(ma * iv.mag + mb * init_iv.mag), ma * iv.mag + mb * init_iv.mag)
+            iv = Interval(-(ma * iv.mag + mb * init_iv.mag), ma * iv.mag + mb * init_iv.mag)
             self.stmts.append(("mm_acc", acc.name, a_node, b_node, alpha, beta))
             self.ops.add("matmul_accumulate")
             acc.iv, acc.deps = iv, frozenset(deps)
@@ -576,7 +720,7 @@ class _Gen:
         acc = self.fresh("acc")
         kv = pick(self.rng, ("k", "kk", "kt"))
         self.stmts.append(("gemm", acc, na, nb_, kv, KT, (M, N, TK)))
-        iv = E.Interval(-KT * TK * 1.0, KT * TK * 1.0)
+        iv = Interval(-KT * TK * 1.0, KT * TK * 1.0)
         self.pool.append(_Val(acc, (M, N), iv, {na, nb_}))
         self.ops.add("gemm_k_loop")
         return True
@@ -592,7 +736,7 @@ class _Gen:
         self.ops.add("tile_extract" if style == "fn" else "tile_index")
         b = self.pick_pool(1)[0]
         op = pick(self.rng, ("right", "left"))
-        return self.push(("scale", ("v", b.name), ("v", s.name), op), E._iv_binary("mul", b.iv, a.iv),
+        return self.push(("scale", ("v", b.name), ("v", s.name), op), self._iv("mul", b.iv, a.iv),
                          a.deps | b.deps)
 
     def op_const(self) -> bool:
@@ -603,11 +747,11 @@ class _Gen:
         roll = self.rng.random()
         ts = self.ts
         if roll < 0.3:
-            node, iv = ("ones", ts), E.Interval(1.0, 1.0)
+            node, iv = ("ones", ts), Interval(1.0, 1.0)
             self.ops.add("tile_ones")
         elif roll < 0.6:
             lit = self.literal()
-            node, iv = ("full", ts, lit[1], lit[2]), E.Interval(lit[2], lit[2])
+            node, iv = ("full", ts, lit[1], lit[2]), Interval(lit[2], lit[2])
             self.ops.add("tile_full")
         else:
             n = ts[-1]
@@ -616,7 +760,7 @@ class _Gen:
             if start + step * n > 40:
                 step = 0.25
             node = ("arange", start, step, n)
-            iv = E.Interval(min(start, start + step * (n - 1)), max(start, start + step * (n - 1)))
+            iv = Interval(min(start, start + step * (n - 1)), max(start, start + step * (n - 1)))
             if len(ts) == 2:
                 node = ("bcast", node, ts)
             self.ops.add("tile_arange")
@@ -626,7 +770,7 @@ class _Gen:
         style = "infix" if self.rng.random() < 0.75 else "map"
         first = self.rng.random() < 0.5
         pair = (("v", a.name), node) if first else (node, ("v", a.name))
-        iv = E._iv_binary(op, a.iv, iv) if first else E._iv_binary(op, iv, a.iv)
+        iv = self._iv(op, a.iv, iv) if first else self._iv(op, iv, a.iv)
         return self.push(("bin", op, pair[0], pair[1], style), iv, a.deps)
 
     def op_accumulate(self) -> bool:
@@ -643,15 +787,15 @@ class _Gen:
             op = "add" if self.rng.random() < 0.7 else "sub"
             if self.rng.random() < 0.3:
                 lit = self.literal(0.25, 2.0)
-                node, viv = ("scale", ("v", v.name), lit, "right"), E._iv_binary("mul", v.iv, E.Interval(lit[2], lit[2]))
+                node, viv = ("scale", ("v", v.name), lit, "right"), self._iv("mul", v.iv, Interval(lit[2], lit[2]))
             else:
                 node, viv = ("v", v.name), v.iv
             self.stmts.append(("iop", acc, op, node))
-            iv = E._iv_binary(op, E.Interval(lo, hi), viv)
+            iv = self._iv(op, Interval(lo, hi), viv)
             lo, hi = iv.lo, iv.hi
             deps |= v.deps
         self.ops.add("inplace_accumulate")
-        self.pool.append(_Val(acc, self.ts, E.Interval(lo, hi), deps))
+        self.pool.append(_Val(acc, self.ts, Interval(lo, hi), deps))
         return True
 
     # --- outputs ----------------------------------------------------------------------------------------------
@@ -690,11 +834,11 @@ class _Gen:
                 fold.append(holder)
         for holder in fold:
             op = pick(self.rng, ("add", "sub", "add", "mul"))
-            if op == "mul" and E._iv_binary("mul", res.iv, holder.iv).mag > LIMIT:
+            if op == "mul" and self._iv("mul", res.iv, holder.iv).mag > LIMIT:
                 op = "add"
             style = "infix" if self.rng.random() < 0.8 else "map"
             node = ("bin", op, ("v", res.name), ("v", holder.name), style)
-            res = self.assign(node, self.ts, E._iv_binary(op, res.iv, holder.iv), res.deps | holder.deps)
+            res = self.assign(node, self.ts, self._iv(op, res.iv, holder.iv), res.deps | holder.deps)
             self.pool.append(res)
         self.store(("v", res.name), self.ts)
         if extra is not None:
@@ -722,8 +866,7 @@ class _Gen:
         used_funcs = set()
         for st in self.stmts:
             used_funcs |= _stmt_funcs(st)
-        self.helpers = [h for h in self.helpers if h.split("def ", 1)[1].split("(", 1)[0] in used_funcs]
-        # renumber helpers in order of use so that names do not depend on pruned functions
+        self.helpers = [h for h in self.helpers if h.name in used_funcs]
         live_args = set()
         for st in self.stmts:
             live_args |= _stmt_args(st)
@@ -793,13 +936,13 @@ class _Gen:
         sig = []
         for a in self.args:
             if a.role == "scalar":
-                sig.append(f"{a.name}: {TY_SPELL[a.dtype]}")
+                sig.append(f"{a.name}: {SCALAR_TYPES[a.dtype].warp}")
             else:
                 sig.append(f"{a.name}: {array_type(a.dtype, len(a.shape))}")
         body = [self.emit_stmt(s) for s in self.stmts]
         body = [line for block in body for line in block.split("\n")]
         tid = f"{', '.join(self.idx)} = wp.tid()"
-        source = kernel_text(sig, body, self.helpers, tid, self.const_lines)
+        source = kernel_source(sig, body, self.helpers, tid, self.const_lines)
         differentiable, blocked = _gradient_ok(self.stmts)
         meta = {"ty": self.ty, "grid": self.grid, "layouts": dict(self.c.layouts), "stmts": list(self.stmts)}
         ops = set(re.findall(r"wp\.(tile_\w+|untile)\(", source))
@@ -826,9 +969,9 @@ class _Gen:
         c = self.c
         k = s[0]
         if k == "assign":
-            return f"{s[1]} = {strip_parens(emit(s[2], c))}"
+            return f"{s[1]} = {emit(s[2], c)}"
         if k == "iop":
-            return f"{s[1]} {'+=' if s[2] == 'add' else '-='} {strip_parens(emit(s[3], c))}"
+            return f"{s[1]} {'+=' if s[2] == 'add' else '-='} {emit(s[3], c)}"
         if k == "mm_acc":
             _, dst, a, b, alpha, beta = s
             extra = ""
@@ -839,7 +982,7 @@ class _Gen:
             return f"wp.tile_matmul({emit(a, c)}, {emit(b, c)}, {dst}{extra})"
         if k == "store":
             arr, off_text = _access(c, s[1])
-            return f"wp.tile_store({arr}, {strip_parens(emit(s[2], c))}{off_text})"
+            return f"wp.tile_store({arr}, {emit(s[2], c)}{off_text})"
         if k == "gemm":
             _, acc, na, nb_, kv, KT, (M, N, TK) = s
             i = self.idx[0]
@@ -958,7 +1101,7 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
     grid = tuple(meta["grid"])
     nb = len(grid)
     layouts = meta["layouts"]
-    env: dict = {"@tiles": {}}
+    env: dict = {"@tiles": {}, "@ty": SCALAR_TYPES[meta["ty"]]}
     for a in spec.args:
         if a.role == "in" and layouts[a.name].kind not in ("gemmA", "gemmB"):
             env["@tiles"][a.name] = layouts[a.name].to_tiles(np.asarray(inputs[a.name], dtype=np.float64))
@@ -996,9 +1139,10 @@ def reference(spec: KernelSpec, inputs) -> dict[str, np.ndarray]:
 FAMILY = Family(
     name="tiles",
     description=__doc__.strip().splitlines()[0],
-    generate=generate,
+    generate=screened("tiles", generate, reference, type_tolerance),
     reference=reference,
     tolerance=type_tolerance,
+    version=2,
     weight=1.0,
     covers=("tiles", "tile_load", "tile_store", "tile_map", "tile_matmul", "tile_transpose", "tile_broadcast",
             "shared memory", "block_dim", "tile views", "ragged tiles", "float64"),

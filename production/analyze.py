@@ -51,11 +51,13 @@ def analyze(root: Path) -> dict:
             "dtypes": dict(sorted(_count(json.loads(r["features"]).get("dtype", "?") for r in rs).items())),
         }
 
+    from production.hygiene import summarize
     from production.neardup import near_duplicate_numbers
 
     return {"dataset": str(root), "overall": stats(rows), "per_family": {f: stats(rs) for f, rs in sorted(fams.items())},
             "near_duplicates": near_duplicate_numbers(rows), "resources": resource_summary(rows),
-            "tokens": {f: _dist([r["tokens"]["total"] for r in rs if r.get("tokens")]) for f, rs in sorted(fams.items())}}
+            "tokens": {f: _dist([r["tokens"]["total"] for r in rs if r.get("tokens")]) for f, rs in sorted(fams.items())},
+            "hygiene": summarize({f: [r["python_source"] for r in rs] for f, rs in fams.items()})}
 
 
 RESOURCE_KEYS = ("registers", "spill_store_bytes", "spill_load_bytes", "stack_frame_bytes", "shared_bytes",
@@ -112,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{fam:<16}{kind:<10}{d['registers']['p50']:>9.0f}{d['registers']['max']:>9.0f}"
                           f"{d['spill_store_bytes']['nonzero']:>9}{d['stack_frame_bytes']['p95']:>10.0f}"
                           f"{d['shared_bytes']['p50']:>9.0f}{d['constant_bytes']['p50']:>9.0f}")
+        hy = res["hygiene"]
+        print(f"source hygiene (records with at least one; lines over {hy['long_line']} characters): "
+              + ", ".join(f"{k} {v['records']}" for k, v in hy["overall"].items() if k != "records"))
+        noisy = {f: {k: v["records"] for k, v in d.items() if k != "records" and v["records"]}
+                 for f, d in hy["per_family"].items()}
+        for fam, kinds in noisy.items():
+            if kinds:
+                print(f"  {fam:<16}" + ", ".join(f"{k} {n}" for k, n in kinds.items()))
         nd = res["near_duplicates"]
         print(f"near-duplicates (token 5-gram Jaccard): {nd['with_neighbour_ge_0.8']} of {nd['records']} records "
               f"have a neighbour >= 0.8 {nd['per_family_ge_0.8']}, {nd['with_neighbour_ge_0.9']} >= 0.9")

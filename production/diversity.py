@@ -26,7 +26,7 @@ def measure(n: int, names: list[str] | None = None) -> dict:
             seed = kernel_seed(0, name, "diversity", i)
             spec = family.spec(seed, rng_for(seed))
             hashes.add(structural_hash(spec.source))
-            exact.add(spec.kernel_name)
+            exact.add(spec.source)
         out[name] = {"programs": n, "exact_unique": len(exact), "structural_unique": len(hashes),
                      "structural_unique_fraction": round(len(hashes) / n, 4)}
     total = sum(v["programs"] for v in out.values())

@@ -25,27 +25,29 @@ from harness.writer import load_records, read_jsonl
 
 
 def verdicts(root: Path) -> dict[str, dict]:
-    """kernel name -> {"family", "accepted": bool, "reason", "numerics_device", "max_abs_err", "max_rel_err"}."""
+    """"family/seed" -> {"family", "kernel_name", "accepted": bool, "reason", "numerics_device", "max_abs_err",
+    "max_rel_err"} (keyed by seed: kernel names carry a short hash and may repeat across a dataset)."""
     root = Path(root)
     out: dict[str, dict] = {}
     parquet = sorted((root / "data").glob("*.parquet"))
     if parquet:
         rows = [row for path in parquet
-                for row in pq.read_table(path, columns=["kernel_name", "family", "verification"]).to_pylist()]
+                for row in pq.read_table(path, columns=["kernel_name", "family", "verification", "provenance"]).to_pylist()]
     else:
         rows = load_records(root)
     for row in rows:
         v = row["verification"]
-        out[row["kernel_name"]] = {"family": row["family"], "accepted": True, "reason": None,
-                                   "numerics_device": v["numerics_device"], "max_abs_err": v["max_abs_err"],
-                                   "max_rel_err": v["max_rel_err"]}
+        out[f"{row['family']}/{row['provenance']['seed']}"] = {
+            "family": row["family"], "kernel_name": row["kernel_name"], "accepted": True, "reason": None,
+            "numerics_device": v["numerics_device"], "max_abs_err": v["max_abs_err"], "max_rel_err": v["max_rel_err"]}
     reject_files = [root / "rejects.jsonl"] if (root / "rejects.jsonl").exists() else \
         sorted((root / "work" / "rejects").rglob("*.jsonl"))
     for path in reject_files:
         for rej in read_jsonl(path):
-            if rej.get("device", "cuda") == "cuda" and rej.get("kernel_name") and rej["kernel_name"] not in out:
-                out[rej["kernel_name"]] = {"family": rej["family"], "accepted": False, "reason": rej["reason"],
-                                           "message": rej.get("message", "")[:300]}
+            key = f"{rej['family']}/{rej['seed']}"
+            if rej.get("device", "cuda") == "cuda" and rej.get("kernel_name") and key not in out:
+                out[key] = {"family": rej["family"], "kernel_name": rej["kernel_name"], "accepted": False,
+                            "reason": rej["reason"], "message": rej.get("message", "")[:300]}
     return out
 
 
@@ -68,7 +70,8 @@ def compare(a: dict[str, dict], b: dict[str, dict]) -> dict:
         kinds[kind] += 1
         by_family[(x or y)["family"]][kind] += 1
         if kind in ("accepted_by_a_only", "accepted_by_b_only", "rejected_differently"):
-            changed.append({"kernel_name": name, "family": (x or y)["family"], "kind": kind,
+            changed.append({"key": name, "kernel_name": (x or y)["kernel_name"], "family": (x or y)["family"],
+                            "kind": kind,
                             "a": x.get("reason") or "accepted", "b": y.get("reason") or "accepted",
                             "message": x.get("message") or y.get("message", "")})
     return {"kinds": dict(sorted(kinds.items())),

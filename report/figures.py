@@ -76,16 +76,21 @@ def fig_lengths(series: dict, out: Path) -> str:
     fams = sorted(set(series["cpu"]["family"].tolist()) | set(series["cuda"]["family"].tolist()))
     fig, ax = plt.subplots(figsize=(11, 5))
     x = np.arange(len(fams))
-    for k, d in enumerate(("cpu", "cuda")):
-        s = series[d]
-        data = [s["pair_tokens"][s["family"] == f] for f in fams]
-        bp = ax.boxplot(data, positions=x + (k - 0.5) * 0.36, widths=0.32, whis=(5, 95), showfliers=False,
+    s = series["cpu"]        # before the budget: the CPU records with the CPU kernels rejected over_budget
+    before = [np.concatenate([s["pair_tokens"][s["family"] == f],
+                              s.get("over_budget_tokens", np.zeros(0, dtype=np.int64))[
+                                  s.get("over_budget_family", np.zeros(0, dtype=object)) == f]]) for f in fams]
+    groups = [("before", before, "0.6", "CPU kernels before the budget (records + over_budget rejects)")]
+    groups += [(d, [series[d]["pair_tokens"][series[d]["family"] == f] for f in fams], COLORS[d],
+                f"{LABELS[d]} records (box: p25-p75, whiskers: p5-p95)") for d in ("cpu", "cuda")]
+    for k, (_key, data, color, label) in enumerate(groups):
+        bp = ax.boxplot(data, positions=x + (k - 1) * 0.28, widths=0.25, whis=(5, 95), showfliers=False,
                         patch_artist=True, manage_ticks=False)
         for box in bp["boxes"]:
-            box.set(facecolor=COLORS[d], alpha=0.55)
+            box.set(facecolor=color, alpha=0.55)
         for med in bp["medians"]:
             med.set(color="k")
-        ax.plot([], [], "s", color=COLORS[d], alpha=0.55, label=f"{LABELS[d]} (box: p25-p75, whiskers: p5-p95)")
+        ax.plot([], [], "s", color=color, alpha=0.55, label=label)
     for c, style in zip(CONTEXTS, (":", "-.", "--", "-")):
         ax.axhline(c, color="0.35", ls=style, lw=1)
         ax.plot([], [], color="0.35", ls=style, lw=1, label=f"{c // 1024}k context")

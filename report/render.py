@@ -93,7 +93,8 @@ def context(nums: dict, catalog: dict, drawn: dict, datasets: dict, meta: dict, 
     # -- characteristics -----------------------------------------------------------------------------------------
     ctx["table.context"] = T.context_table(nums)
     ctx["fig.lengths"] = figure(drawn, "lengths", "cl100k tokens per record (Python + generated code) by family, "
-                                                  "both datasets, against 4k/8k/16k/32k contexts")
+                                                  "both datasets, against 4k/8k/16k/32k contexts; grey: the CPU "
+                                                  "kernels before the token budget")
     ctx["lengths.sentence"] = lengths_sentence(cpu, cuda)
     ctx["table.verification"] = T.verification_table(nums)
     ctx["fig.verification"] = figure(drawn, "verification", "Each record's largest relative error (records with "
@@ -162,6 +163,9 @@ def _task_score(task: str, t: dict) -> str:
     only = t.get("outcomes", {}).get("compiled_only", 0)
     if only and only == t.get("predictions"):
         return f"`{task}` compiled only (no GPU to run it)"
+    if only:
+        return (f"`{task}` {100 * t['pass@1']:.1f}% ({n(only)} of {n(t['predictions'])} compiled but not run: "
+                "no GPU)")
     return f"`{task}` {100 * t['pass@1']:.1f}%"
 
 
@@ -307,7 +311,17 @@ def lengths_sentence(cpu: dict, cuda: dict) -> str:
             f"magnitude: `{shortest[0]}` has a median of {n(shortest[1]['p50'])} tokens, `{longest[0]}` "
             f"{n(longest[1]['p50'])}. The 16,384-token budget bounds every record, so all fit a 32k context; "
             f"{pct(t['fit']['8192'], cpu['records'])} of CPU records fit 8k and {pct(t['fit']['4096'], cpu['records'])} "
-            "fit 4k.")
+            "fit 4k." + budget_clause(t.get("budget")))
+
+
+def budget_clause(b: dict | None) -> str:
+    """How long the kernels were before the budget cut (the grey boxes of the lengths figure)."""
+    if not b or not b["over_budget"]:
+        return ""
+    worst = max(b["per_family"].items(), key=lambda kv: kv[1]["over_budget"] / max(kv[1]["generated"], 1))
+    return (f" Before the cut, {pct(b['over_budget'], b['generated'])} of the CPU kernels were longer (grey boxes); "
+            f"most in `{worst[0]}`, {pct(worst[1]['over_budget'], worst[1]['generated'])} of its kernels, median "
+            f"{n(worst[1]['p50_before'])} tokens before and {n(worst[1]['p50_after'] or 0)} after.")
 
 
 def verification_sentence(cpu: dict) -> str:
@@ -329,7 +343,24 @@ def quality_sentence(cpu: dict, cuda: dict) -> str:
              "`wkf-validate` reported problems or was not run for this build. ")
             + "No two records of a dataset share a structural hash. Near-duplicates below are measured on Python "
             "token 5-grams, every pair at or above 80% found exactly (an all-pairs similarity join with prefix "
-            "filtering, not a MinHash estimate).")
+            "filtering, not a MinHash estimate). " + hygiene_sentence(probs))
+
+
+HYGIENE_WORDS = {"unused_funcs": "unused `@wp.func`", "dead_locals": "dead local",
+                 "self_comparisons": "`x <= x`", "identity_ops": "`e - 0`-style identity",
+                 "long_lines": "line over 120 characters", "hashed_names": "long hash in a name"}
+
+
+def hygiene_sentence(probs: list[dict]) -> str:
+    """What a reader would call noise in the Python (``production/hygiene.py``), counted in both datasets."""
+    hy = [q.get("hygiene") for q in probs]
+    if not all(hy):
+        return ""
+    if all(h[k]["records"] == 0 for h in hy for k in HYGIENE_WORDS):
+        return "No record's Python has any of: " + ", ".join(HYGIENE_WORDS.values()) + " (`wkf-analyze`)."
+    return ("Records (CPU/CUDA) whose Python has noise (`wkf-analyze`): "
+            + ", ".join(f"{words} {n(hy[0][k]['records'])}/{n(hy[1][k]['records'])}"
+                        for k, words in HYGIENE_WORDS.items()) + ".")
 
 
 def saturation_sentence(sat: dict | None) -> str:

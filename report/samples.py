@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+from .stats import program_key
+
 
 def shorten(text: str, head: int, tail: int, comment: str = "//") -> str:
     lines = text.rstrip("\n").splitlines()
@@ -70,7 +72,7 @@ def reverse_part(backward: str, keep: int = 18) -> str:
 def sample_records(datasets: dict, per: int = 3) -> str:
     """Appendix A: up to ``per`` kernels (preferring families of different kinds), CPU and CUDA code side by side."""
     cpu_rows = datasets["cpu"].rows
-    cuda_by_name = {r["kernel_name"]: r for r in datasets["cuda"].rows}
+    cuda_by_name = {program_key(r): r for r in datasets["cuda"].rows}
     by_family: dict[str, list[dict]] = {}
     for r in cpu_rows:
         by_family.setdefault(r["family"], []).append(r)
@@ -79,7 +81,7 @@ def sample_records(datasets: dict, per: int = 3) -> str:
     chosen = []
     for fam in order:
         rs = sorted(by_family[fam], key=lambda r: (len(r["python_source"]), r["id"]))
-        both = [r for r in rs if r["kernel_name"] in cuda_by_name] or rs
+        both = [r for r in rs if program_key(r) in cuda_by_name] or rs
         chosen.append(both[len(both) // 4])
         if len(chosen) == per:
             break
@@ -96,7 +98,7 @@ def sample_records(datasets: dict, per: int = 3) -> str:
                          + "\n```\n")
         if r["ir"]["support"]:
             parts.append("Support code (`ir.support`):\n\n```cpp\n" + support_excerpt(r["ir"]["support"]) + "\n```\n")
-        twin = cuda_by_name.get(r["kernel_name"])
+        twin = cuda_by_name.get(program_key(r))
         if twin is not None:
             parts.append(f"CUDA forward of the same kernel from `cuda_code` (`ir.forward`, {twin['ir']['arch']}):\n\n"
                          "```cuda\n" + focus(twin["ir"]["forward"], 16, 4) + "\n```\n")

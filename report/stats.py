@@ -183,6 +183,32 @@ def token_numbers(rows: list[dict]) -> tuple[dict, dict]:
     return numbers, {"pair_tokens": total, "python_tokens": py, "generated_tokens": code}
 
 
+OVER_BUDGET = re.compile(r"^(\d+) cl100k tokens")
+
+
+def budget_numbers(tokens: dict, token_series: dict, families: np.ndarray, rejects: list[dict],
+                   device: str) -> tuple[dict, dict]:
+    """Lengths before the token budget: the records plus the kernels rejected ``over_budget`` (their length is
+    in the reject's message), per family."""
+    over_f, over_t = [], []
+    for rej in rejects:
+        m = OVER_BUDGET.match(rej.get("message", "")) if rej.get("reason") == "over_budget" else None
+        if m and rej.get("device", device) == device:
+            over_f.append(rej["family"])
+            over_t.append(int(m.group(1)))
+    over_f, over_t = np.asarray(over_f, dtype=object), np.asarray(over_t, dtype=np.int64)
+    kept = token_series["pair_tokens"]
+    per_family = {}
+    for f in sorted(set(families.tolist()) | set(over_f.tolist())):
+        before = np.concatenate([kept[families == f], over_t[over_f == f]])
+        per_family[f] = {"generated": int(before.size), "over_budget": int(np.count_nonzero(over_f == f)),
+                         "p50_before": float(np.median(before)), "p95_before": float(np.percentile(before, 95)),
+                         "p50_after": tokens["per_family"].get(f, {}).get("p50")}
+    numbers = {"over_budget": int(over_t.size), "generated": int(kept.size + over_t.size),
+               "per_family": per_family}
+    return numbers, {"over_budget_tokens": over_t, "over_budget_family": over_f}
+
+
 def adjoint_numbers(rows: list[dict]) -> dict:
     """Bytes of adjoint code: each record's backward entry plus the ``adj_*`` helper functions in its support,
     against the bytes of its JSON line (what the 200 MB target counts)."""
@@ -509,6 +535,7 @@ def family_numbers(rows: list[dict]) -> dict:
 
 
 def quality_numbers(ds: Dataset, run_validate: bool) -> dict:
+    from production.hygiene import summarize
     from production.neardup import near_duplicate_numbers
 
     ids = Counter(r["id"] for r in ds.rows)
@@ -524,6 +551,7 @@ def quality_numbers(ds: Dataset, run_validate: bool) -> dict:
         "duplicate_ids": sum(1 for n in ids.values() if n > 1),
         "duplicate_structures": sum(1 for n in structs.values() if n > 1),
         "near_duplicates": near_duplicate_numbers(ds.rows),
+        "hygiene": summarize({"all": [r["python_source"] for r in ds.rows]})["overall"],
         "splits": dict(splits_by_file),
         "validated": run_validate,
         "validate_problems": None,
@@ -545,6 +573,8 @@ def dataset_numbers(ds: Dataset, run_validate: bool = True,
     language = "cpp" if ds.device == "cpu" else "cuda"
     sizes, size_series = size_numbers(rows)
     tokens, token_series = token_numbers(rows)
+    families = np.asarray([r["family"] for r in rows])
+    tokens["budget"], budget_series = budget_numbers(tokens, token_series, families, ds.rejects, ds.device)
     resources = resource_numbers(rows)
     verification, ver_series = verification_numbers(rows)
     compressed = sum(p.stat().st_size for p in ds.parquet_files)
@@ -587,7 +617,7 @@ def dataset_numbers(ds: Dataset, run_validate: bool = True,
         "coverage": coverage_numbers(rows, language),
         "quality": quality_numbers(ds, run_validate),
     }
-    series = {**size_series, **token_series, **ver_series, "family": np.asarray([r["family"] for r in rows]),
+    series = {**size_series, **token_series, **budget_series, **ver_series, "family": families,
               "registers": resources["series"]}
     return numbers, series
 
@@ -605,13 +635,19 @@ def statements(code: str | None) -> list[str]:
             if s and not s.startswith("//") and s not in ("}", "{", "return;", "continue;")]
 
 
+def program_key(row: dict) -> tuple[str, int]:
+    """What makes a record's program the same in both datasets: its family and seed (kernel names carry a short
+    hash and may repeat)."""
+    return row["family"], row["provenance"]["seed"]
+
+
 def overlap_numbers(datasets: dict[str, Dataset]) -> dict:
     """How the two datasets relate: the same programs compiled for two backends, in the same splits, and how
     much of their generated statements the two backends share."""
     if not all(d in datasets for d in DEVICES):
         return {}
-    cpu = {r["kernel_name"]: r for r in datasets["cpu"].rows}
-    cuda = {r["kernel_name"]: r for r in datasets["cuda"].rows}
+    cpu = {program_key(r): r for r in datasets["cpu"].rows}
+    cuda = {program_key(r): r for r in datasets["cuda"].rows}
     both = sorted(set(cpu) & set(cuda))
     same_source = sum(1 for k in both if cpu[k]["python_source"] == cuda[k]["python_source"])
     same_structure = sum(1 for k in both if cpu[k]["structural_hash"] == cuda[k]["structural_hash"])

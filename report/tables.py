@@ -194,8 +194,11 @@ def baselines_table(base: dict) -> str:
         for device, s in sorted(data["datasets"].items()):
             for task, t in sorted(s["tasks"].items()):
                 outcomes = ", ".join(f"{o} {n(c)}" for o, c in sorted(t["outcomes"].items(), key=lambda kv: -kv[1]))
-                rows.append([name, f"`{task}`", n(t["predictions"]), f"{100 * t['pass@1']:.1f}%",
-                             f"{100 * t['compile_rate']:.1f}%", outcomes])
+                only = t["outcomes"].get("compiled_only", 0)
+                score = ("not run (no GPU)" if only == t["predictions"] else
+                         f"{100 * t['pass@1']:.1f}% ({n(only)} not run)" if only else f"{100 * t['pass@1']:.1f}%")
+                rows.append([name, f"`{task}`", n(t["predictions"]), score, f"{100 * t['compile_rate']:.1f}%",
+                             outcomes])
     m = base.get("mutants")
     if m:
         rows.append(["mutants (single mutation of the forward)", "`py2cpp`", n(m["mutants"]),

@@ -265,3 +265,23 @@ def test_with_ptx_a_cuda_record_keeps_the_ptx_of_its_own_entries_only():
         assert f".visible .entry {name}_cuda_kernel_forward(" in ptx
         assert f".visible .entry {name}_cuda_kernel_backward(" in ptx
         assert ptx.count(".visible .entry") == 2
+
+
+def test_programs_that_share_a_short_name_are_built_apart_and_each_keeps_its_own_code(monkeypatch):
+    """Names carry a short content hash; with one hex digit, two of these eleven programs share a name, and each
+    record must still hold the code of its own program (its constant), built in a module of its own round."""
+    import harness.family as hf
+
+    monkeypatch.setattr(hf, "NAME_HASH_DIGITS", 1)
+    sources = _variants(11)
+    names = [_family([s]).spec(0, np.random.default_rng(0)).kernel_name for s in sources]
+    assert len(set(names)) < len(names)
+    job = ChunkJob(family=_family(sources), chunk="c00000", indices=tuple(range(11)), devices=("cpu",),
+                   factory_seed=0, build=BuildOptions())
+    result = run_chunk(job)
+    assert not result.rejects
+    assert sorted(r["provenance"]["index"] for r in result.records) == list(range(11))
+    for record in result.records:
+        constant = sources[record["provenance"]["index"]].rsplit("+ ", 1)[1].split(")")[0]
+        assert f"+ {constant})" in record["python_source"]
+        assert constant in record["ir"]["forward"]

@@ -269,3 +269,11 @@ def test_cli_prints_the_side_by_side_table(tmp_path, capsys, monkeypatch, warp_r
     summary = coverage.summary_lines(result, top=3)
     assert summary[1].startswith(f"  tiny_code: JSD {ds['divergence_jsd_vs_non_test']:.4f} bits, {len(gap)} gaps")
     assert gap[0] in summary[1] and summary[1].count("), ") == 2  # the top 3 only
+
+
+def test_constructs_left_out_say_why():
+    from production.coverage import exception_of
+
+    assert exception_of("kernel:opt:entry_point_abi").startswith("cpu: ")
+    assert exception_of("kernel:opt:module").startswith("by design: ")
+    assert exception_of("builtin:sin") is None

@@ -104,8 +104,8 @@ def truth_for(device: str) -> dict:
 @pytest.fixture(scope="module")
 def truth() -> dict:
     t = {d: truth_for(d) for d in DEVICES}
-    cpu = {r["kernel_name"]: r for r in t["cpu"]["rows"]}
-    cuda = {r["kernel_name"]: r for r in t["cuda"]["rows"]}
+    cpu = {(r["family"], r["provenance"]["seed"]): r for r in t["cpu"]["rows"]}
+    cuda = {(r["family"], r["provenance"]["seed"]): r for r in t["cuda"]["rows"]}
     both = sorted(set(cpu) & set(cuda))
     t["both"] = both
     t["identical"] = sum(statements(cpu[k]["ir"]["forward"]) == statements(cuda[k]["ir"]["forward"]) and
@@ -312,8 +312,12 @@ def check_baselines(text: str, t: dict) -> list[str]:
             continue
         for _, s in sorted(data["datasets"].items()):
             for task, v in s["tasks"].items():
+                only = v["outcomes"].get("compiled_only", 0)
+                score = f"{100 * v['pass@1']:.1f}%"       # what ran; what only compiled is said, never a pass
+                score = "not run (no GPU)" if only == v["predictions"] else \
+                    f"{score} ({n(only)} not run)" if only else score
                 compare(p, f"{name} {task}", got.get((name, f"`{task}`"), [None] * 5)[2:5],
-                        [n(v["predictions"]), f"{100 * v['pass@1']:.1f}%", f"{100 * v['compile_rate']:.1f}%"])
+                        [n(v["predictions"]), score, f"{100 * v['compile_rate']:.1f}%"])
     return p
 
 
@@ -459,3 +463,20 @@ def test_uncited_or_dangling_figures_refuse_to_render():
     with pytest.raises(RenderError, match="cited but not drawn"):
         fill("see @@REF:b@@", {})
     assert fill("![x](figures/a.png)\n\n*@@FIG:a@@: c* as @@REF:a@@ shows", {}).endswith("Figure 1 shows")
+
+
+def test_lengths_before_the_budget_add_the_over_budget_rejects_of_the_same_device():
+    from report.stats import budget_numbers
+
+    tokens = {"per_family": {"a": {"p50": 150.0}}}
+    series = {"pair_tokens": np.asarray([100, 200])}
+    rejects = [{"family": "a", "device": "cpu", "reason": "over_budget", "message": "20000 cl100k tokens (...)"},
+               {"family": "a", "device": "cuda", "reason": "over_budget", "message": "30000 cl100k tokens (...)"},
+               {"family": "b", "device": "cpu", "reason": "over_budget", "message": "40000 cl100k tokens (...)"},
+               {"family": "a", "device": "cpu", "reason": "mismatch", "message": "12 cl100k tokens"}]
+    numbers, s = budget_numbers(tokens, series, np.asarray(["a", "a"]), rejects, "cpu")
+    assert numbers["over_budget"] == 2 and numbers["generated"] == 4
+    assert numbers["per_family"]["a"] == {"generated": 3, "over_budget": 1, "p50_before": 200.0,
+                                          "p95_before": pytest.approx(18020.0), "p50_after": 150.0}
+    assert numbers["per_family"]["b"]["p50_after"] is None
+    assert s["over_budget_tokens"].tolist() == [20000, 40000]

@@ -314,12 +314,18 @@ def test_resource_usage_reads_every_entry_whatever_the_order_of_constant_banks()
 
 
 def _run_dir(root, accepted: dict[str, float], rejected: dict[str, str]):
+    """A run's records and rejects; kernel ``kN`` has seed N, and k7/k8 share one kernel name (short hashes may
+    repeat across a dataset: verdicts are keyed by family and seed)."""
+    def name(k):
+        return "k_shared" if k in ("k7", "k8") else k
+
     (root / "records").mkdir(parents=True)
-    rows = [{"kernel_name": k, "family": "atomic", "verification": {"numerics_device": "cuda", "max_abs_err": e,
-                                                                    "max_rel_err": e}} for k, e in accepted.items()]
+    rows = [{"kernel_name": name(k), "family": "atomic", "provenance": {"seed": int(k[1:])},
+             "verification": {"numerics_device": "cuda", "max_abs_err": e, "max_rel_err": e}}
+            for k, e in accepted.items()]
     (root / "records" / "shard-00000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    rejects = [{"kernel_name": k, "family": "atomic", "device": "cuda", "reason": r, "message": f"{k}: {r}"}
-               for k, r in rejected.items()]
+    rejects = [{"kernel_name": name(k), "family": "atomic", "seed": int(k[1:]), "device": "cuda", "reason": r,
+                "message": f"{k}: {r}"} for k, r in rejected.items()]
     (root / "rejects.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rejects))
     return root
 
@@ -327,11 +333,12 @@ def _run_dir(root, accepted: dict[str, float], rejected: dict[str, str]):
 def test_gpu_compare_sets_the_two_runs_verdicts_side_by_side(tmp_path, capsys):
     from production.gpu_compare import compare, main, verdicts
 
-    a = _run_dir(tmp_path / "a", {"k1": 0.0, "k2": 1e-7, "k3": 0.0}, {"k4": "mismatch", "k5": "degenerate_constant"})
-    b = _run_dir(tmp_path / "b", {"k1": 3e-7, "k4": 0.0}, {"k2": "mismatch", "k5": "degenerate_constant",
-                                                          "k6": "over_budget"})
+    a = _run_dir(tmp_path / "a", {"k1": 0.0, "k2": 1e-7, "k3": 0.0, "k7": 0.0, "k8": 0.0},
+                 {"k4": "mismatch", "k5": "degenerate_constant"})
+    b = _run_dir(tmp_path / "b", {"k1": 3e-7, "k4": 0.0, "k7": 0.0, "k8": 0.0},
+                 {"k2": "mismatch", "k5": "degenerate_constant", "k6": "over_budget"})
     result = compare(verdicts(a), verdicts(b))
-    assert result["kinds"] == {"accepted_by_a_only": 1, "accepted_by_b_only": 1, "both_accepted": 1,
+    assert result["kinds"] == {"accepted_by_a_only": 1, "accepted_by_b_only": 1, "both_accepted": 3,
                                "both_rejected": 1, "only_a": 1, "only_b": 1}
     assert result["reasons_of_changes"] == {"accepted -> mismatch": 1, "mismatch -> accepted": 1}
     assert result["largest_rel_err_move"] == pytest.approx(3e-7)

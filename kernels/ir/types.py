@@ -4,14 +4,14 @@ Each type knows how Warp source spells it and which NumPy dtype holds one compon
 ``harness.dtypes`` where that table has the type (so records and IR agree), and otherwise from the Warp type's
 own name (``wp.int8``, ``wp.vec3d``...): there is no second spelling table here.
 
-Values of a type inside the interpreter (see :mod:`kernels._ir.interp`) are NumPy arrays with one row per
+Values of a type inside the interpreter (see :mod:`kernels.ir.interp`) are NumPy arrays with one row per
 thread: floats are carried in float64 and rounded to their type after each operation, integers in their own
 dtype (so NumPy's wrap-around is C's), booleans as ``bool``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
@@ -115,6 +115,15 @@ class Vector(_Composite):
 
 
 @dataclass(frozen=True, slots=True)
+class SpatialVector(Vector):
+    """``wp.spatial_vector``: a 6-vector (angular top, linear bottom) of ``scalar`` components."""
+
+    @property
+    def name(self) -> str:
+        return "spatial_vector" + ("" if self.scalar.name == "float32" else _SUFFIX[self.scalar.name])
+
+
+@dataclass(frozen=True, slots=True)
 class Matrix(_Composite):
     """``wp.mat{rows}{cols}`` of ``scalar`` components."""
 
@@ -182,14 +191,31 @@ class Array:
 
     dtype: "Type"
     ndim: int = 1
+    short: bool = field(default=False, compare=False)     # spelled ``wp.array2d(dtype=...)`` (same type)
 
     @property
     def warp(self) -> str:
+        if self.short and 1 < self.ndim <= 4:
+            return f"wp.array{self.ndim}d(dtype={self.dtype.warp})"
         suffix = f", ndim={self.ndim}" if self.ndim != 1 else ""
         return f"wp.array(dtype={self.dtype.warp}{suffix})"
 
     def __str__(self) -> str:
         return f"array({self.dtype}, {self.ndim})"
+
+
+@dataclass(frozen=True, slots=True)
+class TupleOf:
+    """The result of a ``@wp.func`` returning several values (``return a, b``), unpacked by the caller."""
+
+    items: tuple["Type", ...]
+
+    @property
+    def warp(self) -> str:
+        return f"tuple[{', '.join(t.warp for t in self.items)}]"
+
+    def __str__(self) -> str:
+        return f"tuple({', '.join(map(str, self.items))})"
 
 
 Composite = Union[Vector, Matrix, Quat, Transform]

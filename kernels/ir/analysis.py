@@ -6,14 +6,16 @@ source-hygiene checks (self-comparisons such as ``x <= x``, identity operations 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterator
+from typing import Iterable, Iterator
 
-from kernels._ir import nodes as n
-from kernels._ir.types import Array, Scalar
+from kernels.ir import nodes as n
+from kernels.ir.types import BOOL, Array, Scalar
 
-#: operations whose two equal arguments make a constant or a copy (``x - x``, ``x / x``, ``min(x, x)``...)
+#: operations that two equal arguments make a constant, a copy or a simpler operation (``x - x``, ``x / x``,
+#: ``min(x, x)``, ``atan2(x, x)``, ``copysign(x, x)``, ``clamp(x, x, h)``, ``lerp(a, a, t)``...)
 SELF_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "sub", "div", "floordiv", "mod", "min", "max",
-                      "and", "or", "bit_and", "bit_or", "bit_xor"})
+                      "and", "or", "bit_and", "bit_or", "bit_xor", "atan2", "pow", "copysign", "clamp", "lerp",
+                      "smoothstep", "pow_op", "mod_fn", "floordiv_fn"})
 
 
 def subexprs(e: n.Expr) -> Iterator[n.Expr]:
@@ -21,6 +23,22 @@ def subexprs(e: n.Expr) -> Iterator[n.Expr]:
     yield e
     for c in n.children(e):
         yield from subexprs(c)
+
+
+def depth(e: n.Expr) -> int:
+    """Operations on the longest path from ``e`` to a leaf (a leaf has depth 0)."""
+    below = [depth(c) for c in n.children(e) if not isinstance(e, n.Load)]
+    return (1 + max(below)) if below and isinstance(e, (n.Call, n.FuncCall)) else max(below, default=0)
+
+
+def size(e: n.Expr) -> int:
+    """Number of operations (calls of the table or of helpers) in ``e``."""
+    return sum(isinstance(x, (n.Call, n.FuncCall)) for x in subexprs(e))
+
+
+def reads(exprs: Iterable[n.Expr], name: str) -> int:
+    """How many times ``exprs`` (and what is inside them) read local ``name``."""
+    return sum(isinstance(x, n.Var) and x.name == name for e in exprs for x in subexprs(e))
 
 
 def uses(e: n.Expr) -> set[str]:
@@ -48,14 +66,21 @@ def expressions(body: tuple[n.Stmt, ...]) -> Iterator[n.Expr]:
             yield from subexprs(e)
 
 
+def op_names(kernel: n.Kernel) -> list[str]:
+    """The table operations a kernel and its helpers use, sorted (casts as ``cast``)."""
+    body = kernel.body + tuple(s for f in kernel.funcs for s in f.body)
+    return sorted({x.op if isinstance(x, n.Call) else "cast" for x in expressions(body)
+                   if isinstance(x, (n.Call, n.Cast))})
+
+
 def _is_const(e: n.Expr, value: float) -> bool:
     return isinstance(e, n.Const) and not isinstance(e.value, bool) and e.value == value
 
 
 def is_identity(e: n.Expr) -> bool:
     """``x + 0``, ``0 + x``, ``x - 0``, ``x * 1``, ``1 * x``, ``x / 1``, ``x // 1``, ``x | 0``, ``x ^ 0``,
-    ``x << 0``, ``x >> 0``, ``-(-x)``, ``where(c, x, x)`` and casts to the same type: operations that return an
-    argument unchanged."""
+    ``x << 0``, ``x >> 0``, ``-(-x)``, ``where(c, x, x)``, ``x if c else x`` and casts to the same type:
+    operations that return an argument unchanged."""
     if isinstance(e, n.Cast):
         return e.type == e.value.type
     if not isinstance(e, n.Call):
@@ -71,14 +96,38 @@ def is_identity(e: n.Expr) -> bool:
         return _is_const(a[1], 1)
     if e.op == "neg":
         return isinstance(a[0], n.Call) and a[0].op == "neg"
-    if e.op == "where":
+    if e.op in ("where", "ifexp"):
         return a[1] == a[2]
     return False
 
 
+def is_absorbed(e: n.Expr) -> bool:
+    """``max(x, min(x, y))`` or ``min(x, max(x, y))`` (in any order), always ``x``; ``abs(-x)`` or
+    ``abs(abs(x))``, always ``abs(x)``."""
+    if isinstance(e, n.Call) and e.op == "abs":
+        return isinstance(e.args[0], n.Call) and e.args[0].op in ("neg", "abs")
+    if not (isinstance(e, n.Call) and e.op in ("min", "max")):
+        return False
+    other = "max" if e.op == "min" else "min"
+    for a, b in (e.args, e.args[::-1]):
+        if isinstance(b, n.Call) and b.op == other and a in b.args:
+            return True
+    return False
+
+
+def is_double_negation(e: n.Expr) -> bool:
+    """``x - (-c)``, ``x + (-c)`` for a negative constant ``-c``, or ``x + -y``, ``x - -y``: a person writes
+    ``x + c``, ``x - c``, ``x - y``, ``x + y``."""
+    if not (isinstance(e, n.Call) and e.op in ("add", "sub")):
+        return False
+    b = e.args[1]
+    negative = isinstance(b, n.Const) and not isinstance(b.value, bool) and b.value < 0
+    return negative or (isinstance(b, n.Call) and b.op == "neg")
+
+
 def is_self_operation(e: n.Expr) -> bool:
     """A comparison or operation of a value with itself (``x <= x``, ``x - x``, ``min(x, x)``)."""
-    return isinstance(e, n.Call) and e.op in SELF_OPS and len(e.args) == 2 and e.args[0] == e.args[1]
+    return isinstance(e, n.Call) and e.op in SELF_OPS and len(set(e.args)) < len(e.args)
 
 
 def simplify(e: n.Expr) -> n.Expr:
@@ -89,7 +138,7 @@ def simplify(e: n.Expr) -> n.Expr:
             a = e.args
             if e.op == "neg":
                 return a[0].args[0]
-            if e.op == "where":
+            if e.op in ("where", "ifexp"):
                 return a[1]
             unit = 1 if e.op == "mul" else 0
             left_is_unit = e.op in ("add", "mul", "bit_or", "bit_xor") and _is_const(a[0], unit)
@@ -121,20 +170,36 @@ def _live_block(body, live: set[str], loop_live: frozenset[str]) -> tuple[tuple[
     return tuple(reversed(out)), live
 
 
+def draws(e: n.Expr) -> bool:
+    """Whether ``e`` calls a random builtin (which advances its state: the call is not pure)."""
+    from kernels.ir.ops import OPS
+    return any(isinstance(x, n.Call) and OPS[x.op].draws for x in subexprs(e))
+
+
 def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
+    if isinstance(s, n.Unpack):
+        if not live & set(s.names) and not draws(s.value):
+            return None, live
+        return s, (live - set(s.names)) | uses(s.value)
     if isinstance(s, (n.Let, n.Assign)):
-        if s.name not in live:
+        if s.name not in live and not draws(s.value):
             return None, live
         return s, (live - {s.name}) | uses(s.value)
+    if isinstance(s, n.LetOut):              # the out argument is read: its declaration must stay
+        if s.name not in live and s.out not in live:
+            return None, live
+        return s, (live - {s.name}) | uses(s.value) | {s.out}
+    if isinstance(s, (n.SetElement, n.SetAttr)):   # reads the rest of the local: it stays live
+        return (s, live | uses(s.value)) if s.name in live else (None, live)
     if isinstance(s, (n.Break, n.Continue)):
         return s, live | loop_live
     if isinstance(s, n.Return):
-        return s, uses(s.value)
+        return s, uses(s.value) if s.value is not None else live
     if isinstance(s, n.If):
         then, lt = _live_block(s.then, set(live), loop_live)
         orelse, le = _live_block(s.orelse, set(live), loop_live)
         return replace(s, then=then, orelse=orelse), lt | le | uses(s.cond)
-    if isinstance(s, (n.For, n.While)):
+    if isinstance(s, (n.For, n.While, n.GridQuery)):
         head = set(live)
         while True:
             body, entry = _live_block(s.body, head | live, frozenset(head | live))
@@ -144,13 +209,18 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
             head = new
         if isinstance(s, n.For):
             return replace(s, body=body), (head - {s.var}) | uses(s.start) | uses(s.stop)
+        if isinstance(s, n.GridQuery):
+            return replace(s, body=body), (head - {s.var}) | set().union(*map(uses, n.stmt_exprs(s)))
         return replace(s, body=body), head
+    if isinstance(s, n.Atomic) and s.result is not None:
+        live = live - {s.result}
     return s, live | set().union(*(uses(e) for e in n.stmt_exprs(s)))
 
 
 def dead_locals(kernel: n.Kernel) -> list[str]:
     """Names bound by statements that :func:`remove_dead` would remove."""
-    before = [s for s in statements(kernel.body) if isinstance(s, (n.Let, n.Assign))]
+    before = [s for s in statements(kernel.body)
+              if isinstance(s, (n.Let, n.Assign, n.LetOut, n.SetElement, n.SetAttr))]
     after = {id(s) for s in statements(remove_dead(kernel).body)}
     return [s.name for s in before if id(s) not in after]
 
@@ -160,10 +230,15 @@ def reaching(kernel: n.Kernel) -> set[str]:
     deps: dict[str, set[str]] = {}
     roots: set[str] = set()
     for s in statements(kernel.body):
-        if isinstance(s, (n.Let, n.Assign)):
+        if isinstance(s, (n.Let, n.Assign, n.SetElement, n.SetAttr)):
             deps.setdefault(s.name, set()).update(uses(s.value))
+        elif isinstance(s, (n.LetOut, n.Unpack)):
+            for name in ((s.name, s.out) if isinstance(s, n.LetOut) else s.names):
+                deps.setdefault(name, set()).update(uses(s.value))
         elif isinstance(s, (n.Store, n.Atomic)):
             roots |= set().union(*(uses(e) for e in n.stmt_exprs(s))) | {s.array}
+            if isinstance(s, n.Atomic) and s.result is not None:     # the old value read from the array
+                deps.setdefault(s.result, set()).add(s.array)
         else:
             roots |= set().union(set(), *(uses(e) for e in n.stmt_exprs(s)))
     live, frontier = set(), set(roots)
@@ -190,7 +265,7 @@ def fold_unused(kernel: n.Kernel, op: str = "add") -> n.Kernel:
     value = store.value
     for name, ty in candidates:
         probe = replace(kernel, body=kernel.body[:last] + (replace(store, value=value),) + kernel.body[last + 1:])
-        if name in reaching(probe) or name == store.array or not isinstance(ty, Scalar):
+        if name in reaching(probe) or name == store.array or not isinstance(ty, Scalar) or ty == BOOL:
             continue
         term: n.Expr = n.Var(name, ty)
         if any(p.name == name and isinstance(p.type, Array) for p in kernel.params):

@@ -37,6 +37,9 @@ BLOCK_DIMS = (16, 32, 64, 128)
 BLOCK_WEIGHTS = (0.15, 0.35, 0.35, 0.15)
 EPS = {"float32": float(np.finfo(np.float32).eps), "float64": float(np.finfo(np.float64).eps)}
 VALUE_LIMIT = {"float32": 20.0, "float64": 20.0, "int32": 200000}
+MAX_REDS = ("max", "r_max", "fmax", "fmaxabs")
+MIN_REDS = ("min", "r_min", "fmin")
+MAX_MIN_REDS = MAX_REDS + MIN_REDS
 NEG_INIT = {"float32": -1.0e6, "float64": -1.0e6, "int32": -1000000}
 POS_INIT = {"float32": 1.0e6, "float64": 1.0e6, "int32": 1000000}
 
@@ -783,6 +786,8 @@ class _Gen:
             mode = pick(r, ("store", "elem", "expr", "tile_atomic", "lane_atomic")[:4 if whole else 5])
             if len(float_reds) > 1 and mode in ("store", "tile_atomic", "lane_atomic"):
                 mode = pick(r, ("expr", "combine_tile"))
+            if whole and mode == "tile_atomic" and float_reds[0][1]["red"] in MAX_MIN_REDS:
+                mode = "elem"       # no tile atomic max/min, and one block without a thread index has no lane 0
             if mode == "store":
                 v = float_reds[0][0]
                 out = self.new_out((G,))
@@ -820,8 +825,8 @@ class _Gen:
                 self.ops.add("tile_combine")
             else:
                 v, info = float_reds[0]
-                is_max = info["red"] in ("max", "r_max", "fmax", "fmaxabs")
-                is_min = info["red"] in ("min", "r_min", "fmin")
+                is_max = info["red"] in MAX_REDS
+                is_min = info["red"] in MIN_REDS
                 nb = 1 if whole else int(pick(r, (1, 1, 2, 3)))
                 if is_max or is_min:
                     total = self.new_inout((nb,), NEG_INIT[self.ty] if is_max else POS_INIT[self.ty])
@@ -1209,7 +1214,7 @@ FAMILY = Family(
     reference=reference,
     tolerance=tolerance,
     sample_inputs=sample_inputs,
-    version=2,
+    version=3,
     weight=1.0,
     covers=("parallel reduction", "tile_sum", "tile_max", "tile_min", "tile_argmax", "tile_reduce", "tile_dot",
             "tile_scan", "atomic_add", "atomic_max", "grid-stride loop", "block reduction", "float64", "int32"),

@@ -50,13 +50,46 @@ def test_an_incomplete_family_is_refused(tmp_path):
         family_from_module(module)
 
 
+def undefined_names(source: str) -> set[str]:
+    """Names a generated module's functions read as globals that neither the module nor Python defines (Warp
+    would refuse them at build time: ``Referencing undefined symbol``)."""
+    import builtins
+    import dis
+    import types
+
+    code = compile(source, "<generated>", "exec")
+    defined = set(dir(builtins)) | {i.argval for i in dis.get_instructions(code) if i.opname in ("STORE_NAME",
+                                                                                               "STORE_GLOBAL")}
+    missing, todo = set(), [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    while todo:
+        fn = todo.pop()
+        todo += [c for c in fn.co_consts if isinstance(c, types.CodeType)]
+        missing |= {i.argval for i in dis.get_instructions(fn) if i.opname == "LOAD_GLOBAL"} - defined
+    return missing
+
+
+def test_undefined_names_are_found():
+    assert undefined_names("import warp as wp\ndef k(a):\n    if lane == 0:\n        wp.x(a)\n") == {"lane"}
+    assert not undefined_names("import warp as wp\ndef f(a):\n    return a\ndef k(a):\n    i, lane = wp.tid()\n"
+                               "    if lane == 0:\n        f(a)\n")
+
+
+def test_reduction_single_block_max_has_no_lane():
+    """Regression: a one-block (``whole``) reduction drawn a max/min atomic wrote ``if lane == 0`` without a lane."""
+    family = FAMILIES["reduction"]
+    seed = 4090140931693690347
+    assert not undefined_names(family.spec(seed, rng_for(seed)).source)
+
+
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_family_programs_are_structurally_diverse(name):
     family = FAMILIES[name]
     hashes = set()
     for i in range(UNIQUE_SAMPLE):
         seed = kernel_seed(0, name, "unique", i)
-        hashes.add(structural_hash(family.spec(seed, rng_for(seed)).source))
+        source = family.spec(seed, rng_for(seed)).source
+        assert not undefined_names(source), f"{name} seed {seed}: reads undefined {undefined_names(source)}"
+        hashes.add(structural_hash(source))
     assert len(hashes) / UNIQUE_SAMPLE >= UNIQUE_MIN, f"{name}: {len(hashes)} of {UNIQUE_SAMPLE} structures unique"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from . import GENERATOR_API_VERSION
 from .items import REPORT_KEY
 from .options import Settings
 from .plan import Chunk, covering_prefix, production_plan, quick_plan
@@ -158,7 +159,10 @@ class FactorySession:
         for chunk in self.plan_chunks:
             if not all(ds.done(chunk) for ds in self.datasets.values()):
                 continue
-            problems = [p for p in (ds.check_chunk(chunk) for ds in self.datasets.values()) if p]
+            family = self.families.get(chunk.family)
+            made_by = f"{family.name}@{family.version}" if family is not None else None
+            problems = [p for p in (ds.check_chunk(chunk, made_by, GENERATOR_API_VERSION)
+                                    for ds in self.datasets.values()) if p]
             if problems:
                 self.notes.append(f"redoing chunk {chunk.family}/{chunk.name}: {problems[0]}")
                 continue

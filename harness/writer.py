@@ -121,14 +121,23 @@ class DatasetDir:
     def done(self, chunk: Chunk) -> bool:
         return self.chunk_path(chunk).exists()
 
-    def check_chunk(self, chunk: Chunk) -> str | None:
-        """None when the chunk file is whole; else why not (the file is then removed so the chunk is redone)."""
+    def check_chunk(self, chunk: Chunk, generator: str | None = None, harness_api: int | None = None) -> str | None:
+        """None when the chunk file is whole and, where given, its records were made by ``generator``
+        (``family@version``) under ``harness_api``; else why not (the chunk's files are then removed so the chunk
+        is redone: records of an older generator would not regenerate from their seeds)."""
         path = self.chunk_path(chunk)
         try:
-            read_jsonl(path)
+            records = read_jsonl(path)
         except (ValueError, UnicodeDecodeError) as exc:
             path.unlink(missing_ok=True)
             return str(exc)
+        made = {(r["provenance"].get("generator"), r["provenance"].get("harness_api")) for r in records}
+        stale = sorted(m for m in made if (generator and m[0] != generator) or (harness_api and m[1] != harness_api))
+        if stale:
+            path.unlink(missing_ok=True)
+            self.rejects_path(chunk).unlink(missing_ok=True)
+            return (f"its records were made by {stale[0][0]} (harness API {stale[0][1]}); the generator is now "
+                    f"{generator} (harness API {harness_api})")
         return None
 
     def chunk_records(self, chunk: Chunk) -> list[dict]:

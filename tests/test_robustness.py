@@ -88,6 +88,21 @@ def test_corrupt_chunk_found_on_resume_is_redone(factory_project):
     assert load_records(out) == before
 
 
+def test_chunks_of_an_older_generator_version_are_redone_on_resume(factory_project):
+    """A generator changed (its version bumped) between two runs: the old chunks would not regenerate, so a
+    resume redoes them rather than mixing two versions of the family in one dataset."""
+    out = factory_project.path / "out"
+    args = (*PROD, "--target-mb", "0.05", "--out", str(out))
+    assert run(factory_project, *args).ret == 0
+    assert {r["provenance"]["generator"] for r in load_records(out)} == {"tiny@1"}
+    family = factory_project.path / "kernels" / "tiny.py"
+    family.write_text(family.read_text().replace('name="tiny"', 'name="tiny", version=2'))
+    again = run(factory_project, *args)
+    assert again.ret == 0
+    again.stdout.fnmatch_lines(["redoing chunk tiny/c00000: its records were made by tiny@1 *now tiny@2*"])
+    assert {r["provenance"]["generator"] for r in load_records(out)} == {"tiny@2"}
+
+
 def test_write_failing_mid_run_stops_cleanly_and_a_rerun_resumes(factory_project):
     """A write that fails after other chunks were written, even as root: the folder the writer needs for the
     second family's first chunk is a regular file, so creating anything under it raises an OSError."""

@@ -127,13 +127,24 @@ def context(nums: dict, catalog: dict, drawn: dict, datasets: dict, meta: dict, 
     ctx["overlap.distinct"] = n(o["distinct_programs"])
     ctx["overlap.in_both"] = n(o["in_both"])
     ctx["families.count"] = str(len(fams))
+    ctx["batching.cell"] = batching_cell(side.get("batching"))
     return ctx
+
+
+def batching_cell(b: dict | None) -> str:
+    """Section 3.1.1's measured cost of one kernel per module, from the stage benchmark."""
+    if not b:
+        return "not measured in this build (`report/bench/stages.json` missing)"
+    rounds = "-".join(str(r) for r in (b["rounds"][0], b["rounds"][-1])) if len(b["rounds"]) > 1 else str(b["rounds"][0])
+    return (f"per kernel, one module each was {b['o0']:.1f}x slower than 32 per module at the same `-O0` and "
+            f"{b['o2']:.1f}x at Warp's default `-O2` (stage benchmark, `{b['family']}` only, {rounds} rounds)")
 
 
 def inputs_missing(side: dict) -> str:
     missing = [f"`report/benchmark/{k}.json`" for k, v in (side.get("baselines") or {}).items() if v is None]
     missing += [f"`report/{name}.json`" for name, key in (("saturation", "saturation"), ("coverage", "coverage"),
-                                                          ("ptx_excerpt", "ptx")) if not side.get(key)]
+                                                          ("ptx_excerpt", "ptx"), ("bench/stages", "batching"))
+                if not side.get(key)]
     if not missing:
         return "every side input was present."
     return ("missing side inputs, so the parts that need them say so: " + ", ".join(missing) + ".")

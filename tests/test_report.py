@@ -354,8 +354,22 @@ def check_coverage(text: str, t: dict) -> list[str]:
     return p
 
 
+def check_batching(text: str, t: dict) -> list[str]:
+    """Section 3.1.1's cost of one kernel per module, recomputed from the stage benchmark's compile-cpu group."""
+    path = SIDE / "bench" / "stages.json"
+    if not path.exists():
+        return [] if "`report/bench/stages.json` missing" in text else [f"{path} is missing and the report does not say so"]
+    ms = {b["name"].rsplit("[", 1)[-1].rstrip("]"): b["extra_info"]["ms_per_kernel"]
+          for b in json.loads(path.read_text(encoding="utf-8"))["benchmarks"] if b["group"] == "compile-cpu"}
+    family = sorted(k.split("-")[0] for k in ms if k.endswith("-batched"))[0]
+    want = (f"one module each was {ms[family + '-naive-O0'] / ms[family + '-batched']:.1f}x slower than 32 per module "
+            f"at the same `-O0` and {ms[family + '-naive-O2'] / ms[family + '-batched']:.1f}x")
+    return [] if want in text else [f"batching: the report does not say {want!r}"]
+
+
 CHECKS = (check_summary, check_families, check_rejects, check_production, check_resources, check_context,
-          check_verification, check_quality, check_baselines, check_saturation, check_coverage)
+          check_verification, check_quality, check_baselines, check_saturation, check_coverage,
+          check_batching)
 
 
 @needs_report

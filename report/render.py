@@ -106,7 +106,7 @@ def context(nums: dict, catalog: dict, drawn: dict, datasets: dict, meta: dict, 
     ctx["table.saturation"] = T.saturation_table(sat) if sat else ""
     ctx["fig.saturation"] = figure(drawn, "saturation", "Distinct programs per family as the generator runs longer "
                                                         "(generation only, no compiles)")
-    ctx["saturation.sentence"] = saturation_sentence(sat)
+    ctx["saturation.sentence"] = saturation_sentence(sat, catalog)
     cov = side.get("coverage")
     ctx["table.coverage"] = T.coverage_table(cov) if cov else ""
     ctx["fig.coverage"] = figure(drawn, "coverage", "Constructs of Warp's own non-test kernels against the "
@@ -374,7 +374,7 @@ def hygiene_sentence(probs: list[dict]) -> str:
                         for k, words in HYGIENE_WORDS.items()) + ".")
 
 
-def saturation_sentence(sat: dict | None) -> str:
+def saturation_sentence(sat: dict | None, catalog: dict | None = None) -> str:
     if not sat:
         return ("The saturation curve is missing: `report/saturation.json` is not committed "
                 "(`python -m report.saturation` writes it).")
@@ -382,12 +382,21 @@ def saturation_sentence(sat: dict | None) -> str:
     final = {f: v["distinct"][-1] for f, v in sat["families"].items()}
     full = [f for f, d in final.items() if d == per]
     low = sorted(((d, f) for f, d in final.items() if d < per))
-    return (f"`python -m report.saturation` generated {n(per)} programs per family from a seed stream of its own "
-            f"(no compiles, {sat['wall_seconds']:,.0f} s with {sat['workers']} process{'es' if sat['workers'] != 1 else ''}; 10^4 rather than 10^5 per "
-            "family to fit the 2-core machine) and counted distinct structural hashes at each checkpoint. "
-            f"{len(full)} of {len(final)} families never repeat a structure in {n(per)} programs"
+    text = (f"`python -m report.saturation` generated {n(per)} programs per family from a seed stream of its own "
+            f"(no compiles, {sat['wall_seconds']:,.0f} s with {sat['workers']} process{'es' if sat['workers'] != 1 else ''}; "
+            f"10^{len(str(per)) - 1} rather than 10^5 per family to fit the 2-core machine) and counted distinct "
+            f"structural hashes at each checkpoint. {len(full)} of {len(final)} families never repeat a structure in "
+            f"{n(per)} programs"
             + (": " + ", ".join(f"`{f}` {n(d)}" for d, f in low) + " are the families that do, and their curves "
                "bend where the grammar starts to repeat." if low else "."))
+    now = {f: f"{f}@{c['version']}" for f, c in (catalog or {}).items()}
+    stale = sorted(f"`{v['generator']}`" for f, v in sat["families"].items() if f in now and v["generator"] != now[f])
+    unmeasured = sorted(f"`{f}`" for f in now if f not in sat["families"])
+    if stale:
+        text += f" Measured on older generators than the data's: {', '.join(stale)}."
+    if unmeasured:
+        text += f" Not measured: {', '.join(unmeasured)}."
+    return text
 
 
 def coverage_sentence(cov: dict | None) -> str:

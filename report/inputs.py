@@ -35,12 +35,13 @@ def judge_cost(path: Path) -> dict | None:
 
 
 def batching(path: Path) -> dict | None:
-    """How much slower one kernel per module compiles than batched modules (the stage benchmark's
-    ``compile-cpu`` group: ``<family>-batched``, ``<family>-naive-O0``, ``<family>-naive-O2``)."""
+    """How much slower one kernel per module compiles than batched modules, per family measured (the stage
+    benchmark's ``compile-cpu`` group: ``<family>-batched``, ``<family>-naive-O0``, ``<family>-naive-O2``):
+    ``o0`` is the gain of batching alone (same level), ``o2`` batching and ``-O0`` together."""
     data = _read(path)
     if not data:
         return None
-    rows = {}
+    rows: dict[str, dict] = {}
     for b in data.get("benchmarks", []):
         if b.get("group") != "compile-cpu":
             continue
@@ -48,14 +49,14 @@ def batching(path: Path) -> dict | None:
         family, _, kind = param.partition("-")
         rows.setdefault(family, {})[kind] = {"ms_per_kernel": (b.get("extra_info") or {}).get("ms_per_kernel"),
                                              "rounds": b["stats"]["rounds"]}
+    families = {}
     for family, kinds in sorted(rows.items()):
         batched = kinds.get("batched", {}).get("ms_per_kernel")
         o0, o2 = kinds.get("naive-O0", {}), kinds.get("naive-O2", {})
         if batched and o0.get("ms_per_kernel") and o2.get("ms_per_kernel"):
-            return {"path": str(path), "family": family, "o0": o0["ms_per_kernel"] / batched,
-                    "o2": o2["ms_per_kernel"] / batched,
-                    "rounds": sorted({kinds["batched"]["rounds"], o0["rounds"], o2["rounds"]})}
-    return None
+            families[family] = {"o0": o0["ms_per_kernel"] / batched, "o2": o2["ms_per_kernel"] / batched,
+                                "rounds": sorted({kinds["batched"]["rounds"], o0["rounds"], o2["rounds"]})}
+    return {"path": str(path), "families": families} if families else None
 
 
 def load_all(root: Path) -> dict:

@@ -135,9 +135,17 @@ def batching_cell(b: dict | None) -> str:
     """Section 3.1.1's measured cost of one kernel per module, from the stage benchmark."""
     if not b:
         return "not measured in this build (`report/bench/stages.json` missing)"
-    rounds = "-".join(str(r) for r in (b["rounds"][0], b["rounds"][-1])) if len(b["rounds"]) > 1 else str(b["rounds"][0])
-    return (f"per kernel, one module each was {b['o0']:.1f}x slower than 32 per module at the same `-O0` and "
-            f"{b['o2']:.1f}x at Warp's default `-O2` (stage benchmark, `{b['family']}` only, {rounds} rounds)")
+    fams = b["families"]
+
+    def span(key: str) -> str:
+        lo, hi = min(v[key] for v in fams.values()), max(v[key] for v in fams.values())
+        return f"{lo:.1f}x" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}-{hi:.1f}x"
+
+    rounds = sorted({r for v in fams.values() for r in v["rounds"]})
+    rounds_text = str(rounds[0]) if len(rounds) == 1 else f"{rounds[0]}-{rounds[-1]}"
+    names = ", ".join(f"`{f}`" for f in fams)
+    return (f"per kernel, one module each was {span('o0')} slower than 32 per module at the same `-O0` (batching "
+            f"alone) and {span('o2')} at Warp's default `-O2` (stage benchmark: {names}; {rounds_text} rounds)")
 
 
 def inputs_missing(side: dict) -> str:
@@ -428,12 +436,20 @@ def baselines_sentence(base: dict, judge: dict | None) -> str:
     if missing:
         text += ("Missing from this build: " + ", ".join(f"`report/benchmark/{m}.json`" for m in missing)
                  + " (`wkf-eval-baselines` writes them); the table holds what is committed. ")
+    limits = {d: v for b in base.values() if b for d, v in (b.get("records_per_family_limit") or {}).items() if v}
+    if limits:
+        text += ("The baselines judge a stratified sample of each test split, the first "
+                 + " and ".join(f"{v} {d.upper()} test records" for d, v in sorted(limits.items()))
+                 + " of every family by id, not the whole split. ")
     if base.get("oracle"):
         cuda = base["oracle"]["datasets"].get("cuda")
         if cuda:
             text += ("Without a GPU, `py2cuda` verdicts are `compiled_only`, never a pass: its pass@1 measures "
                      "nothing until a GPU is lent. ")
     return text
+
+
+COMPILER_REJECTS = ("compile_error", "record_error", "assemble_error")
 
 
 def error_cases_sentence(cpu: dict, cuda: dict) -> str:
@@ -445,9 +461,13 @@ def error_cases_sentence(cpu: dict, cuda: dict) -> str:
     return (f"The rejects are error-case data already: {n(total)} rejected kernels over both datasets, each with "
             "its seed (it reproduces) and the checker's message: " + counts_inline({f"`{k}`": v for k, v in
                                                                                    sorted(kinds.items(), key=lambda kv: -kv[1])})
-            + ". None is a compiler error: the generators emit only code Warp compiles, so compiler diagnostics "
-            "(Clang, NVRTC, ptxas messages) would have to come from deliberately broken programs, for instance the "
-            "benchmark's mutants, whose `compile_error` verdicts carry the compiler's message.")
+            + (". None is a compiler error: the generators emit only code Warp compiles, so compiler diagnostics "
+               "(Clang, NVRTC, ptxas messages) would have to come from deliberately broken programs, for instance the "
+               "benchmark's mutants, whose `compile_error` verdicts carry the compiler's message."
+               if not any(kinds.get(k) for k in COMPILER_REJECTS) else
+               f". {n(sum(kinds.get(k, 0) for k in COMPILER_REJECTS))} are compiler refusals (generator bugs, each "
+               "with the compiler's message); more diagnostics come from deliberately broken programs, for instance "
+               "the benchmark's mutants, whose `compile_error` verdicts carry the compiler's message."))
 
 
 def limitation_gpu(cuda: dict) -> str:

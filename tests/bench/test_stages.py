@@ -30,7 +30,9 @@ The one-off costs of a process (CPU precompiled header, first NVRTC compile) are
 timed round and reported as ``warmup_*_s`` in the compile rows.
 
 Knobs (environment): ``WKF_BENCH_K`` kernels per chunk (default 32); ``WKF_BENCH_FAMILIES`` families for the
-expensive stages (compile, pipeline): a comma list or ``all`` (default: ``arithmetic``, else the first family).
+expensive stages (compile, pipeline): a comma list or ``all`` (default: ``arithmetic``, else the first family);
+``WKF_BENCH_MIN_ROUNDS`` raises every expensive stage's rounds to at least this many (default: 3 batched, 1-2
+naive, to keep a plain ``tox -e bench`` short).
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def _expensive_families() -> list[str]:
 
 
 EXPENSIVE = _expensive_families()
+MIN_ROUNDS = int(os.environ.get("WKF_BENCH_MIN_ROUNDS", "1") or 1)
 RATES: dict[tuple[str, str, str], float] = {}     # (group, variant, family) -> kernels/s, for speed-ups
 _ROUND = itertools.count()
 
@@ -325,7 +328,8 @@ def _compile_bench(benchmark, env, family_name, *, group, variant, opts, per_ker
         compiles.append(sum(r.compiles for r in results))
 
     benchmark.group = group
-    benchmark.pedantic(run, setup=setup, teardown=lambda *_: _release(built_results), rounds=rounds)
+    benchmark.pedantic(run, setup=setup, teardown=lambda *_: _release(built_results),
+                       rounds=max(rounds, MIN_ROUNDS))
     extra = {"family": family_name, "variant": variant, "modules_per_round": sum(compiles) / len(compiles),
              "compile_failures": sum(failures), **env.info()}
     batched = RATES.get((group, "batched", family_name))
@@ -460,7 +464,7 @@ def _pipeline_bench(benchmark, env, family_name, *, variant, rounds):
         counts.append(sum(len(job.indices) for job in jobs))
 
     benchmark.group = "pipeline"
-    benchmark.pedantic(run, setup=setup, rounds=rounds)
+    benchmark.pedantic(run, setup=setup, rounds=max(rounds, MIN_ROUNDS))
     seconds = sum(benchmark.stats.stats.data)
     n_rounds = len(benchmark.stats.stats.data)
     extra = {

@@ -570,6 +570,26 @@ def test_a_range_test_prints_as_a_chained_comparison():
     assert out["o"].tolist() == [0, -2, -1, 0, 1, 2]
 
 
+def test_a_range_test_whose_upper_bound_reads_an_array_is_not_chained(tmp_path):
+    """Warp chains only comparisons whose later operands share a type, and an array element is a reference
+    there: ``a <= w[i] <= x[i]`` fails to compile (multi_condition seed 5846505784137117206), so it prints as
+    ``a <= w[i] and w[i] <= x[i]``; the printed kernels compile and agree with the interpreter."""
+    w, x = n.Load("w", A32, (I,)), n.Load("x", A32, (I,))
+    a = n.call("mul", w, n.Const(0.25, FLOAT32))
+    programs = []
+    for k, (lo, mid, hi) in enumerate([(a, w, x), (w, x, a), (w, a, x)]):
+        cond = n.call("and", n.call("le", lo, mid), n.call("le", mid, hi))
+        kern = _kernel([n.Store("o", A32, (I,), n.call("where", cond, n.Const(1.0, FLOAT32), n.Const(0.0, FLOAT32)))],
+                       [("w", A32), ("x", A32), ("o", A32)])
+        programs.append((n.Kernel(f"ir_range_{k}", kern.params, kern.body), {"w": Interval(-1.0, 1.0),
+                                                                              "x": Interval(-1.0, 1.0)}))
+    printed = [printer.kernel_source(k) for k, _ in programs]
+    assert "w[i] * 0.25 <= w[i] and w[i] <= x[i]" in printed[0]
+    assert "w[i] <= x[i] <= w[i] * 0.25" in printed[1]
+    assert "w[i] <= w[i] * 0.25 and w[i] * 0.25 <= x[i]" in printed[2]
+    _differential(programs, tmp_path, "ir_range", rtol=0.0)
+
+
 def test_a_program_nobody_differentiates_can_drop_its_backward():
     """``without_backward`` declares the kernel ``enable_backward=False`` (Warp then generates no adjoint);
     a differentiable program keeps its backward."""

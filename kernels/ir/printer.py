@@ -117,6 +117,13 @@ def _index(index: tuple[n.Expr, ...]) -> ast.expr:
     return expr(index[0]) if len(index) == 1 else ast.Tuple([expr(i) for i in index])
 
 
+def _reads_element(e: n.Expr) -> bool:
+    """``a[i]``, ``s.f[i]``, ``a[i].x``, ``a[i][0]``: a reference in Warp's code generator, not a value."""
+    while isinstance(e, (n.Attr, n.Component)):
+        e = e.value
+    return isinstance(e, (n.Load, n.FieldLoad))
+
+
 def _call(e: n.Call) -> ast.expr:
     row = lookup_op(e.op)
     args = [expr(a) for a in e.args]
@@ -131,7 +138,10 @@ def _call(e: n.Call) -> ast.expr:
     if row.form == "boolop":
         a, b = e.args
         compares = all(isinstance(x, n.Call) and lookup_op(x.op).form == "compare" for x in e.args)
-        if row.spelling == "and" and compares and a.args[1] == b.args[0]:     # lo <= k and k < hi: lo <= k < hi
+        # lo <= k and k < hi prints as lo <= k < hi, unless hi reads an array element: Warp chains only operands
+        # of one type, and an element read is a reference there (``Cannot chain comparisons of unequal types``)
+        if (row.spelling == "and" and compares and a.args[1] == b.args[0]
+                and not _reads_element(b.args[1])):
             left, right = args
             return ast.Compare(left.left, [*left.ops, *right.ops], [*left.comparators, *right.comparators])
         return ast.BoolOp(ast.And() if row.spelling == "and" else ast.Or(), args)

@@ -1,8 +1,9 @@
-"""Parent side of the judge child process: one long-lived child per pytest process, replaced when it dies.
+"""Parent side of a long-lived child process that answers one JSON line per request, replaced when it dies.
 
-A prediction whose child exits (signal, abort, out of memory) is ``crashed``; one that gets no answer within
-the time limit has its child killed and is ``timeout``. Either way the next prediction gets a fresh child.
-This contains faults of the judged code; it is not a security sandbox (see the README).
+Two children use it: the judge (:mod:`harness.judge_worker`) and NVRTC (:mod:`harness.nvrtc`). A request whose
+child exits (signal, abort, out of memory) is ``crashed``; one that gets no answer within the time limit has
+its child killed and is ``timeout``. Either way the next request gets a fresh child. This contains faults of
+the judged code and hangs of a compiler; it is not a security sandbox (see the README).
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ class JudgeUnavailable(RuntimeError):
     """The judge child could not be started (not a prediction's fault)."""
 
 
-class JudgeProcess:
-    def __init__(self, timeout_s: float, memory_mb: int, stderr_path: Path | None = None):
+class ChildProcess:
+    """``python -m <module> <args>`` that prints a ready line, then answers one JSON line per request."""
+
+    module = ""
+    what = "child"
+
+    def __init__(self, timeout_s: float, stderr_path: Path | None = None):
         self.timeout_s = timeout_s
-        self.memory_mb = memory_mb
         self.stderr_path = stderr_path
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
@@ -41,7 +46,7 @@ class JudgeProcess:
         stderr = open(self.stderr_path, "ab") if self.stderr_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.judge_worker", "--memory-mb", str(self.memory_mb)],
+                [sys.executable, "-m", self.module, *self.args()],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env, cwd=root)
         finally:
             if stderr is not subprocess.DEVNULL:
@@ -51,9 +56,12 @@ class JudgeProcess:
         line = self._read_line(STARTUP_SECONDS)
         if line is None:
             self._kill()
-            raise JudgeUnavailable(f"judge child did not start within {STARTUP_SECONDS:.0f} s "
+            raise JudgeUnavailable(f"{self.what} child did not start within {STARTUP_SECONDS:.0f} s "
                                    f"(its stderr: {self.stderr_path or 'discarded'})")
         self.info = json.loads(line)
+
+    def args(self) -> list[str]:
+        return []
 
     def _read_line(self, timeout: float) -> bytes | None:
         """One line from the child, or None on timeout or EOF (then ``self.eof`` is True)."""
@@ -87,8 +95,9 @@ class JudgeProcess:
                 pass
         self.proc = None
 
-    def judge(self, request: dict) -> dict:
+    def request(self, request: dict, timeout_s: float | None = None) -> dict:
         """Send one request; the child's answer, or a ``crashed`` / ``timeout`` verdict of our own."""
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
         if self.proc is None or self.proc.poll() is not None:
             self._kill()
             self._start()
@@ -98,13 +107,13 @@ class JudgeProcess:
             self.proc.stdin.flush()
         except BrokenPipeError:
             pass                                   # it died; reading says how
-        line = self._read_line(self.timeout_s)
+        line = self._read_line(timeout_s)
         if line is not None:
             return json.loads(line)
         if not self.eof:                           # alive but silent: over the time limit
             self._kill()
             return {"outcome": "timeout", "device": None,
-                    "message": f"no verdict within {self.timeout_s:g} s; judge process killed"}
+                    "message": f"no answer within {timeout_s:g} s; {self.what} process killed"}
         try:
             code = self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:         # closed its stdout but lingers
@@ -113,7 +122,7 @@ class JudgeProcess:
         self._kill()
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
         return {"outcome": "crashed", "device": None,
-                "message": f"judge process died ({how}) after {time.monotonic() - started:.1f} s"}
+                "message": f"{self.what} process died ({how}) after {time.monotonic() - started:.1f} s"}
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -123,3 +132,37 @@ class JudgeProcess:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         self._kill()
+
+
+class JudgeProcess(ChildProcess):
+    """The judge's child (:mod:`harness.judge_worker`), its address space capped at ``memory_mb`` more."""
+
+    module = "harness.judge_worker"
+    what = "judge"
+
+    def __init__(self, timeout_s: float, memory_mb: int, stderr_path: Path | None = None):
+        super().__init__(timeout_s, stderr_path)
+        self.memory_mb = memory_mb
+
+    def args(self) -> list[str]:
+        return ["--memory-mb", str(self.memory_mb)]
+
+    def judge(self, request: dict) -> dict:
+        return self.request(request)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# child side
+
+
+def answer_channel():
+    """The child's private copy of its stdout for answers; whatever else writes to stdout goes to stderr."""
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return answers
+
+
+def send(stream, obj: dict) -> None:
+    stream.write(json.dumps(obj) + "\n")
+    stream.flush()

@@ -16,6 +16,8 @@ import resource
 import sys
 import traceback
 
+from .isolation import answer_channel, send
+
 WARMUP_SOURCE = '''import warp as wp
 
 
@@ -66,7 +68,7 @@ def serve(memory_mb: int, answers) -> None:
     gpu = cuda_available()
     warm_up()
     cap = limit_memory(memory_mb) if memory_mb > 0 else None
-    _send(answers, {"ready": True, "gpu": gpu, "pid": os.getpid(), "address_space_cap": cap})
+    send(answers, {"ready": True, "gpu": gpu, "pid": os.getpid(), "address_space_cap": cap})
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -81,21 +83,14 @@ def serve(memory_mb: int, answers) -> None:
             answer = {"outcome": "crashed", "message": "out of memory (address-space limit)", "device": None}
         except Exception:  # noqa: BLE001 - a harness bug: say so, with the traceback, and keep serving
             answer = {"error": traceback.format_exc(limit=8)}
-        _send(answers, answer)
-
-
-def _send(stream, obj: dict) -> None:
-    stream.write(json.dumps(obj) + "\n")
-    stream.flush()
+        send(answers, answer)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.judge_worker")
     parser.add_argument("--memory-mb", type=int, default=4096)
     args = parser.parse_args(argv)
-    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")   # the protocol's own channel
-    os.dup2(2, 1)                                           # judged code's prints go to stderr
-    sys.stdout = sys.stderr
+    answers = answer_channel()                              # judged code's prints go to stderr
     serve(args.memory_mb, answers)
     return 0
 

@@ -20,6 +20,7 @@ from .extract import ExtractionError, KernelCode, extract, extract_ptx, split_bl
 from .family import Family, KernelSpec
 from .rebuild import check_cpu, compile_cuda
 from .record import make_record, tool_versions
+from .nvrtc import CompileTimeout
 from .sass import AssembleError, assemble
 from .schema import RecordInvalid, validate_record
 from .seeds import kernel_seed, rng_for
@@ -197,12 +198,21 @@ def _module_records(job: ChunkJob, result: ChunkResult, module, index_of: dict, 
 
 
 def _bisect(items: list, check) -> tuple[list[tuple[list, object]], list[tuple[object, Exception]]]:
-    """Run ``check`` on ``items``, halving on failure: ([(passing group, its result)], [(item, error)])."""
+    """Run ``check`` on ``items``, halving on failure: ([(passing group, its result)], [(item, error)]).
+
+    A group that timed out is checked item by item instead: halving would pay the time limit again at every
+    level on the way down to the one item that hangs, while one item normally takes a second."""
     try:
         return [(items, check(items))], []
     except Exception as exc:  # noqa: BLE001 - the compiler's verdict on this group
         if len(items) == 1:
             return [], [(items[0], exc)]
+        if isinstance(exc, CompileTimeout):
+            ok, bad = [], []
+            for item in items:
+                ok1, bad1 = _bisect([item], check)
+                ok, bad = ok + ok1, bad + bad1
+            return ok, bad
         half = len(items) // 2
         ok1, bad1 = _bisect(items[:half], check)
         ok2, bad2 = _bisect(items[half:], check)
@@ -221,7 +231,8 @@ def _machine_code(job: ChunkJob, result: ChunkResult, module, codes: dict, index
 
     A kernel whose code fails here while Warp's whole module compiles is an extraction defect
     (``record_error``); one that fails in Warp's module too is a ``compile_error``; PTX that ptxas refuses is
-    an ``assemble_error``. On a GPU host the cubin is loaded as the module's CUDA binary, so the numerics run
+    an ``assemble_error``; one on which NVRTC or ptxas hangs past its time limit, a ``compile_timeout``
+    (bisection then checks the kernels one by one). On a GPU host the cubin is loaded as the module's CUDA binary, so the numerics run
     on exactly this build and nothing is compiled twice.
     """
     names = [s.kernel_name for s in module.specs if "cuda" in codes[s.kernel_name].code]
@@ -242,7 +253,9 @@ def _machine_code(job: ChunkJob, result: ChunkResult, module, codes: dict, index
     whole_module_compiles: bool | None = None
     spec_of = {s.kernel_name: s for s in module.specs}
     for name, exc in bad:
-        if isinstance(exc, AssembleError):
+        if isinstance(exc, CompileTimeout):
+            reason = "compile_timeout"
+        elif isinstance(exc, AssembleError):
             reason = "assemble_error"
         else:
             if whole_module_compiles is None:

@@ -96,9 +96,21 @@ def check_cpu(irs: list[dict], block_dim: int, names: list[str] | None = None) -
         raise RebuildError(_first_errors(proc.stderr), _failed_records(proc.stderr, source, names))
 
 
-def compile_cuda(source: str, arch: int, out_path: str, optimization_level: int = 3) -> None:
+def compile_cuda(source: str, arch: int, out_path: str, optimization_level: int = 3,
+                 timeout_s: float | None = None) -> None:
     """NVRTC through Warp's own ``build_cuda`` with the options Warp compiles modules with (PTX or cubin by
-    the extension of ``out_path``)."""
+    the extension of ``out_path``), in a child process killed after ``timeout_s`` (by default
+    :func:`harness.nvrtc.time_limit` of the number of kernels in ``source``): raises
+    :class:`harness.nvrtc.CompileTimeout` then."""
+    from .nvrtc import compile_bounded, time_limit
+
+    if timeout_s is None:
+        timeout_s = time_limit(source.count("_cuda_kernel_forward("))
+    compile_bounded(source, arch, out_path, optimization_level, timeout_s)
+
+
+def compile_cuda_here(source: str, arch: int, out_path: str, optimization_level: int = 3) -> None:
+    """:func:`compile_cuda` in this process, with no time limit (what the NVRTC child runs)."""
     from warp._src import build as wp_build
 
     with tempfile.TemporaryDirectory(prefix="wkf_nvrtc_") as tmp:

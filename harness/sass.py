@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .nvrtc import CompileTimeout, time_limit
 from .rebuild import compile_cuda, translation_unit
 
 _PTXAS_ENTRY = re.compile(r"Function properties for (\w+)\s*\n\s*(\d+) bytes stack frame, (\d+) bytes spill stores, "
@@ -92,21 +93,26 @@ def resource_usage(ptxas_log: str, cuobjdump_out: str) -> dict[str, dict[str, in
 
 
 def assemble(irs: list[dict], block_dim: int, arch: int, optimization_level: int = 3) -> Assembled:
-    """NVRTC (PTX) then ptxas (SASS) on the records' own code; raises on either failure."""
+    """NVRTC (PTX) then ptxas (SASS) on the records' own code; raises on either failure, and
+    :class:`~harness.nvrtc.CompileTimeout` when either runs past its time limit."""
     source = translation_unit(irs, block_dim)
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="wkf_sass_") as tmp:
         ptx_path = os.path.join(tmp, "records.ptx")
         t0 = time.perf_counter()
-        compile_cuda(source, arch, ptx_path, optimization_level)
+        compile_cuda(source, arch, ptx_path, optimization_level, timeout_s=time_limit(len(irs)))
         seconds["nvrtc"] = time.perf_counter() - t0
         ptx = Path(ptx_path).read_bytes().rstrip(b"\0").decode("utf-8")
         clean = os.path.join(tmp, "clean.ptx")
         Path(clean).write_text(ptx, encoding="utf-8")
         cubin_path = os.path.join(tmp, "records.cubin")
         t0 = time.perf_counter()
-        proc = subprocess.run([cuda_tool("ptxas"), "-v", f"-arch=sm_{arch}", f"-O{max(optimization_level, 1)}",
-                               clean, "-o", cubin_path], capture_output=True, text=True, check=False)
+        try:
+            proc = subprocess.run([cuda_tool("ptxas"), "-v", f"-arch=sm_{arch}", f"-O{max(optimization_level, 1)}",
+                                   clean, "-o", cubin_path], capture_output=True, text=True, check=False,
+                                  timeout=time_limit(len(irs)))
+        except subprocess.TimeoutExpired:
+            raise CompileTimeout(f"ptxas gave no answer within {time_limit(len(irs)):g} s (killed)") from None
         seconds["ptxas"] = time.perf_counter() - t0
         if proc.returncode != 0:
             errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]

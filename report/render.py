@@ -263,9 +263,8 @@ def rejects_sentence(cpu: dict, cuda: dict) -> str:
     over = r["by_reason"].get("over_budget", 0)
     return (f"Of the {n(r['attempted'])} kernels generated in the {n(r['chunks'])} chunks the CPU dataset is made "
             f"of, {n(r['written'])} ({100 * r['acceptance']:.1f}%) passed every check. The largest reject class is "
-            f"length, not correctness: {n(over)} CPU kernels were longer than the 16,384-token budget. No kernel "
-            "failed to compile with Clang, NVRTC or ptxas, and no record failed to rebuild from its own fields "
-            "(no `compile_error`, `record_error` or `assemble_error`). The CPU and CUDA reject counts differ only "
+            f"length, not correctness: {n(over)} CPU kernels were longer than the 16,384-token budget. "
+            + compiler_rejects_clause(cpu, cuda) + " The CPU and CUDA reject counts differ only "
             "where the datasets were cut at different chunks and by record length (CUDA code is shorter); the "
             "CUDA rejects' numeric verdicts are the CPU build's, like their records'.")
 
@@ -449,7 +448,22 @@ def baselines_sentence(base: dict, judge: dict | None) -> str:
     return text
 
 
-COMPILER_REJECTS = ("compile_error", "record_error", "assemble_error")
+COMPILER_REJECTS = ("compile_error", "record_error", "assemble_error", "compile_timeout")
+
+
+def compiler_rejects_clause(cpu: dict, cuda: dict) -> str:
+    """What the compilers refused (or hung on), counted per dataset from the rejects."""
+    parts = []
+    for name, x in (("CPU", cpu), ("CUDA", cuda)):
+        kinds = {k: x["rejects"]["by_reason"].get(k, 0) for k in COMPILER_REJECTS}
+        if any(kinds.values()):
+            parts.append(f"{name}: " + ", ".join(f"{n(v)} `{k}`" for k, v in kinds.items() if v))
+    if not parts:
+        return ("No kernel failed to compile with Clang, NVRTC or ptxas, and no record failed to rebuild from its "
+                "own fields (no `compile_error`, `record_error`, `assemble_error` or `compile_timeout`).")
+    return ("Compiler verdicts among the rejects (" + "; ".join(parts) + "): a `compile_error` is a generator "
+            "bug, a `compile_timeout` a compiler that did not finish within its time limit (a compiler bug, "
+            "Section 7.3).")
 
 
 def error_cases_sentence(cpu: dict, cuda: dict) -> str:
@@ -465,8 +479,8 @@ def error_cases_sentence(cpu: dict, cuda: dict) -> str:
                "(Clang, NVRTC, ptxas messages) would have to come from deliberately broken programs, for instance the "
                "benchmark's mutants, whose `compile_error` verdicts carry the compiler's message."
                if not any(kinds.get(k) for k in COMPILER_REJECTS) else
-               f". {n(sum(kinds.get(k, 0) for k in COMPILER_REJECTS))} are compiler refusals (generator bugs, each "
-               "with the compiler's message); more diagnostics come from deliberately broken programs, for instance "
+               f". {n(sum(kinds.get(k, 0) for k in COMPILER_REJECTS))} are compiler verdicts (refusals with the "
+               "compiler's message, or hangs killed after the time limit, each with its program); more diagnostics come from deliberately broken programs, for instance "
                "the benchmark's mutants, whose `compile_error` verdicts carry the compiler's message."))
 
 

@@ -18,6 +18,7 @@ REASONS = {
     "gradient_mismatch": "Warp's adjoint disagreed with finite differences of the reference",
     "record_error": "the record's own code did not rebuild alone (g++ / NVRTC), or its schema failed",
     "assemble_error": "ptxas refused the PTX NVRTC produced",
+    "compile_timeout": "NVRTC or ptxas gave no answer within its time limit (killed)",
     "over_budget": "longer than the token budget (16,384 cl100k tokens of Python + generated code)",
     "duplicate": "the same program earlier in the same chunk",
     "duplicate_exact": "dedup: same content as an earlier record",

@@ -102,10 +102,10 @@ def _fail_nvrtc_for(monkeypatch, bad: str, *, in_warp_module: bool = True):
 
     real = hs.compile_cuda
 
-    def fake(source, arch, out_path, level=3):
+    def fake(source, arch, out_path, level=3, **kw):
         if f"{bad}_cuda_kernel_forward" in source and (in_warp_module or "wkf_record_" in source):
             raise RuntimeError("NVRTC error: simulated failure")
-        return real(source, arch, out_path, level)
+        return real(source, arch, out_path, level, **kw)
 
     monkeypatch.setattr(hs, "compile_cuda", fake)
     monkeypatch.setattr(hp, "compile_cuda", fake)
@@ -151,6 +151,53 @@ def test_ptx_that_ptxas_refuses_is_an_assemble_error(monkeypatch):
     result = run_chunk(job)
     assert [(r["device"], r["reason"], r["kernel_name"]) for r in result.rejects] == [("cuda", "assemble_error", bad)]
     assert len(result.records) == 2
+
+
+def test_a_kernel_nvrtc_hangs_on_is_a_compile_timeout_found_one_by_one(monkeypatch):
+    """NVRTC that never answers is killed at its time limit; the group is then checked kernel by kernel (not
+    halved: each level of halving would wait for the limit again), and only the hanging kernel is lost."""
+    import harness.pipeline as hp
+    import harness.sass as hs
+    from harness.nvrtc import CompileTimeout
+
+    sources = _variants(4)
+    bad = _family([sources[1]]).spec(0, np.random.default_rng(0)).kernel_name
+    real, calls = hs.compile_cuda, []
+
+    def hang(source, arch, out_path, level=3, **kw):
+        calls.append(source.count("_cuda_kernel_forward("))
+        if f"{bad}_cuda_kernel_forward" in source:
+            raise CompileTimeout("NVRTC gave no answer within 80 s (killed)")
+        return real(source, arch, out_path, level, **kw)
+
+    monkeypatch.setattr(hs, "compile_cuda", hang)
+    monkeypatch.setattr(hp, "compile_cuda", hang)
+    job = ChunkJob(family=_family(sources), chunk="c00000", indices=(0, 1, 2, 3), devices=("cuda",),
+                   factory_seed=0, build=BuildOptions())
+    result = run_chunk(job)
+    assert [(r["device"], r["reason"], r["kernel_name"]) for r in result.rejects] == [("cuda", "compile_timeout", bad)]
+    assert "no answer within" in result.rejects[0]["message"]
+    assert calls == [4, 1, 1, 1, 1]                 # the module, then each kernel once; Warp's module not retried
+    assert len(result.records) == 3
+
+
+def test_the_nvrtc_child_is_killed_past_its_limit_and_the_next_compile_gets_a_fresh_one(tmp_path):
+    """The real child: a limit too short for any compile raises CompileTimeout; the next request starts a new
+    child and compiles; NVRTC's own error lines reach the caller's message."""
+    from harness import nvrtc
+    from harness.rebuild import _header
+
+    source = _header("cuda", 256, "") + 'extern "C" __global__ void wkf_probe(float* a) { a[0] = 1.0f; }\n'
+    nvrtc.compile_bounded(source, 90, str(tmp_path / "warm.ptx"), 3, 300.0)     # child started, PCH built
+    started = nvrtc._child().started
+    with pytest.raises(nvrtc.CompileTimeout, match="no answer within 0.001 s"):
+        nvrtc.compile_bounded(source.replace("1.0f", "2.0f"), 90, str(tmp_path / "a.ptx"), 3, 0.001)
+    nvrtc.compile_bounded(source, 90, str(tmp_path / "b.ptx"), 3, 300.0)
+    assert nvrtc._child().started == started + 1
+    assert "wkf_probe" in (tmp_path / "b.ptx").read_text(errors="replace")
+    with pytest.raises(RuntimeError, match="error"):
+        nvrtc.compile_bounded(source.replace("a[0] = 1.0f;", "a[0] = undefined_name;"), 90,
+                              str(tmp_path / "c.ptx"), 3, 300.0)
 
 
 def test_a_cpu_record_that_does_not_rebuild_is_a_record_error(monkeypatch):

@@ -3,7 +3,10 @@
 Parquet (zstd) because HF ``datasets`` and pandas both read it offline with no loading script, columns
 compress well (the generated code is repetitive), and nested fields (``ir``, ``verification``...) keep their
 structure. Splits are stable: a record's split is a function of its ``structural_hash`` alone, so the same
-program never lands in two splits and a rerun never moves a record.
+program never lands in two splits and a rerun never moves a record. Inside a split, rows are grouped by family
+(canonical order within one): zstd then sees one family's code side by side, which on the CPU dataset's
+first 4,000 training rows gave 4.97 MB at level 19 against 7.18 MB interleaved at level 9. Shuffle before
+training.
 
     wkf-pack production/cpu_code
 """
@@ -66,12 +69,12 @@ def pack(root: Path) -> dict:
     staging.mkdir(parents=True, exist_ok=True)
     shards = []
     for split, _ in SPLITS:
-        rows = by_split.get(split, [])
+        rows = sorted(by_split.get(split, []), key=lambda r: r["family"])      # stable: canonical within a family
         n_files = -(-len(rows) // ROWS_PER_FILE)      # no file for an empty split: HF datasets rejects empty ones
         for k in range(n_files):
             part = rows[k * ROWS_PER_FILE:(k + 1) * ROWS_PER_FILE]
             name = f"{split}-{k:05d}-of-{n_files:05d}.parquet"
-            pq.write_table(_table(part), staging / name, compression="zstd", compression_level=9)
+            pq.write_table(_table(part), staging / name, compression="zstd", compression_level=19)
             shards.append({"file": f"data/{name}", "split": split, "records": len(part),
                            "sha256": sha256_file(staging / name), "bytes": (staging / name).stat().st_size})
     if data.exists():
@@ -226,7 +229,8 @@ structs they use. {m['bytes_raw'] / 1e6:.1f} MB of JSON records, {m['bytes_compr
 |---|---|
 {fam_rows}
 
-Splits by `structural_hash` (90/5/5): {m['per_split']}.
+Splits by `structural_hash` (90/5/5): {m['per_split']}. Inside a split, rows are grouped by family (it
+compresses better): shuffle before training.
 
 {_lengths(m)}
 

@@ -73,6 +73,8 @@ class FactorySession:
         # what workers skip; frozen, so a worker started later (xdist replaces a crashed one) collects the
         # same items as the others, whose indices the scheduler uses
         self.resumed = sorted(self.done)
+        self.resumed_bytes = Counter({d: sum(ds.chunk_path(c).stat().st_size for c in self.done.values())
+                                      for d, ds in self.datasets.items()})
         sharded = settings.shard is not None
         first = next(iter(self.datasets.values()))
         self.stop_file = first.work / "stop.json" if settings.production and not sharded else None
@@ -112,8 +114,7 @@ class FactorySession:
             mb = (self.assembled[device]["bytes"] if device in self.assembled else sel.kept_bytes) / 1e6
             target_mb = self.target / 1e6
             rate = self.records_written[device] / elapsed
-            speed = self.bytes_written[device] / 1e6 / elapsed
-            eta = "-" if status == "completed" or speed <= 0 else f"{max(0.0, target_mb - mb) / speed / 60:.1f} min"
+            eta = "-" if status == "completed" else self._eta(device, elapsed)
             records = self.assembled[device]["records"] if device in self.assembled else sel.kept
             rows[device] = {"phase": phase, "task": task, "status": status, "mb": mb, "target_mb": target_mb,
                             "records": records, "rate": rate, "eta": eta}
@@ -245,6 +246,15 @@ class FactorySession:
                 self.cutoff = chunk.order
                 atomic_write_bytes(self.stop_file, json.dumps({"cutoff": self.cutoff}).encode())
 
+    def _eta(self, device: str, elapsed: float) -> str:
+        """Time to the target at this run's speed, counting chunks resumed from an earlier run; once the chunks
+        hold enough, what is left is the canonical prefix's unfinished chunks (their time is unknown)."""
+        have = self.resumed_bytes[device] + self.bytes_written[device]
+        if have >= self.target:
+            return "when the chunks still open in the canonical order finish"
+        speed = self.bytes_written[device] / elapsed if elapsed > 0 else 0.0
+        return f"{(self.target - have) / speed / 60:.1f} min" if speed > 0 else "?"
+
     def _progress(self) -> None:
         if not self.settings.production:
             return
@@ -257,14 +267,12 @@ class FactorySession:
             return
         elapsed = now - self.started
         parts = []
-        for device, ds in self.datasets.items():
-            mb = self.bytes_written[device] / 1e6
-            target_mb = self.target / 1e6
+        for device in self.datasets:
             rate = self.records_written[device] / elapsed if elapsed else 0.0
-            remaining = max(0.0, target_mb - mb)
-            eta = remaining / (mb / elapsed) if mb > 0 else float("inf")
-            parts.append(f"{device}: {mb:.2f}/{target_mb:.2f} MB, {rate:.1f} rec/s, ETA "
-                         + (f"{eta / 60:.1f} min" if eta != float("inf") else "?"))
+            resumed = f", {self.resumed_bytes[device] / 1e6:.2f} MB resumed" if self.resumed_bytes[device] else ""
+            parts.append(f"{device}: {self.selections[device].kept_bytes / 1e6:.2f}/{self.target / 1e6:.2f} MB "
+                         f"in canonical order ({self.bytes_written[device] / 1e6:.2f} MB this run{resumed}), "
+                         f"{rate:.1f} rec/s, ETA {self._eta(device, elapsed)}")
         rejects = ", ".join(f"{k} {v}" for k, v in sorted(self.rejects.items())) or "none"
         tr.write_line(f"[factory] {'; '.join(parts)}; rejects: {rejects}")
         self._write_state("generation", "generate, compile and verify chunks", "in_progress",

@@ -147,14 +147,15 @@ class DatasetDir:
         path = self.rejects_path(chunk)
         return read_jsonl(path) if path.exists() else []
 
-    def iter_selected(self, plan: list[Chunk], target_bytes: int | None) -> Iterator[tuple[dict, str | None]]:
-        selection = Selection(target_bytes)
+    def iter_selected(self, plan: list[Chunk], selection: "Selection") -> Iterator[tuple[Chunk, dict, str | None]]:
+        """(chunk, record, why ``selection`` dropped it or None) over the finished chunks in plan order, up to
+        and including the chunk in which the selection became full (the cut)."""
         for chunk in plan:
             if not self.done(chunk):
                 continue
             for record in self.chunk_records(chunk):
                 size = len(canonical_json(record).encode("utf-8")) + 1
-                yield record, selection.offer(record["id"], record["structural_hash"], size, record["family"])
+                yield chunk, record, selection.offer(record["id"], record["structural_hash"], size, record["family"])
             if selection.full:
                 break
 
@@ -177,8 +178,10 @@ class DatasetDir:
                 shards.append(name)
                 shard, shard_bytes, shard_rows = shard + 1, 0, []
 
-        last_order = -1
-        for record, reason in self.iter_selected(plan, target_bytes):
+        selection = Selection(target_bytes)
+        last: Chunk | None = None
+        for chunk, record, reason in self.iter_selected(plan, selection):
+            last = chunk
             if reason is None:
                 line = (canonical_json(record) + "\n").encode("utf-8")
                 if shard_bytes + len(line) > SHARD_BYTES:
@@ -196,9 +199,13 @@ class DatasetDir:
                                     "message": f"same {'content' if reason.endswith('exact') else 'structure'} "
                                                "as an earlier record", "kernel_name": record["kernel_name"]})
         flush()
+        # the rejects of the chunks the dataset is made of: none from chunks past the cut, which a run may have
+        # finished before it knew where the cut would be
+        cut = last.order if selection.full and last is not None else None
         reject_rows: list[dict] = []
+        last_order = -1
         for chunk in plan:
-            if self.done(chunk):
+            if self.done(chunk) and (cut is None or chunk.order <= cut):
                 reject_rows.extend(self.chunk_rejects(chunk))
                 last_order = chunk.order
         reject_rows.extend(rejects)
@@ -211,7 +218,7 @@ class DatasetDir:
             "dropped": dict(sorted(dropped.items())),
             "rejects": dict(sorted(Counter(r["reason"] for r in reject_rows).items())),
             "shards": shards,
-            "chunks_done": sum(1 for c in plan if self.done(c)),
+            "chunks_done": sum(1 for c in plan if self.done(c) and (cut is None or c.order <= cut)),
             "last_chunk_order": last_order,
         }
         atomic_write_bytes(staging / "summary.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())

@@ -15,7 +15,7 @@ from harness.sass import resource_usage
 from harness.registry import all_families
 from harness.schema import RecordInvalid, validate_record
 from harness.seeds import derive_seed, kernel_seed
-from harness.writer import Selection
+from harness.writer import Selection, read_jsonl
 
 CPP = """\
 #define WP_NO_CRT
@@ -126,6 +126,33 @@ def test_selection_drops_duplicates_and_stops_within_one_percent():
     assert sel.offer("d", "s3", 605, "f") is None
     assert sel.full and sel.kept_bytes == 1005
     assert sel.offer("e", "s4", 1, "f") == "target_reached"
+
+
+def test_an_assembled_dataset_keeps_only_the_rejects_of_the_chunks_it_is_made_of(tmp_path):
+    """A run finishes chunks past the cut before it knows where the cut is (other workers keep going); their
+    records are not in the dataset, so neither are their rejects."""
+    from harness.plan import Chunk
+    from harness.writer import DatasetDir
+
+    ds = DatasetDir(tmp_path / "cpu_code", "cpu")
+    plan = [Chunk(k, "fam", f"c{k:05d}", 2) for k in range(4)]
+
+    def record(k: int, i: int) -> dict:
+        return {"id": f"r{k}{i}", "structural_hash": f"s{k}{i}", "family": "fam", "device": "cpu",
+                "provenance": {"index": i, "chunk": plan[k].name}, "pad": "x" * 200}
+
+    def reject(k: int) -> dict:
+        return {"family": "fam", "chunk": plan[k].name, "index": 1, "seed": k, "device": "cpu",
+                "reason": "mismatch", "message": "m", "kernel_name": f"k{k}"}
+
+    for k in (0, 1, 3):                     # chunk 2 is still open when chunk 3 finishes
+        ds.write_chunk(plan[k], [record(k, 0)], [reject(k)])
+    size = len(json.dumps(record(0, 0), sort_keys=True, separators=(",", ":"))) + 1
+    summary = ds.assemble(plan, target_bytes=2 * size)
+    assert summary["records"] == 2 and summary["rejects"] == {"mismatch": 2} and summary["chunks_done"] == 2
+    assert {r["chunk"] for r in read_jsonl(tmp_path / "cpu_code" / "rejects.jsonl")} == {"c00000", "c00001"}
+    summary = ds.assemble(plan, target_bytes=None)                    # no target: every finished chunk
+    assert summary["rejects"] == {"mismatch": 3} and summary["chunks_done"] == 3
 
 
 def test_production_plan_interleaves_families_by_weight():

@@ -1,8 +1,9 @@
 """NVRTC with a time limit: Warp's ``build_cuda`` run in a child process that is killed when it hangs.
 
 NVRTC runs inside the calling process (Warp calls it through ctypes), so nothing can interrupt a compile that
-never ends, and one does exist: NVRTC 13 at ``-O3`` for ``sm_90`` did not finish within 20 minutes on
-``control_flow`` seed 2167493739036845153, a 20-line int32 kernel that every other step compiles in a second.
+never ends, and one does exist: NVRTC 13 at ``-O3`` for ``sm_90`` did not finish within 90 s on
+``control_flow`` seed 2167493739036845153 alone, a 20-line int32 kernel (the other 31 kernels of its chunk took
+0.3-1.1 s each), and the production run that met it spent over 50 minutes on that chunk.
 Every NVRTC call of production and of the rebuild checks therefore goes through one long-lived child per
 process (:class:`harness.isolation.ChildProcess`), which answers each request or is killed after
 :func:`time_limit` seconds; the caller then gets :class:`CompileTimeout` and a fresh child takes the next

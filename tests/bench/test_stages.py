@@ -49,7 +49,10 @@ import warp as wp
 from harness.build import CPU_BLOCK_DIM, BuildOptions, build, configure_warp, cuda_available, define_kernels
 from harness.build import release_module, toolkit_version
 from harness.errors import KernelRejected
-from harness.pipeline import ChunkJob, ChunkResult, build_record, generate_specs, module_blocks, run_chunk
+from harness.extract import extract, extract_ptx
+from harness.pipeline import ChunkJob, ChunkResult, _Code, _ir_fields, build_record, generate_specs, module_blocks
+from harness.pipeline import run_chunk
+from harness.sass import assemble
 from harness.record import record_bytes, tool_versions
 from harness.registry import all_families
 from harness.verify import verify
@@ -395,7 +398,24 @@ def test_verify(benchmark, prepared, family_name):
            outcomes=dict(sorted(reasons.items())))
 
 
-def _records(job: ChunkJob, entries, devices) -> tuple[int, int]:
+def _machine_code(entries) -> dict[str, dict]:
+    """What the NVRTC and ptxas stages hand the record stage, per kernel: resources and PTX (not timed here)."""
+    out: dict[str, dict] = {}
+    modules = {id(m): m for m, *_ in entries}
+    for module in modules.values():
+        blocks = module_blocks(module)
+        names = [s.kernel_name for m, s, *_ in entries if m is module]
+        mangled = {n: module.kernels[n].get_mangled_name() for n in names}
+        irs = [_ir_fields(extract(blocks["cuda"], mangled[n], "cuda"), "cuda") for n in names]
+        assembled = assemble(irs, module.cuda_block_dim, CUDA_ARCH)
+        for n in names:
+            out[n] = {"resources": {kind: assembled.resources.get(f"{mangled[n]}_cuda_kernel_{kind}")
+                                    for kind in ("forward", "backward")},
+                      "ptx": extract_ptx(assembled.ptx, mangled[n]) if BATCHED.with_ptx else None}
+    return out
+
+
+def _records(job: ChunkJob, entries, devices, machine: dict[str, dict]) -> tuple[int, int]:
     """The record stage of harness.pipeline: split once per module, then extract, make and validate."""
     versions = tool_versions()
     count = size = 0
@@ -403,8 +423,11 @@ def _records(job: ChunkJob, entries, devices) -> tuple[int, int]:
     for module, spec, kernel, verification in entries:
         if id(module) not in blocks_of:
             blocks_of[id(module)] = module_blocks(module)
+        mangled = module.kernels[spec.kernel_name].get_mangled_name()
+        codes = _Code({device: extract(blocks_of[id(module)][device], mangled, device) for device in devices},
+                      **machine.get(spec.kernel_name, {}))
         for device in devices:
-            record = build_record(job, module, blocks_of[id(module)], spec, 0, device, verification, versions)
+            record = build_record(job, codes, spec, 0, device, verification, versions)
             count += 1
             size += record_bytes(record)
     return count, size
@@ -417,11 +440,12 @@ def test_record(benchmark, prepared, warp_env, family_name):
     if not entries:
         pytest.skip(f"no kernel of {family_name} passed verification")
     job = _job(chunk["family"], "bench_record", range(len(entries)), warp_env.devices)
+    machine = _machine_code(entries) if "cuda" in warp_env.devices else {}
     counts: list[int] = []
     out: list[tuple[int, int]] = []
 
     def run():
-        out.append(_records(job, entries, warp_env.devices))
+        out.append(_records(job, entries, warp_env.devices, machine))
         counts.append(len(entries))
 
     benchmark.group = "record"

@@ -48,14 +48,15 @@ def batching(path: Path) -> dict | None:
         param = b.get("param") or b["name"].rsplit("[", 1)[-1].rstrip("]")
         family, _, kind = param.partition("-")
         rows.setdefault(family, {})[kind] = {"ms_per_kernel": (b.get("extra_info") or {}).get("ms_per_kernel"),
-                                             "rounds": b["stats"]["rounds"]}
+                                             "rounds": b["stats"]["rounds"], "k": (b.get("extra_info") or {}).get("K")}
     families = {}
     for family, kinds in sorted(rows.items()):
         batched = kinds.get("batched", {}).get("ms_per_kernel")
         o0, o2 = kinds.get("naive-O0", {}), kinds.get("naive-O2", {})
         if batched and o0.get("ms_per_kernel") and o2.get("ms_per_kernel"):
             families[family] = {"o0": o0["ms_per_kernel"] / batched, "o2": o2["ms_per_kernel"] / batched,
-                                "rounds": sorted({kinds["batched"]["rounds"], o0["rounds"], o2["rounds"]})}
+                                "rounds": sorted({kinds["batched"]["rounds"], o0["rounds"], o2["rounds"]}),
+                                "k": kinds["batched"].get("k")}
     return {"path": str(path), "families": families} if families else None
 
 

@@ -144,7 +144,9 @@ def batching_cell(b: dict | None) -> str:
     rounds = sorted({r for v in fams.values() for r in v["rounds"]})
     rounds_text = str(rounds[0]) if len(rounds) == 1 else f"{rounds[0]}-{rounds[-1]}"
     names = ", ".join(f"`{f}`" for f in fams)
-    return (f"per kernel, one module each was {span('o0')} slower than 32 per module at the same `-O0` (batching "
+    ks = sorted({int(v["k"]) for v in fams.values() if v.get("k")})
+    per_module = "/".join(str(k) for k in ks) if ks else "a chunk's kernels"
+    return (f"per kernel, one module each was {span('o0')} slower than {per_module} per module at the same `-O0` (batching "
             f"alone) and {span('o2')} at Warp's default `-O2` (stage benchmark: {names}; {rounds_text} rounds)")
 
 
@@ -194,9 +196,13 @@ def summary_cost(cpu: dict, cuda: dict, side: dict) -> str:
     if a["per_record"] and b["per_record"]:
         text = (f"On a 2-core machine without a GPU, a verified CPU record cost {a['per_record']:.3f} core-seconds "
                 f"({a['per_mtok']:,.0f} per million tokens) and a CUDA record {b['per_record']:.3f} "
-                f"({b['per_mtok']:,.0f} per million tokens, NVRTC and ptxas included; its CPU builds came from the "
-                "CPU run's kernel cache). Core-seconds are wall time times worker processes over the records the run "
-                "wrote. ")
+                f"({b['per_mtok']:,.0f} per million tokens, NVRTC and ptxas included, and "
+                + (f"{cuda['production']['stage_seconds']['compile_cpu']:,.0f} core-seconds of CPU builds for the "
+                   "numbers, which the CPU run's kernel cache did not serve"
+                   if cuda["production"]["stage_seconds"].get("compile_cpu", 0) > 0.2 * sum(
+                       cuda["production"]["stage_seconds"].values()) else
+                   "its CPU builds for the numbers from the CPU run's kernel cache")
+                + "). Core-seconds are wall time times worker processes over the records the runs wrote. ")
     base = side.get("baselines") or {}
     parts = []
     if base.get("oracle"):
@@ -249,9 +255,13 @@ def production_sentence(cpu: dict, cuda: dict) -> str:
     a, b = cpu["production"], cuda["production"]
     if not a["records_per_second"]:
         return "No production run that wrote chunks is logged in the manifests, so no rate is quoted."
-    return (f"Each dataset was made by one logged run of `pytest -m production -n auto` with "
+    ka, kb_ = a["measured_runs"], b["measured_runs"]
+    runs = (f"Each dataset was made by {'one logged run' if ka == 1 else plural(ka, 'logged run')}" if ka == kb_ else
+            f"The CPU dataset was made by {plural(ka, 'logged run')} and the CUDA dataset by {plural(kb_, 'logged run')}")
+    runs += " (a rerun resumes where the last stopped)" if max(ka, kb_) > 1 else ""
+    return (f"{runs} of `pytest -m production -n auto` with "
             f"{plural(a['workers'], 'worker')} on the project's 2-core machine, which was shared with other work "
-            "during both runs (the wall times overstate what an idle machine takes). Compiling is the floor of a "
+            "during the runs (the wall times overstate what an idle machine takes). Compiling is the floor of a "
             f"verified record: on the CPU run Clang and the g++ rebuild take "
             f"{100 * (a['stage_share'].get('compile_cpu', 0) + a['stage_share'].get('rebuild_cpu', 0)):.0f}% of the "
             f"workers' time; on the CUDA run NVRTC and ptxas take "

@@ -134,13 +134,13 @@ def test_generation_does_not_depend_on_the_hash_seed():
         "from harness.seeds import kernel_seed, rng_for\n"
         "h = hashlib.sha256()\n"
         "for name, family in all_families().items():\n"
-        "    for i in range(80):\n"
+        "    for i in range(40):\n"
         "        seed = kernel_seed(0, name, 'hashseed', i)\n"
         "        h.update(family.spec(seed, rng_for(seed)).source.encode())\n"
         "print(h.hexdigest())\n"
     )
     digests = set()
-    for hashseed in ("0", "1", "3"):
+    for hashseed in ("0", "1"):                    # 2 x 24 x 40 programs; 3 x 80 per family took 190 s of CI
         env = dict(os.environ, PYTHONHASHSEED=hashseed)
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
         digests.add(hashlib.sha256(out.stdout.strip().encode()).hexdigest())

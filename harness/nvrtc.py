@@ -58,11 +58,15 @@ def _child() -> NvrtcProcess:
 
     cache_dir = str(wp.config.kernel_cache_dir)
     if _CHILD is None or _CHILD.cache_dir != cache_dir:
-        if _CHILD is not None:
-            _CHILD.close()
+        _close()
         _CHILD = NvrtcProcess(cache_dir)
-        atexit.register(_CHILD.close)
     return _CHILD
+
+
+@atexit.register
+def _close() -> None:
+    if _CHILD is not None:
+        _CHILD.close()
 
 
 def compile_bounded(source: str, arch: int, out_path: str, optimization_level: int, timeout_s: float) -> None:

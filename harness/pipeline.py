@@ -207,16 +207,13 @@ def _bisect(items: list, check) -> tuple[list[tuple[list, object]], list[tuple[o
     except Exception as exc:  # noqa: BLE001 - the compiler's verdict on this group
         if len(items) == 1:
             return [], [(items[0], exc)]
-        if isinstance(exc, CompileTimeout):
-            ok, bad = [], []
-            for item in items:
-                ok1, bad1 = _bisect([item], check)
-                ok, bad = ok + ok1, bad + bad1
-            return ok, bad
         half = len(items) // 2
-        ok1, bad1 = _bisect(items[:half], check)
-        ok2, bad2 = _bisect(items[half:], check)
-        return ok1 + ok2, bad1 + bad2
+        parts = [[item] for item in items] if isinstance(exc, CompileTimeout) else [items[:half], items[half:]]
+        ok, bad = [], []
+        for part in parts:
+            ok_part, bad_part = _bisect(part, check)
+            ok, bad = ok + ok_part, bad + bad_part
+        return ok, bad
 
 
 def _rebuild_cpu(records: list[dict], block_dim: int) -> list[tuple[dict, str]]:
@@ -232,8 +229,8 @@ def _machine_code(job: ChunkJob, result: ChunkResult, module, codes: dict, index
     A kernel whose code fails here while Warp's whole module compiles is an extraction defect
     (``record_error``); one that fails in Warp's module too is a ``compile_error``; PTX that ptxas refuses is
     an ``assemble_error``; one on which NVRTC or ptxas hangs past its time limit, a ``compile_timeout``
-    (bisection then checks the kernels one by one). On a GPU host the cubin is loaded as the module's CUDA binary, so the numerics run
-    on exactly this build and nothing is compiled twice.
+    (bisection then checks the kernels one by one). On a GPU host the cubin is loaded as the module's CUDA
+    binary, so the numerics run on exactly this build and nothing is compiled twice.
     """
     names = [s.kernel_name for s in module.specs if "cuda" in codes[s.kernel_name].code]
     if not names:

@@ -97,10 +97,11 @@ def assemble(irs: list[dict], block_dim: int, arch: int, optimization_level: int
     :class:`~harness.nvrtc.CompileTimeout` when either runs past its time limit."""
     source = translation_unit(irs, block_dim)
     seconds: dict[str, float] = {}
+    limit = time_limit(len(irs))
     with tempfile.TemporaryDirectory(prefix="wkf_sass_") as tmp:
         ptx_path = os.path.join(tmp, "records.ptx")
         t0 = time.perf_counter()
-        compile_cuda(source, arch, ptx_path, optimization_level, timeout_s=time_limit(len(irs)))
+        compile_cuda(source, arch, ptx_path, optimization_level, timeout_s=limit)
         seconds["nvrtc"] = time.perf_counter() - t0
         ptx = Path(ptx_path).read_bytes().rstrip(b"\0").decode("utf-8")
         clean = os.path.join(tmp, "clean.ptx")
@@ -110,9 +111,9 @@ def assemble(irs: list[dict], block_dim: int, arch: int, optimization_level: int
         try:
             proc = subprocess.run([cuda_tool("ptxas"), "-v", f"-arch=sm_{arch}", f"-O{max(optimization_level, 1)}",
                                    clean, "-o", cubin_path], capture_output=True, text=True, check=False,
-                                  timeout=time_limit(len(irs)))
+                                  timeout=limit)
         except subprocess.TimeoutExpired:
-            raise CompileTimeout(f"ptxas gave no answer within {time_limit(len(irs)):g} s (killed)") from None
+            raise CompileTimeout(f"ptxas gave no answer within {limit:g} s (killed)") from None
         seconds["ptxas"] = time.perf_counter() - t0
         if proc.returncode != 0:
             errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]

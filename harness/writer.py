@@ -202,13 +202,8 @@ class DatasetDir:
         # the rejects of the chunks the dataset is made of: none from chunks past the cut, which a run may have
         # finished before it knew where the cut would be
         cut = last.order if selection.full and last is not None else None
-        reject_rows: list[dict] = []
-        last_order = -1
-        for chunk in plan:
-            if self.done(chunk) and (cut is None or chunk.order <= cut):
-                reject_rows.extend(self.chunk_rejects(chunk))
-                last_order = chunk.order
-        reject_rows.extend(rejects)
+        made_of = [c for c in plan if (cut is None or c.order <= cut) and self.done(c)]
+        reject_rows = [r for c in made_of for r in self.chunk_rejects(c)] + rejects
         summary = {
             "device": self.device,
             "records": sum(kept.values()),
@@ -218,8 +213,8 @@ class DatasetDir:
             "dropped": dict(sorted(dropped.items())),
             "rejects": dict(sorted(Counter(r["reason"] for r in reject_rows).items())),
             "shards": shards,
-            "chunks_done": sum(1 for c in plan if self.done(c) and (cut is None or c.order <= cut)),
-            "last_chunk_order": last_order,
+            "chunks_done": len(made_of),
+            "last_chunk_order": made_of[-1].order if made_of else -1,
         }
         atomic_write_bytes(staging / "summary.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
         final = self.root / "records"

@@ -49,10 +49,9 @@ import warp as wp
 from harness.build import CPU_BLOCK_DIM, BuildOptions, build, configure_warp, cuda_available, define_kernels
 from harness.build import release_module, toolkit_version
 from harness.errors import KernelRejected
-from harness.extract import extract, extract_ptx
-from harness.pipeline import ChunkJob, ChunkResult, _Code, _ir_fields, build_record, generate_specs, module_blocks
-from harness.pipeline import run_chunk
-from harness.sass import assemble
+from harness.extract import extract
+from harness.pipeline import ChunkJob, ChunkResult, _Code, build_record, generate_specs, module_blocks, run_chunk
+from harness.pipeline import _machine_code as _machine_code_stage
 from harness.record import record_bytes, tool_versions
 from harness.registry import all_families
 from harness.verify import verify
@@ -398,20 +397,16 @@ def test_verify(benchmark, prepared, family_name):
            outcomes=dict(sorted(reasons.items())))
 
 
-def _machine_code(entries) -> dict[str, dict]:
-    """What the NVRTC and ptxas stages hand the record stage, per kernel: resources and PTX (not timed here)."""
+def _machine_code(job: ChunkJob, entries) -> dict[str, dict]:
+    """What production's NVRTC and ptxas stage (:func:`harness.pipeline._machine_code`) hands the record stage,
+    per kernel: resources and PTX (run once here, not timed)."""
     out: dict[str, dict] = {}
-    modules = {id(m): m for m, *_ in entries}
-    for module in modules.values():
+    for module in {id(m): m for m, *_ in entries}.values():
         blocks = module_blocks(module)
-        names = [s.kernel_name for m, s, *_ in entries if m is module]
-        mangled = {n: module.kernels[n].get_mangled_name() for n in names}
-        irs = [_ir_fields(extract(blocks["cuda"], mangled[n], "cuda"), "cuda") for n in names]
-        assembled = assemble(irs, module.cuda_block_dim, CUDA_ARCH)
-        for n in names:
-            out[n] = {"resources": {kind: assembled.resources.get(f"{mangled[n]}_cuda_kernel_{kind}")
-                                    for kind in ("forward", "backward")},
-                      "ptx": extract_ptx(assembled.ptx, mangled[n]) if BATCHED.with_ptx else None}
+        codes = {s.kernel_name: _Code({"cuda": extract(blocks["cuda"], module.kernels[s.kernel_name].get_mangled_name(),
+                                                        "cuda")}) for s in module.specs}
+        _machine_code_stage(job, ChunkResult(), module, codes, {s.kernel_name: 0 for s in module.specs}, {})
+        out.update({name: {"resources": c.resources, "ptx": c.ptx} for name, c in codes.items()})
     return out
 
 
@@ -440,7 +435,7 @@ def test_record(benchmark, prepared, warp_env, family_name):
     if not entries:
         pytest.skip(f"no kernel of {family_name} passed verification")
     job = _job(chunk["family"], "bench_record", range(len(entries)), warp_env.devices)
-    machine = _machine_code(entries) if "cuda" in warp_env.devices else {}
+    machine = _machine_code(job, entries) if "cuda" in warp_env.devices else {}
     counts: list[int] = []
     out: list[tuple[int, int]] = []
 

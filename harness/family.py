@@ -134,6 +134,14 @@ class Family:
     #: the generator takes the kernel's seed as well (``generate(rng, seed=seed)``): a generator that screens its
     #: programs with the verifier's checks can then use the very inputs the verifier will draw for that seed
     seeded: bool = False
+    #: earlier versions whose programs this version still makes from the same seeds (a version that changed only
+    #: the verification, e.g. a tolerance): their records regenerate and can be judged under this one
+    same_programs_as: tuple[int, ...] = ()
+
+    def makes_programs_of(self, generator: str | None) -> bool:
+        """Whether ``generator`` (a record's ``family@version``) names this family at a version whose programs
+        this one makes."""
+        return generator in {f"{self.name}@{v}" for v in (self.version, *self.same_programs_as)}
 
     def spec(self, seed: int, rng: np.random.Generator) -> KernelSpec:
         """Run the generator and give the program its content-addressed name."""

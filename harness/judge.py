@@ -71,7 +71,7 @@ def regenerate(record: dict) -> tuple[Family, KernelSpec]:
     family = _families().get(record["family"])
     if family is None:
         raise JudgeError(f"record {record['id']}: no installed family {record['family']!r}")
-    if prov.get("generator") != f"{family.name}@{family.version}":
+    if not family.makes_programs_of(prov.get("generator")):
         raise JudgeError(f"record {record['id']} was made by {prov.get('generator')}, the installed generator is "
                          f"{family.name}@{family.version}")
     spec = family.spec(prov["seed"], rng_for(prov["seed"]))

@@ -81,6 +81,16 @@ def test_reduction_single_block_max_has_no_lane():
     assert not undefined_names(family.spec(seed, rng_for(seed)).source)
 
 
+def test_random_tolerance_is_set_by_float_values_only():
+    """Regression: random@2 let a uint32 rng state (up to 2**32) set atol to 8 eps 2**32 = 4096, a check no wrong
+    output could fail (the benchmark's mutants survived it). Float values set it, with a cap."""
+    family = FAMILIES["random"]
+    for i in range(20):
+        seed = kernel_seed(0, "random", "tolerance", i)
+        tol = family.tolerance(family.spec(seed, rng_for(seed)))
+        assert tol.atol <= 1e-3 and tol.rtol == 1e-4, f"random seed {seed}: {tol}"
+
+
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_family_programs_are_structurally_diverse(name):
     family = FAMILIES[name]

@@ -200,10 +200,11 @@ def without_backward(prog: Program) -> Program:
 
 def ir_family(name: str, doc: str, draw: Callable[[np.random.Generator], Program], covers: tuple[str, ...],
               version: int, tol: Callable[[KernelSpec], Tolerance] = tolerance,
-              sample_inputs: InputSampler | None = None, weight: float = 1.0) -> Family:
+              sample_inputs: InputSampler | None = None, weight: float = 1.0,
+              same_programs_as: tuple[int, ...] = ()) -> Family:
     """A family written against the IR: programs from ``draw``, :func:`screened`; the interpreter as reference;
     the description is the first line of ``doc``."""
     return Family(name=name, description=doc.strip().splitlines()[0],
                   generate=partial(screened, draw=draw, tol=tol, sample_inputs=sample_inputs), reference=reference,
                   tolerance=tol, version=version, weight=weight, sample_inputs=sample_inputs, prepare=prepare,
-                  covers=covers, seeded=True)
+                  covers=covers, seeded=True, same_programs_as=same_programs_as)

@@ -4,8 +4,8 @@
 
 * **oracle**: each test record's own code as the completion, every task of its dataset (py2cpp/cpp2py on the
   CPU dataset; py2cuda/cuda2py on the CUDA one). Numerics-checked tasks must pass 100%.
-* **mutants**: single mutations (:mod:`harness.mutate`) of each CPU test record's forward, one per kind where
-  the code has a site, judged as py2cpp; the share the judge rejects, per family and per kind, and the survivors.
+* **mutants**: single mutations (:mod:`harness.mutate`) of each held-out CPU record's forward (test and validation
+  splits, ``--mutant-splits``), one per kind where the code has a site, judged as py2cpp; the share the judge rejects, per family and per kind, and the survivors.
 * **retrieval**: for each test record the train record whose Python is most similar (Jaccard of token sets),
   its code with the train kernel's name rewritten to the test kernel's: the floor a trained model must beat.
 
@@ -27,6 +27,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from .mutate import MUTATIONS
+from .passk import summarize
 from .predictions import TASKS, load_split
 from .seeds import derive_seed
 
@@ -122,10 +123,11 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
             f.write(json.dumps(row) + "\n")
 
 
-def run_judge(predictions: Path, dataset: Path, out: Path, workers: int) -> tuple[dict, list[dict], float]:
+def run_judge(predictions: Path, dataset: Path, out: Path, workers: int,
+              split: str = "test") -> tuple[dict, list[dict], float]:
     """``pytest -m eval`` on one predictions file; its summary, result rows and wall seconds."""
     cmd = [sys.executable, "-m", "pytest", "-m", "eval", "--predictions", str(predictions), "--dataset", str(dataset),
-           "--eval-out", str(out), "-q", "-p", "no:cacheprovider", "--no-header"]
+           "--eval-split", split, "--eval-out", str(out), "-q", "-p", "no:cacheprovider", "--no-header"]
     cmd += ["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -149,10 +151,6 @@ def _complete_results(out: Path, preds: list[dict]) -> list[dict] | None:
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     judged = {(r["id"], r["task"], r["sample"]) for r in rows}
     return rows if judged == {(p["id"], p["task"], p["sample"]) for p in preds} else None
-
-
-def _strip(summary: dict) -> dict:
-    return {k: v for k, v in summary.items() if k not in ("dataset", "predictions_file")}
 
 
 def mutant_report(rows: list[dict], info: dict[tuple[str, int], dict]) -> dict:
@@ -195,7 +193,7 @@ def markdown(reports: dict) -> str:
         lines.append("")
     m = reports.get("mutants")
     if m:
-        lines += [f"Mutants: {m['mutants']} on {m['records']} CPU test records, {100 * m['killed_share']:.1f}% killed; "
+        lines += [f"Mutants: {m['mutants']} on {m['records']} held-out CPU records, {100 * m['killed_share']:.1f}% killed; "
                   f"{m['survivors_of_unread_values']} survivors mutate a value the forward never reads (equivalent "
                   f"mutants), {100 * m['killed_share_of_observable']:.1f}% of the others killed.",
                   "", "| mutation | mutants | killed |", "|---|---|---|"]
@@ -218,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="judge only the first N test records (by id) of each family: a small run")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the judge's results in --work for a predictions file that has not changed")
+    parser.add_argument("--mutant-splits", nargs="+", choices=("test", "validation"), default=["test", "validation"],
+                        help="the held-out splits whose CPU records are mutated (default both: the test split "
+                             "alone has fewer than the 1,000 records the mutant baseline asks for)")
     args = parser.parse_args(argv)
     reports: dict[str, dict] = {}
     for dataset in args.datasets:
@@ -225,40 +226,51 @@ def main(argv: list[str] | None = None) -> int:
         device, test = load_split(dataset, "test")
         if args.per_family is not None:
             test = first_per_family(test, args.per_family)
-        builders = {"oracle": lambda: oracle_predictions(test, device)}
+        # each baseline: a list of (split, predictions), judged split by split
+        builders = {"oracle": lambda: [("test", oracle_predictions(test, device))]}
         if "retrieval" in args.only:
-            builders["retrieval"] = lambda: retrieval_predictions(test, load_split(dataset, "train")[1], device)
+            builders["retrieval"] = lambda: [("test", retrieval_predictions(test, load_split(dataset, "train")[1],
+                                                                            device))]
         mutant_info = {}
         if device == "cpu":
             def mutants():
-                preds, info = mutant_predictions(test)
-                mutant_info.update(info)
-                return preds
+                out = []
+                for split in args.mutant_splits:
+                    records = test if split == "test" else load_split(dataset, split)[1]
+                    if split != "test" and args.per_family is not None:
+                        records = first_per_family(records, args.per_family)
+                    preds, info = mutant_predictions(records)
+                    mutant_info.update(info)
+                    out.append((split, preds))
+                return out
             builders["mutants"] = mutants
         for name in args.only:
             if name not in builders:
                 continue
-            preds = builders[name]()
-            path = args.work / f"{name}-{device}.jsonl"
-            out = args.work / f"{name}-{device}"
-            rows = _complete_results(out, preds) if args.reuse and _unchanged(path, preds) else None
-            if rows is not None:
-                summary = json.loads((out / "summary.json").read_text())
-                seconds = None
-                print(f"{name} {device}: reused {len(rows)} results from {out}", flush=True)
-            else:
-                write_jsonl(path, preds)
-                summary, rows, seconds = run_judge(path, dataset, out, args.workers)
-                print(f"{name} {device}: {len(rows)} predictions judged in {seconds:.0f} s", flush=True)
+            rows, seconds, runs = [], 0.0, builders[name]()
+            for split, preds in runs:
+                stem = f"{name}-{device}" + ("" if split == "test" else f"-{split}")
+                path, out = args.work / f"{stem}.jsonl", args.work / stem
+                judged = _complete_results(out, preds) if args.reuse and _unchanged(path, preds) else None
+                if judged is not None:
+                    seconds = None
+                    print(f"{name} {device} {split}: reused {len(judged)} results from {out}", flush=True)
+                else:
+                    write_jsonl(path, preds)
+                    _summary, judged, took = run_judge(path, dataset, out, args.workers, split)
+                    seconds = None if seconds is None else seconds + took
+                    print(f"{name} {device} {split}: {len(judged)} predictions judged in {took:.0f} s", flush=True)
+                rows += judged
             report_file = args.report / f"{name}.json"
             if name not in reports:        # another dataset's results already in the file stay
                 reports[name] = json.loads(report_file.read_text()) if report_file.exists() else {}
             entry = reports[name]
-            for key in ("datasets", "seconds", "records_per_family_limit"):
+            for key in ("datasets", "seconds", "records_per_family_limit", "splits"):
                 entry.setdefault(key, {})
-            entry["datasets"][device] = _strip(summary)
+            entry["datasets"][device] = summarize(rows)
             entry["seconds"][device] = None if seconds is None else round(seconds, 1)
             entry["records_per_family_limit"][device] = args.per_family
+            entry["splits"][device] = [split for split, _ in runs]
             if name == "mutants":
                 entry.update(mutant_report(rows, mutant_info))
             args.report.mkdir(parents=True, exist_ok=True)          # after every run: an interrupted run keeps

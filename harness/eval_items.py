@@ -26,11 +26,12 @@ RECORD_FIELDS = ("id", "family", "kernel_name", "provenance", "device")
 
 
 def dataset_and_predictions(config: pytest.Config) -> tuple[dict[str, dict], list[Prediction]]:
-    """The dataset's test split and the checked predictions, read once per process."""
+    """The records of the dataset's split (``--eval-split``, test by default) and the checked predictions, read
+    once per process."""
     if DATA_KEY not in config.stash:
         settings = config.stash[SETTINGS_KEY]
-        device, records = load_split(settings.dataset)
-        config.stash[DATA_KEY] = (records, load_predictions(settings.predictions, records, device))
+        device, records = load_split(settings.dataset, settings.split)
+        config.stash[DATA_KEY] = (records, load_predictions(settings.predictions, records, device, settings.split))
     return config.stash[DATA_KEY]
 
 

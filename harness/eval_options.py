@@ -9,6 +9,8 @@ import pytest
 
 from .options import positive_number
 
+SPLITS = ("test", "validation", "train")
+
 
 parse_timeout = positive_number("--eval-timeout", "seconds")
 
@@ -24,7 +26,10 @@ def add_eval_options(parser: pytest.Parser) -> None:
     group.addoption("--predictions", dest="wkf_predictions", type=Path, default=None, metavar="FILE",
                     help="benchmark mode: judge the predictions in FILE (JSON lines, harness/predictions.schema.json)")
     group.addoption("--dataset", dest="wkf_dataset", type=Path, default=None, metavar="DIR",
-                    help="benchmark mode: the packed dataset folder whose test split the predictions refer to")
+                    help="benchmark mode: the packed dataset folder whose split (--eval-split) the predictions refer to")
+    group.addoption("--eval-split", dest="wkf_eval_split", choices=SPLITS, default="test",
+                    help="benchmark mode: the split whose records the predictions refer to; default test (the "
+                         "benchmark); validation for development without touching the test split")
     group.addoption("--eval-out", dest="wkf_eval_out", type=Path, default=Path("eval_out"), metavar="DIR",
                     help="benchmark mode: where results.jsonl, summary.json and summary.md go (default ./eval_out)")
     group.addoption("--eval-timeout", dest="wkf_eval_timeout", type=parse_timeout, default=60.0, metavar="S",
@@ -41,6 +46,7 @@ class EvalSettings:
     timeout_s: float
     memory_mb: int
     cuda_arch: int
+    split: str = "test"
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "EvalSettings | None":
@@ -62,4 +68,5 @@ class EvalSettings:
         if out == dataset or dataset in out.parents or out.name == "production" or "production" in out.parts[-2:]:
             raise pytest.UsageError(f"--eval-out {out} must not be inside a dataset or production/")
         return cls(predictions, dataset, out, config.getoption("wkf_eval_timeout"),
-                   config.getoption("wkf_eval_memory"), config.getoption("wkf_arch"))
+                   config.getoption("wkf_eval_memory"), config.getoption("wkf_arch"),
+                   config.getoption("wkf_eval_split"))

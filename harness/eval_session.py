@@ -74,8 +74,8 @@ class EvalController:
         with open(out / "results.jsonl", "w", encoding="utf-8") as f:
             for r in self.rows:
                 f.write(json.dumps({k: r[k] for k in RESULT_FIELDS}, sort_keys=True) + "\n")
-        self.summary = {"dataset": str(self.settings.dataset), "predictions_file": str(self.settings.predictions),
-                        **summarize(self.rows)}
+        self.summary = {"dataset": str(self.settings.dataset), "split": self.settings.split,
+                        "predictions_file": str(self.settings.predictions), **summarize(self.rows)}
         (out / "summary.json").write_text(json.dumps(self.summary, indent=1, sort_keys=True) + "\n")
         (out / "summary.md").write_text(summary_markdown(self.summary))
 

@@ -64,7 +64,7 @@ def _pct(value) -> str:
 
 def summary_markdown(summary: dict) -> str:
     """The summary as Markdown tables (per task, then per task and family)."""
-    lines = [f"Predictions judged: {summary['predictions']} (by numerics device: "
+    lines = [f"Predictions judged: {summary['predictions']} on the {summary.get('split', 'test')} split (by numerics device: "
              + ", ".join(f"{d} {n}" for d, n in summary["devices"].items()) + ")", "",
              "| task | predictions | pass@1 | pass@5 | pass@10 | compile rate | outcomes |",
              "|---|---|---|---|---|---|---|"]

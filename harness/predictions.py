@@ -69,7 +69,7 @@ def parse_line(text: str, line: int) -> Prediction:
     return Prediction(line, obj["id"], obj["task"], obj["completion"], int(obj.get("sample", 0)))
 
 
-def load_predictions(path: Path, records: dict[str, dict], device: str) -> list[Prediction]:
+def load_predictions(path: Path, records: dict[str, dict], device: str, split: str = "test") -> list[Prediction]:
     """Read and check a predictions file against the records of a ``device`` dataset split."""
     path = Path(path)
     try:
@@ -88,7 +88,7 @@ def load_predictions(path: Path, records: dict[str, dict], device: str) -> list[
             problems.append(str(exc))
             continue
         if pred.id not in records:
-            problems.append(f"line {number}: unknown id {pred.id} (not in the dataset's test split)")
+            problems.append(f"line {number}: unknown id {pred.id} (not in the dataset's {split} split)")
             continue
         if TASKS[pred.task].device != device:
             problems.append(f"line {number}: task {pred.task} is about {TASKS[pred.task].device} code, but the "

@@ -2,6 +2,7 @@
 split assignment, counts against the manifest. Exit status 1 and one line per problem on failure.
 
     wkf-validate production/cpu_code production/cuda_code
+    wkf-validate production/cpu_code --reverify random      (check the numbers of every random record again)
 """
 
 from __future__ import annotations
@@ -196,6 +197,42 @@ def validate(root: Path, regenerate: bool = False, rebuild: int = 0) -> list[str
     return problems
 
 
+#: judge outcomes that mean a record's own code still passes: the numbers matched, or (CUDA without a GPU) NVRTC
+#: compiled it and its numbers are checked by the lifting task of the same record
+REVERIFIED = frozenset({"pass", "compiled_only"})
+
+
+def reverify(root: Path, families: list[str], workers: int = 2, work: Path | None = None) -> tuple[dict, list[str]]:
+    """Production's numeric check again, with the installed verifier, on every record of ``families`` (all
+    splits): each record's own code is judged as the oracle prediction of every task of its dataset (the
+    benchmark's judge, :mod:`harness.baselines`). Returns ({split: {outcome: count}}, problems)."""
+    import tempfile
+
+    from harness.baselines import oracle_predictions, run_judge, write_jsonl
+    from harness.predictions import load_split
+
+    root = Path(root).resolve()
+    work = Path(work or tempfile.mkdtemp(prefix="wkf-reverify-"))
+    counts: dict[str, dict[str, int]] = {}
+    problems: list[str] = []
+    for split in ("train", "validation", "test"):
+        if not any((root / "data").glob(f"{split}-*.parquet")):
+            continue
+        device, records = load_split(root, split)
+        chosen = {rid: r for rid, r in records.items() if r["family"] in families}
+        if not chosen:
+            continue
+        preds = oracle_predictions(chosen, device)
+        write_jsonl(work / f"{split}.jsonl", preds)
+        _summary, rows, _seconds = run_judge(work / f"{split}.jsonl", root, work / split, workers, split)
+        counts[split] = dict(Counter(r["outcome"] for r in rows))
+        problems += [f"{root.name} {split} record {r['id']} ({r['family']}, {r['task']}): {r['outcome']} "
+                     f"{r['message'][:300]}" for r in rows if r["outcome"] not in REVERIFIED]
+    if not counts:
+        problems.append(f"{root}: no record of {', '.join(families)}")
+    return counts, problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wkf-validate", description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="+", type=Path)
@@ -204,9 +241,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", type=int, default=0, metavar="N",
                         help="also rebuild N sampled records per family from their own fields alone (CPU: system "
                              "C++ compiler; CUDA: NVRTC and nvcc) and print the rate per family")
+    parser.add_argument("--reverify", nargs="+", default=[], metavar="FAMILY",
+                        help="also check the numbers of every record of these families again with the installed "
+                             "verifier (all splits; the benchmark judge's oracle) and print the outcomes")
+    parser.add_argument("-n", "--workers", type=int, default=2, help="judge processes for --reverify (default 2)")
     args = parser.parse_args(argv)
     failed = False
     for root in args.datasets:
+        if args.reverify:
+            counts, problems = reverify(root, args.reverify, args.workers)
+            for split, c in counts.items():
+                print(f"REVERIFIED {root} {split} ({', '.join(args.reverify)}): "
+                      + ", ".join(f"{o} {k}" for o, k in sorted(c.items())))
+            for p in problems:
+                print(f"INVALID {p}")
+            failed = failed or bool(problems)
         problems = validate(root, regenerate=args.regenerate, rebuild=args.rebuild)
         if problems:
             failed = True

@@ -200,6 +200,61 @@ def test_bad_input_stops_the_run_naming_each_line(quick_datasets, pytester):
                                  "*line 4: unknown task 'py2java'*", "*line 5: task py2cuda is about cuda code*"])
 
 
+def test_eval_split_selects_the_records_predictions_refer_to(quick_datasets, pytester, tmp_path):
+    """``--eval-split validation`` judges against the validation records; by default an id of that split is
+    unknown, and the error names the split."""
+    _base, records = quick_datasets
+    test_record, held_out = records["cpu"][0], records["cpu"][1]
+    dataset = tmp_path / "cpu_code"
+    _pack(dataset, [test_record])
+    rows = [{**held_out, "features": json.dumps(held_out["features"], sort_keys=True)}]
+    pq.write_table(pa.Table.from_pylist(rows), dataset / "data" / "validation-00000-of-00001.parquet")
+    pred = [{"id": held_out["id"], "task": "py2cpp", "completion": code_completion(held_out)}]
+    result, rows, _out = _run_eval(pytester, pred, dataset)
+    assert result.ret != 0 and rows == []
+    result.stderr.fnmatch_lines(["*line 1: unknown id*not in the dataset's test split*"])
+    result, rows, out = _run_eval(pytester, pred, dataset, "--eval-split", "validation")
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    assert [r["outcome"] for r in rows] == ["pass"]
+    assert json.loads((out / "summary.json").read_text())["split"] == "validation"
+
+
+def test_a_record_of_an_earlier_version_with_the_same_programs_is_judged():
+    """A family version that changed only its verification (random@3: the tolerance) still regenerates its
+    earlier version's records; a version that is not declared the same is refused."""
+    from harness.judge import JudgeError, regenerate
+    from harness.registry import all_families
+    from harness.seeds import kernel_seed, rng_for
+
+    family = all_families()["random"]
+    assert family.version == 3 and 2 in family.same_programs_as
+    seed = kernel_seed(0, "random", "c00000", 0)
+    spec = family.spec(seed, rng_for(seed))
+    record = {"id": "x", "family": "random", "kernel_name": spec.kernel_name,
+              "provenance": {"generator": "random@2", "seed": seed}}
+    assert regenerate(record)[1].source == spec.source
+    with pytest.raises(JudgeError, match="made by random@1"):
+        regenerate({**record, "provenance": {"generator": "random@1", "seed": seed}})
+
+
+def test_reverify_checks_every_record_of_a_family_again_and_names_a_wrong_one(quick_datasets, tmp_path):
+    """``wkf-validate --reverify FAMILY``: each record's own code judged again with the installed verifier; a
+    record whose code no longer computes its kernel's numbers is named with the judge's verdict."""
+    from production.validate import reverify
+
+    _base, records = quick_datasets
+    good = next(r for r in records["cpu"] if r["family"] == "arithmetic")
+    bad = next(r for r in records["cpu"] if r["family"] not in ("tiles", "reduction", "arithmetic")
+               and _wrong_constant(r["ir"]["forward"]))
+    tampered = {**bad, "ir": {**bad["ir"], "forward": _wrong_constant(bad["ir"]["forward"])}}
+    _pack(tmp_path / "ds", [good, tampered])
+    counts, problems = reverify(tmp_path / "ds", ["arithmetic"], workers=1, work=tmp_path / "w1")
+    assert counts == {"test": {"pass": 2}} and problems == []       # py2cpp and cpp2py
+    counts, problems = reverify(tmp_path / "ds", [bad["family"]], workers=1, work=tmp_path / "w2")
+    assert counts["test"].get("mismatch") == 1 and len(problems) == 1
+    assert bad["id"] in problems[0] and "py2cpp" in problems[0] and "mismatch" in problems[0]
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--eval-timeout", "-1", "--eval-timeout must be a positive"),
     ("--eval-memory-mb", "12", "--eval-memory-mb must be an integer"),

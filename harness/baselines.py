@@ -64,8 +64,14 @@ def first_per_family(records: dict[str, dict], n: int) -> dict[str, dict]:
     return out
 
 
+#: ``sample`` of the unmutated forward judged beside a record's mutants: its outputs digest tells a survivor that
+#: computes exactly what the original computes from one whose outputs differ within the tolerance
+ORIGINAL_SAMPLE = len(MUTATIONS)
+
+
 def mutant_predictions(records: dict[str, dict]) -> tuple[list[dict], dict[tuple[str, int], dict]]:
-    """py2cpp predictions, one per (record, mutation kind) that applies; ``sample`` numbers the kind."""
+    """py2cpp predictions, one per (record, mutation kind) that applies (``sample`` numbers the kind), and the
+    record's own forward as sample :data:`ORIGINAL_SAMPLE`."""
     preds, info = [], {}
     for rid, r in sorted(records.items()):
         original = r["ir"]["forward"]
@@ -79,6 +85,8 @@ def mutant_predictions(records: dict[str, dict]) -> tuple[list[dict], dict[tuple
                     if line[:1] in "+-" and not line.startswith(("+++", "---"))]
             info[(rid, sample)] = {"kind": kind, "family": r["family"], "diff": diff,
                                    "reads_mutated_value": reads_mutated_value(original, diff)}
+        if any(key[0] == rid for key in info):
+            preds.append({"id": rid, "task": "py2cpp", "completion": original, "sample": ORIGINAL_SAMPLE})
     return preds, info
 
 
@@ -154,6 +162,12 @@ def _complete_results(out: Path, preds: list[dict]) -> list[dict] | None:
 
 
 def mutant_report(rows: list[dict], info: dict[tuple[str, int], dict]) -> dict:
+    """Mutants killed per kind and family; survivors with their diff, split by whether their outputs on the
+    verifier's inputs are bit-identical to the original forward's (judged beside them as
+    :data:`ORIGINAL_SAMPLE`): identical means the mutation never reaches an output on those inputs (dead code,
+    an unused component), different means the change stayed within the tolerance."""
+    original = {r["id"]: r for r in rows if r["sample"] == ORIGINAL_SAMPLE}
+    rows = [r for r in rows if r["sample"] != ORIGINAL_SAMPLE]
     by_kind, by_family = defaultdict(Counter), defaultdict(Counter)
     survivors = []
     for row in rows:
@@ -164,18 +178,23 @@ def mutant_report(rows: list[dict], info: dict[tuple[str, int], dict]) -> dict:
             table[key]["killed"] += killed
             table[key][row["outcome"]] += 1
         if not killed:
+            own = original.get(row["id"], {})
+            same = (bool(row.get("outputs_sha256")) and own.get("outcome") == "pass"
+                    and row.get("outputs_sha256") == own.get("outputs_sha256"))
             survivors.append({"id": row["id"], "family": meta["family"], "kind": meta["kind"], "diff": meta["diff"],
-                              "reads_mutated_value": meta["reads_mutated_value"]})
+                              "reads_mutated_value": meta["reads_mutated_value"], "same_outputs": same})
 
     def rates(table):
         return {k: {**dict(c), "killed_share": c["killed"] / c["mutants"]} for k, c in sorted(table.items())}
     total = len(rows)
     killed = sum(r["outcome"] != "pass" for r in rows)
-    unread = sum(1 for sv in survivors if not sv["reads_mutated_value"])
-    observable = total - unread
+    same = sum(1 for sv in survivors if sv["same_outputs"])
+    observable = total - same
     return {"mutants": total, "killed": killed, "killed_share": killed / total if total else 0.0,
-            "survivors_of_unread_values": unread,
+            "survivors_of_unread_values": sum(1 for sv in survivors if not sv["reads_mutated_value"]),
+            "survivors_with_same_outputs": same,
             "killed_share_of_observable": killed / observable if observable else 0.0,
+            "originals_not_passing": sorted(i for i, r in original.items() if r["outcome"] != "pass"),
             "records": len({r["id"] for r in rows}), "by_kind": rates(by_kind), "by_family": rates(by_family),
             "outcomes": dict(Counter(r["outcome"] for r in rows)), "survivors": survivors}
 
@@ -194,8 +213,9 @@ def markdown(reports: dict) -> str:
     m = reports.get("mutants")
     if m:
         lines += [f"Mutants: {m['mutants']} on {m['records']} held-out CPU records, {100 * m['killed_share']:.1f}% killed; "
-                  f"{m['survivors_of_unread_values']} survivors mutate a value the forward never reads (equivalent "
-                  f"mutants), {100 * m['killed_share_of_observable']:.1f}% of the others killed.",
+                  f"{m['survivors_with_same_outputs']} survivors compute outputs bit-identical to the original's on the "
+                  f"judge's inputs (the mutation reaches no output); of the mutants that change an output, "
+                  f"{100 * m['killed_share_of_observable']:.1f}% are killed.",
                   "", "| mutation | mutants | killed |", "|---|---|---|"]
         lines += [f"| {k} | {c['mutants']} | {100 * c['killed_share']:.1f}% |" for k, c in m["by_kind"].items()]
         lines += ["", "| family | mutants | killed |", "|---|---|---|"]
@@ -267,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             entry = reports[name]
             for key in ("datasets", "seconds", "records_per_family_limit", "splits"):
                 entry.setdefault(key, {})
-            entry["datasets"][device] = summarize(rows)
+            judged = [r for r in rows if name != "mutants" or r["sample"] != ORIGINAL_SAMPLE]
+            entry["datasets"][device] = summarize(judged)
             entry["seconds"][device] = None if seconds is None else round(seconds, 1)
             entry["records_per_family_limit"][device] = args.per_family
             entry["splits"][device] = [split for split, _ in runs]

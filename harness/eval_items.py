@@ -73,7 +73,8 @@ class PredictionItem(pytest.Item):
             message = f"line {pred.line}: {message}"
         self.user_properties.append((EVAL_KEY, {
             "line": pred.line, "id": pred.id, "task": pred.task, "family": record["family"], "sample": pred.sample,
-            "outcome": answer["outcome"], "message": message, "device": answer.get("device")}))
+            "outcome": answer["outcome"], "message": message, "device": answer.get("device"),
+            "outputs_sha256": answer.get("outputs_sha256")}))
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, JudgeBroke):

@@ -17,7 +17,7 @@ from .eval_options import EvalSettings
 from .passk import summarize, summary_markdown
 from .predictions import PredictionsError
 
-RESULT_FIELDS = ("id", "task", "family", "sample", "outcome", "message", "device")
+RESULT_FIELDS = ("id", "task", "family", "sample", "outcome", "message", "device", "outputs_sha256")
 
 
 def configure_eval(config: pytest.Config, settings: EvalSettings) -> None:

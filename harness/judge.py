@@ -53,9 +53,11 @@ class Verdict:
     outcome: str
     message: str = ""
     device: str | None = None        # where numbers ran (None: nothing ran)
+    outputs_sha256: str | None = None    # of a pass: the outputs on the verifier's inputs (harness.verify)
 
     def as_dict(self) -> dict:
-        return {"outcome": self.outcome, "message": self.message, "device": self.device}
+        return {"outcome": self.outcome, "message": self.message, "device": self.device,
+                "outputs_sha256": self.outputs_sha256}
 
 
 @lru_cache(maxsize=1)
@@ -178,7 +180,7 @@ def _write(path: str, text: str) -> None:
 
 def _numbers(family: Family, spec: KernelSpec, mod: _Module, device: str) -> Verdict:
     try:
-        verify(family, spec, mod.kernel, device, mod.namespace)
+        checked = verify(family, spec, mod.kernel, device, mod.namespace)
     except KernelRejected as rej:
         outcome = REASON_OUTCOME.get(rej.reason)
         if outcome is None:
@@ -186,7 +188,7 @@ def _numbers(family: Family, spec: KernelSpec, mod: _Module, device: str) -> Ver
         return Verdict(outcome, f"[{rej.reason}] {rej.detail}", device)
     except Exception as exc:  # noqa: BLE001 - a launch that fails is the completion's fault (types, structs)
         return Verdict("invalid", f"launch failed: {type(exc).__name__}: {exc}"[:2000], device)
-    return Verdict("pass", "", device)
+    return Verdict("pass", "", device, checked.outputs_sha256)
 
 
 def _replace_entries(source: str, completion: str, kernel_name: str, mangled: str, device: str) -> str | Verdict:

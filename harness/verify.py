@@ -9,6 +9,8 @@ so such elements are masked instead of loosening the tolerance. Integer inputs a
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -40,6 +42,9 @@ class Verification:
     max_rel_err: float = 0.0
     tolerance: Tolerance | None = None
     gradient_checked: bool = False
+    #: sha256 of every output array of every input set (not part of a record): two builds whose outputs are
+    #: bit-identical on the verifier's inputs have the same digest
+    outputs_sha256: str = ""
 
     def as_dict(self) -> dict:
         return {
@@ -252,11 +257,23 @@ def _check_outputs(family: Family, spec: KernelSpec, device: str,
         result.input_sets += 1
     result.elements_compared = total - masked_total
     result.elements_masked = masked_total
+    result.outputs_sha256 = outputs_digest(observed.outputs)
     if total == 0 or masked_total > MAX_MASKED_FRACTION * total:
         raise _reject(spec, device, "ill_conditioned",
                       f"{masked_total} of {total} output elements are ill-conditioned (masked); too few to verify")
     _check_degenerate(family, spec, device, observed)
     return result, observed, first_stable
+
+
+def outputs_digest(outputs: list[dict[str, np.ndarray]]) -> str:
+    """sha256 over the outputs of each input set, arrays by name: name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for got in outputs:
+        for name in sorted(got):
+            a = np.ascontiguousarray(np.asarray(got[name]))
+            h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _reject(spec: KernelSpec, device: str, reason: str, message: str) -> KernelRejected:

@@ -144,6 +144,29 @@ def test_wrong_completion_fails_naming_the_element(cpu_eval):
     wrong = cpu_eval["named"]["wrong"]
     assert wrong["outcome"] == "mismatch"
     assert re.search(r"output '\w+' input set \d flat index \d+: got .* expected", wrong["message"])
+    assert wrong["outputs_sha256"] is None
+
+
+def test_a_pass_carries_the_digest_of_its_outputs(cpu_eval):
+    """The same code judged twice has the same outputs digest; different kernels have different ones."""
+    named, oracle = cpu_eval["named"], cpu_eval["oracle"]
+    first = next(r for r in oracle if r["id"] == named["after"]["id"] and r["task"] == "py2cpp")
+    assert re.fullmatch(r"[0-9a-f]{64}", first["outputs_sha256"])
+    assert named["after"]["outputs_sha256"] == first["outputs_sha256"]
+    digests = {r["id"]: r["outputs_sha256"] for r in oracle if r["task"] == "py2cpp"}
+    assert len(set(digests.values())) == len(digests)
+
+
+def test_a_pass_carries_the_digest_of_its_outputs(cpu_eval):
+    """The same code judged twice has the same outputs digest; different kernels have different ones; a
+    mismatch has none."""
+    named, oracle = cpu_eval["named"], cpu_eval["oracle"]
+    first = next(r for r in oracle if r["id"] == named["after"]["id"] and r["task"] == "py2cpp")
+    assert re.fullmatch(r"[0-9a-f]{64}", first["outputs_sha256"])
+    assert named["after"]["outputs_sha256"] == first["outputs_sha256"]
+    digests = {r["id"]: r["outputs_sha256"] for r in oracle if r["task"] == "py2cpp"}
+    assert len(set(digests.values())) == len(digests)
+    assert named["wrong"]["outputs_sha256"] is None
 
 
 def test_crash_and_hang_are_contained(cpu_eval):
@@ -317,23 +340,30 @@ def test_baseline_prediction_files_and_mutant_report(quick_datasets):
     cpu = {r["id"]: r for r in records["cpu"]}
     oracle = baselines.oracle_predictions(cpu, "cpu")
     assert {p["task"] for p in oracle} == {"py2cpp", "cpp2py"} and len(oracle) == 2 * len(cpu)
-    mutants, info = baselines.mutant_predictions(cpu)
+    preds, info = baselines.mutant_predictions(cpu)
+    originals = [p for p in preds if p["sample"] == baselines.ORIGINAL_SAMPLE]
+    mutants = [p for p in preds if p["sample"] != baselines.ORIGINAL_SAMPLE]
     assert mutants and all(p["completion"] != cpu[p["id"]]["ir"]["forward"] for p in mutants)
     assert all(info[(p["id"], p["sample"])]["diff"] for p in mutants)
+    assert {p["id"] for p in originals} == {p["id"] for p in mutants}
+    assert all(p["completion"] == cpu[p["id"]]["ir"]["forward"] for p in originals)
     # retrieval: the nearest other record's code, renamed to the test kernel
     ids = sorted(cpu)
     test, train = {ids[0]: cpu[ids[0]]}, {i: cpu[i] for i in ids[1:]}
     retrieved = baselines.retrieval_predictions(test, train, "cpu")
     assert {p["id"] for p in retrieved} == {ids[0]}
     assert all(cpu[ids[0]]["kernel_name"] in p["completion"] for p in retrieved)
-    rows = [{"id": p["id"], "sample": p["sample"], "outcome": "pass" if n == 0 else "mismatch"}
-            for n, p in enumerate(mutants)]
+    # two survivors: the first computes the original's outputs exactly, the second something within tolerance
+    rows = [{"id": p["id"], "sample": p["sample"], "outcome": "pass" if n < 2 else "mismatch",
+             "outputs_sha256": {0: "same", 1: "other"}.get(n)} for n, p in enumerate(mutants)]
+    rows += [{"id": p["id"], "sample": p["sample"], "outcome": "pass", "outputs_sha256": "same"} for p in originals]
     report = baselines.mutant_report(rows, info)
-    assert report["mutants"] == len(mutants) and report["killed"] == len(mutants) - 1
-    assert len(report["survivors"]) == 1
-    unread = 0 if report["survivors"][0]["reads_mutated_value"] else 1
-    assert report["survivors_of_unread_values"] == unread
-    assert report["killed_share_of_observable"] == report["killed"] / (len(mutants) - unread)
+    assert report["mutants"] == len(mutants) and report["killed"] == len(mutants) - 2
+    survivors = report["survivors"]
+    assert [sv["same_outputs"] for sv in survivors] == [True, False]
+    assert report["survivors_with_same_outputs"] == 1
+    assert report["killed_share_of_observable"] == report["killed"] / (len(mutants) - 1)
+    assert report["originals_not_passing"] == []
     assert "killed" in baselines.markdown({"mutants": report})
 
 

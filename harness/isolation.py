@@ -29,6 +29,9 @@ class ChildProcess:
 
     module = ""
     what = "child"
+    #: start the child as the leader of a process group of its own, and kill the whole group: for a child that
+    #: forks (the judge), a hanging fork dies with it
+    own_group = False
 
     def __init__(self, timeout_s: float, stderr_path: Path | None = None):
         self.timeout_s = timeout_s
@@ -47,7 +50,8 @@ class ChildProcess:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args()],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env, cwd=root)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env, cwd=root,
+                start_new_session=self.own_group)
         finally:
             if stderr is not subprocess.DEVNULL:
                 stderr.close()
@@ -85,7 +89,12 @@ class ChildProcess:
     def _kill(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
+        if self.own_group:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)        # the child and any fork of it
+            except ProcessLookupError:
+                pass
+        elif self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout):
@@ -138,6 +147,7 @@ class JudgeProcess(ChildProcess):
     """The judge's child (:mod:`harness.judge_worker`), its address space capped at ``memory_mb`` more."""
 
     module = "harness.judge_worker"
+    own_group = True
     what = "judge"
 
     def __init__(self, timeout_s: float, memory_mb: int, stderr_path: Path | None = None):

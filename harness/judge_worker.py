@@ -3,8 +3,15 @@
 It initialises Warp once (and compiles a trivial module so the CPU precompiled header exists), limits its own
 address space to what that took plus ``N`` MB, prints a ready line, then reads one JSON request per line
 from stdin and answers one JSON line each. Anything the judged code writes to stdout goes to stderr: the
-answers travel on a private copy of the original stdout. A completion that kills or hangs this process costs
-only itself: the parent (:mod:`harness.isolation`) reports ``crashed`` or ``timeout`` and starts a new one.
+answers travel on a private copy of the original stdout.
+
+Each request is judged in a fork of this process (when no CUDA context exists: CUDA does not survive a fork),
+so that what a completion does to the process (an out-of-bounds write into the heap, leaked memory, changed
+global state) dies with it and the next request starts from the same clean state: without the fork, a mutant
+that corrupted the heap without crashing broke or could silently bias later verdicts. A fork that dies is
+``crashed``; a completion that hangs has the whole process group killed by the parent
+(:mod:`harness.isolation`), which reports ``timeout`` and starts a new one. On a GPU host requests are judged
+in this process, replaced only when it dies.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import sys
 import traceback
 
@@ -60,30 +68,62 @@ def warm_up() -> None:
         mod.compile_cpu(source, meta, options)
 
 
+def _judge_request(request: dict, gpu: bool) -> dict:
+    from .judge import JudgeError, judge
+
+    try:
+        verdict = judge(request["record"], request["task"], request["completion"], gpu, request.get("cuda_arch", 90))
+        return verdict.as_dict()
+    except JudgeError as exc:
+        return {"error": f"JudgeError: {exc}"}
+    except MemoryError:
+        return {"outcome": "crashed", "message": "out of memory (address-space limit)", "device": None}
+    except Exception:  # noqa: BLE001 - a harness bug: say so, with the traceback, and keep serving
+        return {"error": traceback.format_exc(limit=8)}
+
+
+def judge_in_fork(request: dict, gpu: bool) -> dict:
+    """Judge ``request`` in a forked copy of this process; its answer, or ``crashed`` if the copy died."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                            # the copy: judge, answer on the pipe, exit at once
+        code = 0
+        try:
+            os.close(read_end)
+            data = json.dumps(_judge_request(request, gpu)).encode("utf-8")
+            while data:
+                data = data[os.write(write_end, data):]
+        except BaseException:  # noqa: BLE001 - nothing may escape into the parent's loop
+            code = 70
+        os._exit(code)
+    os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 1 << 16):
+        chunks.append(chunk)
+    os.close(read_end)
+    _pid, status = os.waitpid(pid, 0)
+    if chunks:
+        return json.loads(b"".join(chunks))
+    how = (f"signal {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status)
+           else f"exit status {os.WEXITSTATUS(status)}")
+    return {"outcome": "crashed", "device": None, "message": f"judge process died ({how})"}
+
+
 def serve(memory_mb: int, answers) -> None:
     from .build import configure_warp, cuda_available
-    from .judge import JudgeError, judge
+    from .judge import _families
 
     configure_warp()
     gpu = cuda_available()
     warm_up()
+    _families()                                             # loaded once, inherited by every fork
     cap = limit_memory(memory_mb) if memory_mb > 0 else None
-    send(answers, {"ready": True, "gpu": gpu, "pid": os.getpid(), "address_space_cap": cap})
+    send(answers, {"ready": True, "gpu": gpu, "pid": os.getpid(), "address_space_cap": cap, "forks": not gpu})
     for line in sys.stdin:
         if not line.strip():
             continue
         request = json.loads(line)
-        try:
-            verdict = judge(request["record"], request["task"], request["completion"], gpu,
-                            request.get("cuda_arch", 90))
-            answer = verdict.as_dict()
-        except JudgeError as exc:
-            answer = {"error": f"JudgeError: {exc}"}
-        except MemoryError:
-            answer = {"outcome": "crashed", "message": "out of memory (address-space limit)", "device": None}
-        except Exception:  # noqa: BLE001 - a harness bug: say so, with the traceback, and keep serving
-            answer = {"error": traceback.format_exc(limit=8)}
-        send(answers, answer)
+        send(answers, _judge_request(request, gpu) if gpu else judge_in_fork(request, gpu))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,6 +93,10 @@ def _wrong_constant(forward: str) -> str | None:
     return None if m is None else forward.replace(m.group(0), f"{m.group(1)}{float(m.group(2)) + 1.0};", 1)
 
 
+LEAK = ("{ static bool wkf_leaked = false; if (!wkf_leaked) { wkf_leaked = true; "
+        "volatile char* wkf_p = (volatile char*)malloc((size_t)5 << 29); if (!wkf_p) *(volatile int*)0 = 1; wkf_p[0] = 1; } }\n")
+
+
 @pytest.fixture(scope="module")
 def cpu_eval(quick_datasets, tmp_path_factory):
     """One judge run on the CPU split: the oracle for both tasks, then a wrong, a crashing, a hanging completion
@@ -112,6 +116,9 @@ def cpu_eval(quick_datasets, tmp_path_factory):
         "crash": fwd.replace(marker, "*(volatile int*)0 = 1;\n" + marker, 1),
         "hang": fwd.replace(marker, "for (;;) { task_index += 1; }\n" + marker, 1),
         "no_forward": "int main() { return 0; }",
+        # 2.5 GB never freed, twice: over the judge's 4 GB address-space margin if both ran in one process
+        "leak_a": fwd.replace(marker, LEAK + marker, 1),
+        "leak_b": fwd.replace(marker, LEAK + marker, 1),
         "after": fwd,
     }
     first = len(preds) + 1
@@ -164,6 +171,14 @@ def test_crash_and_hang_are_contained(cpu_eval):
     assert named["crash"]["outcome"] == "crashed" and "SIGSEGV" in named["crash"]["message"]
     assert named["hang"]["outcome"] == "timeout"
     assert named["after"]["outcome"] == "pass"            # the run went on with a fresh judge process
+
+
+def test_what_a_completion_does_to_the_judge_process_dies_with_it(cpu_eval):
+    """Each prediction is judged in a fork of the judge process: memory one completion leaks (or a heap it
+    corrupts) is not there for the next. Two completions that each leak 2.5 GB both pass under a 4 GB margin."""
+    named = cpu_eval["named"]
+    assert named["leak_a"]["outcome"] == "pass", named["leak_a"]
+    assert named["leak_b"]["outcome"] == "pass", named["leak_b"]
 
 
 def test_content_errors_are_invalid_naming_the_line(cpu_eval):

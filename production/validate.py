@@ -245,11 +245,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="also check the numbers of every record of these families again with the installed "
                              "verifier (all splits; the benchmark judge's oracle) and print the outcomes")
     parser.add_argument("-n", "--workers", type=int, default=2, help="judge processes for --reverify (default 2)")
+    parser.add_argument("--reverify-json", type=Path, default=None, metavar="FILE",
+                        help="write --reverify's outcomes per dataset and split to FILE (JSON)")
     args = parser.parse_args(argv)
     failed = False
+    reverified: dict[str, dict] = {}
     for root in args.datasets:
         if args.reverify:
             counts, problems = reverify(root, args.reverify, args.workers)
+            from harness.registry import all_families
+            installed = all_families()
+            reverified[Path(root).resolve().name] = {
+                "verifier": sorted(f"{f}@{installed[f].version}" for f in args.reverify if f in installed),
+                "splits": counts, "problems": problems}
             for split, c in counts.items():
                 print(f"REVERIFIED {root} {split} ({', '.join(args.reverify)}): "
                       + ", ".join(f"{o} {k}" for o, k in sorted(c.items())))
@@ -265,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             m = json.loads((root / "manifest.json").read_text())
             print(f"OK {root}: {m['records']} records, {m['bytes_raw'] / 1e6:.2f} MB raw, "
                   f"{len(m['shards'])} shards, splits {m['per_split']}")
+    if args.reverify_json is not None:
+        args.reverify_json.write_text(json.dumps(reverified, indent=1, sort_keys=True) + "\n")
     return 1 if failed else 0
 
 

@@ -165,7 +165,7 @@ def mutant_report(rows: list[dict], info: dict[tuple[str, int], dict]) -> dict:
     """Mutants killed per kind and family; survivors with their diff, split by whether their outputs on the
     verifier's inputs are bit-identical to the original forward's (judged beside them as
     :data:`ORIGINAL_SAMPLE`): identical means the mutation never reaches an output on those inputs (dead code,
-    an unused component), different means the change stayed within the tolerance."""
+    an unused component), different means the change stayed within the tolerance or in masked elements."""
     original = {r["id"]: r for r in rows if r["sample"] == ORIGINAL_SAMPLE}
     rows = [r for r in rows if r["sample"] != ORIGINAL_SAMPLE]
     by_kind, by_family = defaultdict(Counter), defaultdict(Counter)
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                 path, out = args.work / f"{stem}.jsonl", args.work / stem
                 judged = _complete_results(out, preds) if args.reuse and _unchanged(path, preds) else None
                 if judged is not None:
-                    seconds = None
+                    seconds = None                  # the judging time is the earlier run's (kept below)
                     print(f"{name} {device} {split}: reused {len(judged)} results from {out}", flush=True)
                 else:
                     write_jsonl(path, preds)
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry.setdefault(key, {})
             judged = [r for r in rows if name != "mutants" or r["sample"] != ORIGINAL_SAMPLE]
             entry["datasets"][device] = summarize(judged)
-            entry["seconds"][device] = None if seconds is None else round(seconds, 1)
+            entry["seconds"][device] = entry["seconds"].get(device) if seconds is None else round(seconds, 1)
             entry["records_per_family_limit"][device] = args.per_family
             entry["splits"][device] = [split for split, _ in runs]
             if name == "mutants":

@@ -150,17 +150,20 @@ def fig_resources(series: dict, out: Path) -> str | None:
 
 def fig_saturation(sat: dict, out: Path) -> str:
     fig, ax = plt.subplots(figsize=(9, 5))
-    cp = np.asarray(sat["checkpoints"], float)
     cmap = plt.get_cmap("tab20")
+    longest = np.asarray([1.0])
     for i, (f, v) in enumerate(sorted(sat["families"].items())):
+        cp = np.asarray(v.get("checkpoints") or sat["checkpoints"], float)
+        longest = cp if cp[-1] > longest[-1] else longest
         ax.plot(cp, np.asarray(v["distinct"], float), color=cmap(i % 20), lw=1.4,
                 ls="-" if i < 10 else "--", label=f)
-    ax.plot(cp, cp, color="k", lw=0.8, ls=":", label="every program distinct")
+    ax.plot(longest, longest, color="k", lw=0.8, ls=":", label="every program distinct")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("programs generated per family (log scale)")
     ax.set_ylabel("distinct structural hashes (log scale)")
-    ax.set_title(f"Saturation: distinct programs as a generator runs longer (N = {sat['programs_per_family']:,})")
+    ax.set_title("Saturation: distinct programs as a generator runs longer (N up to "
+                 f"{sat['programs_per_family']:,} per family)")
     ax.legend(fontsize=6, ncol=2, loc="upper left")
     return _save(fig, out, "saturation.png")
 

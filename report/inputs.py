@@ -1,6 +1,7 @@
 """The report's committed side inputs, each optional: the benchmark baselines (``report/benchmark/*.json``), the
 judge's cost (``report/bench/judge_cost.json``), the generators' saturation curve (``report/saturation.json``),
-construct coverage against Warp's own kernels (``report/coverage.json``), a PTX excerpt
+construct coverage against Warp's own kernels (``report/coverage.json``), the records checked again by
+``wkf-validate --reverify`` (``report/benchmark/reverify.json``), a PTX excerpt
 (``report/ptx_excerpt.json``) and the compile cost of batching (``report/bench/stages.json``). A missing file is ``None``, and the report says which one is missing."""
 
 from __future__ import annotations
@@ -64,4 +65,5 @@ def load_all(root: Path) -> dict:
     root = Path(root)
     return {"baselines": baselines(root / "benchmark"), "judge_cost": judge_cost(root / "bench" / "judge_cost.json"),
             "saturation": _read(root / "saturation.json"), "coverage": _read(root / "coverage.json"),
-            "ptx": _read(root / "ptx_excerpt.json"), "batching": batching(root / "bench" / "stages.json")}
+            "ptx": _read(root / "ptx_excerpt.json"), "batching": batching(root / "bench" / "stages.json"),
+            "reverify": _read(root / "benchmark" / "reverify.json")}

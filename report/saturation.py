@@ -1,13 +1,16 @@
 """Saturation of the generators: distinct programs per family as a generator runs longer (generation only).
 
     python -m report.saturation [--programs 10000] [--workers 2] [--out report/saturation.json]
+    python -m report.saturation --programs 10000 --families math tiles --merge    (longer curves for some families)
 
 For each family, programs ``0 .. N-1`` of a seed stream of their own (``kernel_seed(0, family, "saturation", i)``,
 disjoint from production's chunks) are generated and reduced to their structural hash
 (:func:`harness.record.structural_hash`: names, numeric literals and comments normalised, the key production
 de-duplicates on). The count of distinct hashes is written at checkpoints (1, 2, 5 x 10^k up to N). Nothing is
-compiled, so the curve measures the grammars, not the verification. The report reads the JSON; it never runs
-this script (the build stays offline and fast).
+compiled, so the curve measures the grammars, not the verification. Each family's entry says how many programs
+it was run for (``programs``); ``--merge`` replaces the named families in an existing file and keeps the others,
+so the cheap generators can run longer than the expensive ones. The report reads the JSON; it never runs this
+script (the build stays offline and fast).
 """
 
 from __future__ import annotations
@@ -49,8 +52,14 @@ def family_curve(name: str, n: int) -> dict:
             errors.append({"index": i, "seed": seed, "error": f"{type(exc).__name__}: {exc}"[:200]})
         if i + 1 in marks:
             curve.append(len(seen))
-    return {"distinct": curve, "seconds": round(time.perf_counter() - t0, 1),
+    return {"distinct": curve, "programs": n, "checkpoints": checkpoints(n), "seconds": round(time.perf_counter() - t0, 1),
             "generator": f"{name}@{family.version}", "generator_errors": errors}
+
+
+def with_programs(curve: dict, whole: dict) -> dict:
+    """A family's curve with its own ``programs`` and ``checkpoints`` (older files kept them file-wide)."""
+    n = curve.get("programs") or whole["programs_per_family"]
+    return {**curve, "programs": n, "checkpoints": curve.get("checkpoints") or checkpoints(n)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--out", type=Path, default=Path("report/saturation.json"))
     parser.add_argument("--families", nargs="*", default=None, help="default: every family")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other families of an existing --out file (their own program counts)")
     args = parser.parse_args(argv)
     if args.programs < 1:
         parser.error(f"--programs must be a positive integer; got {args.programs}")
@@ -70,9 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         curves = dict(zip(names, pool.map(family_curve, names, [args.programs] * len(names))))
     for name, c in curves.items():
         print(f"{name:<18}{c['distinct'][-1]:>8} distinct of {args.programs} in {c['seconds']:.0f} s", flush=True)
-    result = {"programs_per_family": args.programs, "checkpoints": checkpoints(args.programs),
-              "seed_stream": 'kernel_seed(0, family, "saturation", i)', "workers": args.workers,
-              "wall_seconds": round(time.perf_counter() - t0, 1), "families": curves}
+    run = {"families": names, "programs": args.programs, "workers": args.workers,
+           "wall_seconds": round(time.perf_counter() - t0, 1)}
+    old = json.loads(args.out.read_text()) if args.merge and args.out.exists() else {"families": {}, "runs": []}
+    families = {**{f: with_programs(v, old) for f, v in old["families"].items()}, **curves}
+    runs = old.get("runs") or ([{"families": sorted(old["families"]), "programs": old["programs_per_family"],
+                                 "workers": old["workers"], "wall_seconds": old["wall_seconds"]}]
+                               if old["families"] else [])
+    result = {"programs_per_family": max(v["programs"] for v in families.values()),
+              "seed_stream": 'kernel_seed(0, family, "saturation", i)', "runs": runs + [run],
+              "families": dict(sorted(families.items()))}
     atomic_write_bytes(args.out, (json.dumps(result, indent=1, sort_keys=True) + "\n").encode("utf-8"))
     print(f"wrote {args.out}", flush=True)
     return 0

@@ -280,6 +280,10 @@ def resource_numbers(rows: list[dict]) -> dict:
             "series": registers}
 
 
+#: an absolute tolerance above this is wider than most outputs' values: a check a wrong output hardly fails
+LOOSE_ATOL = 1.0
+
+
 def verification_numbers(rows: list[dict]) -> tuple[dict, dict]:
     v = [r["verification"] for r in rows]
     rel = np.asarray([x["max_rel_err"] for x in v], float)
@@ -314,6 +318,13 @@ def verification_numbers(rows: list[dict]) -> tuple[dict, dict]:
         "records_with_masked": int(np.count_nonzero(masked > 0)),
         "gradient_checked": int(sum(1 for x in v if x["gradient_checked"])),
         "gradient_checked_by_family": dict(sorted(grad_by_family.items())),
+        "loose_tolerance": {
+            "atol_over": LOOSE_ATOL,
+            "records": sum(1 for x in v if x["atol"] > LOOSE_ATOL),
+            "atol_max": max((x["atol"] for x in v), default=0.0),
+            "by_generator": dict(sorted(Counter(r["provenance"]["generator"] for r in rows
+                                                if r["verification"]["atol"] > LOOSE_ATOL).items())),
+        },
         "tolerances": dict(tol.most_common()),
         "float_tolerances": dict(float_tol.most_common()),
     }
@@ -680,5 +691,6 @@ def family_catalog() -> dict:
     out = {}
     for name, f in families.items():
         out[name] = {"description": f.description, "covers": list(f.covers), "weight": f.weight,
-                     "chunk_size": f.chunk_size, "version": f.version}
+                     "chunk_size": f.chunk_size, "version": f.version,
+                     "same_programs_as": list(f.same_programs_as)}
     return out

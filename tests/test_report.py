@@ -283,6 +283,8 @@ def check_verification(text: str, t: dict) -> list[str]:
                 n(sum(x["max_abs_err"] == 0 for x in v)))
         compare(p, f"exact ({d})", got["records compared exactly (integer outputs)"][i],
                 n(sum(x["rtol"] == 0 and x["atol"] == 0 for x in v)))
+        compare(p, f"loose tolerance ({d})", got["records checked with atol > 1 (Section 7.1)"][i],
+                n(sum(x["atol"] > 1 for x in v)))
     return p
 
 
@@ -335,9 +337,14 @@ def check_saturation(text: str, t: dict) -> list[str]:
     sat, p = side_input(text, "saturation")
     if sat is None:
         return p
-    got = by_label(text, ["family", f"distinct of {n(100)}"])
+    rows = find_table(text, ["family", f"distinct of {n(100)}"]) or []
+    header = next((h for h, body in tables(text) if h[:2] == ["family", f"distinct of {n(100)}"]), [])
+    got = {r[0]: r for r in rows}
     for f, v in sat["families"].items():
-        compare(p, f"saturation {f}", got.get(f"`{f}`", [None, None])[-2], n(v["distinct"][-1]))
+        programs = (v.get("checkpoints") or sat["checkpoints"])[-1]
+        column = header.index(f"distinct of {n(programs)}") if f"distinct of {n(programs)}" in header else None
+        cell = got.get(f"`{f}`", [None] * len(header))[column] if column is not None else None
+        compare(p, f"saturation {f} at {programs}", cell, n(v["distinct"][-1]))
     return p
 
 
@@ -501,3 +508,22 @@ def test_lengths_before_the_budget_add_the_over_budget_rejects_of_the_same_devic
                                           "p95_before": pytest.approx(18020.0), "p50_after": 150.0}
     assert numbers["per_family"]["b"]["p50_after"] is None
     assert s["over_budget_tokens"].tolist() == [20000, 40000]
+
+
+def test_saturation_merge_runs_some_families_longer_and_keeps_the_others(tmp_path):
+    from report import saturation, tables
+
+    out = tmp_path / "sat.json"
+    assert saturation.main(["--programs", "5", "--workers", "1", "--out", str(out),
+                            "--families", "reduction", "spatial"]) == 0
+    assert saturation.main(["--programs", "20", "--workers", "1", "--out", str(out), "--merge",
+                            "--families", "spatial"]) == 0
+    sat = json.loads(out.read_text())
+    fams = sat["families"]
+    assert fams["reduction"]["programs"] == 5 and fams["reduction"]["checkpoints"] == [1, 2, 5]
+    assert fams["spatial"]["programs"] == 20 and fams["spatial"]["checkpoints"] == [1, 2, 5, 10, 20]
+    assert len(fams["spatial"]["distinct"]) == 5 and sat["programs_per_family"] == 20
+    assert [r["families"] for r in sat["runs"]] == [["reduction", "spatial"], ["spatial"]]
+    text = tables.saturation_table(sat)
+    row = next(line for line in text.splitlines() if "`reduction`" in line)
+    assert row.split("|")[-3].strip() == "-"          # not run to 20

@@ -82,6 +82,18 @@ def _judge_request(request: dict, gpu: bool) -> dict:
         return {"error": traceback.format_exc(limit=8)}
 
 
+def _save_coverage() -> None:
+    """``os._exit`` skips atexit hooks: a fork measured by coverage (its ``patch = fork``) saves its data itself."""
+    try:
+        import coverage
+    except ImportError:
+        return
+    cov = coverage.Coverage.current()
+    if cov is not None:
+        cov.stop()
+        cov.save()
+
+
 def judge_in_fork(request: dict, gpu: bool) -> dict:
     """Judge ``request`` in a forked copy of this process; its answer, or ``crashed`` if the copy died."""
     read_end, write_end = os.pipe()
@@ -93,6 +105,7 @@ def judge_in_fork(request: dict, gpu: bool) -> dict:
             data = json.dumps(_judge_request(request, gpu)).encode("utf-8")
             while data:
                 data = data[os.write(write_end, data):]
+            _save_coverage()
         except BaseException:  # noqa: BLE001 - nothing may escape into the parent's loop
             code = 70
         os._exit(code)

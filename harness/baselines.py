@@ -75,17 +75,19 @@ def mutant_predictions(records: dict[str, dict]) -> tuple[list[dict], dict[tuple
     preds, info = [], {}
     for rid, r in sorted(records.items()):
         original = r["ir"]["forward"]
+        mutated_any = False
         for sample, (kind, mutate) in enumerate(MUTATIONS.items()):
             mutated = mutate(original, random.Random(derive_seed("wkf-mutant", rid, kind)))
             if mutated is None or mutated == original:
                 continue
             preds.append({"id": rid, "task": "py2cpp", "completion": mutated, "sample": sample})
+            mutated_any = True
             diff = [line.strip() for line in difflib.unified_diff(original.split("\n"), mutated.split("\n"),
                                                                    lineterm="", n=0)
                     if line[:1] in "+-" and not line.startswith(("+++", "---"))]
             info[(rid, sample)] = {"kind": kind, "family": r["family"], "diff": diff,
                                    "reads_mutated_value": reads_mutated_value(original, diff)}
-        if any(key[0] == rid for key in info):
+        if mutated_any:
             preds.append({"id": rid, "task": "py2cpp", "completion": original, "sample": ORIGINAL_SAMPLE})
     return preds, info
 
@@ -287,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             entry = reports[name]
             for key in ("datasets", "seconds", "records_per_family_limit", "splits"):
                 entry.setdefault(key, {})
-            judged = [r for r in rows if name != "mutants" or r["sample"] != ORIGINAL_SAMPLE]
-            entry["datasets"][device] = summarize(judged)
+            scored = [r for r in rows if name != "mutants" or r["sample"] != ORIGINAL_SAMPLE]
+            entry["datasets"][device] = summarize(scored)
             entry["seconds"][device] = entry["seconds"].get(device) if seconds is None else round(seconds, 1)
             entry["records_per_family_limit"][device] = args.per_family
             entry["splits"][device] = [split for split, _ in runs]

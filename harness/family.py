@@ -138,10 +138,15 @@ class Family:
     #: the verification, e.g. a tolerance): their records regenerate and can be judged under this one
     same_programs_as: tuple[int, ...] = ()
 
+    @property
+    def generators(self) -> frozenset[str]:
+        """The ``family@version`` names whose programs this family makes: its own and :attr:`same_programs_as`."""
+        return frozenset(f"{self.name}@{v}" for v in (self.version, *self.same_programs_as))
+
     def makes_programs_of(self, generator: str | None) -> bool:
         """Whether ``generator`` (a record's ``family@version``) names this family at a version whose programs
         this one makes."""
-        return generator in {f"{self.name}@{v}" for v in (self.version, *self.same_programs_as)}
+        return generator in self.generators
 
     def spec(self, seed: int, rng: np.random.Generator) -> KernelSpec:
         """Run the generator and give the program its content-addressed name."""

@@ -31,7 +31,7 @@ from kernels.ir.flow import unrolled
 from kernels.ir.gen import ARRAY_NAMES, OUT_NAMES, ExprBuilder, Leaf, Vocabulary, first_clean
 from kernels.ir.numeric import TWO_PI_F, Interval
 from kernels.ir.ops import OPS
-from kernels.ir.types import FLOAT32, INT32, UINT32, Array, Vector
+from kernels.ir.types import FLOAT32, INT32, UINT32, Array, Vector, scalar_of
 
 EPS32 = float(np.finfo(np.float32).eps)
 VEC3 = Vector(FLOAT32, 3)
@@ -455,9 +455,10 @@ def _exact_names(kernel: n.Kernel) -> set[str]:
     """Parameters and locals of integer or bool type (seeds, rng states, counters, bins): exact values, whose
     magnitude says nothing about float rounding (a uint32 state reaches 2**32)."""
     def exact(t) -> bool:
-        t = getattr(t, "dtype", t)               # an array's element type
-        t = getattr(t, "scalar", t)              # a vector's component type
-        return hasattr(t, "is_float") and not t.is_float
+        try:
+            return not scalar_of(t.dtype if isinstance(t, Array) else t).is_float
+        except TypeError:                        # no component type (structs, tuples, none)
+            return False
     names = {p.name for p in kernel.params if exact(p.type)}
     for s in analysis.statements(kernel.body):
         if isinstance(s, (n.Let, n.Assign)) and exact(getattr(s.value, "type", None)):

@@ -420,7 +420,7 @@ def saturation_sentence(sat: dict | None, catalog: dict | None = None) -> str:
             + f"to fit 2 cores). {len(full)} of {len(final)} families never repeat a structure"
             + (": " + ", ".join(f"`{f}` {n(d)} of {n(per[f])}" for _, d, f in low) + " are those that do." if low
                else "."))
-    now = {f: {f"{f}@{v}" for v in (c["version"], *c.get("same_programs_as", ()))} for f, c in (catalog or {}).items()}
+    now = {f: set(c["generators"]) for f, c in (catalog or {}).items()}
     stale = sorted(f"`{v['generator']}`" for f, v in sat["families"].items() if f in now and v["generator"] not in now[f])
     unmeasured = sorted(f"`{f}`" for f in now if f not in sat["families"])
     if stale:

@@ -692,5 +692,5 @@ def family_catalog() -> dict:
     for name, f in families.items():
         out[name] = {"description": f.description, "covers": list(f.covers), "weight": f.weight,
                      "chunk_size": f.chunk_size, "version": f.version,
-                     "same_programs_as": list(f.same_programs_as)}
+                     "generators": sorted(f.generators)}
     return out

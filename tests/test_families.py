@@ -91,6 +91,26 @@ def test_random_tolerance_is_set_by_float_values_only():
         assert tol.atol <= 1e-3 and tol.rtol == 1e-4, f"random seed {seed}: {tol}"
 
 
+def test_combined_folds_an_unread_vec3_into_a_float_result_through_its_length():
+    """Regression: combined@2 raised IRTypeError (tanh of a vec3f) on these two seeds of the saturation run; version 3
+    folds the vec3 in through its length, and the kernel passes the same numerics check as production's."""
+    from harness.verify import verify
+
+    configure_warp()
+    family = FAMILIES["combined"]
+    specs = [family.spec(seed, rng_for(seed)) for seed in (174417269727747091, 9177393738958293401)]
+    assert all("wp.tanh(wp.length(" in spec.source and not undefined_names(spec.source) for spec in specs)
+    result = build(specs, "wkf_test_combined_length", BuildOptions(want_cpu=True))
+    assert not result.failures, result.failures
+    for module in result.modules:
+        try:
+            for spec in module.specs:
+                kernel = module.kernels[spec.kernel_name]
+                assert verify(family, spec, kernel, "cpu", module.namespaces[spec.kernel_name]).elements_compared
+        finally:
+            release_module(module.module)
+
+
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_family_programs_are_structurally_diverse(name):
     family = FAMILIES[name]

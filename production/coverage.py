@@ -188,7 +188,28 @@ class _Module:
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and \
                     self.resolve(node.value.func) == "constant":
                 self.constants.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        self._bind_factories(stmts)
         self.overloaded.update(n for n, defs in self.funcs.items() if len(defs) > 1)
+
+    def _bind_factories(self, stmts: list) -> None:
+        """``h = make(3)`` where ``make`` defines a @wp.func inside and returns it: ``h`` names that (closure)
+        helper, so a kernel calling ``h`` calls a helper defined inside a function."""
+        made: dict[str, list[ast.FunctionDef]] = {}
+        for node, in_function in stmts:
+            if in_function or not isinstance(node, ast.FunctionDef) or node.name in self.funcs:
+                continue
+            inner = {d.name: d for d, _ in _statements(node.body, True)
+                     if isinstance(d, ast.FunctionDef) and d in self.funcs.get(d.name, ())}
+            returned = [r.value.id for r, _ in _statements(node.body, True) if isinstance(r, ast.Return)
+                        and isinstance(r.value, ast.Name) and r.value.id in inner]
+            if returned:
+                made[node.name] = [inner[name] for name in dict.fromkeys(returned)]
+        for node, in_function in stmts:
+            if not in_function and isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and \
+                    isinstance(node.value.func, ast.Name) and node.value.func.id in made:
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id not in self.funcs:
+                        self.funcs[target.id].extend(made[node.value.func.id])
 
     def resolve(self, node: ast.AST) -> str | None:
         """The warp attribute an expression names (``wp.vec3`` / ``warp.types.vec3`` -> ``vec3``), else None."""

@@ -194,6 +194,39 @@ def test_overloads_closures_static_and_not_warp_modules():
     assert coverage.kernel_constructs("def broken(:") == {}
 
 
+def test_a_helper_bound_from_a_factory_is_a_closure():
+    """``h = make(3)`` names the @wp.func ``make`` defines inside and returns (how funcs' records write closures);
+    a name bound from a factory that returns something else, or a plain function, is no helper."""
+    found = constructs("""
+        import warp as wp
+
+        def make(scale: int):
+            @wp.func
+            def shape(x: int) -> int:
+                return wp.static(scale) * x
+            return shape
+
+        def plain(c: int):
+            return c
+
+        shape3 = make(3)
+        three = plain(3)
+
+        @wp.kernel
+        def k(a: wp.array(dtype=int)):
+            i = wp.tid()
+            a[i] = shape3(a[i])
+
+        @wp.kernel
+        def q(a: wp.array(dtype=int)):
+            i = wp.tid()
+            a[i] = three
+    """)
+    assert {"func:helper", "func:closure", "builtin:static", "op:Mult"} <= found["k"]
+    assert "kernel:closure" not in found["k"]
+    assert not {"func:helper", "func:closure"} & found["q"]
+
+
 def test_kernels_in_documentation_strings_are_found():
     doc = textwrap.dedent('''
         x = 1

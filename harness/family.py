@@ -62,6 +62,17 @@ class Tolerance:
 
     rtol: float
     atol: float
+    #: ``(output, rtol, atol)`` for outputs checked more tightly than ``rtol``/``atol`` (which then hold the
+    #: loosest of them): one kernel's outputs can need very different tolerances (an accumulator of 10^4 terms
+    #: beside a value near 1, or an exact integer histogram)
+    per_output: tuple[tuple[str, float, float], ...] = ()
+
+    def of(self, output: str) -> "Tolerance":
+        """The tolerance ``output`` is checked with."""
+        for name, rtol, atol in self.per_output:
+            if name == output:
+                return Tolerance(rtol, atol)
+        return self
 
     def as_dict(self) -> dict[str, float]:
         return {"rtol": self.rtol, "atol": self.atol}

@@ -197,8 +197,9 @@ structs they use. {m['bytes_raw'] / 1e6:.1f} MB of JSON records, {m['bytes_compr
 {_rebuilt(m)}
 - Every kernel was launched on 3 sets of fresh random inputs and each output element compared with a NumPy
   float64 reference: `|got - expected| <= atol + rtol*|expected|` (exact for integers). `verification` in each
-  record gives the tolerance, the largest errors seen, the number of elements compared and masked (elements
-  where the reference itself is unstable under rounding-sized input noise are masked, not compared).
+  record gives the tolerance (per output array in `tolerance_per_output` where a family sets them separately),
+  the largest errors seen, the number of elements compared and masked (elements where the reference itself is
+  unstable under rounding-sized input noise are masked, not compared).
 - Numerics were run: {numerics}. `verification.numerics_device` says where, per record.
   {"" if device == "cpu" else "Where it says `cpu`, the numbers are those of the CPU build of the same kernel; the CUDA code itself was compiled to SASS, not run on a GPU."}
 - Kernels with constant output, output equal to an input, or output independent of most inputs were rejected.

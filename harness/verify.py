@@ -57,7 +57,9 @@ class Verification:
             "rtol": self.tolerance.rtol,
             "atol": self.tolerance.atol,
             "gradient_checked": self.gradient_checked,
-        }
+        } | ({"tolerance_per_output": {name: {"rtol": rtol, "atol": atol}
+                                       for name, rtol, atol in self.tolerance.per_output}}
+             if self.tolerance.per_output else {})
 
 
 @dataclass(slots=True)
@@ -131,14 +133,14 @@ def _condition_mask(family, spec, inputs, expected, tol, rng) -> dict[str, np.nd
     if not any(lookup_dtype(a.dtype).is_float for a in spec.args if not a.is_output or a.role == "inout"):
         return {k: np.ones(np.shape(v), dtype=bool) for k, v in expected.items()}
     stable = {k: np.ones(np.shape(v), dtype=bool) for k, v in expected.items()}
-    half = Tolerance(tol.rtol / 2, tol.atol / 2)
+    half = {k: Tolerance(tol.of(k).rtol / 2, tol.of(k).atol / 2) for k in expected}
     for _ in range(PERTURB_TRIALS):
         moved = _reference(family, spec, _perturb(spec, inputs, rng, tol.rtol))
         for name, want in expected.items():
             a = np.asarray(moved[name], dtype=np.float64)
             b = np.asarray(want, dtype=np.float64)
             with np.errstate(invalid="ignore", over="ignore"):
-                stable[name] &= _within(a, b, half) & np.isfinite(a) & np.isfinite(b)
+                stable[name] &= _within(a, b, half[name]) & np.isfinite(a) & np.isfinite(b)
     for name, want in expected.items():
         if isinstance(want, np.ma.MaskedArray):
             stable[name] &= ~np.ma.getmaskarray(want)
@@ -202,8 +204,8 @@ def screen(family: Family, spec: KernelSpec, observe: Observe) -> Verification:
 def _check_outputs(family: Family, spec: KernelSpec, device: str,
                    observe: Observe) -> tuple[Verification, _Observed, dict[str, np.ndarray]]:
     """Outputs of ``observe`` on :data:`INPUT_SETS` input sets against the reference, conditioning, degeneracy."""
-    tol = family.tolerance(spec)
-    result = Verification(numerics_device=device, tolerance=tol)
+    kernel_tol = family.tolerance(spec)
+    result = Verification(numerics_device=device, tolerance=kernel_tol)
     observed = _Observed()
     sampler = family.sample_inputs or default_inputs
     masked_total = 0
@@ -215,13 +217,14 @@ def _check_outputs(family: Family, spec: KernelSpec, device: str,
         except Exception as exc:  # noqa: BLE001
             raise _reject(spec, device, "generator_error", f"input sampler raised {type(exc).__name__}: {exc}")
         expected = _reference(family, spec, inputs)
-        stable = _condition_mask(family, spec, inputs, expected, tol, rng)
+        stable = _condition_mask(family, spec, inputs, expected, kernel_tol, rng)
         got = observe(inputs)
         observed.inputs.append(inputs)
         observed.outputs.append(got)
         if set_index == 0:
             first_stable = stable
         for name, want in expected.items():
+            tol = kernel_tol.of(name)
             g = np.asarray(got[name])
             w = np.ma.getdata(want) if isinstance(want, np.ma.MaskedArray) else np.asarray(want)
             if g.shape != w.shape:

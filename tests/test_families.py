@@ -91,6 +91,41 @@ def test_random_tolerance_is_set_by_float_values_only():
         assert tol.atol <= 1e-3 and tol.rtol == 1e-4, f"random seed {seed}: {tol}"
 
 
+def test_atomic_checks_each_output_with_its_own_tolerance():
+    """Regression: atomic@2 checked every output of a kernel with the atol of its largest accumulator (2.13 in one
+    record, on outputs near 1). Here ``sums`` accumulates (atol 1.8e-3) beside ``lo_val`` (1e-5): an error of 1e-3
+    passes in ``sums`` and is a mismatch named in ``lo_val``."""
+    import jsonschema
+    import numpy as np
+
+    from harness.errors import KernelRejected
+    from harness.schema import validator
+    from harness.verify import screen
+
+    family = FAMILIES["atomic"]
+    seed = 7741681602269787255
+    spec = family.spec(seed, rng_for(seed))
+    tol = family.tolerance(spec)
+    assert tol.of("sums").atol > 1e-3 > tol.of("lo_val").atol and tol.atol == tol.of("sums").atol
+
+    def observe_off_by(name):
+        def observe(inputs):
+            out = {k: np.ma.getdata(v).astype(np.float32) for k, v in family.reference(spec, inputs).items()}
+            out[name] = out[name] + np.float32(1e-3)
+            return out
+        return observe
+
+    passed = screen(family, spec, observe_off_by("sums"))
+    assert passed.elements_compared
+    stated = passed.as_dict()                 # what a record states: each output's own, and the loosest
+    assert stated["tolerance_per_output"]["lo_val"] == {"rtol": 1e-4, "atol": 1e-5}
+    assert stated["atol"] == tol.of("sums").atol
+    schema = validator().schema["properties"]["verification"]
+    jsonschema.validate({**stated, "numerics_device": "cpu"}, schema)
+    with pytest.raises(KernelRejected, match="output 'lo_val'.*atol=1e-05"):
+        screen(family, spec, observe_off_by("lo_val"))
+
+
 def test_combined_folds_an_unread_vec3_into_a_float_result_through_its_length():
     """Regression: combined@2 raised IRTypeError (tanh of a vec3f) on these two seeds of the saturation run; version 3
     folds the vec3 in through its length, and the kernel passes the same numerics check as production's."""

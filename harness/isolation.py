@@ -8,12 +8,15 @@ the judged code and hangs of a compiler; it is not a security sandbox (see the R
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -97,6 +100,7 @@ class ChildProcess:
         elif self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        remove_auto_pch()                          # a killed child (and its forks) left NVRTC's header files
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
@@ -141,6 +145,34 @@ class ChildProcess:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         self._kill()
+
+
+def remove_auto_pch(pid: int | None = None) -> int:
+    """Delete NVRTC's automatic precompiled-header files of process ``pid`` (by default: of every process that no
+    longer exists); how many went.
+
+    NVRTC 13 writes a directory ``$TMPDIR/__nvrtc_auto_pch_<pid>_<n>`` (77-380 MB) for each process that
+    compiles, and deletes it only when that process exits normally. A judge fork leaves through ``os._exit``, and
+    a process over its time limit is killed: before this, each left its directory behind, and the benchmark's
+    judged predictions of a few runs filled this machine's disk (76 GB in about 1,000 of them)."""
+    gone = 0
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"__nvrtc_auto_pch_{pid if pid else '*'}_*")):
+        owner = int(path.rsplit("__nvrtc_auto_pch_", 1)[1].split("_", 1)[0])
+        if pid is None and _alive(owner):
+            continue
+        shutil.rmtree(path, ignore_errors=True)   # a directory (another sweeper may get there first)
+        gone += not os.path.exists(path)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:                    # another user's process
+        return True
+    return True
 
 
 class JudgeProcess(ChildProcess):

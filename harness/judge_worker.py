@@ -24,7 +24,7 @@ import signal
 import sys
 import traceback
 
-from .isolation import answer_channel, send
+from .isolation import answer_channel, remove_auto_pch, send
 
 WARMUP_SOURCE = '''import warp as wp
 
@@ -115,6 +115,7 @@ def judge_in_fork(request: dict, gpu: bool) -> dict:
         chunks.append(chunk)
     os.close(read_end)
     _pid, status = os.waitpid(pid, 0)
+    remove_auto_pch(pid)                                    # the copy's os._exit skipped NVRTC's own clean-up
     if chunks:
         return json.loads(b"".join(chunks))
     how = (f"signal {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status)

@@ -198,18 +198,39 @@ def test_summary_written_and_dataset_untouched(cpu_eval):
     assert cpu_eval["unchanged"]
 
 
-def test_cuda_oracle(quick_datasets, pytester):
-    """py2cuda is compiled by NVRTC (run on the GPU when there is one); cuda2py runs its numbers."""
+def test_cuda_oracle(quick_datasets, pytester, monkeypatch, tmp_path):
+    """py2cuda is compiled by NVRTC (run on the GPU when there is one); cuda2py runs its numbers. NVRTC's
+    precompiled-header files (one per compiling process, 77 MB or more) do not outlive the judge's forks."""
     from harness.build import cuda_available
 
     base, records = quick_datasets
     preds = [{"id": r["id"], "task": task, "completion": r["python_source"] if task == "cuda2py"
               else code_completion(r)} for r in records["cuda"] for task in ("py2cuda", "cuda2py")]
+    monkeypatch.setenv("TMPDIR", str(tmp_path))             # where NVRTC writes them, in the judge's processes
     result, rows, _ = _run_eval(pytester, preds, base / "cuda_code", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()[-3000:]
     expected = "pass" if cuda_available() else "compiled_only"
     assert [r for r in rows if r["task"] == "py2cuda" and r["outcome"] != expected] == []
     assert [r for r in rows if r["task"] == "cuda2py" and r["outcome"] != "pass"] == []
+    assert list(tmp_path.glob("__nvrtc_auto_pch_*")) == []
+
+
+def test_nvrtc_header_files_of_dead_processes_are_removed(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    from harness.isolation import remove_auto_pch
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    mine = tmp_path / f"__nvrtc_auto_pch_{os.getpid()}_0"
+    for path in (tmp_path / f"__nvrtc_auto_pch_{dead}_0", tmp_path / f"__nvrtc_auto_pch_{dead}_1", mine):
+        path.mkdir()                                       # NVRTC's is a directory of header files
+        (path / "pch").write_bytes(b"pch")
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    assert remove_auto_pch() == 2                          # a live process's file stays
+    assert list(tmp_path.iterdir()) == [mine]
+    assert remove_auto_pch(os.getpid()) == 1 and not mine.exists()
 
 
 def test_bad_input_stops_the_run_naming_each_line(quick_datasets, pytester):

@@ -149,22 +149,28 @@ def fig_resources(series: dict, out: Path) -> str | None:
 
 
 def fig_saturation(sat: dict, out: Path) -> str:
+    """Share of distinct programs against programs generated: a family that repeats falls below 100%; the ones
+    that never do share one grey line (on a log-log count plot every curve sat on the diagonal)."""
     fig, ax = plt.subplots(figsize=(9, 5))
-    cmap = plt.get_cmap("tab20")
-    longest = np.asarray([1.0])
-    for i, (f, v) in enumerate(sorted(sat["families"].items())):
+    colors = [plt.get_cmap("tab10")(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)]     # tab10 without its grey
+    flat, k = False, 0
+    for f, v in sorted(sat["families"].items(), key=lambda fv: fv[1]["distinct"][-1] / fv[1]["programs"]):
         cp = np.asarray(v.get("checkpoints") or sat["checkpoints"], float)
-        longest = cp if cp[-1] > longest[-1] else longest
-        ax.plot(cp, np.asarray(v["distinct"], float), color=cmap(i % 20), lw=1.4,
-                ls="-" if i < 10 else "--", label=f)
-    ax.plot(longest, longest, color="k", lw=0.8, ls=":", label="every program distinct")
+        share = 100.0 * np.asarray(v["distinct"], float) / cp
+        made = cp - np.asarray([sum(e["index"] < c for e in v.get("generator_errors", [])) for c in cp], float)
+        if np.all(np.asarray(v["distinct"], float) == made):
+            ax.plot(cp, share, color="0.6", lw=1.0, label=None if flat else "never repeats (the other families)")
+            flat = True
+            continue
+        ax.plot(cp, share, color=colors[k % len(colors)], lw=1.6, ls="-" if k < len(colors) else "--",
+                label=f"{f}: {v['distinct'][-1]:,} of {int(cp[-1]):,}")
+        k += 1
     ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xlabel("programs generated per family (log scale)")
-    ax.set_ylabel("distinct structural hashes (log scale)")
-    ax.set_title("Saturation: distinct programs as a generator runs longer (N up to "
+    ax.set_ylabel("distinct structures (% of programs generated)")
+    ax.set_title("Saturation: share of distinct programs as a generator runs longer (N up to "
                  f"{sat['programs_per_family']:,} per family)")
-    ax.legend(fontsize=6, ncol=2, loc="upper left")
+    ax.legend(fontsize=7, loc="lower left")
     return _save(fig, out, "saturation.png")
 
 

@@ -105,8 +105,8 @@ def context(nums: dict, catalog: dict, drawn: dict, datasets: dict, meta: dict, 
     ctx["quality.sentence"] = quality_sentence(cpu, cuda)
     sat = side.get("saturation")
     ctx["table.saturation"] = T.saturation_table(sat) if sat else ""
-    ctx["fig.saturation"] = figure(drawn, "saturation", "Distinct programs per family as the generator runs longer "
-                                                        "(generation only, no compiles)")
+    ctx["fig.saturation"] = figure(drawn, "saturation", "Share of distinct programs per family as the generator "
+                                                        "runs longer (generation only, no compiles)")
     ctx["saturation.sentence"] = saturation_sentence(sat, catalog)
     cov = side.get("coverage")
     ctx["table.coverage"] = T.coverage_table(cov) if cov else ""
@@ -406,8 +406,9 @@ def saturation_sentence(sat: dict | None, catalog: dict | None = None) -> str:
                 "(`python -m report.saturation` writes it).")
     per = {f: (v.get("checkpoints") or sat["checkpoints"])[-1] for f, v in sat["families"].items()}
     final = {f: v["distinct"][-1] for f, v in sat["families"].items()}
-    full = [f for f, d in final.items() if d == per[f]]
-    low = sorted(((d / per[f], d, f) for f, d in final.items() if d < per[f]))
+    errors = {f: len(v.get("generator_errors", [])) for f, v in sat["families"].items()}
+    full = [f for f, d in final.items() if d == per[f] - errors[f]]        # a generator error is no repeat
+    low = sorted(((d / per[f], d, f) for f, d in final.items() if d < per[f] - errors[f]))
     runs = sat.get("runs") or [{"programs": sat["programs_per_family"], "workers": sat["workers"],
                                 "wall_seconds": sat["wall_seconds"], "families": sorted(per)}]
     sizes = sorted(set(per.values()), reverse=True)
@@ -418,8 +419,12 @@ def saturation_sentence(sat: dict | None, catalog: dict | None = None) -> str:
             + ("the cheaper generators ran longer, none to 10^5, " if len(sizes) > 1 else
                f"10^{len(str(sizes[0])) - 1} rather than 10^5, ")
             + f"to fit 2 cores). {len(full)} of {len(final)} families never repeat a structure"
-            + (": " + ", ".join(f"`{f}` {n(d)} of {n(per[f])}" for _, d, f in low) + " are those that do." if low
-               else "."))
+            + (("; distinct of " + n(sizes[0]) + ": " + ", ".join(f"`{f}` {n(d)}" for _, d, f in low)
+                if len(sizes) == 1 else ": " + ", ".join(f"`{f}` {n(d)} of {n(per[f])}" for _, d, f in low)
+                + " are those that do") + "." if low else "."))
+    if any(errors.values()):
+        text += (" Programs not made (generator errors, production's `generator_error` rejects): "
+                 + ", ".join(f"`{f}` {n(k)}" for f, k in sorted(errors.items()) if k) + ".")
     now = {f: set(c["generators"]) for f, c in (catalog or {}).items()}
     stale = sorted(f"`{v['generator']}`" for f, v in sat["families"].items() if f in now and v["generator"] not in now[f])
     unmeasured = sorted(f"`{f}`" for f in now if f not in sat["families"])
@@ -532,7 +537,8 @@ LOOSE_CAUSES = {
     "random@2": "an integer random-number state (up to 2^32) or a min/max accumulator's 1e6 start set atol (4,096 "
                 "and more), a check these kernels' wrong outputs could not fail; `random@3` counts float values only "
                 "(atol <= 1e-3) and makes the same programs",
-    "atomic@2": "one tolerance per kernel, scaled to its largest accumulated output, also covers small outputs",
+    "atomic@2": "one tolerance per kernel, scaled to its largest accumulated output, also covered small outputs; "
+                "`atomic@3` gives each output its own and makes the same programs",
 }
 
 

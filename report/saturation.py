@@ -62,6 +62,13 @@ def with_programs(curve: dict, whole: dict) -> dict:
     return {**curve, "programs": n, "checkpoints": curve.get("checkpoints") or checkpoints(n)}
 
 
+def contributing(runs: list[dict]) -> list[dict]:
+    """The runs that still measure a family: a run whose every family a later run measured again is dropped
+    (its time no longer stands behind any curve)."""
+    latest = {f: i for i, r in enumerate(runs) for f in r["families"]}
+    return [r for i, r in enumerate(runs) if any(latest[f] == i for f in r["families"])]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m report.saturation", description=__doc__.splitlines()[0])
     parser.add_argument("--programs", type=int, default=10_000, help="programs per family (default 10000)")
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "workers": old["workers"], "wall_seconds": old["wall_seconds"]}]
                                if old["families"] else [])
     result = {"programs_per_family": max(v["programs"] for v in families.values()),
-              "seed_stream": 'kernel_seed(0, family, "saturation", i)', "runs": runs + [run],
+              "seed_stream": 'kernel_seed(0, family, "saturation", i)', "runs": contributing(runs + [run]),
               "families": dict(sorted(families.items()))}
     atomic_write_bytes(args.out, (json.dumps(result, indent=1, sort_keys=True) + "\n").encode("utf-8"))
     print(f"wrote {args.out}", flush=True)

@@ -510,6 +510,19 @@ def test_lengths_before_the_budget_add_the_over_budget_rejects_of_the_same_devic
     assert s["over_budget_tokens"].tolist() == [20000, 40000]
 
 
+def test_saturation_sentence_counts_a_generator_error_as_no_repeat():
+    from report.render import saturation_sentence
+
+    fam = {"checkpoints": [1, 2, 4], "programs": 4, "generator": "g@1"}
+    sat = {"runs": [{"families": ["a", "b", "c"], "programs": 4, "workers": 1, "wall_seconds": 3.0}],
+           "families": {"a": {**fam, "distinct": [1, 2, 4], "generator_errors": []},
+                        "b": {**fam, "distinct": [1, 2, 3], "generator_errors": [{"index": 3}]},
+                        "c": {**fam, "distinct": [1, 1, 2], "generator_errors": []}}}
+    text = saturation_sentence(sat)
+    assert "2 of 3 families never repeat a structure; distinct of 4: `c` 2." in text
+    assert "Programs not made (generator errors, production's `generator_error` rejects): `b` 1." in text
+
+
 def test_saturation_merge_runs_some_families_longer_and_keeps_the_others(tmp_path):
     from report import saturation, tables
 
@@ -527,3 +540,7 @@ def test_saturation_merge_runs_some_families_longer_and_keeps_the_others(tmp_pat
     text = tables.saturation_table(sat)
     row = next(line for line in text.splitlines() if "`reduction`" in line)
     assert row.split("|")[-3].strip() == "-"          # not run to 20
+    assert saturation.main(["--programs", "10", "--workers", "1", "--out", str(out), "--merge",
+                            "--families", "reduction"]) == 0
+    runs = json.loads(out.read_text())["runs"]        # the first run measures nothing now: its time goes
+    assert [r["families"] for r in runs] == [["spatial"], ["reduction"]]

@@ -157,9 +157,9 @@ def remove_auto_pch(pid: int | None = None) -> int:
     judged predictions of a few runs filled this machine's disk (76 GB in about 1,000 of them)."""
     gone = 0
     for path in glob.glob(os.path.join(tempfile.gettempdir(), f"__nvrtc_auto_pch_{pid if pid else '*'}_*")):
-        owner = int(path.rsplit("__nvrtc_auto_pch_", 1)[1].split("_", 1)[0])
-        if pid is None and _alive(owner):
-            continue
+        owner = path.rsplit("__nvrtc_auto_pch_", 1)[1].split("_", 1)[0]
+        if not owner.isdigit() or (pid is None and _alive(int(owner))):
+            continue                           # not NVRTC's naming, or its process still runs
         shutil.rmtree(path, ignore_errors=True)   # a directory (another sweeper may get there first)
         gone += not os.path.exists(path)
     return gone

@@ -224,12 +224,13 @@ def test_nvrtc_header_files_of_dead_processes_are_removed(monkeypatch, tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()
     mine = tmp_path / f"__nvrtc_auto_pch_{os.getpid()}_0"
-    for path in (tmp_path / f"__nvrtc_auto_pch_{dead}_0", tmp_path / f"__nvrtc_auto_pch_{dead}_1", mine):
+    other = tmp_path / "__nvrtc_auto_pch_not_a_pid"
+    for path in (tmp_path / f"__nvrtc_auto_pch_{dead}_0", tmp_path / f"__nvrtc_auto_pch_{dead}_1", mine, other):
         path.mkdir()                                       # NVRTC's is a directory of header files
         (path / "pch").write_bytes(b"pch")
     monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
-    assert remove_auto_pch() == 2                          # a live process's file stays
-    assert list(tmp_path.iterdir()) == [mine]
+    assert remove_auto_pch() == 2                          # a live process's stays, and what is not NVRTC's
+    assert sorted(tmp_path.iterdir()) == sorted([mine, other])
     assert remove_auto_pch(os.getpid()) == 1 and not mine.exists()
 
 

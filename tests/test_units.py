@@ -405,3 +405,35 @@ def test_baselines_reuse_only_a_judge_run_that_covered_every_prediction(tmp_path
     with open(tmp_path / "results.jsonl", "a") as f:
         f.write(json.dumps({**preds[1], "outcome": "mismatch"}) + "\n")
     assert [r["outcome"] for r in _complete_results(tmp_path, preds)] == ["pass", "mismatch"]
+
+
+def test_integer_outputs_are_compared_exactly_beside_a_float_tolerance():
+    """A family's tolerance is for its float outputs: an integer output beside them is compared exactly (a kernel
+    whose float output allows atol 0.5 must not let a count be off by one), and its kinks are masked, not loosened."""
+    import numpy as np
+
+    from harness.errors import KernelRejected
+    from harness.family import Arg, Family, KernelSpec, Program, Tolerance
+    from harness.verify import screen
+
+    def reference(spec, inputs):
+        x = inputs["x"].astype(np.float64)
+        return {"f": 2.0 * x, "k": np.floor(4.0 * x).astype(np.int32)}
+
+    family = Family(name="mixed", description="d", generate=lambda rng: None, reference=reference,
+                    tolerance=lambda spec: Tolerance(1e-4, 0.5))
+    args = (Arg("x", "float32", "in", (64,), -2.0, 2.0), Arg("f", "float32", "out", (64,)),
+            Arg("k", "int32", "out", (64,)))
+    spec = KernelSpec("mixed", 1, 7, "mixed_k", Program("def mixed_k(): pass", args, (64,)))
+
+    def observe(change):
+        def run(inputs):
+            out = {k: np.asarray(v) for k, v in reference(spec, inputs).items()}
+            out = {"f": out["f"].astype(np.float32), "k": out["k"]}
+            out.update({k: out[k] + np.asarray(d, dtype=out[k].dtype) for k, d in change.items()})
+            return out
+        return run
+
+    assert screen(family, spec, observe({"f": 0.25})).elements_compared   # within the float output's atol
+    with pytest.raises(KernelRejected, match=r"output 'k'.*rtol=0 atol=0"):
+        screen(family, spec, observe({"k": 1}))

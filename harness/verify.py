@@ -142,8 +142,7 @@ def _condition_mask(family, spec, inputs, expected, tol, rng) -> dict[str, np.nd
     if not any(lookup_dtype(a.dtype).is_float for a in spec.args if not a.is_output or a.role == "inout"):
         return {k: np.ones(np.shape(v), dtype=bool) for k, v in expected.items()}
     stable = {k: np.ones(np.shape(v), dtype=bool) for k, v in expected.items()}
-    half = {k: Tolerance(output_tolerance(spec, tol, k).rtol / 2, output_tolerance(spec, tol, k).atol / 2)
-            for k in expected}
+    half = {k: Tolerance(t.rtol / 2, t.atol / 2) for k in expected for t in (output_tolerance(spec, tol, k),)}
     for _ in range(PERTURB_TRIALS):
         moved = _reference(family, spec, _perturb(spec, inputs, rng, tol.rtol))
         for name, want in expected.items():

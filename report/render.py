@@ -411,9 +411,10 @@ def saturation_sentence(sat: dict | None, catalog: dict | None = None) -> str:
     low = sorted(((d / per[f], d, f) for f, d in final.items() if d < per[f] - errors[f]))
     runs = sat.get("runs") or [{"programs": sat["programs_per_family"], "workers": sat["workers"],
                                 "wall_seconds": sat["wall_seconds"], "families": sorted(per)}]
-    sizes = sorted(set(per.values()), reverse=True)
-    how_many = "; ".join(f"{n(size)} programs for {len([f for f in per if per[f] == size])} "
-                         f"famil{'ies' if len([f for f in per if per[f] == size]) != 1 else 'y'}" for size in sizes)
+    count = Counter(per.values())                                            # families per program count
+    sizes = sorted(count, reverse=True)
+    how_many = "; ".join(f"{n(size)} programs for {count[size]} famil{'ies' if count[size] != 1 else 'y'}"
+                         for size in sizes)
     seconds = sum(r["wall_seconds"] for r in runs)
     text = (f"`python -m report.saturation` generated {how_many} (no compiles, {seconds:,.0f} s; "
             + ("the cheaper generators ran longer, none to 10^5, " if len(sizes) > 1 else

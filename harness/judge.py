@@ -191,20 +191,22 @@ def _numbers(family: Family, spec: KernelSpec, mod: _Module, device: str) -> Ver
     return Verdict("pass", "", device, checked.outputs_sha256)
 
 
-def _replace_entries(source: str, completion: str, kernel_name: str, mangled: str, device: str) -> str | Verdict:
-    """Warp's module source with the completion's forward (and backward, if given) in place of Warp's own."""
+def _replace_entries(source: str, completion: str, mangled: str, device: str) -> str | Verdict:
+    """Warp's module source with the completion's forward (and backward, if given) in place of Warp's own.
+    ``mangled`` is the kernel's name in generated code: its own name, or ``<factory>__locals__<name>`` for a
+    kernel made by a factory function."""
     try:
         own = extract(source, mangled, device)
     except ExtractionError as exc:
         raise JudgeError(f"Warp's own entry not found in the regenerated module: {exc}") from exc
-    fwd_name = entry_name(kernel_name, device, "forward")
+    fwd_name = entry_name(mangled, device, "forward")
     forward = find_entry(completion, fwd_name)
     if forward is None:
         return Verdict("invalid", f"completion does not define the forward entry {fwd_name}(...) {{...}}")
     out = _swap(source, own.forward, forward, fwd_name)
-    backward = find_entry(completion, entry_name(kernel_name, device, "backward"))
+    backward = find_entry(completion, entry_name(mangled, device, "backward"))
     if backward is not None and own.backward is not None:
-        out = _swap(out, own.backward, backward, entry_name(kernel_name, device, "backward"))
+        out = _swap(out, own.backward, backward, entry_name(mangled, device, "backward"))
     return out
 
 
@@ -219,13 +221,14 @@ def judge_code(record: dict, task: str, completion: str, gpu: bool, cuda_arch: i
     """py2cpp / py2cuda: the completion's entry functions in Warp's module for the record's Python source."""
     family, spec = regenerate(record)
     device = TASKS[task].device
-    has_backward = find_entry(completion, entry_name(spec.kernel_name, device, "backward")) is not None
-    if not has_backward and spec.program.differentiable:
-        # the backward left in place is Warp's own: checking its gradient would judge Warp, not the completion
-        spec = replace(spec, program=replace(spec.program, differentiable=False))
     with _Module(spec, _opt_level(device)) as mod:
+        mangled = mod.kernel.get_mangled_name()
+        if find_entry(completion, entry_name(mangled, device, "backward")) is None and spec.program.differentiable:
+            # the backward left in place is Warp's own: checking its gradient would judge Warp, not the completion
+            spec = replace(spec, program=replace(spec.program, differentiable=False))
+
         def transform(source: str) -> str | Verdict:
-            return _replace_entries(source, completion, spec.kernel_name, mod.kernel.get_mangled_name(), device)
+            return _replace_entries(source, completion, mangled, device)
         return _build_and_check(family, spec, mod, device, gpu, cuda_arch, transform)
 
 

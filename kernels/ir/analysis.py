@@ -5,7 +5,7 @@ source-hygiene checks (self-comparisons such as ``x <= x``, identity operations 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, is_dataclass, replace
 from typing import Iterable, Iterator
 
 from kernels.ir import nodes as n
@@ -15,7 +15,7 @@ from kernels.ir.types import BOOL, Array, Scalar
 #: ``min(x, x)``, ``atan2(x, x)``, ``copysign(x, x)``, ``clamp(x, x, h)``, ``lerp(a, a, t)``...)
 SELF_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "sub", "div", "floordiv", "mod", "min", "max",
                       "and", "or", "bit_and", "bit_or", "bit_xor", "atan2", "pow", "copysign", "clamp", "lerp",
-                      "smoothstep", "pow_op", "mod_fn", "floordiv_fn"})
+                      "smoothstep", "pow_op", "mod_fn", "floordiv_fn", "ivmin", "ivmax"})
 
 
 def subexprs(e: n.Expr) -> Iterator[n.Expr]:
@@ -90,13 +90,13 @@ def is_identity(e: n.Expr) -> bool:
         return _is_const(a[0], 0) or _is_const(a[1], 0)
     if e.op in ("sub", "lshift", "rshift"):
         return _is_const(a[1], 0)
-    if e.op == "mul":
+    if e.op in ("mul", "ivmul"):
         return _is_const(a[0], 1) or _is_const(a[1], 1)
     if e.op in ("div", "floordiv"):
         return _is_const(a[1], 1)
     if e.op == "neg":
         return isinstance(a[0], n.Call) and a[0].op == "neg"
-    if e.op in ("where", "ifexp"):
+    if e.op in ("where", "ifexp", "ivwhere"):
         return a[1] == a[2]
     return False
 
@@ -104,11 +104,11 @@ def is_identity(e: n.Expr) -> bool:
 def is_absorbed(e: n.Expr) -> bool:
     """``max(x, min(x, y))`` or ``min(x, max(x, y))`` (in any order), always ``x``; ``abs(-x)`` or
     ``abs(abs(x))``, always ``abs(x)``."""
-    if isinstance(e, n.Call) and e.op == "abs":
-        return isinstance(e.args[0], n.Call) and e.args[0].op in ("neg", "abs")
-    if not (isinstance(e, n.Call) and e.op in ("min", "max")):
+    if isinstance(e, n.Call) and e.op in ("abs", "ivabs"):
+        return isinstance(e.args[0], n.Call) and e.args[0].op in ("neg", "abs", "ivabs")
+    if not (isinstance(e, n.Call) and e.op in ("min", "max", "ivmin", "ivmax")):
         return False
-    other = "max" if e.op == "min" else "min"
+    other = {"min": "max", "max": "min", "ivmin": "ivmax", "ivmax": "ivmin"}[e.op]
     for a, b in (e.args, e.args[::-1]):
         if isinstance(b, n.Call) and b.op == other and a in b.args:
             return True
@@ -289,3 +289,52 @@ def hygiene(kernel: n.Kernel) -> dict[str, list]:
         "identity_operations": [x for x in exprs if is_identity(x)],
         "unused_helpers": [f.name for f in kernel.funcs if f.name not in called],
     }
+
+
+def substitute(node, mapping: dict):
+    """``node`` (a statement, an expression or a tuple of them) with every sub-expression found in ``mapping``
+    replaced; helpers (``FuncCall.func``) and ``wp.static`` values are left as they are."""
+    if isinstance(node, tuple):
+        out = tuple(substitute(x, mapping) for x in node)
+        return node if all(a is b for a, b in zip(out, node)) else out
+    if not is_dataclass(node) or isinstance(node, (n.Func, n.Static)) or type(node).__module__ != n.__name__:
+        return node
+    try:
+        hit = mapping.get(node)
+    except TypeError:                      # an unhashable node holds no expression of the mapping
+        hit = None
+    if hit is not None:
+        return hit
+    changes = {}
+    for f in fields(node):
+        value = getattr(node, f.name)
+        made = substitute(value, mapping)
+        if made is not value:
+            changes[f.name] = made
+    return replace(node, **changes) if changes else node
+
+
+def capture(kernel: n.Kernel, names: Iterable[str], factory: str, bare: bool = False, limit: int = 2) -> n.Kernel:
+    """``kernel`` made by a Python factory (a closure): up to ``limit`` of its int32/float32 literals, the first
+    in the body, become the factory's parameters (the first of ``names`` the kernel does not use already, in
+    order), read as ``wp.static(name)`` or, with ``bare``, as ``name``. A kernel without such literals (or
+    without a free name) is returned as it is."""
+    from kernels.ir.types import FLOAT32, INT32
+    taken = {p.name for p in kernel.params} | set(kernel.tids) | {f.name for f in kernel.funcs}
+    taken |= {x.name for x in expressions(kernel.body) if isinstance(x, n.Var)}
+    taken |= {getattr(s, a) for s in statements(kernel.body) for a in ("name", "var", "result", "query")
+              if isinstance(getattr(s, a, None), str)}
+    taken |= {x for s in statements(kernel.body) if isinstance(s, n.Unpack) for x in s.names}
+    names = [x for x in names if x not in taken]
+    consts: list[n.Const] = []
+    for x in expressions(kernel.body):
+        if isinstance(x, n.Const) and x.type in (INT32, FLOAT32) and x not in consts and len(consts) < limit:
+            consts.append(x)
+    consts = consts[:len(names)]
+    if not consts:
+        return kernel
+    names = names[:len(consts)]
+    mapping = {c: n.Static(name, c, bare=bare) for name, c in zip(names, consts)}
+    body = substitute(kernel.body, mapping)
+    return replace(kernel, body=body,
+                   factory=n.Factory(factory, kernel.name, tuple((name, c) for name, c in zip(names, consts))))

@@ -459,6 +459,11 @@ class Kernel:
     structs: tuple[Struct, ...] = ()
     #: keyword options of the decorator, e.g. ``(("enable_backward", False),)`` -> ``@wp.kernel(enable_backward=False)``
     options: tuple[tuple[str, object], ...] = ()
+    #: array parameters printed ``wp.array(dtype=Any)`` (a generic kernel), with their concrete types declared
+    #: by ``wp.overload(kernel, {...})`` after it
+    generic: tuple[str, ...] = ()
+    #: made by a Python factory function whose parameters the body reads (``wp.static(k)`` or ``k``): a closure
+    factory: "Factory | None" = None
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -1065,3 +1065,28 @@ _extend("abs", Sig(("T",), "T", VECS))
 _extend("dot", Sig(("T", "T"), "S", QUATS))
 _extend("length", Sig(("T",), "S", QUATS))
 _extend("normalize", Sig(("T",), "T", QUATS))
+
+
+# Integer vectors (the ``lattice`` family): Warp's generic vector builtins over ``wp.vec2i/vec3i/vec4i``, rows of
+# their own so that the vocabularies of the other families draw exactly what they drew before
+_IVS = (Sig(("T", "S"), "T", INT_VECTORS), Sig(("S", "T"), "T", INT_VECTORS))
+OPS.update({r.name: r for r in (
+    _row("ivmul", "*", "binop", _IVS, lambda c, a, b: np.multiply(*_expand(c, a, b)),
+         lambda c, a, b: N.iv_mul(a, b), differentiable=False),
+    _row("ivmin", "wp.min", "call", [_same(INT_VECTORS)], lambda c, a, b: np.minimum(a, b),
+         lambda c, a, b: Interval(min(a.lo, b.lo), min(a.hi, b.hi)), differentiable=False),
+    _row("ivmax", "wp.max", "call", [_same(INT_VECTORS)], lambda c, a, b: np.maximum(a, b),
+         lambda c, a, b: Interval(max(a.lo, b.lo), max(a.hi, b.hi)), differentiable=False),
+    _row("ivabs", "wp.abs", "call", [_same(INT_VECTORS, 1)], lambda c, a: np.abs(a), lambda c, a: N.iv_abs(a),
+         differentiable=False),
+    _row("ivdot", "wp.dot", "call", [Sig(("T", "T"), "S", INT_VECTORS)], lambda c, a, b: (a * b).sum(axis=-1,
+                                                                                                  dtype=a.dtype),
+         lambda c, a, b: N.iv_mul(Interval(_n(c), _n(c)), N.iv_mul(a, b)), differentiable=False),
+    _row("ivreduce_min", "wp.min", "call", [Sig(("T",), "S", INT_VECTORS)], lambda c, a: a.min(axis=-1),
+         lambda c, a: a, differentiable=False),
+    _row("ivreduce_max", "wp.max", "call", [Sig(("T",), "S", INT_VECTORS)], lambda c, a: a.max(axis=-1),
+         lambda c, a: a, differentiable=False),
+    _row("ivwhere", "wp.where", "call", [Sig((BOOL, "T", "T"), "T", INT_VECTORS)],
+         lambda c, k, a, b: np.where(k[..., None], a, b),
+         lambda c, k, a, b: a if k.lo == 1 else b if k.hi == 0 else a.join(b), differentiable=False),
+)})

@@ -19,7 +19,7 @@ from typing import Iterable
 from harness.family import PLACEHOLDER
 from kernels.ir import nodes as n
 from kernels.ir.ops import op as lookup_op
-from kernels.ir.types import BOOL, FLOAT32, FLOAT64, INT32, Scalar, Struct, Transform, Type, scalar_of
+from kernels.ir.types import BOOL, FLOAT32, FLOAT64, INT32, Array, Scalar, Struct, Transform, Type, scalar_of
 
 WIDTH = 100
 INDENT = "    "
@@ -255,13 +255,16 @@ def func_def(f: n.Func) -> ast.FunctionDef:
 def factory_defs(f: n.Func) -> list[ast.stmt]:
     """A closure helper: the factory that defines it around its captured values, then the module's binding
     ``name = factory(values)``."""
-    fac = f.factory
-    inner = func_def(n.Func(fac.inner, f.params, f.ret, f.body, f.generic))
-    params = [ast.arg(name, type_ast(c.type)) for name, c in fac.captures]
+    return _made_by(f.factory, func_def(n.Func(f.factory.inner, f.params, f.ret, f.body, f.generic)), f.name)
+
+
+def _made_by(fac: n.Factory, inner: ast.FunctionDef, name: str) -> list[ast.stmt]:
+    """``def <factory>(<captures>): <inner> return <inner>`` and the module's ``name = <factory>(values)``."""
+    params = [ast.arg(cap, type_ast(c.type)) for cap, c in fac.captures]
     head = ast.FunctionDef(fac.name, ast.arguments([], params, None, [], [], None, []),
                            [inner, ast.Return(ast.Name(fac.inner))], [], None, lineno=0)
-    bind = ast.Assign([ast.Name(f.name)], ast.Call(ast.Name(fac.name), [literal(c.value, c.type)
-                                                                        for _, c in fac.captures], []), lineno=0)
+    bind = ast.Assign([ast.Name(name)], ast.Call(ast.Name(fac.name), [literal(c.value, c.type)
+                                                                      for _, c in fac.captures], []), lineno=0)
     return [head, bind]
 
 
@@ -283,7 +286,31 @@ def kernel_def(k: n.Kernel, module: str | None = None) -> ast.FunctionDef:
         "wp.kernel(" + ", ".join(f"{key}={value!r}" for key, value in options) + ")")
     tid_target = ast.Name(k.tids[0]) if len(k.tids) == 1 else ast.Tuple([ast.Name(t) for t in k.tids])
     tid = ast.Assign([tid_target], _spelled("wp.tid()"), lineno=0)
-    return ast.FunctionDef(k.name, _args(k.params), [tid, *_block(k.body)], [deco], None, lineno=0)
+    args = ast.arguments([], [ast.arg(p.name, _generic_array(p.type) if p.name in k.generic else type_ast(p.type))
+                              for p in k.params], None, [], [], None, [])
+    name = k.factory.inner if k.factory is not None else k.name
+    return ast.FunctionDef(name, args, [tid, *_block(k.body)], [deco], None, lineno=0)
+
+
+def _generic_array(ty: Array) -> ast.expr:
+    """``wp.array(dtype=Any)`` (with ``ndim``) for an array parameter of a generic kernel."""
+    if not isinstance(ty, Array):
+        raise TypeError(f"Expected an array parameter for a generic kernel but got {ty}")
+    return _spelled(ty.warp.replace(f"dtype={ty.dtype.warp}", "dtype=Any", 1))
+
+
+def kernel_defs(k: n.Kernel, module: str | None = None) -> list[ast.stmt]:
+    """A kernel's definition; made by its factory (``def make(c): ... return kernel`` and the module's
+    ``name = make(value)``) for a closure; followed by ``wp.overload(name, {param: concrete type})`` when
+    generic."""
+    defs: list[ast.stmt] = [kernel_def(k, module)]
+    if k.factory is not None:
+        defs = _made_by(k.factory, defs[0], k.name)
+    if k.generic:
+        types = {p.name: p.type for p in k.params}
+        table = ast.Dict([ast.Constant(name) for name in k.generic], [type_ast(types[name]) for name in k.generic])
+        defs.append(ast.Expr(ast.Call(_spelled("wp.overload"), [ast.Name(k.name), table], [])))
+    return defs
 
 
 def struct_def(s: Struct) -> ast.ClassDef:
@@ -309,8 +336,10 @@ def module(kernels: Iterable[n.Kernel], module_name: str | None = None) -> str:
     defs: list[ast.stmt] = [*map(struct_def, structs)]
     for f in funcs:
         defs += factory_defs(f) if f.factory is not None else [func_def(f)]
-    defs += [kernel_def(k, module_name) for k in kernels]
-    head = ("from typing import Any\n\n" if any(f.generic for f in funcs) else "") + "import warp as wp"
+    for k in kernels:
+        defs += kernel_defs(k, module_name)
+    generic = any(f.generic for f in funcs) or any(k.generic for k in kernels)
+    head = ("from typing import Any\n\n" if generic else "") + "import warp as wp"
     consts = _module_consts(kernels)
     if consts:
         head += "\n\n" + "\n".join(f"{name} = {value!r}" for name, value in consts)
@@ -412,6 +441,10 @@ def fmt(node: ast.expr, column: int, depth: int, tail: int = 0) -> str:
         args += [f"{inner}{k.arg}=" + fmt(k.value, len(inner) + len(k.arg) + 1, depth + 1, tail=1) + ","
                  for k in node.keywords]       # keyword arguments (tile calls: shape=, offset=...)
         return f"{ast.unparse(node.func)}(\n" + "\n".join(args) + "\n" + INDENT * depth + ")"
+    if isinstance(node, ast.Dict):             # wp.overload(kernel, {...}): one entry per line
+        entries = [f"{inner}{ast.unparse(k)}: " + fmt(v, len(inner) + _width(ast.unparse(k)) + 2, depth + 1, tail=1)
+                   + "," for k, v in zip(node.keys, node.values)]
+        return "{\n" + "\n".join(entries) + "\n" + INDENT * depth + "}"
     if isinstance(node, (ast.BinOp, ast.BoolOp, ast.Compare, ast.IfExp)):
         parts = _chain(node)
         lines = [inner + (f"{op} " if op else "") + fmt(x, len(inner) + len(op) + 1, depth + 1)

@@ -148,6 +148,9 @@ class Family:
     #: earlier versions whose programs this version still makes from the same seeds (a version that changed only
     #: the verification, e.g. a tolerance): their records regenerate and can be judged under this one
     same_programs_as: tuple[int, ...] = ()
+    #: the backends its records can be made on; a run asking for another makes none of this family there (the
+    #: family's docstring says why)
+    backends: tuple[str, ...] = ("cpu", "cuda")
 
     @property
     def generators(self) -> frozenset[str]:

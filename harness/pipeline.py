@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .build import BuildOptions, build, release_module
 from .errors import KernelRejected
@@ -108,6 +108,10 @@ def name_rounds(indexed: list[tuple[int, KernelSpec]]) -> list[list[tuple[int, K
 
 def run_chunk(job: ChunkJob) -> ChunkResult:
     result = ChunkResult()
+    if any(d not in job.family.backends for d in job.devices):     # a CPU-only family in a CUDA run
+        job = replace(job, devices=tuple(d for d in job.devices if d in job.family.backends))
+        if not job.devices:
+            return result
     rounds = name_rounds(generate_specs(job, result))
     for indexed in rounds:
         _run_round(job, result, indexed)

@@ -19,7 +19,7 @@ import warp as wp
 
 from .dtypes import dtype as lookup_dtype
 from .errors import KernelRejected
-from .family import Arg, Family, KernelSpec, Tolerance
+from .family import Arg, Family, InputSampler, KernelSpec, Tolerance
 from .seeds import derive_seed, rng_for
 
 #: what a kernel (or a stand-in for one) computes: inputs by name -> final contents of the outputs
@@ -74,6 +74,13 @@ def default_inputs(spec: KernelSpec, rng: np.random.Generator) -> dict[str, np.n
     for arg in spec.args:
         values[arg.name] = _sample(arg, rng, zero=(arg.role == "out"))
     return values
+
+
+def input_sets(spec: KernelSpec, sampler: InputSampler | None = None) -> list[dict[str, np.ndarray]]:
+    """The :data:`INPUT_SETS` input sets the verifier draws for ``spec`` (from its seed): a seeded family can
+    size a tolerance on the very values it will be checked with."""
+    sampler = sampler or default_inputs
+    return [sampler(spec, rng_for(derive_seed("wkf-inputs", spec.seed, k))) for k in range(INPUT_SETS)]
 
 
 def _sample(arg: Arg, rng: np.random.Generator, zero: bool = False) -> np.ndarray:

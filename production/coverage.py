@@ -81,13 +81,31 @@ BY_DESIGN = {
 }
 
 
-def exception_of(key: str) -> str | None:
-    """Why a construct may stay below the coverage threshold: it cannot run on the CPU build, or by design."""
+# Constructs no CUDA record can hold, with the reason (exceptions of the CUDA dataset only).
+_MATHDX = ("on CUDA Warp builds it from cuFFTDx device functions linked from libmathdx as LTO-IR, which the "
+           "generated CUDA C++ does not contain: no record could rebuild from its own fields, and the judge refuses "
+           "link-time inputs (the `spectral` family makes these records on the CPU backend only)")
+CUDA_RECORDS_UNSUPPORTED = {"builtin:tile_fft": _MATHDX, "builtin:tile_ifft": _MATHDX}
+
+
+def exception_of(key: str, device: str | None = None) -> str | None:
+    """Why a construct may stay below the coverage threshold: it cannot run on the CPU build, no record of a CUDA
+    dataset (``device == "cuda"``) can hold it, or by design."""
     if key in CPU_UNSUPPORTED:
         return f"cpu: {CPU_UNSUPPORTED[key]}"
+    if device == "cuda" and key in CUDA_RECORDS_UNSUPPORTED:
+        return f"cuda: {CUDA_RECORDS_UNSUPPORTED[key]}"
     if key in BY_DESIGN:
         return f"by design: {BY_DESIGN[key]}"
     return None
+
+
+def dataset_device(root: Path) -> str | None:
+    """The backend a packed dataset's records were made for (its manifest's ``device``), if it says."""
+    try:
+        return json.loads((Path(root) / "manifest.json").read_text()).get("device")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 # Counts decorator lines, in code or strings, to decide whether a file's strings are worth walking (never parses).
@@ -809,7 +827,8 @@ def compare(datasets: list[Path], min_real: int = 5, min_records: int = 10, pack
     parsed: dict[str, dict[str, set[str]]] = {}
     sets = [dataset_corpus(root, parsed) for root in datasets]
     out_sets = []
-    for ds in sets:
+    for root, ds in zip(datasets, sets):
+        device = dataset_device(root)
         gap = [k for k, c in real.items() if c >= min_real and ds["counts"][k] < min_records]
         gap.sort(key=lambda k: (-real[k], k))
         out_sets.append({
@@ -821,7 +840,7 @@ def compare(datasets: list[Path], min_real: int = 5, min_records: int = 10, pack
             "divergence_jsd_vs_all": round(jensen_shannon(real_all, ds["counts"]), 6),
             "gap": [{"construct": k, "warp_non_test": real[k], "warp_all": real_all[k],
                      "records": ds["counts"][k], "cpu_unsupported": CPU_UNSUPPORTED.get(k),
-                     "exception": exception_of(k)} for k in gap],
+                     "exception": exception_of(k, device)} for k in gap],
             "not_in_warp": sorted(k for k in ds["counts"] if real_all[k] == 0),
             "counts": dict(sorted(ds["counts"].items())),
             "program_counts": dict(sorted(ds["program_counts"].items())),
@@ -878,6 +897,8 @@ def render(result: dict, top: int = 30, all_rows: bool = False) -> str:
             lines.append(f"{i:>4}. {g['construct']:<44}{g['warp_non_test']:>6} Warp kernels{g['records']:>8} records{note}")
     for key, reason in CPU_UNSUPPORTED.items():
         lines.append(f"cpu 'no' {key}: {reason}")
+    for key, reason in CUDA_RECORDS_UNSUPPORTED.items():
+        lines.append(f"cuda {key}: {reason}")
     for key, reason in BY_DESIGN.items():
         lines.append(f"by design {key}: {reason}")
     return "\n".join(lines)

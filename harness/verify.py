@@ -80,7 +80,12 @@ def input_sets(spec: KernelSpec, sampler: InputSampler | None = None) -> list[di
     """The :data:`INPUT_SETS` input sets the verifier draws for ``spec`` (from its seed): a seeded family can
     size a tolerance on the very values it will be checked with."""
     sampler = sampler or default_inputs
-    return [sampler(spec, rng_for(derive_seed("wkf-inputs", spec.seed, k))) for k in range(INPUT_SETS)]
+    return [sampler(spec, _input_rng(spec, k)) for k in range(INPUT_SETS)]
+
+
+def _input_rng(spec: KernelSpec, set_index: int) -> np.random.Generator:
+    """The stream input set ``set_index`` of ``spec`` is drawn from (and its conditioning checked with)."""
+    return rng_for(derive_seed("wkf-inputs", spec.seed, set_index))
 
 
 def _sample(arg: Arg, rng: np.random.Generator, zero: bool = False) -> np.ndarray:
@@ -227,7 +232,7 @@ def _check_outputs(family: Family, spec: KernelSpec, device: str,
     masked_total = 0
     total = 0
     for set_index in range(INPUT_SETS):
-        rng = rng_for(derive_seed("wkf-inputs", spec.seed, set_index))
+        rng = _input_rng(spec, set_index)
         try:
             inputs = sampler(spec, rng)
         except Exception as exc:  # noqa: BLE001

@@ -9,13 +9,14 @@ from dataclasses import fields, is_dataclass, replace
 from typing import Iterable, Iterator
 
 from kernels.ir import nodes as n
+from kernels.ir.ops import ALIASES
 from kernels.ir.types import BOOL, Array, Scalar
 
 #: operations that two equal arguments make a constant, a copy or a simpler operation (``x - x``, ``x / x``,
 #: ``min(x, x)``, ``atan2(x, x)``, ``copysign(x, x)``, ``clamp(x, x, h)``, ``lerp(a, a, t)``...)
 SELF_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "sub", "div", "floordiv", "mod", "min", "max",
                       "and", "or", "bit_and", "bit_or", "bit_xor", "atan2", "pow", "copysign", "clamp", "lerp",
-                      "smoothstep", "pow_op", "mod_fn", "floordiv_fn", "ivmin", "ivmax"})
+                      "smoothstep", "pow_op", "mod_fn", "floordiv_fn"})
 
 
 def subexprs(e: n.Expr) -> Iterator[n.Expr]:
@@ -73,6 +74,11 @@ def op_names(kernel: n.Kernel) -> list[str]:
                    if isinstance(x, (n.Call, n.Cast))})
 
 
+def _base(e: n.Call) -> str:
+    """The operation a call is read as: an alias row (``ivmin``) as the row it aliases (``min``)."""
+    return ALIASES.get(e.op, e.op)
+
+
 def _is_const(e: n.Expr, value: float) -> bool:
     return isinstance(e, n.Const) and not isinstance(e.value, bool) and e.value == value
 
@@ -85,18 +91,18 @@ def is_identity(e: n.Expr) -> bool:
         return e.type == e.value.type
     if not isinstance(e, n.Call):
         return False
-    a = e.args
-    if e.op in ("add", "bit_or", "bit_xor"):
+    a, op = e.args, _base(e)
+    if op in ("add", "bit_or", "bit_xor"):
         return _is_const(a[0], 0) or _is_const(a[1], 0)
-    if e.op in ("sub", "lshift", "rshift"):
+    if op in ("sub", "lshift", "rshift"):
         return _is_const(a[1], 0)
-    if e.op in ("mul", "ivmul"):
+    if op == "mul":
         return _is_const(a[0], 1) or _is_const(a[1], 1)
-    if e.op in ("div", "floordiv"):
+    if op in ("div", "floordiv"):
         return _is_const(a[1], 1)
-    if e.op == "neg":
+    if op == "neg":
         return isinstance(a[0], n.Call) and a[0].op == "neg"
-    if e.op in ("where", "ifexp", "ivwhere"):
+    if op in ("where", "ifexp"):
         return a[1] == a[2]
     return False
 
@@ -104,13 +110,13 @@ def is_identity(e: n.Expr) -> bool:
 def is_absorbed(e: n.Expr) -> bool:
     """``max(x, min(x, y))`` or ``min(x, max(x, y))`` (in any order), always ``x``; ``abs(-x)`` or
     ``abs(abs(x))``, always ``abs(x)``."""
-    if isinstance(e, n.Call) and e.op in ("abs", "ivabs"):
-        return isinstance(e.args[0], n.Call) and e.args[0].op in ("neg", "abs", "ivabs")
-    if not (isinstance(e, n.Call) and e.op in ("min", "max", "ivmin", "ivmax")):
+    if isinstance(e, n.Call) and _base(e) == "abs":
+        return isinstance(e.args[0], n.Call) and _base(e.args[0]) in ("neg", "abs")
+    if not (isinstance(e, n.Call) and _base(e) in ("min", "max")):
         return False
-    other = {"min": "max", "max": "min", "ivmin": "ivmax", "ivmax": "ivmin"}[e.op]
+    other = "max" if _base(e) == "min" else "min"
     for a, b in (e.args, e.args[::-1]):
-        if isinstance(b, n.Call) and b.op == other and a in b.args:
+        if isinstance(b, n.Call) and _base(b) == other and a in b.args:
             return True
     return False
 
@@ -127,7 +133,7 @@ def is_double_negation(e: n.Expr) -> bool:
 
 def is_self_operation(e: n.Expr) -> bool:
     """A comparison or operation of a value with itself (``x <= x``, ``x - x``, ``min(x, x)``)."""
-    return isinstance(e, n.Call) and e.op in SELF_OPS and len(set(e.args)) < len(e.args)
+    return isinstance(e, n.Call) and _base(e) in SELF_OPS and len(set(e.args)) < len(e.args)
 
 
 def simplify(e: n.Expr) -> n.Expr:

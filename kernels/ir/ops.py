@@ -1049,9 +1049,14 @@ def _extra_rows() -> list[Op]:
 OPS.update({r.name: r for r in _extra_rows()})
 
 
+def _variant(row: Op, **changes) -> Op:
+    """``row`` with some fields changed."""
+    return Op(**{**{f: getattr(row, f) for f in Op.__slots__}, **changes})
+
+
 def _extend(name: str, *sigs: Sig) -> None:
     """More signatures for a row whose NumPy implementation and interval rule already hold for them."""
-    OPS[name] = Op(**{**{f: getattr(OPS[name], f) for f in Op.__slots__}, "sigs": OPS[name].sigs + sigs})
+    OPS[name] = _variant(OPS[name], sigs=OPS[name].sigs + sigs)
 
 
 OPS.update(_composite_table())
@@ -1067,26 +1072,15 @@ _extend("length", Sig(("T",), "S", QUATS))
 _extend("normalize", Sig(("T",), "T", QUATS))
 
 
-# Integer vectors (the ``lattice`` family): Warp's generic vector builtins over ``wp.vec2i/vec3i/vec4i``, rows of
-# their own so that the vocabularies of the other families draw exactly what they drew before
-_IVS = (Sig(("T", "S"), "T", INT_VECTORS), Sig(("S", "T"), "T", INT_VECTORS))
-OPS.update({r.name: r for r in (
-    _row("ivmul", "*", "binop", _IVS, lambda c, a, b: np.multiply(*_expand(c, a, b)),
-         lambda c, a, b: N.iv_mul(a, b), differentiable=False),
-    _row("ivmin", "wp.min", "call", [_same(INT_VECTORS)], lambda c, a, b: np.minimum(a, b),
-         lambda c, a, b: Interval(min(a.lo, b.lo), min(a.hi, b.hi)), differentiable=False),
-    _row("ivmax", "wp.max", "call", [_same(INT_VECTORS)], lambda c, a, b: np.maximum(a, b),
-         lambda c, a, b: Interval(max(a.lo, b.lo), max(a.hi, b.hi)), differentiable=False),
-    _row("ivabs", "wp.abs", "call", [_same(INT_VECTORS, 1)], lambda c, a: np.abs(a), lambda c, a: N.iv_abs(a),
-         differentiable=False),
-    _row("ivdot", "wp.dot", "call", [Sig(("T", "T"), "S", INT_VECTORS)], lambda c, a, b: (a * b).sum(axis=-1,
-                                                                                                  dtype=a.dtype),
-         lambda c, a, b: N.iv_mul(Interval(_n(c), _n(c)), N.iv_mul(a, b)), differentiable=False),
-    _row("ivreduce_min", "wp.min", "call", [Sig(("T",), "S", INT_VECTORS)], lambda c, a: a.min(axis=-1),
-         lambda c, a: a, differentiable=False),
-    _row("ivreduce_max", "wp.max", "call", [Sig(("T",), "S", INT_VECTORS)], lambda c, a: a.max(axis=-1),
-         lambda c, a: a, differentiable=False),
-    _row("ivwhere", "wp.where", "call", [Sig((BOOL, "T", "T"), "T", INT_VECTORS)],
-         lambda c, k, a, b: np.where(k[..., None], a, b),
-         lambda c, k, a, b: a if k.lo == 1 else b if k.hi == 0 else a.join(b), differentiable=False),
-)})
+# Integer vectors (the ``lattice`` family): Warp's generic vector builtins over ``wp.vec2i/vec3i/vec4i``. They are
+# rows of their own, so that the vocabularies of the other families draw exactly what they drew before, with the
+# spelling, NumPy semantics and interval rule of the row they alias (integers wrap in their carrier dtype).
+#: alias row -> the row whose semantics it shares (the source-hygiene checks read them as that row)
+ALIASES = {"ivmul": "mul", "ivmin": "min", "ivmax": "max", "ivabs": "abs", "ivdot": "dot", "ivreduce_min": "vmin",
+           "ivreduce_max": "vmax", "ivwhere": "where"}
+_IV_SIGS = {"ivmul": (Sig(("T", "S"), "T", INT_VECTORS), Sig(("S", "T"), "T", INT_VECTORS)),
+            "ivmin": (_same(INT_VECTORS),), "ivmax": (_same(INT_VECTORS),), "ivabs": (_same(INT_VECTORS, 1),),
+            "ivdot": (Sig(("T", "T"), "S", INT_VECTORS),), "ivreduce_min": (Sig(("T",), "S", INT_VECTORS),),
+            "ivreduce_max": (Sig(("T",), "S", INT_VECTORS),), "ivwhere": (Sig((BOOL, "T", "T"), "T", INT_VECTORS),)}
+OPS.update({name: _variant(OPS[ALIASES[name]], name=name, sigs=sigs, differentiable=False)
+            for name, sigs in _IV_SIGS.items()})

@@ -240,8 +240,10 @@ def _block(body: Iterable[n.Stmt]) -> list[ast.stmt]:
     return out or [ast.Pass()]
 
 
-def _args(params: tuple[n.Param, ...]) -> ast.arguments:
-    return ast.arguments([], [ast.arg(p.name, type_ast(p.type)) for p in params], None, [], [], None, [])
+def _args(params: tuple[n.Param, ...], generic: tuple[str, ...] = ()) -> ast.arguments:
+    """Parameters with their annotations; those named in ``generic`` as ``wp.array(dtype=Any)``."""
+    return ast.arguments([], [ast.arg(p.name, _generic_array(p.type) if p.name in generic else type_ast(p.type))
+                              for p in params], None, [], [], None, [])
 
 
 def func_def(f: n.Func) -> ast.FunctionDef:
@@ -286,10 +288,8 @@ def kernel_def(k: n.Kernel, module: str | None = None) -> ast.FunctionDef:
         "wp.kernel(" + ", ".join(f"{key}={value!r}" for key, value in options) + ")")
     tid_target = ast.Name(k.tids[0]) if len(k.tids) == 1 else ast.Tuple([ast.Name(t) for t in k.tids])
     tid = ast.Assign([tid_target], _spelled("wp.tid()"), lineno=0)
-    args = ast.arguments([], [ast.arg(p.name, _generic_array(p.type) if p.name in k.generic else type_ast(p.type))
-                              for p in k.params], None, [], [], None, [])
     name = k.factory.inner if k.factory is not None else k.name
-    return ast.FunctionDef(name, args, [tid, *_block(k.body)], [deco], None, lineno=0)
+    return ast.FunctionDef(name, _args(k.params, k.generic), [tid, *_block(k.body)], [deco], None, lineno=0)
 
 
 def _generic_array(ty: Array) -> ast.expr:

@@ -205,7 +205,7 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
         then, lt = _live_block(s.then, set(live), loop_live)
         orelse, le = _live_block(s.orelse, set(live), loop_live)
         return replace(s, then=then, orelse=orelse), lt | le | uses(s.cond)
-    if isinstance(s, (n.For, n.While, n.GridQuery)):
+    if isinstance(s, (n.For, n.While, n.GridQuery, n.TileQuery)):
         head = set(live)
         while True:
             body, entry = _live_block(s.body, head | live, frozenset(head | live))
@@ -215,7 +215,7 @@ def _live_stmt(s: n.Stmt, live: set[str], loop_live: frozenset[str]):
             head = new
         if isinstance(s, n.For):
             return replace(s, body=body), (head - {s.var}) | uses(s.start) | uses(s.stop)
-        if isinstance(s, n.GridQuery):
+        if isinstance(s, (n.GridQuery, n.TileQuery)):
             return replace(s, body=body), (head - {s.var}) | set().union(*map(uses, n.stmt_exprs(s)))
         return replace(s, body=body), head
     if isinstance(s, n.Atomic) and s.result is not None:

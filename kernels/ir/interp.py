@@ -18,6 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from kernels.ir import nodes as n
+from kernels.ir import queries
 from kernels.ir.numeric import advanced
 from kernels.ir.ops import OPS, Ctx
 from kernels.ir.types import Array, Struct, Transform, elem_shape, round_to, scalar_of
@@ -71,6 +72,9 @@ class Interpreter:
                 self.arrays[p.name] = round_to(p.type.dtype, np.array(value, copy=True), self.exact)
             else:
                 env[p.name] = self._broadcast(p.type, value, lanes)
+        # the arrays a tile query's structure was built from (parameters or not)
+        self.geometry = {name: np.asarray(inputs[name]) for st in _walk(self.kernel.body)
+                         if isinstance(st, n.TileQuery) for name in st.geometry}
         tids = np.unravel_index(np.arange(lanes), dim)
         for name, idx in zip(self.kernel.tids, tids):
             env[name] = idx.astype(np.int32)
@@ -140,6 +144,8 @@ class Interpreter:
             self._while(s, m, frame)
         elif isinstance(s, n.GridQuery):          # brute force: every point (bodies filter by distance)
             self._grid_query(s, m, frame)
+        elif isinstance(s, n.TileQuery):
+            self._tile_query(s, m, frame)
         elif isinstance(s, n.Break):
             frame.broken |= m
         elif isinstance(s, n.Continue):
@@ -246,6 +252,16 @@ class Interpreter:
             total = before + (after - before[:, None]).sum(axis=1)
             frame.env[name] = _select(m, round_to(ty, total, self.exact), before)
 
+    def _tile_query(self, s: n.TileQuery, m: np.ndarray, frame: _Frame) -> None:
+        """The body once for every (block, item) pair the query reports, all pairs at once (bodies write only
+        what does not depend on the order the block sees its results in)."""
+        first, second = (self.geometry[name] for name in s.geometry)
+        member = queries.members(s.kind, self.eval(s.a, m, frame), self.eval(s.b, m, frame), first, second)
+        count = member.shape[1]
+        env = {k: _repeat(v, count) for k, v in frame.env.items()}
+        env[s.var] = np.tile(np.arange(count, dtype=np.int32), frame.lanes)
+        self._block(s.body, np.repeat(m, count) & member.reshape(-1), _Frame(env, frame.lanes * count))
+
     def _while(self, s: n.While, m: np.ndarray, frame: _Frame) -> None:
         saved = self._loop(frame)
         for _ in range(s.max_trips + 1):
@@ -335,6 +351,13 @@ def element(value: np.ndarray, ty, index: tuple[int, ...]) -> np.ndarray:
     if isinstance(ty, Transform):
         return value[..., :3] if index[0] == 0 else value[..., 3:]
     return value[(slice(None), *index)]
+
+
+def _walk(body: tuple[n.Stmt, ...]):
+    for s in body:
+        yield s
+        for inner in n.blocks(s):
+            yield from _walk(inner)
 
 
 def _repeat(value, count: int):

@@ -154,6 +154,11 @@ class Engine:
             count = self.shapes.get(s.points, (s.max_hits,))[0]
             var = Interval(0.0, count - 1.0)
             return self._loop(s.body, {**env, s.var: var}, s.max_hits, loop_var=(s.var, var))
+        if isinstance(s, n.TileQuery):
+            for e in n.stmt_exprs(s):
+                self.expr(e, env)
+            var = Interval(0.0, s.max_hits - 1.0)
+            return self._loop(s.body, {**env, s.var: var}, s.max_hits, loop_var=(s.var, var))
         if isinstance(s, n.Break):
             self.loops[-1].exits.append(env)
             return env

@@ -420,7 +420,52 @@ class GridQuery:
                               f"but got {self.grid.type}, {self.radius.type}, {self.style!r}")
 
 
-Stmt = Union[Let, Assign, Store, Atomic, If, For, While, Break, Continue, Return, LetOut, SetElement, GridQuery]
+#: tile queries: (constructor, step) builtins of each kind, and the geometry arrays each reads
+TILE_QUERIES = {"aabb": ("wp.tile_bvh_query_aabb", "wp.tile_bvh_query_next"),
+                "ray": ("wp.tile_bvh_query_ray", "wp.tile_bvh_query_next"),
+                "mesh_aabb": ("wp.tile_mesh_query_aabb", "wp.tile_mesh_query_aabb_next")}
+
+
+@dataclass(frozen=True, slots=True)
+class TileQuery:
+    """A block-cooperative BVH or mesh query in a kernel launched with ``wp.launch_tiled``::
+
+        query = wp.tile_bvh_query_aabb(structure, a, b)      # _ray(structure, start, dir); tile_mesh_query_aabb
+        while wp.tile_query_valid(query):
+            var = wp.untile(wp.tile_bvh_query_next(query))  # style "tile": the tile is a local of its own first
+            if var >= 0:
+                body
+
+    Each step hands every thread of the block one result (or a negative value); over the loop the block sees
+    every box (triangle) the query reports exactly once, in an unspecified order. ``geometry`` names the inputs the
+    structure was built from (``lowers, uppers`` of the boxes; ``points, indices`` of a mesh), parameters or aux
+    inputs; ``max_hits`` is their count. The interpreter runs the body over every (block, item) pair the query
+    reports (brute force membership, closed box overlap; for rays Warp's slab test ``lmax >= 0 and lmax >= lmin``),
+    so bodies write only what does not depend on that order (atomics, idempotent stores)."""
+
+    kind: str
+    structure: Expr
+    a: Expr
+    b: Expr
+    var: str
+    geometry: tuple[str, str]
+    body: tuple["Stmt", ...]
+    max_hits: int
+    style: str = "untile"
+    query: str = "query"
+    tile: str = "hits"
+
+    def __post_init__(self) -> None:
+        vec3 = Vector(FLOAT32, 3)
+        if self.kind not in TILE_QUERIES or self.structure.type != UINT64 or self.a.type != vec3 or \
+                self.b.type != vec3 or self.style not in ("untile", "tile"):
+            raise IRTypeError(f"Expected a kind in {sorted(TILE_QUERIES)}, a uint64 structure, two vec3 and style "
+                              f"untile/tile but got {self.kind!r}, {self.structure.type}, {self.a.type}, "
+                              f"{self.b.type}, {self.style!r}")
+
+
+Stmt = Union[Let, Assign, Store, Atomic, If, For, While, Break, Continue, Return, LetOut, SetElement, GridQuery,
+             TileQuery]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -513,6 +558,8 @@ def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
         return (s.start, s.stop)
     if isinstance(s, GridQuery):
         return (s.grid, s.point, s.radius)
+    if isinstance(s, TileQuery):
+        return (s.structure, s.a, s.b)
     return ()
 
 
@@ -520,7 +567,7 @@ def blocks(s: Stmt) -> tuple[tuple[Stmt, ...], ...]:
     """Nested statement blocks."""
     if isinstance(s, If):
         return (s.then, s.orelse)
-    if isinstance(s, (For, While, GridQuery)):
+    if isinstance(s, (For, While, GridQuery, TileQuery)):
         return (s.body,)
     return ()
 

@@ -690,6 +690,10 @@ def _volume_rows() -> dict[str, Op]:
         _row("volume_lookup", "wp.volume_lookup_f", "call", [Sig((UINT64, INT32, INT32, INT32), FLOAT32, (FLOAT32,))],
              on(lambda vol, c, i, j, k: vol.read(i.astype(np.int64), j.astype(np.int64), k.astype(np.int64))),
              values, differentiable=False),
+        _row("volume_lookup_index", "wp.volume_lookup_index", "call", [Sig((UINT64, INT32, INT32, INT32), INT32,
+                                                                            (INT32,))],
+             lambda c, ids, i, j, k: V.index_handle(ids).lookup(i, j, k),
+             lambda c, *ivs: Interval(-1.0, V.MAX_ACTIVE - 1.0), differentiable=False),
     ]
     return {r.name: r for r in rows}
 

@@ -230,11 +230,29 @@ def grid_query(s: n.GridQuery) -> list[ast.stmt]:
             ast.While(step, _block(s.body), [])]
 
 
+def tile_query(s: n.TileQuery) -> list[ast.stmt]:
+    """The statements of a block-cooperative query: the query, the ``while wp.tile_query_valid`` loop, each
+    thread's result (through a tile local in style ``tile``) and the guard of the body."""
+    make, step = n.TILE_QUERIES[s.kind]
+    query = ast.Call(_spelled(make), [expr(s.structure), expr(s.a), expr(s.b)], [])
+    nxt = ast.Call(_spelled(step), [ast.Name(s.query)], [])
+    if s.style == "tile":
+        head = [ast.Assign([ast.Name(s.tile)], nxt, lineno=0),
+                ast.Assign([ast.Name(s.var)], ast.Call(_spelled("wp.untile"), [ast.Name(s.tile)], []), lineno=0)]
+    else:
+        head = [ast.Assign([ast.Name(s.var)], ast.Call(_spelled("wp.untile"), [nxt], []), lineno=0)]
+    guard = ast.If(ast.Compare(ast.Name(s.var), [ast.GtE()], [ast.Constant(0)]), _block(s.body), [])
+    valid = ast.Call(_spelled("wp.tile_query_valid"), [ast.Name(s.query)], [])
+    return [ast.Assign([ast.Name(s.query)], query, lineno=0), ast.While(valid, [*head, guard], [])]
+
+
 def _block(body: Iterable[n.Stmt]) -> list[ast.stmt]:
     out: list[ast.stmt] = []
     for x in body:
         if isinstance(x, n.GridQuery):
             out += grid_query(x)
+        elif isinstance(x, n.TileQuery):
+            out += tile_query(x)
         else:
             out.append(stmt(x))
     return out or [ast.Pass()]

@@ -4,8 +4,9 @@ Two kinds of program, both whole IR programs (``kernels/ir``: printed by the pri
 reference, post-processing drawn by the expression builder):
 
 - ``index``: an index grid built with ``wp.Volume.allocate_by_voxels`` from a set of active voxels (an aux input
-  sampled per input set, as finite-element code builds its cell grids), one thread per query cell (``wp.vec3i``).
-  The thread looks up its cell and 0-3 neighbour cells with ``wp.volume_lookup_index`` (-1 where no voxel is
+  sampled per input set, as finite-element code builds its cell grids), one thread per query cell (``wp.vec3i``),
+  given or found from a world point (``wp.volume_world_to_index`` then ``int(wp.floor(...))``, on a grid with a
+  voxel size and translation; the sampler keeps points 0.1 voxel inside their cell). The thread looks up its cell and 0-3 neighbour cells with ``wp.volume_lookup_index`` (-1 where no voxel is
   active), gathers per-voxel data through the indices it found (``if idx >= 0``), optionally scatters into
   per-voxel arrays with atomics (visit counts, sums), and writes drawn expressions of what it gathered, the
   index itself or lookup flags. Index order is NanoVDB's (see :class:`kernels.ir.volume.IndexVolume`).
@@ -69,6 +70,9 @@ class SparseMeta(IRMeta):
     items: int = 0                   # tile: boxes or triangles
     mesh: tuple = ()                 # tile mesh_aabb: (mesh type, size)
     constructor: str = "sah"
+    world: str = ""                  # index: cells from world points: "nearest" (floor(u + 0.5)), "cell" (floor(u))
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)   # index: the grid's translation and voxel size
+    voxel: float = 1.0
 
 
 def _pick(rng, options):
@@ -100,6 +104,19 @@ def draw_index(rng) -> tuple[n.Kernel, dict, SparseMeta, dict]:
     g = n.Var(grid, UINT64)
     c = n.Var("c", IVEC3)
     body: list[n.Stmt] = [n.Let("c", n.Load(cells, Array(IVEC3), (i,)))]
+    world, origin, voxel = "", (0.0, 0.0, 0.0), 1.0
+    if rng.random() < 0.35:                   # cells of world points, as finite-element code finds them
+        world = _pick(rng, ("nearest", "cell"))
+        origin = tuple(float(np.float32(round(float(x), 2))) for x in rng.uniform(-2.0, 2.0, 3))
+        voxel = float(_pick(rng, VOL.VOXELS[1:4]))
+        cells = _pick(rng, ("pts", "points", "positions", "xs"))
+        params[1] = n.Param(cells, Array(VEC3))
+        ranges[cells] = Interval(-8.0, 8.0 + region * voxel)
+        uvw = n.Var("uvw", VEC3)
+        half = (lambda e: n.call("add", e, n.Const(0.5, FLOAT32))) if world == "nearest" else (lambda e: e)
+        ijk = (n.Cast(n.call("floor", half(n.Component(uvw, k))), INT32, python=True) for k in range(3))
+        body = [n.Let("uvw", n.call("volume_world_to_index", g, n.Load(cells, Array(VEC3), (i,)))),
+                n.Let("c", n.call("ivec3", *ijk))]
     leaves: list = []
     if rng.random() < 0.4:
         scale = _pick(rng, ("w", "scale", "weight", "gain"))
@@ -130,7 +147,13 @@ def draw_index(rng) -> tuple[n.Kernel, dict, SparseMeta, dict]:
         v = f"v{k}"
         then: list[n.Stmt] = [n.Let(v, n.Load(data, Array(FLOAT32), (idx,)))]
         gen = ExprBuilder(rng, VOCAB, [(n.Var(v, FLOAT32), Interval(-2.0, 2.0)), *leaves])
-        term, iv = gen.sized(FLOAT32, (1, 2), 4) if rng.random() < 0.6 else (n.Var(v, FLOAT32), Interval(-2.0, 2.0))
+        term, iv = n.Var(v, FLOAT32), Interval(-2.0, 2.0)
+        if rng.random() < 0.6:                    # a drawn term of the gathered value (the plain value otherwise)
+            for _ in range(6):
+                drawn = gen.sized(FLOAT32, (1, 2), 4)
+                if v in analysis.uses(drawn[0]):
+                    term, iv = drawn
+                    break
         bound += iv.mag
         then.append(n.Assign(acc, n.call("add", n.Var(acc, FLOAT32), term)))
         if count:
@@ -151,8 +174,8 @@ def draw_index(rng) -> tuple[n.Kernel, dict, SparseMeta, dict]:
     if count:
         post.append((n.Cast(n.Var("found", INT32), FLOAT32), Interval(0.0, float(len(lookups)))))
     gen = ExprBuilder(rng, VOCAB, post)
-    outs = list(_pick(rng, (("out",), ("out", "ids"), ("out", "flags"), ("result",), ("res", "mask"))))
-    for oname in outs:
+    outs = list(_pick(rng, (("out",), ("ids", "out"), ("flags", "out"), ("result",), ("mask", "res"))))
+    for oname in outs:                            # the float output last: fold_unused adds what is unread to it
         if oname in ("ids",):
             params.append(n.Param(oname, Array(INT32)))
             body.append(n.Store(oname, Array(INT32), (i,), n.Var("idx", INT32)))
@@ -168,10 +191,12 @@ def draw_index(rng) -> tuple[n.Kernel, dict, SparseMeta, dict]:
             params.append(n.Param(oname, Array(FLOAT32)))
             value = post[0][0] if rng.random() < 0.2 else _sensible(gen, (1, 3), 7)
             body.append(n.Store(oname, Array(FLOAT32), (i,), value))
-    kernel = n.Kernel("wkf_kernel", tuple(params), tuple(body))
+    kernel = _pruned(analysis.fold_unused(n.Kernel("wkf_kernel", tuple(params), tuple(body))))
     voxels = _pick(rng, ("active", "voxels", "cell_coords", "active_ijk"))
-    meta = SparseMeta(kernel, (Q,), "index", grid, (voxels,), region=region, active=active)
-    feats = {"lookups": len(lookups), "scatter": sorted(k for _, k in scatter), "outputs": outs}
+    meta = SparseMeta(kernel, (Q,), "index", grid, (voxels,), region=region, active=active, world=world,
+                      origin=origin, voxel=voxel)
+    feats = {"lookups": len(lookups), "scatter": sorted(k for _, k in scatter), "outputs": outs,
+             "world_points": bool(world)}
     return kernel, ranges, meta, {"shapes": shapes, "features": feats}
 
 
@@ -186,10 +211,16 @@ def sample_index(spec: KernelSpec, rng) -> dict:
     flat = rng.choice(R ** 3, meta.active, replace=False)
     vox = np.stack(np.unravel_index(flat, (R, R, R)), axis=-1).astype(np.int32)
     out[meta.geometry[0]] = vox
-    cells = next(p.name for p in meta.kernel.params if p.type == Array(IVEC3))
     near = vox[rng.integers(0, len(vox), Q)] + rng.integers(-1, 2, (Q, 3)) * (rng.random((Q, 1)) < 0.3)
     far = rng.integers(-1, R + 1, (Q, 3))
-    out[cells] = np.where(rng.random((Q, 1)) < 0.6, near, far).astype(np.int32)
+    cells = np.where(rng.random((Q, 1)) < 0.6, near, far)
+    if not meta.world:
+        out[meta.kernel.params[1].name] = cells.astype(np.int32)
+        return out
+    # world points whose index coordinates lie 0.1 or more inside their cell's rounding interval
+    frac = rng.uniform(-0.4, 0.4, (Q, 3)) + (0.5 if meta.world == "cell" else 0.0)
+    world = (cells + frac) * meta.voxel + np.asarray(meta.origin)
+    out[meta.kernel.params[1].name] = world.astype(np.float32)
     return out
 
 
@@ -407,7 +438,7 @@ def _run(spec: KernelSpec, inputs, it: interp.Interpreter) -> dict[str, np.ndarr
     meta: SparseMeta = spec.meta
     values = dict(inputs)
     if meta.kind == "index":
-        with VOL.bound(VOL.IndexVolume(np.asarray(inputs[meta.geometry[0]]))) as key:
+        with VOL.bound(VOL.IndexVolume(np.asarray(inputs[meta.geometry[0]]), meta.origin, meta.voxel)) as key:
             values[meta.structure] = np.uint64(key)
             result = it.run(meta.dim, values)
     else:
@@ -427,7 +458,7 @@ def prepare(spec: KernelSpec, inputs, device, namespace) -> dict:
     meta: SparseMeta = spec.meta
     if meta.kind == "index":
         vox = wp.array(np.asarray(inputs[meta.geometry[0]], dtype=np.int32), dtype=wp.vec3i, device=device)
-        volume = wp.Volume.allocate_by_voxels(vox, voxel_size=1.0, device=device)
+        volume = wp.Volume.allocate_by_voxels(vox, voxel_size=meta.voxel, translation=meta.origin, device=device)
         return {meta.structure: volume.id, "_keep": (volume, vox)}
     first, second = (inputs[g] for g in meta.geometry)
     if meta.query == "mesh_aabb":

@@ -76,8 +76,9 @@ def _dead_locals(fn: ast.FunctionDef) -> int:
                 stored.update(_targets(t))
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             stored.update(_targets(node.target))
-    # ``x += 1`` reads x only to write it back: a name loaded nowhere is dead even when it is augmented
-    return len({name for name in stored if name not in loaded and name != "_"})
+    # ``x += 1`` reads x only to write it back: a name loaded nowhere is dead even when it is augmented; a name
+    # starting with ``_`` says it is unused on purpose (``i, _lane = wp.tid()`` in a tiled kernel)
+    return len({name for name in stored if name not in loaded and not name.startswith("_")})
 
 
 def hygiene(source: str) -> Counter:

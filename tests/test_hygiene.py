@@ -17,7 +17,7 @@ def math_cf2633_fn(p: float, q: float) -> float:
 
 @wp.kernel
 def math_cf2633(a: wp.array(dtype=float), out: wp.array(dtype=float)):
-    i = wp.tid()
+    i, _lane = wp.tid()
     x = a[i]
     acc = float(0.0)
     for j in range(3):

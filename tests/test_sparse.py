@@ -28,10 +28,12 @@ I = n.Var("i", INT32)
 
 
 @wp.kernel
-def _lookup(grid: wp.uint64, q: wp.array(dtype=wp.vec3i), out: wp.array(dtype=int)):
+def _lookup(grid: wp.uint64, q: wp.array(dtype=wp.vec3i), x: wp.array(dtype=wp.vec3), out: wp.array(dtype=int),
+            uvw: wp.array(dtype=wp.vec3)):
     i = wp.tid()
     c = q[i]
     out[i] = wp.volume_lookup_index(grid, c[0], c[1], c[2])
+    uvw[i] = wp.volume_world_to_index(grid, x[i])
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +46,25 @@ def warp_cpu(tmp_path_factory):
 @pytest.mark.parametrize("seed", range(3))
 def test_index_lookup_is_warps(warp_cpu, seed):
     """``IndexVolume.lookup`` is ``wp.volume_lookup_index`` on the grid ``allocate_by_voxels`` builds: indices of
-    active voxels in NanoVDB order, -1 for inactive voxels, negative coordinates and coordinates past the span."""
+    active voxels in NanoVDB order, -1 for inactive voxels, negative coordinates and coordinates past the span;
+    its world map is ``wp.volume_world_to_index``'s for the voxel size and translation."""
     rng = np.random.default_rng(seed)
     region = (6, 40, SPAN)[seed]
     vox = np.unique(rng.integers(0, region, (300, 3)), axis=0).astype(np.int32)
     q = np.concatenate([vox, rng.integers(-3, region + 3, (400, 3)), [[-1, 0, 0], [SPAN, 0, 0], [0, 0, 5000]]])
     q = q.astype(np.int32)
-    volume = wp.Volume.allocate_by_voxels(wp.array(vox, dtype=wp.vec3i, device=warp_cpu), voxel_size=1.0,
-                                          device=warp_cpu)
+    origin, voxel = ((0.0, 0.0, 0.0), (0.25, -1.5, 0.73), (-2.0, 1.0, 0.5))[seed], (1.0, 0.5, 2.0)[seed]
+    x = rng.uniform(-4.0, 4.0, (len(q), 3)).astype(np.float32)
+    volume = wp.Volume.allocate_by_voxels(wp.array(vox, dtype=wp.vec3i, device=warp_cpu), voxel_size=voxel,
+                                          translation=origin, device=warp_cpu)
     out = wp.zeros(len(q), dtype=int, device=warp_cpu)
-    wp.launch(_lookup, dim=len(q), inputs=[volume.id, wp.array(q, dtype=wp.vec3i, device=warp_cpu), out],
-              device=warp_cpu)
-    want = IndexVolume(vox).lookup(q[:, 0], q[:, 1], q[:, 2])
+    uvw = wp.zeros(len(q), dtype=wp.vec3, device=warp_cpu)
+    wp.launch(_lookup, dim=len(q), inputs=[volume.id, wp.array(q, dtype=wp.vec3i, device=warp_cpu),
+                                           wp.array(x, dtype=wp.vec3, device=warp_cpu), out, uvw], device=warp_cpu)
+    model = IndexVolume(vox, origin, voxel)
+    want = model.lookup(q[:, 0], q[:, 1], q[:, 2])
     np.testing.assert_array_equal(out.numpy(), want)
+    np.testing.assert_allclose(uvw.numpy(), model.world_to_index(x.astype(np.float64)), rtol=1e-6, atol=1e-6)
     assert sorted(want[:len(vox)]) == list(range(len(vox)))
     np.testing.assert_array_equal(volume.get_voxels().numpy(), vox[np.argsort(want[:len(vox)])])
 

@@ -46,8 +46,27 @@ HANDLES: dict[int, "DenseVolume | IndexVolume"] = {}
 _CORNERS = ((0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1))
 
 
+class _Mapped:
+    """The index <-> world map of a volume with ``origin`` (world position of voxel 0,0,0) and ``voxel`` size."""
+
+    origin: tuple[float, float, float]
+    voxel: float
+
+    def world_to_index(self, x: np.ndarray, exact: bool = True) -> np.ndarray:
+        o = np.asarray(self.origin, dtype=np.float32).astype(np.float64)
+        d = x - o
+        if exact:
+            d = d.astype(np.float32).astype(np.float64)
+        return d * (1.0 / self.voxel)
+
+    def index_to_world(self, u: np.ndarray, exact: bool = True) -> np.ndarray:
+        o = np.asarray(self.origin, dtype=np.float32).astype(np.float64)
+        x = u * self.voxel + o
+        return x.astype(np.float32).astype(np.float64) if exact else x
+
+
 @dataclass(frozen=True, eq=False)
-class DenseVolume:
+class DenseVolume(_Mapped):
     """Voxels ``values`` (float32, 3-D) with ``origin`` (world position of voxel 0,0,0), isotropic ``voxel``
     size and ``background`` value."""
 
@@ -72,18 +91,6 @@ class DenseVolume:
         inside = (i >= 0) & (i < v.shape[0]) & (j >= 0) & (j < v.shape[1]) & (k >= 0) & (k < v.shape[2])
         got = v[np.where(inside, i, 0), np.where(inside, j, 0), np.where(inside, k, 0)]
         return np.where(inside, got, float(np.float32(self.background)))
-
-    def world_to_index(self, x: np.ndarray, exact: bool = True) -> np.ndarray:
-        o = np.asarray(self.origin, dtype=np.float32).astype(np.float64)
-        d = x - o
-        if exact:
-            d = d.astype(np.float32).astype(np.float64)
-        return d * (1.0 / self.voxel)
-
-    def index_to_world(self, u: np.ndarray, exact: bool = True) -> np.ndarray:
-        o = np.asarray(self.origin, dtype=np.float32).astype(np.float64)
-        x = u * self.voxel + o
-        return x.astype(np.float32).astype(np.float64) if exact else x
 
     def sample(self, uvw: np.ndarray, mode: np.ndarray, exact: bool = True) -> np.ndarray:
         """``volume_sample_f`` at index-space points ``uvw`` (lanes, 3) with sampling modes ``mode`` (lanes,)."""
@@ -129,9 +136,10 @@ MAX_ACTIVE = 4096
 
 
 @dataclass(frozen=True, eq=False)
-class IndexVolume:
-    """``wp.Volume.allocate_by_voxels(wp.array(voxels, dtype=wp.vec3i), voxel_size=...)``: an index grid whose
-    active voxels are the distinct integer coordinates ``voxels`` (N, 3), all in ``[0, SPAN)``.
+class IndexVolume(_Mapped):
+    """``wp.Volume.allocate_by_voxels(wp.array(voxels, dtype=wp.vec3i), voxel_size=voxel, translation=origin)``:
+    an index grid whose active voxels are the distinct integer coordinates ``voxels`` (N, 3), all in ``[0, SPAN)``,
+    with the index <-> world map of a dense volume.
 
     ``volume_lookup_index(id, i, j, k)`` is the index of an active voxel, -1 for any other coordinates (also far
     outside). Indices follow NanoVDB's layout: leaf by leaf (leaf ``((i >> 3) << 8) | ((j >> 3) << 4) | (k >> 3)``
@@ -139,6 +147,8 @@ class IndexVolume:
     also the order of ``Volume.get_voxels()`` (measured on the cpu build: 299 random voxels, 2,000 lookups)."""
 
     voxels: np.ndarray
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    voxel: float = 1.0
 
     def __post_init__(self) -> None:
         v = np.asarray(self.voxels, dtype=np.int64).reshape(-1, 3)

@@ -1,20 +1,19 @@
-"""Composable random expressions for Warp kernels, with value intervals and a NumPy evaluator.
+"""Composable random float expressions with value intervals and a NumPy evaluator: the post-processing
+expressions of ``spatial``'s grid, BVH and mesh kinds (its volume kind, and every other family, use the IR in
+``kernels/ir``; these stay until ``spatial``'s programs are regenerated on it).
 
 Every node knows the interval its value lies in (for the sampled inputs), which lets the generator keep
-programs inside their domains by construction: integer operations that could overflow are not chosen,
-denominators are kept away from zero, and arguments of ``log``/``sqrt``/``asin``... are scaled into range.
-The evaluator copies Warp's semantics (C integer division and remainder, float32 literals, ``sign(0) == 1``).
+programs inside their domains by construction: denominators are kept away from zero and values stay modest.
+The evaluator copies Warp's semantics (float32 literals).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-INT32_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e6          # keep float intermediates modest: no overflow, bounded cancellation
 
 
@@ -69,32 +68,23 @@ def const(value: float, iv: Interval | None = None) -> Node:
 
 @dataclass(frozen=True, slots=True)
 class Scalar:
-    name: str            # float32 | float64 | int32
+    name: str            # float32 | float64
     wp: str              # source spelling of the type
     np_ref: type         # NumPy type the reference computes in
 
-    @property
-    def is_int(self) -> bool:
-        return self.name.startswith("int")
-
     def literal(self, value) -> str:
-        if self.is_int:
-            return str(int(value))
         text = repr(float(value))
         return text if self.name == "float32" else f"wp.float64({text})"
 
     def const_value(self, value) -> float:
         """The value a literal has inside the kernel: bare float literals are float32 in Warp, while
         ``wp.float64(<literal>)`` keeps the literal's full float64 value (measured on Warp 1.19)."""
-        if self.is_int:
-            return int(value)
         return float(value) if self.name == "float64" else float(np.float32(value))
 
 
 FLOAT32 = Scalar("float32", "float", np.float64)
 FLOAT64 = Scalar("float64", "wp.float64", np.float64)
-INT32 = Scalar("int32", "int", np.int64)
-SCALARS = {s.name: s for s in (FLOAT32, FLOAT64, INT32)}
+SCALARS = {s.name: s for s in (FLOAT32, FLOAT64)}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -132,33 +122,14 @@ def emit_cond(node: Node, ty: Scalar) -> str:
     raise ValueError(f"not a condition: {node.op!r}")
 
 
-BINARY_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
-                 "band": "&", "bor": "|", "bxor": "^"}
+BINARY_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 COMPARE_SYMBOL = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
-CALLS = {"min": "min", "max": "max", "abs": "abs", "sin": "sin", "cos": "cos", "tan": "tan", "exp": "exp",
-         "log": "log", "sqrt": "sqrt", "tanh": "tanh", "atan": "atan", "asin": "asin", "acos": "acos",
-         "sinh": "sinh", "cosh": "cosh", "atan2": "atan2", "pow": "pow", "floor": "floor", "ceil": "ceil",
-         "log2": "log2", "log10": "log10", "sign": "sign", "clamp": "clamp", "round": "round", "trunc": "trunc",
-         "frac": "frac", "cbrt": "cbrt", "step": "step", "nonzero": "nonzero", "degrees": "degrees",
-         "radians": "radians", "erf": "erf"}
+CALLS = {"min": "min", "max": "max", "abs": "abs"}
+
 
 
 # --------------------------------------------------------------------------------------------------------
 # NumPy evaluation with Warp semantics
-
-
-NUMPY_UNARY: dict[str, Callable] = {
-    "abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-    "tanh": np.tanh, "atan": np.arctan, "asin": np.arcsin, "acos": np.arccos, "sinh": np.sinh, "cosh": np.cosh,
-    "floor": np.floor, "ceil": np.ceil, "log2": np.log2, "log10": np.log10, "trunc": np.trunc,
-    "sign": lambda x: np.where(x < 0, -1.0, 1.0),
-    "round": lambda x: np.copysign(np.floor(np.abs(x)) + (np.abs(x) - np.floor(np.abs(x)) >= 0.5), x),  # half away from 0
-    "frac": lambda x: x - np.trunc(x),
-    "cbrt": np.cbrt,
-    "step": lambda x: np.where(x < 0, 1.0, 0.0),
-    "nonzero": lambda x: np.where(x != 0, 1.0, 0.0),
-    "degrees": np.degrees, "radians": np.radians,
-}
 
 
 def evaluate(node: Node, env: dict[str, np.ndarray], ty: Scalar) -> np.ndarray:
@@ -169,8 +140,6 @@ def evaluate(node: Node, env: dict[str, np.ndarray], ty: Scalar) -> np.ndarray:
         return np.asarray(ty.const_value(node.value), dtype=ty.np_ref)
     args = [evaluate(x, env, ty) if x.op not in COMPARE_SYMBOL and x.op not in ("and", "or", "not")
             else evaluate_cond(x, env, ty) for x in node.args]
-    if ty.is_int:
-        return _eval_int(op, args)
     with np.errstate(all="ignore"):
         if op == "add":
             return args[0] + args[1]
@@ -180,8 +149,6 @@ def evaluate(node: Node, env: dict[str, np.ndarray], ty: Scalar) -> np.ndarray:
             return args[0] * args[1]
         if op == "div":
             return args[0] / args[1]
-        if op == "mod":
-            return np.fmod(args[0], args[1])
         if op == "neg":
             return -args[0]
         if op == "min":
@@ -190,60 +157,9 @@ def evaluate(node: Node, env: dict[str, np.ndarray], ty: Scalar) -> np.ndarray:
             return np.maximum(args[0], args[1])
         if op in ("where", "ifexp"):
             return np.where(args[0], args[1], args[2])
-        if op == "atan2":
-            return np.arctan2(args[0], args[1])
-        if op == "pow":
-            return np.power(args[0], args[1])
-        if op == "clamp":
-            return np.minimum(np.maximum(args[0], args[1]), args[2])
-        if op == "erf":
-            from math import erf
-            return np.vectorize(erf, otypes=[np.float64])(args[0])
-        if op in NUMPY_UNARY:
-            return NUMPY_UNARY[op](args[0])
+        if op == "abs":
+            return np.abs(args[0])
     raise ValueError(f"cannot evaluate op {op!r}")
-
-
-def _wrap32(x):
-    return ((np.asarray(x, dtype=np.int64) + 2**31) % 2**32) - 2**31
-
-
-def _eval_int(op, args):
-    x = args[0]
-    y = args[1] if len(args) > 1 else None
-    if op == "add":
-        return _wrap32(x + y)
-    if op == "sub":
-        return _wrap32(x - y)
-    if op == "mul":
-        return _wrap32(x * y)
-    if op == "div":                      # C: truncates toward zero
-        return _wrap32(np.sign(x) * np.sign(y) * (np.abs(x) // np.abs(y)))
-    if op == "floordiv":                 # Warp's // on integers floors
-        return _wrap32(np.floor_divide(x, y))
-    if op == "mod":                      # C: remainder has the sign of the dividend
-        return _wrap32(np.sign(x) * (np.abs(x) % np.abs(y)))
-    if op == "neg":
-        return _wrap32(-x)
-    if op == "abs":
-        return _wrap32(np.abs(x))
-    if op == "min":
-        return np.minimum(x, y)
-    if op == "max":
-        return np.maximum(x, y)
-    if op == "band":
-        return x & y
-    if op == "bor":
-        return x | y
-    if op == "bxor":
-        return x ^ y
-    if op in ("where", "ifexp"):
-        return np.where(args[0], args[1], args[2])
-    if op == "clamp":
-        return np.minimum(np.maximum(x, y), args[2])
-    if op == "sign":
-        return np.where(x < 0, -1, 1)
-    raise ValueError(f"cannot evaluate integer op {op!r}")
 
 
 def evaluate_cond(node: Node, env, ty: Scalar) -> np.ndarray:
@@ -308,11 +224,8 @@ class ExprGen:
         return var(name, self.leaves[name])
 
     def constant(self) -> Node:
-        if self.ty.is_int:
-            value = int(self.rng.integers(-9, 10))
-        else:
-            digits = int(self.rng.integers(1, 4))
-            value = round(float(self.rng.uniform(-4.0, 4.0)), digits)
+        digits = int(self.rng.integers(1, 4))
+        value = round(float(self.rng.uniform(-4.0, 4.0)), digits)
         return const(value, Interval(self.ty.const_value(value), self.ty.const_value(value)))
 
     def expr(self, depth: int) -> Node:
@@ -369,26 +282,18 @@ class ExprGen:
     def apply_binary(self, op: str, x: Node, y: Node) -> Node:
         if x.op == "const" and y.op == "const":          # no constant folding fodder
             y = self.var_leaf()
-        if x == y and op in ("sub", "div", "min", "max", "mod", "floordiv"):   # x - x, x / x ...
+        if x == y and op in ("sub", "div", "min", "max"):   # x - x, x / x ...
             y = self.var_leaf() if x.op != "var" or len(self.leaves) > 1 else self.constant()
             if x == y:
                 op = "add"
-        limit = INT32_LIMIT / 4 if self.ty.is_int else FLOAT_LIMIT
+        limit = FLOAT_LIMIT
         if op in ("min", "max") and (x.iv.hi <= y.iv.lo or y.iv.hi <= x.iv.lo):
             op = "add"                                   # one side always wins: the other would be dead code
-        if op in ("div", "mod", "floordiv") and y.op == "const" and abs(y.value) <= 1:
-            y = const(int(self.rng.integers(2, 8)) if self.ty.is_int else 2.5)   # x / 1, x % 1: no-ops
-        if op in ("div", "mod", "floordiv"):
+        if op == "div" and y.op == "const" and abs(y.value) <= 1:
+            y = const(2.5)                               # x / 1: a no-op
+        if op == "div":
             y = self.nonzero(y)
-        if op in ("mod", "floordiv"):
-            iv = Interval(-y.iv.mag, y.iv.mag) if op == "mod" else _iv_binary("div", x.iv, y.iv)
-            iv = Interval(min(iv.lo, x.iv.lo, -1), max(iv.hi, x.iv.hi, 1)) if op == "floordiv" else iv
-            return Node(op, (x, y), iv=iv)
         iv = _iv_binary(op, x.iv, y.iv)
-        if op == "div" and self.ty.is_int:
-            # C division truncates toward zero: 9 / (|a| + 1) is 0 once |a| >= 9, so the real-valued hull
-            # [0.47, 9] would wrongly exclude 0 (and a later "nonzero" denominator would divide by zero)
-            iv = Interval(math.trunc(iv.lo), math.trunc(iv.hi))
         if iv.mag > limit:
             # too large: fall back to an operation that cannot blow up
             op = "add" if self.rng.random() < 0.5 else "min"
@@ -399,12 +304,6 @@ class ExprGen:
 
     def nonzero(self, y: Node) -> Node:
         """``y`` if its interval stays away from zero, else a denominator built from it that does."""
-        if self.ty.is_int:
-            if y.iv.lo >= 1 or y.iv.hi <= -1:
-                return y
-            offset = const(1)
-            a = Node("abs", (y,), iv=Interval(0, y.iv.mag))
-            return Node("add", (a, offset), iv=Interval(1, y.iv.mag + 1))
         if y.iv.lo >= 0.25 or y.iv.hi <= -0.25:
             return y
         c = float(self.rng.choice([0.5, 0.75, 1.0, 1.5, 2.0]))
@@ -419,24 +318,3 @@ def uses(node: Node) -> set[str]:
     for child in node.args:
         out |= uses(child)
     return out
-
-
-def ops_of(node: Node) -> set[str]:
-    out = {node.op} if node.op not in ("var", "const") else set()
-    for child in node.args:
-        out |= ops_of(child)
-    return out
-
-
-def reachable(deps: dict[str, set[str]], roots: set[str]) -> set[str]:
-    """The names ``roots`` reach through ``deps`` (name -> the names its definition reads), ``roots`` included:
-    what influences an output through the chain of local bindings."""
-    live: set[str] = set()
-    frontier = set(roots)
-    while frontier:
-        v = frontier.pop()
-        if v in live:
-            continue
-        live.add(v)
-        frontier |= deps.get(v, set())
-    return live

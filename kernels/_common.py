@@ -1,4 +1,4 @@
-"""Small helpers shared by the families written before the IR: the name pools, a random pick, tolerances by type."""
+"""Small helpers shared by families: the name pools, a random pick, tolerances by type."""
 
 from __future__ import annotations
 

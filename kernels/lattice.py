@@ -31,6 +31,7 @@ from dataclasses import replace
 import numpy as np
 
 from harness.family import Program
+from kernels._common import pick
 from kernels.ir.analysis import capture
 from kernels.ir.composite import Port, Shape, composite_kernel, first_clean, with_new_ports
 from kernels.ir.family import features, ir_family, program
@@ -55,16 +56,12 @@ P_GENERIC = 0.5
 P_CLOSURE = 0.5
 
 
-def _pick(rng, options):
-    return options[int(rng.integers(len(options)))]
-
-
 def draw(rng: np.random.Generator) -> Program:
     n_main = int(rng.choice([2, 3, 4], p=[0.3, 0.45, 0.25]))
     main = Vector(INT32, n_main)
     ivecs = [main]
     if rng.random() < 0.3:
-        ivecs.append(Vector(INT32, _pick(rng, [k for k in (2, 3, 4) if k != n_main])))
+        ivecs.append(Vector(INT32, pick(rng, [k for k in (2, 3, 4) if k != n_main])))
     floats = rng.random() < 0.35
     types = [INT32, *ivecs] + ([FLOAT32] if floats else [])
     ops = dict(INT_OPS)
@@ -72,14 +69,14 @@ def draw(rng: np.random.Generator) -> Program:
         ops.update(FLOAT_OPS)
     ranges = {INT32: Interval(-6.0, 6.0), FLOAT32: Interval(-2.0, 2.0)}
     vocab = Vocabulary(ops, types=tuple(types), ranges=ranges, limit=4096.0, p_leaf=0.3, p_const=0.2, p_call=0.4)
-    inputs = [Port(main if k == 0 else _pick(rng, ivecs), _pick(rng, CELL_RANGES))
+    inputs = [Port(main if k == 0 else pick(rng, ivecs), pick(rng, CELL_RANGES))
               for k in range(int(rng.integers(1, 4)))]
-    inputs += [Port(INT32, _pick(rng, CELL_RANGES)) for _ in range(int(rng.choice([0, 0, 1])))]
+    inputs += [Port(INT32, pick(rng, CELL_RANGES)) for _ in range(int(rng.choice([0, 0, 1])))]
     if floats:
         inputs.append(Port(FLOAT32, Interval(-2.0, 2.0)))
-    scalars = [Port(INT32, _pick(rng, SCALAR_RANGES), SCALAR_NAMES)] if rng.random() < 0.35 else []
+    scalars = [Port(INT32, pick(rng, SCALAR_RANGES), SCALAR_NAMES)] if rng.random() < 0.35 else []
     out_types = [main, main, INT32] + ivecs[1:] + ([FLOAT32] if floats else [])
-    outs = [Port(_pick(rng, out_types), names=OUT_NAMES) for _ in range(int(rng.integers(1, 3)))]
+    outs = [Port(pick(rng, out_types), names=OUT_NAMES) for _ in range(int(rng.integers(1, 3)))]
     weights = {t: 3.0 if t == main else 1.5 if t == INT32 else 1.0 for t in types}
     kernel, ranges_, dim = first_clean(lambda: composite_kernel(rng, vocab, inputs, outs, scalars, weights, SHAPE))
     generic = rng.random() < P_GENERIC
@@ -88,7 +85,7 @@ def draw(rng: np.random.Generator) -> Program:
         kernel = replace(kernel, generic=tuple(p.name for p in kernel.params if isinstance(p.type, Array)
                                                and isinstance(p.type.dtype, Vector)))
     if closure:
-        kernel = capture(kernel, _pick(rng, CAPTURE_NAMES), f"{kernel.name}_make", bare=rng.random() < 0.5)
+        kernel = capture(kernel, pick(rng, CAPTURE_NAMES), f"{kernel.name}_make", bare=rng.random() < 0.5)
     feats = {**features(kernel), "generic": bool(kernel.generic), "closure": kernel.factory is not None}
     return program(kernel, ranges_, dim, feats, differentiable=False)
 

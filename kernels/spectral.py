@@ -35,6 +35,7 @@ import numpy as np
 from harness.errors import KernelRejected
 from harness.family import PLACEHOLDER, Arg, Family, KernelSpec, Program, Tolerance
 from harness.verify import input_sets, screen
+from kernels._common import pick
 from kernels.ir import interp
 from kernels.ir import nodes as n
 from kernels.ir.composite import CompositeBuilder
@@ -73,10 +74,6 @@ class Meta:
     steps: tuple[Step, ...]
     power: n.Func | None
     scales: tuple = ()                  # (output, largest |value| on the verifier's inputs for this seed)
-
-
-def _pick(rng, options):
-    return options[int(rng.integers(len(options)))]
 
 
 def _elem_func(rng, name: str, v2, ivs: list[Interval]) -> tuple[n.Func, Interval] | None:
@@ -133,7 +130,7 @@ def draw(rng: np.random.Generator, tries: int = 10) -> Program:
 def _draw(rng: np.random.Generator) -> Program:
     ty = FLOAT64 if rng.random() < 0.25 else FLOAT32
     v2 = Vector(ty, 2)
-    rows, size, tiles = _pick(rng, ROWS), _pick(rng, SIZES), int(rng.integers(1, 4))
+    rows, size, tiles = pick(rng, ROWS), pick(rng, SIZES), int(rng.integers(1, 4))
     names = [x for x in ARRAY_NAMES if x not in LOCALS]
     rng.shuffle(names)
     inp, others = names[0], iter(names[1:])
@@ -149,7 +146,7 @@ def _draw(rng: np.random.Generator) -> Program:
     def add_func(kind: str, m: float, arity: int = 1, other: str | None = None) -> float | None:
         """Draw an element function of ``arity`` tiles bounded by ``m`` and append its step; the step's bound,
         or None when no function was drawn."""
-        made = _elem_func(rng, f"{PLACEHOLDER}_{_pick(rng, ['f', 'g', 'h', 'op', 'fn'])}{len(funcs)}", v2,
+        made = _elem_func(rng, f"{PLACEHOLDER}_{pick(rng, ['f', 'g', 'h', 'op', 'fn'])}{len(funcs)}", v2,
                           [Interval(-m, m)] * arity)
         if made is None:
             return None
@@ -163,7 +160,7 @@ def _draw(rng: np.random.Generator) -> Program:
             continue
         other = next(others)
         params.append(other)
-        op = _pick(rng, ["add", "sub", "func"])
+        op = pick(rng, ["add", "sub", "func"])
         bound = add_func("mix", m, 2, other) if op == "func" else None
         if bound is not None:
             m = bound

@@ -21,7 +21,7 @@ from kernels.ir import queries as QRY
 from kernels.ir.numeric import Interval
 from kernels.ir.types import FLOAT32, INT32, UINT64, Array, Vector
 from kernels.ir.volume import SPAN, IndexVolume
-from kernels.sparse import BAND, FAMILY, sample_tile
+from kernels.sparse import BAND, FAMILY, query_ends, sample_tile
 
 V3 = Vector(FLOAT32, 3)
 I = n.Var("i", INT32)
@@ -101,16 +101,10 @@ def test_printed_tile_queries_report_what_the_interpreter_says(warp_cpu, tmp_pat
     exec(compile(src, fname, "exec"), namespace)
     spec = _tile_spec(query)
     meta = spec.meta
-    tq = next(s for s in meta.kernel.body if isinstance(s, n.TileQuery))
     for set_index in range(2):
         inputs = sample_tile(spec, np.random.default_rng(set_index))
         first, second = (inputs[g] for g in meta.geometry)
-        if isinstance(tq.a, n.Call):
-            c = next(inputs[p.name] for p in meta.kernel.params if p.type == Array(V3) and p.name not in meta.geometry)
-            h = np.float32(next(inputs[p.name] for p in meta.kernel.params if p.type == FLOAT32))
-            a, b = c - h, c + h
-        else:
-            a, b = inputs[tq.a.array], inputs[tq.b.array]
+        a, b = (x.astype(np.float32) for x in query_ends(meta, inputs))
         assert np.all(np.abs(QRY.margins(query, a, b, first, second)) >= BAND)
         values = {"structure": np.uint64(0), "a": a, "b": b, "first": first, "second": second,
                   "seen": np.zeros((len(a), len(QRY.boxes(query, first, second)[0])), np.int32)}

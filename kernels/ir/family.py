@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from harness.errors import KernelRejected
-from harness.family import PLACEHOLDER, Arg, Family, InputSampler, KernelSpec, Program, Tolerance
+from harness.family import PLACEHOLDER, Arg, Family, InputSampler, KernelSpec, Program, Reference, Tolerance
 from harness.verify import screen
 from kernels.ir import interp, printer
 from kernels.ir import nodes as n
@@ -145,18 +145,22 @@ def features(kernel: n.Kernel) -> dict:
 
 
 def healthy(prog: Program, seed: int, tol: Callable[[KernelSpec], Tolerance] = tolerance,
-            sample_inputs: InputSampler | None = None) -> bool:
+            sample_inputs: InputSampler | None = None, ref: Reference = reference,
+            run: Callable[[KernelSpec, Mapping[str, np.ndarray], interp.Interpreter], Mapping] | None = None) -> bool:
     """Whether the verifier's own checks (:func:`harness.verify.screen`) pass with the interpreter rounding as
     Warp does standing in for the compiled kernel: finite, well-conditioned, not constant, no copy of an input,
     no dead inputs; and whether the inputs exercise every branch, loop body and helper (a block no lane enters
-    is code the verification never ran: dead to a reader, and a mutant of it would survive the judge)."""
-    family = Family("screen", "", generate=lambda rng: prog, reference=reference, tolerance=tol,
+    is code the verification never ran: dead to a reader, and a mutant of it would survive the judge).
+
+    A family whose interpreter needs more than the inputs (a structure bound to an id) gives its reference
+    ``ref`` and ``run(spec, inputs, interpreter)``, which runs that interpreter the same way."""
+    family = Family("screen", "", generate=lambda rng: prog, reference=ref, tolerance=tol,
                     sample_inputs=sample_inputs)
     spec = KernelSpec("screen", 0, seed, PLACEHOLDER, prog)
     meta: IRMeta = prog.meta
     it = interp.Interpreter(meta.kernel)
     try:
-        screen(family, spec, lambda inputs: it.run(meta.dim, inputs))
+        screen(family, spec, lambda inputs: run(spec, inputs, it) if run else it.run(meta.dim, inputs))
     except KernelRejected:
         return False
     return not interp.unreached(meta.kernel, it.reached)

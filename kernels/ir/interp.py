@@ -19,6 +19,7 @@ import numpy as np
 
 from kernels.ir import nodes as n
 from kernels.ir import queries
+from kernels.ir.analysis import statements, subexprs
 from kernels.ir.numeric import advanced
 from kernels.ir.ops import OPS, Ctx
 from kernels.ir.types import Array, Struct, Transform, elem_shape, round_to, scalar_of
@@ -56,6 +57,7 @@ class Interpreter:
         self.kernel = kernel
         self.exact = exact
         self.arrays: dict[str, np.ndarray] = {}
+        self.geometry: dict[str, np.ndarray] = {}
         #: ids of the statement blocks some lane has entered, over every run of this interpreter
         self.reached: set[int] = set()
 
@@ -73,7 +75,7 @@ class Interpreter:
             else:
                 env[p.name] = self._broadcast(p.type, value, lanes)
         # the arrays a tile query's structure was built from (parameters or not)
-        self.geometry = {name: np.asarray(inputs[name]) for st in _walk(self.kernel.body)
+        self.geometry = {name: np.asarray(inputs[name]) for st in statements(self.kernel.body)
                          if isinstance(st, n.TileQuery) for name in st.geometry}
         tids = np.unravel_index(np.arange(lanes), dim)
         for name, idx in zip(self.kernel.tids, tids):
@@ -242,9 +244,7 @@ class Interpreter:
             self._for(n.For(s.var, n.Const(0, n.INT32), n.Const(count, n.INT32), s.body), m, frame)
             return
         lanes = frame.lanes
-        env = {k: _repeat(v, count) for k, v in frame.env.items()}
-        env[s.var] = np.tile(np.arange(count, dtype=np.int32), lanes)
-        pairs = _Frame(env, lanes * count)
+        pairs = _pairs(frame, s.var, count)
         self._block(s.body, np.repeat(m, count), pairs)
         for name, ty in accs.items():
             before = frame.env[name]
@@ -258,9 +258,7 @@ class Interpreter:
         first, second = (self.geometry[name] for name in s.geometry)
         member = queries.members(s.kind, self.eval(s.a, m, frame), self.eval(s.b, m, frame), first, second)
         count = member.shape[1]
-        env = {k: _repeat(v, count) for k, v in frame.env.items()}
-        env[s.var] = np.tile(np.arange(count, dtype=np.int32), frame.lanes)
-        self._block(s.body, np.repeat(m, count) & member.reshape(-1), _Frame(env, frame.lanes * count))
+        self._block(s.body, np.repeat(m, count) & member.reshape(-1), _pairs(frame, s.var, count))
 
     def _while(self, s: n.While, m: np.ndarray, frame: _Frame) -> None:
         saved = self._loop(frame)
@@ -353,11 +351,12 @@ def element(value: np.ndarray, ty, index: tuple[int, ...]) -> np.ndarray:
     return value[(slice(None), *index)]
 
 
-def _walk(body: tuple[n.Stmt, ...]):
-    for s in body:
-        yield s
-        for inner in n.blocks(s):
-            yield from _walk(inner)
+def _pairs(frame: _Frame, var: str, count: int) -> _Frame:
+    """A frame of ``frame.lanes * count`` lanes, one per (lane, item): every local repeated for each item, and
+    ``var`` the item (a neighbour or query loop run for all items at once)."""
+    env = {k: _repeat(v, count) for k, v in frame.env.items()}
+    env[var] = np.tile(np.arange(count, dtype=np.int32), frame.lanes)
+    return _Frame(env, frame.lanes * count)
 
 
 def _repeat(value, count: int):
@@ -369,7 +368,6 @@ def _repeat(value, count: int):
 def _accumulators(body: tuple[n.Stmt, ...], env: Mapping[str, object]) -> dict[str, object] | None:
     """The locals (defined before the loop) that ``body`` only accumulates into, with their types, or None
     when the body does anything else across iterations (see :meth:`Interpreter._grid_query`)."""
-    from kernels.ir.analysis import statements, subexprs
     found: dict[str, object] = {}
     reads: set[str] = set()
     for st in statements(body):

@@ -148,16 +148,11 @@ class Engine:
             return self._for(s, env)
         if isinstance(s, n.While):
             return self._loop(s.body, env, s.max_trips, cond=s.cond)
-        if isinstance(s, n.GridQuery):
+        if isinstance(s, (n.GridQuery, n.TileQuery)):       # at most max_hits trips over item indices
             for e in n.stmt_exprs(s):
                 self.expr(e, env)
-            count = self.shapes.get(s.points, (s.max_hits,))[0]
+            count = self.shapes.get(s.points, (s.max_hits,))[0] if isinstance(s, n.GridQuery) else s.max_hits
             var = Interval(0.0, count - 1.0)
-            return self._loop(s.body, {**env, s.var: var}, s.max_hits, loop_var=(s.var, var))
-        if isinstance(s, n.TileQuery):
-            for e in n.stmt_exprs(s):
-                self.expr(e, env)
-            var = Interval(0.0, s.max_hits - 1.0)
             return self._loop(s.body, {**env, s.var: var}, s.max_hits, loop_var=(s.var, var))
         if isinstance(s, n.Break):
             self.loops[-1].exits.append(env)

@@ -97,6 +97,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--token-budget", dest="wkf_token_budget", type=parse_token_budget, default=DEFAULT_TOKEN_BUDGET,
                     metavar="N", help="reject records longer than N cl100k tokens of Python + generated code "
                                       f"(reason over_budget; default {DEFAULT_TOKEN_BUDGET})")
+    group.addoption("--keep-earlier-versions", dest="wkf_keep_earlier", action="store_true", default=False,
+                    help="production resume: keep finished chunks made by an earlier version of a family whose "
+                         "programs the current one still makes (its same_programs_as); by default they are redone, "
+                         "so a dataset holds one version of each family")
     group.addoption("--quick-kernels", dest="wkf_quick", type=parse_quick, default=4, metavar="N",
                     help="kernels per family in the default (non-production) run")
 
@@ -115,6 +119,7 @@ class Settings:
     production: bool
     shard: tuple[int, int] | None = None
     token_budget: int = DEFAULT_TOKEN_BUDGET
+    keep_earlier_versions: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Settings":
@@ -130,4 +135,5 @@ class Settings:
             production="production" in markexpr and "not production" not in markexpr,
             shard=config.getoption("wkf_shard"),
             token_budget=config.getoption("wkf_token_budget"),
+            keep_earlier_versions=config.getoption("wkf_keep_earlier"),
         )

@@ -8,7 +8,16 @@ program never lands in two splits and a rerun never moves a record. Inside a spl
 first 4,000 training rows gave 4.97 MB at level 19 against 7.18 MB interleaved at level 9. Shuffle before
 training.
 
+A dataset that grows keeps its files: a Parquet file of the previous pack whose rows are all still in the dataset
+is kept byte for byte (renumbered), and only the records it does not hold go to new files. A grown dataset then
+adds to a repository's history what is new, not a rewrite of every shard. ``--repack`` rewrites every file.
+
+``--unpack`` is the way back, for growing a committed dataset on a fresh clone: it writes the dataset's whole
+chunks back under ``work/`` (records, the chunks' rejects, the runs), so a production with a larger target or
+more families resumes from them instead of making them again.
+
     wkf-pack production/cpu_code
+    wkf-pack --unpack production/cpu_code
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -23,6 +33,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .record import canonical_json
 from .writer import atomic_write_bytes, load_records, read_jsonl
 
 SPLITS = (("train", 90), ("validation", 95), ("test", 100))
@@ -34,10 +45,49 @@ def split_of(structural_hash: str) -> str:
     return next(name for name, upper in SPLITS if bucket < upper)
 
 
+def _nullable(schema: dict) -> bool:
+    kinds = schema.get("type")
+    return "null" in kinds if isinstance(kinds, list) else kinds == "null" or not kinds
+
+
+def _absent_nulls(value, schema: dict):
+    """``value`` without the nulls Parquet writes for properties a record leaves out (a column is the union of its
+    rows' fields): a null is dropped where the record schema does not allow one."""
+    if not isinstance(value, dict) or schema.get("type") != "object":
+        return value
+    props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+    out = {}
+    for key, item in value.items():
+        sub = props.get(key, extra if isinstance(extra, dict) else {})
+        if item is None and key not in schema.get("required", ()) and not _nullable(sub):
+            continue
+        out[key] = _absent_nulls(item, sub)
+    return out
+
+
+def unflatten(row: dict) -> dict:
+    """The record a Parquet row holds (the inverse of :func:`flatten`)."""
+    from .schema import validator
+
+    record = dict(row)
+    record["features"] = json.loads(row["features"])
+    per_output = (row.get("verification") or {}).get("tolerance_per_output")
+    if per_output is not None:
+        record["verification"] = {**row["verification"], "tolerance_per_output": {
+            t["output"]: {"rtol": t["rtol"], "atol": t["atol"]} for t in per_output}}
+    return _absent_nulls(record, validator().schema)
+
+
 def flatten(record: dict) -> dict:
-    """Parquet row: nested dicts kept; the family-specific ``features`` as a JSON string (its keys vary)."""
+    """Parquet row: nested dicts kept; the family-specific ``features`` as a JSON string (its keys vary), and the
+    tolerance per output as a list of ``{output, rtol, atol}`` (a struct keyed by output names would give each
+    file a column type of its own)."""
     row = dict(record)
     row["features"] = json.dumps(record["features"], sort_keys=True)
+    per_output = record["verification"].get("tolerance_per_output")
+    if per_output is not None:
+        row["verification"] = {**record["verification"], "tolerance_per_output": [
+            {"output": name, "rtol": t["rtol"], "atol": t["atol"]} for name, t in sorted(per_output.items())]}
     return row
 
 
@@ -53,11 +103,31 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def pack(root: Path) -> dict:
+def kept_files(root: Path, records: list[dict]) -> dict[str, list[dict]]:
+    """Per split, the previous pack's files (manifest entries, in order) that still hold their manifest bytes and
+    whose every row is, field for field, a record of ``records``."""
+    manifest_path = Path(root) / "manifest.json"
+    if not manifest_path.exists():
+        return {}
+    by_id = {r["id"]: r for r in records}
+    kept: dict[str, list[dict]] = defaultdict(list)
+    for shard in json.loads(manifest_path.read_text())["shards"]:
+        path = Path(root) / shard["file"]
+        if not path.exists() or sha256_file(path) != shard["sha256"]:
+            continue
+        rows = pq.read_table(path).to_pylist()
+        if all(row["id"] in by_id and canonical_json(unflatten(row)) == canonical_json(by_id[row["id"]])
+               for row in rows):
+            kept[shard["split"]].append({**shard, "ids": {row["id"] for row in rows}})
+    return kept
+
+
+def pack(root: Path, repack: bool = False) -> dict:
     root = Path(root)
     records = load_records(root)
     if not records:
         raise SystemExit(f"{root}: no records to pack (run the production first)")
+    keep = {} if repack else kept_files(root, records)
     by_split: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_split[split_of(r["structural_hash"])].append(r)
@@ -67,15 +137,42 @@ def pack(root: Path) -> dict:
         for p in staging.iterdir():
             p.unlink()
     staging.mkdir(parents=True, exist_ok=True)
+    # the files to write, per split: rows grouped by family (stable: canonical within a family), new files first,
+    # then the kept ones; every written file gets the union of all files' column types. Readers take the types
+    # from a split's first file (HF datasets, pandas), so a split whose first file would be a kept one with fewer
+    # columns is written anew.
+    def layout(keep: dict) -> list[tuple[str, object]]:
+        plan: list[tuple[str, object]] = []
+        for split, _ in SPLITS:
+            old = keep.get(split, [])
+            held = set().union(*(s["ids"] for s in old))
+            rows = sorted((r for r in by_split.get(split, []) if r["id"] not in held), key=lambda r: r["family"])
+            plan += [(split, _table(rows[k:k + ROWS_PER_FILE])) for k in range(0, len(rows), ROWS_PER_FILE)]
+            plan += [(split, shard) for shard in old]    # no file for an empty split: HF datasets rejects empty ones
+        return plan
+
+    def schema_of(part) -> pa.Schema:
+        return part.schema if isinstance(part, pa.Table) else pq.read_schema(root / part["file"])
+
+    plan = layout(keep)
+    schema = pa.unify_schemas([schema_of(part) for _, part in plan], promote_options="permissive")
+    first = {split: next(part for s, part in plan if s == split) for split in {s for s, _ in plan}}
+    rewrite = [split for split, part in first.items()
+               if isinstance(part, dict) and not schema_of(part).equals(schema)]
+    if rewrite:
+        plan = layout({split: old for split, old in keep.items() if split not in rewrite})
+        schema = pa.unify_schemas([schema_of(part) for _, part in plan], promote_options="permissive")
     shards = []
     for split, _ in SPLITS:
-        rows = sorted(by_split.get(split, []), key=lambda r: r["family"])      # stable: canonical within a family
-        n_files = -(-len(rows) // ROWS_PER_FILE)      # no file for an empty split: HF datasets rejects empty ones
-        for k in range(n_files):
-            part = rows[k * ROWS_PER_FILE:(k + 1) * ROWS_PER_FILE]
-            name = f"{split}-{k:05d}-of-{n_files:05d}.parquet"
-            pq.write_table(_table(part), staging / name, compression="zstd", compression_level=19)
-            shards.append({"file": f"data/{name}", "split": split, "records": len(part),
+        parts = [part for s, part in plan if s == split]
+        for k, part in enumerate(parts):
+            name = f"{split}-{k:05d}-of-{len(parts):05d}.parquet"
+            if isinstance(part, dict):
+                shutil.copyfile(root / part["file"], staging / name)
+                shards.append({**{key: v for key, v in part.items() if key != "ids"}, "file": f"data/{name}"})
+                continue
+            pq.write_table(part.cast(schema), staging / name, compression="zstd", compression_level=19)
+            shards.append({"file": f"data/{name}", "split": split, "records": part.num_rows,
                            "sha256": sha256_file(staging / name), "bytes": (staging / name).stat().st_size})
     if data.exists():
         for p in data.iterdir():
@@ -96,6 +193,7 @@ def pack(root: Path) -> dict:
         "bytes_compressed": sum(s["bytes"] for s in shards),
         "target_bytes": summary["target_bytes"],
         "per_family": dict(sorted(Counter(r["family"] for r in records).items())),
+        "generators": dict(sorted(Counter(r["provenance"]["generator"] for r in records).items())),
         "per_family_split": {f: dict(sorted(c.items())) for f, c in sorted(per_family_split.items())},
         "per_split": {s: sum(1 for r in records if split_of(r["structural_hash"]) == s) for s, _ in SPLITS},
         "shards": shards,
@@ -121,6 +219,56 @@ def pack(root: Path) -> dict:
     atomic_write_bytes(root / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     atomic_write_bytes(root / "README.md", card(manifest).encode())
     return manifest
+
+
+def unpack(root: Path, chunk_sizes: dict[str, int]) -> dict:
+    """Write the whole chunks of the packed dataset at ``root`` back under ``root/work`` (see the module's doc).
+
+    A chunk is whole when each of its ``chunk_sizes[family]`` kernels is a record here or one of the chunk's own
+    rejects. The chunk the cut went through (its records past the cut are not kept) and a chunk with a record
+    dropped as a duplicate (kept nowhere) are not whole: a run makes them again, byte-identical. Chunk files
+    already under ``work/`` are left as they are. Returns ``{"restored": n, "remade": [(family, chunk, why)]}``."""
+    from .plan import Chunk
+    from .writer import DatasetDir, jsonl_bytes
+
+    root = Path(root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    records: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for shard in manifest["shards"]:
+        for row in pq.read_table(root / shard["file"]).to_pylist():
+            records[(row["family"], row["provenance"]["chunk"])].append(unflatten(row))
+    rejects: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    dropped: set[tuple[str, str]] = set()
+    for row in read_jsonl(root / "rejects.jsonl") if (root / "rejects.jsonl").exists() else []:
+        key = (row["family"], row["chunk"])
+        if row["reason"].startswith("duplicate"):        # added by the assembly, not one of the chunk's own
+            dropped.add(key)
+        else:
+            rejects[key].append(row)
+    dataset = DatasetDir(root, manifest["device"])
+    restored, remade = 0, []
+    for key in sorted(set(records) | set(rejects)):
+        family, name = key
+        size = chunk_sizes.get(family)
+        made = {r["provenance"]["index"] for r in records[key]} | {r["index"] for r in rejects[key]}
+        why = ("its family is not installed" if size is None
+               else "a record of it was dropped as a duplicate" if key in dropped
+               else f"{size - len(made & set(range(size)))} of its kernels are not in the dataset (the cut)"
+               if made != set(range(size)) else None)
+        if why:
+            remade.append((family, name, why))
+            continue
+        chunk = Chunk(0, family, name, size)
+        if dataset.done(chunk):
+            continue
+        atomic_write_bytes(dataset.rejects_path(chunk), jsonl_bytes(rejects[key]))
+        atomic_write_bytes(dataset.chunk_path(chunk), jsonl_bytes(sorted(
+            records[key], key=lambda r: (r["provenance"]["index"], r["id"]))))
+        restored += 1
+    runs = dataset.work / "runs.jsonl"
+    if not runs.exists():
+        atomic_write_bytes(runs, "".join(json.dumps(r, sort_keys=True) + "\n" for r in manifest["runs"]).encode())
+    return {"restored": restored, "remade": remade}
 
 
 def _token_summary(records: list[dict], runs: list[dict]) -> dict:
@@ -166,7 +314,11 @@ def card(m: dict) -> str:
     split_files = "\n".join(f"  - split: {name}\n    path: data/{name}-*.parquet"
                             for name, n in m["per_split"].items() if n)
     levels = ", ".join(f"O{k}" for k in m.get("optimization_levels", {})) or "unrecorded"
-    fam_rows = "\n".join(f"| `{f}` | {n} |" for f, n in m["per_family"].items())
+    made_by = defaultdict(list)
+    for generator, n in m.get("generators", {}).items():
+        made_by[generator.split("@")[0]].append(f"`{generator}`" + (f" ({n})" if n != m["per_family"].get(
+            generator.split("@")[0]) else ""))
+    fam_rows = "\n".join(f"| `{f}` | {n} | {', '.join(made_by[f])} |" for f, n in m["per_family"].items())
     return f"""---
 license: apache-2.0
 pretty_name: warp-kernel-factory {device} dataset
@@ -226,12 +378,13 @@ structs they use. {m['bytes_raw'] / 1e6:.1f} MB of JSON records, {m['bytes_compr
 - Performance of the generated code, and behaviour on inputs outside the sampled ranges.
 
 ## Contents
-| family | records |
-|---|---|
+| family | records | made by |
+|---|---|---|
 {fam_rows}
 
-Splits by `structural_hash` (90/5/5): {m['per_split']}. Inside a split, rows are grouped by family (it
-compresses better): shuffle before training.
+Splits by `structural_hash` (90/5/5): {m['per_split']}. Inside a file, rows are grouped by family (it
+compresses better); a dataset grown after an earlier pack keeps that pack's files and puts the new records in
+files of their own, first in each split: shuffle before training.
 
 {_lengths(m)}
 
@@ -254,9 +407,24 @@ Apache-2.0. The kernels are synthetic; the generated code is the output of NVIDI
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wkf-pack", description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="+", type=Path)
+    parser.add_argument("--repack", action="store_true", help="rewrite every Parquet file (default: keep the files "
+                                                               "whose rows are all still in the dataset)")
+    parser.add_argument("--unpack", action="store_true", help="write the packed dataset's whole chunks back under "
+                                                               "work/, to grow it with a production run")
     args = parser.parse_args(argv)
     for root in args.datasets:
-        m = pack(root)
+        if args.unpack:
+            from .registry import all_families
+            from .session import discover_families
+
+            families = discover_families(Path.cwd()) if (Path.cwd() / "kernels").is_dir() else all_families()
+            done = unpack(root, {name: f.chunk_size for name, f in families.items()})
+            print(f"{root}: {done['restored']} chunks written back under work/; a production run remakes "
+                  f"{len(done['remade'])}:")
+            for family, name, why in done["remade"]:
+                print(f"  {family}/{name}: {why}")
+            continue
+        m = pack(root, repack=args.repack)
         print(f"{root}: {m['records']} records, {m['bytes_raw'] / 1e6:.1f} MB raw -> "
               f"{m['bytes_compressed'] / 1e6:.1f} MB in {len(m['shards'])} parquet files")
     return 0

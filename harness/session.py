@@ -162,7 +162,8 @@ class FactorySession:
                 continue
             family = self.families.get(chunk.family)
             made_by = f"{family.name}@{family.version}" if family is not None else None
-            problems = [p for p in (ds.check_chunk(chunk, made_by, GENERATOR_API_VERSION)
+            also = family.generators if family is not None and self.settings.keep_earlier_versions else frozenset()
+            problems = [p for p in (ds.check_chunk(chunk, made_by, GENERATOR_API_VERSION, also)
                                     for ds in self.datasets.values()) if p]
             if problems:
                 self.notes.append(f"redoing chunk {chunk.family}/{chunk.name}: {problems[0]}")

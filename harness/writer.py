@@ -121,10 +121,12 @@ class DatasetDir:
     def done(self, chunk: Chunk) -> bool:
         return self.chunk_path(chunk).exists()
 
-    def check_chunk(self, chunk: Chunk, generator: str | None = None, harness_api: int | None = None) -> str | None:
+    def check_chunk(self, chunk: Chunk, generator: str | None = None, harness_api: int | None = None,
+                    also: frozenset[str] = frozenset()) -> str | None:
         """None when the chunk file is whole and, where given, its records were made by ``generator``
-        (``family@version``) under ``harness_api``; else why not (the chunk's files are then removed so the chunk
-        is redone: records of an older generator would not regenerate from their seeds)."""
+        (``family@version``), or a version in ``also``, under ``harness_api``; else why not (the chunk's files are
+        then removed so the chunk is redone: records of an older generator would not regenerate from their seeds,
+        or were verified under rules since changed)."""
         path = self.chunk_path(chunk)
         try:
             records = read_jsonl(path)
@@ -132,7 +134,8 @@ class DatasetDir:
             path.unlink(missing_ok=True)
             return str(exc)
         made = {(r["provenance"].get("generator"), r["provenance"].get("harness_api")) for r in records}
-        stale = sorted(m for m in made if (generator and m[0] != generator) or (harness_api and m[1] != harness_api))
+        stale = sorted(m for m in made if (generator and m[0] != generator and m[0] not in also)
+                       or (harness_api and m[1] != harness_api))
         if stale:
             path.unlink(missing_ok=True)
             self.rejects_path(chunk).unlink(missing_ok=True)

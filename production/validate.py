@@ -17,13 +17,7 @@ import pyarrow.parquet as pq
 
 from harness.record import content_id, record_bytes, structural_hash
 from harness.schema import RecordInvalid, validate_record
-from harness.pack import sha256_file, split_of
-
-
-def unflatten(row: dict) -> dict:
-    record = dict(row)
-    record["features"] = json.loads(row["features"])
-    return record
+from harness.pack import sha256_file, split_of, unflatten
 
 
 def record_problems(record: dict) -> list[str]:

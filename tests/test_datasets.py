@@ -139,3 +139,100 @@ def test_near_duplicates_are_found_and_distinct_programs_are_not():
     assert numbers["with_neighbour_ge_0.9"] == 2 and numbers["per_family_ge_0.9"] == {"f": 2}
     assert numbers["closest_pair"]["a"] in ("k1", "k2") and numbers["closest_pair"]["similarity"] >= 0.9
     assert near_duplicate_numbers(rows[::2])["with_neighbour_ge_0.8"] == 0
+
+
+def test_a_pack_keeps_the_files_whose_rows_remain_and_rewrites_the_others(dataset):
+    from harness.pack import pack
+    from harness.writer import jsonl_bytes, load_records, read_jsonl
+
+    before = json.loads((dataset / "manifest.json").read_text())["shards"]
+    shard = sorted((dataset / "records").glob("shard-*.jsonl"))[0]
+    rows = read_jsonl(shard)
+    gone = next(r for r in rows if r["id"] in set(pq.read_table(dataset / before[0]["file"]).column("id").to_pylist()))
+    shard.write_bytes(jsonl_bytes([r for r in rows if r is not gone]))
+    after = pack(dataset)["shards"]
+    assert {s["sha256"] for s in before[1:]} <= {s["sha256"] for s in after}          # kept, byte for byte
+    assert before[0]["sha256"] not in {s["sha256"] for s in after}                   # it held the removed row
+    assert sorted(pq.read_table(dataset / "data").column("id").to_pylist()) == sorted(r["id"] for r in load_records(dataset))
+    assert pack(dataset, repack=True)["shards"] == after          # one file per split either way: same bytes
+
+
+def test_a_committed_dataset_unpacks_and_grows_to_what_a_fresh_run_makes(factory_project):
+    """A clone holds only the packed dataset. Unpacked, it resumes a production that has a second family and a
+    larger target: the result equals a fresh run of that production, and every earlier Parquet file is kept."""
+    import shutil
+
+    from tests.conftest import TINY_FAMILY, add_family
+    from harness.pack import unpack
+    from harness.writer import load_records, read_jsonl
+
+    project = factory_project.path
+    first = project / "first"
+    assert factory_project.runpytest_subprocess(*PROD[:-1], "0.04", "--out", str(first)).ret == 0
+    clone = project / "clone"
+    clone.mkdir()
+    for name in ("data", "manifest.json", "rejects.jsonl", "README.md"):
+        (shutil.copytree if (first / name).is_dir() else shutil.copyfile)(first / name, clone / name)
+    done = unpack(clone, {"tiny": 4})
+    restored = sorted(p.relative_to(clone) for p in (clone / "work" / "chunks").rglob("*.jsonl"))
+    assert done["restored"] == len(restored) > 0
+    for rel in restored:                                          # exactly the chunk files the run wrote
+        assert (clone / rel).read_bytes() == (first / rel).read_bytes()
+        assert (clone / str(rel).replace("chunks", "rejects")).read_bytes() == \
+            (first / str(rel).replace("chunks", "rejects")).read_bytes()
+    cut = {(f, c) for f, c, why in done["remade"] if "(the cut)" in why}
+    last = max((first / "work" / "chunks" / "tiny").glob("*.jsonl"))
+    assert len(read_jsonl(last)) == 4 or ("tiny", last.stem) in cut
+    assert read_jsonl(clone / "work" / "runs.jsonl") == read_jsonl(first / "work" / "runs.jsonl")
+
+    add_family(factory_project, "tinz", TINY_FAMILY.replace('name="tiny"', 'name="tinz"'))
+    grown_args = (*PROD[:-1], "0.1")
+    assert factory_project.runpytest_subprocess(*grown_args, "--out", str(clone)).ret == 0
+    fresh = project / "fresh"
+    assert factory_project.runpytest_subprocess(*grown_args, "--out", str(fresh)).ret == 0
+    assert load_records(clone) == load_records(fresh)
+    assert {r["family"] for r in load_records(clone)} == {"tiny", "tinz"}
+    old = json.loads((first / "manifest.json").read_text())["shards"]
+    new = json.loads((clone / "manifest.json").read_text())["shards"]
+    assert {s["sha256"] for s in old} <= {s["sha256"] for s in new}
+    assert len(new) > len(old)
+    # small records overshoot a 0.1 MB target's 1% slack: the grown dataset validates exactly as the fresh one
+    assert validate.validate(clone) == [p.replace(str(fresh), str(clone)) for p in validate.validate(fresh)]
+
+
+def test_files_of_a_grown_dataset_with_different_fields_load_as_one(dataset, tmp_path, monkeypatch):
+    """Records whose optional fields differ (per-output tolerances with their own output names, or none) land in
+    different files, some kept from an earlier pack: pandas and HF datasets read them as one table, and every row
+    reads back as its record."""
+    import pandas as pd
+    from datasets import load_dataset
+
+    from harness import pack as packing
+    from harness.record import record_bytes
+    from harness.writer import jsonl_bytes, load_records, read_jsonl
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(packing, "ROWS_PER_FILE", 3)
+    earlier = packing.pack(dataset, repack=True)["shards"]                # an earlier pack, partly kept below
+    first = set(pq.read_table(dataset / earlier[0]["file"]).column("id").to_pylist())
+    shard = sorted((dataset / "records").glob("shard-*.jsonl"))[0]
+    rows = read_jsonl(shard)
+    for k, row in enumerate(r for r in rows if r["id"] in first):   # a later run's records of the first file
+        row["verification"]["tolerance_per_output"] = {f"out{k}": {"rtol": 1e-4, "atol": 1e-5 * k}}
+    shard.write_bytes(jsonl_bytes(rows))
+    summary = json.loads((dataset / "records" / "summary.json").read_text())
+    summary["bytes"] = sum(record_bytes(r) for r in load_records(dataset))     # what the run would have counted
+    (dataset / "records" / "summary.json").write_text(json.dumps(summary))
+    manifest = packing.pack(dataset)
+    now, before = ({s["sha256"] for s in m} for m in (manifest["shards"], earlier))
+    assert now & before and now - before                   # some files kept (no per-output column), some new
+    by_id = {r["id"]: r for r in load_records(dataset)}
+    table = pq.read_table(dataset / "data")
+    assert sorted(r["id"] for r in map(packing.unflatten, table.to_pylist())) == sorted(by_id)
+    for row in table.to_pylist():
+        assert packing.unflatten(row) == by_id[row["id"]]
+    assert len(pd.read_parquet(dataset / "data")) == len(by_id)
+    files = {split: str(dataset / "data" / f"{split}-*.parquet") for split, n in manifest["per_split"].items() if n}
+    ds = load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "hf-cache"))
+    assert sum(len(ds[s]) for s in files) == len(by_id)
+    assert validate.validate(dataset) == []

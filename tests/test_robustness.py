@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -99,6 +100,25 @@ def test_chunks_of_an_older_generator_version_are_redone_on_resume(factory_proje
     family.write_text(family.read_text().replace('name="tiny"', 'name="tiny", version=2'))
     again = run(factory_project, *args)
     assert again.ret == 0
+    again.stdout.fnmatch_lines(["redoing chunk tiny/c00000: its records were made by tiny@1 *now tiny@2*"])
+    assert {r["provenance"]["generator"] for r in load_records(out)} == {"tiny@2"}
+
+
+def test_chunks_of_a_version_with_the_same_programs_are_kept_only_when_asked(factory_project):
+    """Version 2 makes version 1's programs (``same_programs_as``): ``--keep-earlier-versions`` keeps the finished
+    chunks (a committed dataset grows without remaking them) and the manifest says which version made what."""
+    out = factory_project.path / "out"
+    args = (*PROD, "--target-mb", "0.05", "--out", str(out))
+    assert run(factory_project, *args).ret == 0
+    family = factory_project.path / "kernels" / "tiny.py"
+    family.write_text(family.read_text().replace('name="tiny"', 'name="tiny", version=2, same_programs_as=(1,)'))
+    kept = run(factory_project, *args, "--keep-earlier-versions", "-v")
+    assert kept.ret == 0 and "redoing chunk" not in kept.stdout.str()
+    assert {r["provenance"]["generator"] for r in load_records(out)} == {"tiny@1"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["generators"] == {"tiny@1": manifest["records"]}
+    assert "| `tiny` | %d | `tiny@1` |" % manifest["records"] in (out / "README.md").read_text()
+    again = run(factory_project, *args)
     again.stdout.fnmatch_lines(["redoing chunk tiny/c00000: its records were made by tiny@1 *now tiny@2*"])
     assert {r["provenance"]["generator"] for r in load_records(out)} == {"tiny@2"}
 

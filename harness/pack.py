@@ -70,9 +70,10 @@ def unflatten(row: dict) -> dict:
     from .schema import validator
 
     record = dict(row)
-    record["features"] = json.loads(row["features"])
+    if isinstance(row.get("features"), str):
+        record["features"] = json.loads(row["features"])
     per_output = (row.get("verification") or {}).get("tolerance_per_output")
-    if per_output is not None:
+    if isinstance(per_output, list):             # as flatten writes it (a struct keyed by output names also reads)
         record["verification"] = {**row["verification"], "tolerance_per_output": {
             t["output"]: {"rtol": t["rtol"], "atol": t["atol"]} for t in per_output}}
     return _absent_nulls(record, validator().schema)

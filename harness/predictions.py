@@ -126,6 +126,8 @@ def load_split(dataset: Path, split: str = "test") -> tuple[str, dict[str, dict]
     """
     import pyarrow.parquet as pq
 
+    from .pack import unflatten
+
     dataset = Path(dataset)
     files = sorted((dataset / "data").glob(f"{split}-*.parquet"))
     if not files:
@@ -133,9 +135,7 @@ def load_split(dataset: Path, split: str = "test") -> tuple[str, dict[str, dict]
     records: dict[str, dict] = {}
     for path in files:
         for row in pq.read_table(path).to_pylist():
-            record = _plain(row)
-            if isinstance(record.get("features"), str):
-                record["features"] = json.loads(record["features"])
+            record = unflatten(_plain(row))
             records[record["id"]] = record
     devices = {r["device"] for r in records.values()}
     if len(devices) != 1:

@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from harness.pack import unflatten
+
 
 def load(root: Path) -> list[dict]:
     rows = []
     for path in sorted((Path(root) / "data").glob("*.parquet")):
-        rows.extend(pq.read_table(path).to_pylist())
+        rows.extend(unflatten(row) for row in pq.read_table(path).to_pylist())
     return rows
 
 
@@ -48,7 +50,7 @@ def analyze(root: Path) -> dict:
             "masked_fraction": _dist([r["verification"]["elements_masked"] /
                                       (r["verification"]["elements_masked"] + r["verification"]["elements_compared"])
                                       for r in rs]),
-            "dtypes": dict(sorted(_count(json.loads(r["features"]).get("dtype", "?") for r in rs).items())),
+            "dtypes": dict(sorted(_count(r["features"].get("dtype", "?") for r in rs).items())),
         }
 
     from production.hygiene import summarize

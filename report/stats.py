@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from harness.pack import unflatten
 from harness.record import canonical_json
 
 DEVICES = ("cpu", "cuda")
@@ -134,9 +135,7 @@ def load_dataset(root: Path, device: str) -> Dataset:
         raise ReportInputError(f"{root}: Parquet files named in manifest.json are missing: {missing[:3]}")
     rows: list[dict] = []
     for path in files:
-        for row in pq.read_table(path).to_pylist():
-            row["features"] = json.loads(row["features"])
-            rows.append(row)
+        rows += [unflatten(row) for row in pq.read_table(path).to_pylist()]
     rejects_path = root / "rejects.jsonl"
     rejects = read_jsonl(rejects_path) if rejects_path.exists() else []
     return Dataset(device, root, manifest, rows, rejects, files)

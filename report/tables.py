@@ -186,15 +186,20 @@ def _curve(sat: dict, v: dict) -> tuple[list[int], list[int]]:
 
 
 def coverage_table(cov: dict, top: int = 12) -> str:
-    rows = []
+    """The gap of either dataset, with each construct's exception where it has one."""
     names = [s["name"] for s in cov["datasets"]]
-    gaps = {s["name"]: s["gap"] for s in cov["datasets"]}
-    for g in gaps[names[0]][:top]:
-        rows.append([f"`{g['construct']}`", n(g["warp_non_test"])] +
-                    [n(next((x["records"] for x in gaps[nm] if x["construct"] == g["construct"]),
-                            next(r["records"][nm] for r in cov["rows"] if r["construct"] == g["construct"])))
-                     for nm in names])
-    return table(["construct (gap)", "Warp non-test kernels using it"] + [f"`{nm}` records" for nm in names], rows)
+    gaps = {s["name"]: {g["construct"]: g for g in s["gap"]} for s in cov["datasets"]}
+    union = {c: g for nm in names for c, g in gaps[nm].items()}
+    why = {"by design": "by design", "cuda": "not in CUDA's generated code (LTO-IR)"}
+    rows = []
+    for c, g in sorted(union.items(), key=lambda x: -x[1]["warp_non_test"])[:top]:
+        kind = (g.get("exception") or "").split(":", 1)[0]
+        rows.append([f"`{c}`", n(g["warp_non_test"])] +
+                    [n(gaps[nm][c]["records"] if c in gaps[nm] else
+                       next(r["records"][nm] for r in cov["rows"] if r["construct"] == c)) for nm in names]
+                    + [why.get(kind, kind)])
+    return table(["construct (gap)", "Warp non-test kernels using it"] + [f"`{nm}` records" for nm in names]
+                 + ["exception"], rows)
 
 
 def baselines_table(base: dict) -> str:

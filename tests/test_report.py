@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 pq = pytest.importorskip("pyarrow.parquet")
+from harness.pack import unflatten  # noqa: E402  (after the skip: it needs pyarrow)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / os.environ.get("WKF_REPORT_OUT", "report")
@@ -80,9 +81,7 @@ def truth_for(device: str) -> dict:
         files.append(path)
         part = pq.read_table(path).to_pylist()
         assert len(part) == shard["records"], f"{path}: {len(part)} rows, manifest says {shard['records']}"
-        rows += part
-    for r in rows:
-        r["features"] = json.loads(r["features"])
+        rows += [unflatten(row) for row in part]
     rejects = [json.loads(line) for line in (root / "rejects.jsonl").read_text(encoding="utf-8").splitlines()
                if line.strip()] if (root / "rejects.jsonl").exists() else []
     adjoint = 0
@@ -355,10 +354,16 @@ def check_coverage(text: str, t: dict) -> list[str]:
     rows = find_table(text, ["construct (gap)", "Warp non-test kernels using it"]) or []
     if not rows:
         return ["no coverage table"]
-    cpu = next(s for s in cov["datasets"] if s["name"] == "cpu_code")
-    for row, gap in zip(rows, cpu["gap"]):
-        compare(p, f"coverage {gap['construct']}", row[:3], [f"`{gap['construct']}`", n(gap["warp_non_test"]),
-                                                               n(gap["records"])])
+    gaps = {s["name"]: {g["construct"]: g for g in s["gap"]} for s in cov["datasets"]}
+    union = {c: g[c]["warp_non_test"] for g in gaps.values() for c in g}
+    top = sorted(union, key=lambda c: -union[c])[:12]
+    compare(p, "coverage gap constructs", sorted(r[0] for r in rows), sorted(f"`{c}`" for c in top))
+    counts = {r["construct"]: r for r in cov["rows"]}
+    for row in rows:
+        c = row[0].strip("`")
+        warp = next((g[c]["warp_non_test"] for g in gaps.values() if c in g), None)
+        records = [g[c]["records"] if c in g else counts[c]["records"][name] for name, g in gaps.items()]
+        compare(p, f"coverage {c}", row[1:4], [n(warp)] + [n(x) for x in records])
     return p
 
 

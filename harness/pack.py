@@ -230,7 +230,7 @@ def unpack(root: Path, chunk_sizes: dict[str, int]) -> dict:
     dropped as a duplicate (kept nowhere) are not whole: a run makes them again, byte-identical. Chunk files
     already under ``work/`` are left as they are. Returns ``{"restored": n, "remade": [(family, chunk, why)]}``."""
     from .plan import Chunk
-    from .writer import DatasetDir, jsonl_bytes
+    from .writer import DatasetDir
 
     root = Path(root)
     manifest = json.loads((root / "manifest.json").read_text())
@@ -262,9 +262,7 @@ def unpack(root: Path, chunk_sizes: dict[str, int]) -> dict:
         chunk = Chunk(0, family, name, size)
         if dataset.done(chunk):
             continue
-        atomic_write_bytes(dataset.rejects_path(chunk), jsonl_bytes(rejects[key]))
-        atomic_write_bytes(dataset.chunk_path(chunk), jsonl_bytes(sorted(
-            records[key], key=lambda r: (r["provenance"]["index"], r["id"]))))
+        dataset.write_chunk(chunk, records[key], rejects[key])      # as the run wrote it
         restored += 1
     runs = dataset.work / "runs.jsonl"
     if not runs.exists():
@@ -415,10 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for root in args.datasets:
         if args.unpack:
-            from .registry import all_families
-            from .session import discover_families
+            from .session import project_families
 
-            families = discover_families(Path.cwd()) if (Path.cwd() / "kernels").is_dir() else all_families()
+            families = project_families(Path.cwd())
             done = unpack(root, {name: f.chunk_size for name, f in families.items()})
             print(f"{root}: {done['restored']} chunks written back under work/; a production run remakes "
                   f"{len(done['remade'])}:")

@@ -36,6 +36,13 @@ def discover_families(rootdir: Path) -> dict:
     return found
 
 
+def project_families(root: Path) -> dict:
+    """The families of the project at ``root`` (its ``kernels/``), else those of the installed package."""
+    from .registry import all_families
+
+    return discover_families(root) if (Path(root) / "kernels").is_dir() else all_families()
+
+
 def project_root(config: pytest.Config) -> Path:
     """The directory holding ``kernels/``: pytest's rootdir, or the invocation directory when pytest chose
     another rootdir (an existing ``--out DIR`` outside the checkout is taken for a test path before the

@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 from harness.plan import covering_prefix
-from harness.registry import all_families
-from harness.session import discover_families
+from harness.session import project_families
 from harness.writer import DatasetDir, atomic_write_bytes
 
 
@@ -25,8 +24,7 @@ def merge(out: Path, shards: list[Path], target_bytes: int, pack_after: bool = T
     """``rootdir``: the project whose ``kernels/`` defines the families (default: the current directory's,
     else the installed package's)."""
     out = Path(out)
-    root = Path(rootdir or Path.cwd())
-    families = discover_families(root) if (root / "kernels").is_dir() else all_families()
+    families = project_families(Path(rootdir or Path.cwd()))
     device = None
     present: set[tuple[str, str]] = set()
     for shard in shards:

@@ -28,7 +28,7 @@ from kernels.ir.family import adjoints_right, features, ir_family
 from kernels.ir.family import program as ir_program
 from kernels.ir.gen import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, ExprBuilder, Names, Vocabulary
 from kernels.ir.numeric import Interval
-from kernels.ir.types import BOOL, FLOAT32, FLOAT64, INT32, Array, Scalar
+from kernels.ir.types import FLOAT32, FLOAT64, INT32, Array, Scalar
 
 MAX_THREADS = 256
 WIDTH_NAMES = ("width", "n_cols", "stride", "pitch", "ncol", "row_len")

@@ -26,7 +26,7 @@ from harness.family import Program
 from kernels.ir import analysis, intervals
 from kernels.ir import nodes as n
 from kernels.ir.family import adjoints_right, features, ir_family, program
-from kernels.ir.flow import LOOP_VARS, I, FlowBuilder, Redraw, Shape, _Loop, constructs, jump, unrolled
+from kernels.ir.flow import LOOP_VARS, I, FlowBuilder, Redraw, Shape, constructs, jump, unrolled
 from kernels.ir.gen import Vocabulary, first_clean
 from kernels.ir.numeric import Interval
 from kernels.ir.types import FLOAT32, FLOAT64, INT32, Array, Scalar

@@ -174,16 +174,16 @@ def lively(node: E.Node, leaves: dict[str, Interval], rng, T=E.FLOAT32, typical:
     (no leaf hidden behind a min/max or select that the other side always wins)."""
     typical = typical or {}
     env = {}
-    for n, iv in leaves.items():
-        t = typical.get(n, iv)
-        env[n] = rng.uniform(t.lo, t.hi, 24)
+    for name, iv in leaves.items():
+        t = typical.get(name, iv)
+        env[name] = rng.uniform(t.lo, t.hi, 24)
     with np.errstate(all="ignore"):
         v = np.broadcast_to(E.evaluate(node, env, T), (24,))
         if not (bool(np.all(np.isfinite(v))) and float(np.ptp(v)) > 1e-5 * (1.0 + float(np.abs(v).max()))):
             return False
-        for n in sorted(E.uses(node)):   # sorted: set order depends on PYTHONHASHSEED
+        for name in sorted(E.uses(node)):   # sorted: set order depends on PYTHONHASHSEED
             moved = dict(env)
-            moved[n] = rng.permutation(env[n])
+            moved[name] = rng.permutation(env[name])
             if np.array_equal(np.broadcast_to(E.evaluate(node, moved, T), (24,)), v):
                 return False
     return True

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['max_rel_err'].get('p95', 0):>17.3g}{s['masked_fraction'].get('mean', 0):>13.3f}")
         print(f"dtypes: {o['dtypes']}")
         if res["resources"]:
-            print(f"CUDA resources per entry (ptxas/cuobjdump on the records' SASS for their arch):")
+            print("CUDA resources per entry (ptxas/cuobjdump on the records' SASS for their arch):")
             print(f"{'family':<16}{'entry':<10}{'regs p50':>9}{'regs max':>9}{'spilling':>9}{'stack p95':>10}"
                   f"{'smem p50':>9}{'cmem p50':>9}")
             for fam, kinds in res["resources"].items():

@@ -17,10 +17,6 @@ def plural(count: int, word: str) -> str:
     return f"{n(count)} {word}{'' if count == 1 else 's'}"
 
 
-def kb(b) -> str:
-    return f"{b / 1e3:,.1f}"
-
-
 def pct(part, whole, digits=1) -> str:
     return f"{100 * part / whole:.{digits}f}%" if whole else "0%"
 
@@ -35,14 +31,6 @@ def sig(x, digits=3) -> str:
     if abs(x) >= 1000:
         return f"{x:,.0f}"
     return f"{x:.{digits}g}"
-
-
-def secs(s: float) -> str:
-    if s >= 3600:
-        return f"{s / 3600:.2f} h"
-    if s >= 120:
-        return f"{s / 60:.1f} min"
-    return f"{s:.1f} s"
 
 
 def table(header: list[str], rows: list[list], align: str | None = None) -> str:

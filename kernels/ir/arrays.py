@@ -12,7 +12,7 @@ import numpy as np
 from kernels.ir import analysis, interp, intervals
 from kernels.ir import nodes as n
 from kernels.ir.numeric import Interval
-from kernels.ir.types import INT32, Array
+from kernels.ir.types import INT32
 
 TID_NAMES = ("i", "j", "k", "l")
 Shapes = Mapping[str, tuple[int, ...]]
@@ -93,7 +93,3 @@ def outputs_read_inputs(kernel: n.Kernel) -> bool:
                 dep.add(s.result)
     return all(analysis.uses(s.value) & dep for s in analysis.statements(kernel.body)
                if isinstance(s, (n.Store, n.Atomic)) and not isinstance(s.value, n.Const))
-
-
-def array_params(kernel: n.Kernel) -> list[n.Param]:
-    return [p for p in kernel.params if isinstance(p.type, Array)]

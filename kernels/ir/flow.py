@@ -22,7 +22,7 @@ from kernels.ir import analysis, intervals
 from kernels.ir import nodes as n
 from kernels.ir.gen import ARRAY_NAMES, LOCAL_NAMES, OUT_NAMES, SCALAR_NAMES, ExprBuilder, Leaf, Names, Vocabulary
 from kernels.ir.numeric import Interval
-from kernels.ir.types import FLOAT32, INT32, Array, Scalar
+from kernels.ir.types import INT32, Array, Scalar
 
 I = n.Var("i", INT32)
 LOOP_VARS = ("j", "k", "l", "m")

@@ -282,10 +282,6 @@ def _unit(types):
     return (Interval(-1.0, 1.0),)
 
 
-def _any(types):
-    return tuple(Interval(-INF, INF) for _ in types)
-
-
 def _away_from_zero(ctx, a: Interval) -> str | None:
     return f"argument {a} contains 0 (unbounded derivative)" if a.contains_zero() else None
 
@@ -786,10 +782,6 @@ def _inverse(ctx, m):
     det = np.linalg.det(m)
     safe = np.where((det != 0)[..., None, None], m, np.eye(m.shape[-1]))
     return np.where((det != 0)[..., None, None], np.linalg.inv(safe), 0.0)   # Warp: zero matrix if det == 0
-
-
-def _mag(*ivs: Interval) -> float:
-    return max(iv.mag for iv in ivs)
 
 
 def _hull(*ivs: Interval) -> Interval:

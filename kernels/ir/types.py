@@ -253,23 +253,6 @@ def scalar_shape(ty: Type) -> tuple[int, ...]:
     raise TypeError(f"{ty} has no component shape")
 
 
-def from_dtype_name(name: str) -> Type:
-    """The IR type of a ``harness.dtypes`` name (``float32``, ``vec3f``, ``mat33f``...)."""
-    row = DTYPES[name]
-    scalar = Scalar(np.dtype(row.numpy).name)
-    if not row.shape:
-        return scalar
-    for make in (lambda: Vector(scalar, row.shape[0]), lambda: Matrix(scalar, *row.shape),
-                 lambda: Quat(scalar), lambda: Transform(scalar)):
-        try:
-            ty = make()
-        except TypeError:
-            continue
-        if ty.name == name:
-            return ty
-    raise KeyError(f"no IR type for dtype {name!r}")
-
-
 def dtype_name(ty: Type) -> str:
     """The ``harness.dtypes`` name of ``ty``, for :class:`harness.family.Arg` (which needs one)."""
     name = ty.name

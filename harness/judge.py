@@ -11,6 +11,10 @@ is untrusted code. A record's ``family@version`` and seed regenerate its program
 * ``cpp2py`` / ``cuda2py``: the completion is Warp Python; it must define the record's kernel with the same
   parameter names and types; Warp builds it and production's check runs on it.
 
+Before any of a completion runs or compiles, :mod:`harness.untrusted` checks it statically (Python that keeps to
+a Warp module's vocabulary; C++ entries without inline assembly or preprocessor directives): a completion that
+fails is ``invalid`` and costs nothing.
+
 Numerics are :func:`harness.verify.verify`: 3 input sets, the family's tolerances, masking of unstable
 elements, degenerate-output checks and, where production checks it (and, for C++/CUDA, the completion gives
 a backward), the gradient. Without a GPU a CUDA completion is compiled with NVRTC only: ``compiled_only``.
@@ -35,6 +39,7 @@ from .extract import ExtractionError, extract
 from .family import Family, KernelSpec
 from .predictions import TASKS, entry_name, find_entry
 from .seeds import rng_for
+from .untrusted import UntrustedCode, check_cpp, check_python
 from .verify import verify
 
 #: verify()'s rejection reasons -> benchmark outcomes
@@ -203,8 +208,14 @@ def _replace_entries(source: str, completion: str, mangled: str, device: str) ->
     forward = find_entry(completion, fwd_name)
     if forward is None:
         return Verdict("invalid", f"completion does not define the forward entry {fwd_name}(...) {{...}}")
-    out = _swap(source, own.forward, forward, fwd_name)
     backward = find_entry(completion, entry_name(mangled, device, "backward"))
+    if device == "cpu":                  # only these entries reach the build; CUDA device code has no system calls
+        try:
+            for entry in (forward, backward or ""):
+                check_cpp(entry)
+        except UntrustedCode as exc:
+            return Verdict("invalid", f"refused before compiling: {exc}")
+    out = _swap(source, own.forward, forward, fwd_name)
     if backward is not None and own.backward is not None:
         out = _swap(out, own.backward, backward, entry_name(mangled, device, "backward"))
     return out
@@ -283,6 +294,10 @@ def judge_lifting(record: dict, task: str, completion: str, gpu: bool, cuda_arch
     """
     family, spec = regenerate(record)
     device = "cuda" if TASKS[task].device == "cuda" and gpu else "cpu"
+    try:
+        check_python(completion)
+    except UntrustedCode as exc:
+        return Verdict("invalid", f"refused before running: {exc}")
     lifted = replace(spec, program=replace(spec.program, source=completion))
     with _Module(spec, 0) as own:                    # Warp's kernel, for its signature (never compiled)
         want = _signature(own.kernel)

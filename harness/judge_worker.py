@@ -132,6 +132,8 @@ def serve(memory_mb: int, answers) -> None:
     warm_up()
     _families()                                             # loaded once, inherited by every fork
     cap = limit_memory(memory_mb) if memory_mb > 0 else None
+    # a crashing completion leaves no core file (each would be the size of this process)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     send(answers, {"ready": True, "gpu": gpu, "pid": os.getpid(), "address_space_cap": cap, "forks": not gpu})
     for line in sys.stdin:
         if not line.strip():

@@ -120,10 +120,14 @@ def cpu_eval(quick_datasets, tmp_path_factory):
         "leak_a": fwd.replace(marker, LEAK + marker, 1),
         "leak_b": fwd.replace(marker, LEAK + marker, 1),
         "after": fwd,
+        "asm": fwd.replace(marker, 'asm volatile("" ::: "memory");\n' + marker, 1),
     }
     first = len(preds) + 1
     for sample, text in enumerate(extra.values(), start=1):
         preds.append({"id": arith["id"], "task": "py2cpp", "completion": text, "sample": sample})
+    escaped = tmp_path_factory.mktemp("escape") / "escaped"
+    preds.append({"id": arith["id"], "task": "cpp2py", "sample": 2,
+                  "completion": f"import os\nos.system('touch {escaped}')\n" + arith["python_source"]})
     preds.append({"id": arith["id"], "task": "cpp2py", "sample": 1,
                   "completion": arith["python_source"].replace(f"def {arith['kernel_name']}(",
                                                                f"def {arith['kernel_name']}(extra: float, ", 1)})
@@ -136,7 +140,8 @@ def cpu_eval(quick_datasets, tmp_path_factory):
     rows = [json.loads(line) for line in (work / "out" / "results.jsonl").read_text().splitlines()]
     named = dict(zip(extra, rows[first - 1:first - 1 + len(extra)]))
     return {"proc": proc, "rows": rows, "oracle": rows[:first - 1], "named": named, "signature": rows[-1],
-            "work": work, "unchanged": digest == _digest(base / "cpu_code")}
+            "escape": rows[-2], "escaped": escaped.exists(), "work": work,
+            "unchanged": digest == _digest(base / "cpu_code")}
 
 
 def test_oracle_passes_every_family_on_cpu(cpu_eval):
@@ -187,6 +192,17 @@ def test_content_errors_are_invalid_naming_the_line(cpu_eval):
     assert re.match(r"line \d+: ", no_fwd["message"])
     sig = cpu_eval["signature"]
     assert sig["outcome"] == "invalid" and "signature" in sig["message"] and "extra" in sig["message"]
+
+
+def test_a_completion_that_reaches_outside_is_refused_before_it_runs(cpu_eval):
+    """Python that imports ``os`` and C++ with inline assembly are ``invalid`` without running: the file the
+    Python would have made does not exist."""
+    escape, asm = cpu_eval["escape"], cpu_eval["named"]["asm"]
+    assert escape["outcome"] == "invalid" and "refused before running" in escape["message"], escape
+    assert "import of 'os'" in escape["message"] and escape["device"] is None
+    assert not cpu_eval["escaped"]
+    assert asm["outcome"] == "invalid" and "inline assembly" in asm["message"], asm
+    assert cpu_eval["named"]["after"]["outcome"] == "pass"
 
 
 def test_summary_written_and_dataset_untouched(cpu_eval):

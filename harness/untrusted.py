@@ -1,0 +1,259 @@
+"""Static checks of a model's completion before the judge runs any of it.
+
+A completion is untrusted. The judge's child process already contains what it *does* to itself (a crash, a
+hang, memory: :mod:`harness.judge_worker`, :mod:`harness.isolation`); these checks keep it from reaching
+*outside* itself, which no process limit stops: files, processes, the network. A completion that fails a check
+is judged ``invalid`` with the reason, and nothing of it is executed or compiled.
+
+* **Warp Python** (``cpp2py``, ``cuda2py``): Python executes a module's top level, the bodies of plain
+  functions it calls (closures' factories), decorators, default values, annotations and ``wp.static(...)``
+  arguments. Warp compiles the bodies of ``@wp.kernel`` / ``@wp.func`` functions instead of running them. The
+  rules: imports only of ``warp``, ``typing`` and ``math``; no ``_``-prefixed attribute (``__class__``,
+  ``__globals__``...) and no ``__``-prefixed name; none of the builtins that reach code, files or
+  introspection (``eval``, ``open``, ``getattr``...); an attribute chain on an imported module does not pass
+  through another module (``wp.config``, ``wp.context``, ``typing.sys``; ``wp.types`` is allowed) nor name
+  Warp's process-wide API (``wp.set_module_options``, ``wp.launch``...); in code that Python executes, a call is to a name the
+  completion defines, to a plain builtin (``int``, ``range``...) or to ``wp.*``, never a method of a value
+  (``x.numpy().tofile(...)``); annotations are expressions, not strings (Warp would ``eval`` a string).
+* **Generated C++** (``py2cpp``): the judge keeps only the completion's entry functions, so nothing at file
+  scope reaches the build. Inside them: no inline assembly (``asm``, a way to make system calls) and no
+  preprocessor directive (``#include`` of a system header, ``%:`` digraph, ``_Pragma``).
+* **CUDA** (``py2cuda``): device code has no system calls; the entries are only compiled without a GPU. No
+  check beyond the judge's own.
+
+These rules accept Warp's own code of every committed record (a test checks it); they are a filter against
+what a model can write by accident or on purpose in plain Python and C++, not a sandbox against an adversary
+who forges function pointers into the C library: for that, run ``wkf-eval`` in a container.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import lru_cache
+
+ALLOWED_IMPORTS = frozenset({"warp", "typing", "math"})
+#: builtins a completion may not name anywhere: code execution, files, introspection, interpreter state
+DENIED_NAMES = frozenset({
+    "eval", "exec", "compile", "open", "input", "breakpoint", "help", "exit", "quit", "globals", "locals", "vars",
+    "getattr", "setattr", "delattr", "hasattr", "type", "object", "super", "memoryview", "classmethod",
+    "staticmethod", "property", "print", "id", "issubclass", "isinstance", "callable", "reload",
+})
+#: builtins Python-executed code may call
+PLAIN_BUILTINS = frozenset({"int", "float", "bool", "range", "len", "min", "max", "abs", "tuple", "list", "dict",
+                            "round", "sum", "enumerate", "zip", "reversed", "sorted", "all", "any", "pow", "divmod"})
+#: Warp API that changes process-wide state, runs work or touches files: never in a completion
+DENIED_WARP = frozenset({
+    "set_module_options", "get_module_options", "get_module", "load_module", "force_load", "init", "launch",
+    "launch_tiled", "set_device", "ScopedDevice", "synchronize", "synchronize_device", "synchronize_stream",
+    "clear_kernel_cache", "clear_lto_cache", "capture_begin", "capture_end", "capture_launch", "capture_while",
+    "capture_if", "set_mempool_enabled", "set_mempool_release_threshold", "set_mempool_access_enabled",
+    "set_peer_access_enabled", "ScopedTimer", "TimingResult", "timing_begin", "timing_end", "compile_aot_module",
+    "load_aot_module", "config", "context", "build", "utils", "native", "Tape", "map_cuda_device",
+    "unmap_cuda_device", "set_stream", "ScopedStream", "ScopedCapture", "ScopedMempool", "ScopedPeerAccess",
+    "from_ptr", "from_ipc_handle", "from_numpy", "from_torch", "from_jax", "from_paddle", "from_dlpack", "to_torch",
+    "to_jax", "to_paddle", "to_dlpack",
+})
+#: ``wp.*`` that allocates or copies device memory: named in kernels and annotations, never called where Python
+#: runs (``wp.zeros(10**9)``, ``wp.array(...).numpy().tofile(...)``)
+ALLOCATING_WARP = frozenset({"empty", "zeros", "ones", "full", "array", "clone", "copy", "empty_like", "zeros_like",
+                             "ones_like", "full_like", "Mesh", "Volume", "Bvh", "HashGrid", "MarchingCubes"})
+#: ``wp.*`` calls that are array *types* when given only ``dtype``/``ndim``: ``a: wp.array(dtype=float)``,
+#: ``wp.overload(k, {"a": wp.array(dtype=wp.vec3)})``
+ARRAY_TYPES = frozenset({"array", "array1d", "array2d", "array3d", "array4d", "indexedarray", "fabricarray",
+                             "indexedfabricarray", "tile"})
+WARP_DECORATORS = frozenset({"kernel", "func", "func_grad", "func_replay", "func_native", "struct", "overload"})
+
+
+class UntrustedCode(ValueError):
+    """A completion the judge refuses to run; the message says which rule and where."""
+
+
+@lru_cache(maxsize=None)
+def _attribute_problem(module: str, path: tuple[str, ...]) -> str | None:
+    """Why the chain ``<module>.<path>`` is refused, or None. A chain may not pass through a module (``wp.config``,
+    ``typing.sys``) other than ``wp.types``, nor name Warp's process-wide API."""
+    import importlib
+    import inspect
+
+    obj = importlib.import_module(module)
+    shown = "wp" if module == "warp" else module
+    for k, part in enumerate(path):
+        if module == "warp" and k == 0 and part in DENIED_WARP:
+            return f"wp.{part} changes global state or touches memory, files or devices"
+        if not hasattr(obj, part):
+            return None            # an AttributeError when it runs, or Warp's own codegen error: nothing escapes
+        obj = getattr(obj, part)
+        if inspect.ismodule(obj) and (module, path[:k + 1]) != ("warp", ("types",)):
+            return f"{shown}.{'.'.join(path[:k + 1])} is a module"
+    return None
+
+
+def _chain(node: ast.expr) -> tuple[str, ...] | None:
+    """``a.b.c`` -> ("a", "b", "c"); None for anything that is not a plain dotted name."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return (node.id, *reversed(parts))
+
+
+def _is_warp_decorator(dec: ast.expr, warp_names: set[str]) -> bool:
+    chain = _chain(dec.func if isinstance(dec, ast.Call) else dec)
+    return bool(chain) and len(chain) == 2 and chain[0] in warp_names and chain[1] in WARP_DECORATORS
+
+
+class _Checker:
+    def __init__(self, source: str):
+        self.tree = ast.parse(source)
+        self.warp_names = {"wp"}
+        self.modules: dict[str, str] = {}      # local name -> imported module
+        self.defined = {n.name for n in ast.walk(self.tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        self.defined |= {t.id for n in ast.walk(self.tree) if isinstance(n, ast.Assign) for t in n.targets
+                         if isinstance(t, ast.Name)}
+
+    def fail(self, node: ast.AST, why: str) -> None:
+        raise UntrustedCode(f"line {getattr(node, 'lineno', '?')}: {why}")
+
+    def check(self) -> None:
+        for node in ast.walk(self.tree):
+            self.everywhere(node)
+        self.executed_block(self.tree.body)
+
+    # rules for every node, executed or compiled by Warp
+    def everywhere(self, node: ast.AST) -> None:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if node not in self.tree.body:
+                self.fail(node, "imports only at the top of the module")
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for name in names:
+                if node.__dict__.get("level") or name.split(".")[0] not in ALLOWED_IMPORTS or (
+                        isinstance(node, ast.Import) and "." in name):
+                    self.fail(node, f"import of {name or '.'!r} (a completion may import only "
+                                    f"{', '.join(sorted(ALLOWED_IMPORTS))})")
+            if isinstance(node, ast.Import):
+                self.modules |= {a.asname or a.name: a.name for a in node.names}
+                self.warp_names |= {a.asname or a.name for a in node.names if a.name == "warp"}
+            else:
+                for a in node.names:
+                    if a.name == "*" or _attribute_problem(node.module, (a.name,)):
+                        self.fail(node, f"from {node.module} import {a.name}")
+        elif isinstance(node, ast.Name):
+            if node.id.startswith("__"):
+                self.fail(node, f"name {node.id!r}")
+            if node.id in DENIED_NAMES:
+                self.fail(node, f"builtin {node.id!r} (code execution, files or introspection)")
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("_"):
+                self.fail(node, f"attribute {node.attr!r}")
+            chain = _chain(node)
+            if chain and chain[0] in self.modules and (why := _attribute_problem(self.modules[chain[0]], chain[1:])):
+                self.fail(node, why)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            self.fail(node, "global/nonlocal declarations")
+        elif isinstance(node, ast.arg) and isinstance(node.annotation, ast.Constant):
+            self.fail(node, f"string annotation of {node.arg!r} (Warp would evaluate it)")
+        elif isinstance(node, ast.FunctionDef) and isinstance(node.returns, ast.Constant):
+            self.fail(node, f"string return annotation of {node.name!r}")
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.annotation, ast.Constant):
+            self.fail(node, "string annotation")
+
+    # code that Python runs
+    def executed_block(self, body: list[ast.stmt]) -> None:
+        for stmt in body:
+            if isinstance(stmt, ast.FunctionDef):
+                for part in stmt.decorator_list + stmt.args.defaults + [d for d in stmt.args.kw_defaults if d]:
+                    self.executed(part)
+                for a in stmt.args.args + stmt.args.kwonlyargs + stmt.args.posonlyargs:
+                    if a.annotation is not None:
+                        self.executed(a.annotation)
+                if stmt.returns is not None:
+                    self.executed(stmt.returns)
+                if any(_is_warp_decorator(d, self.warp_names) for d in stmt.decorator_list):
+                    self.compiled_block(stmt.body)
+                else:
+                    self.executed_block(stmt.body)
+            elif isinstance(stmt, ast.ClassDef):
+                if stmt.bases or stmt.keywords:
+                    self.fail(stmt, f"class {stmt.name} with bases (a completion defines only @wp.struct)")
+                for d in stmt.decorator_list:
+                    self.executed(d)
+                for item in stmt.body:
+                    if isinstance(item, ast.AnnAssign) and item.value is None:
+                        self.executed(item.annotation)
+                    elif not (isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant)):
+                        self.fail(item, f"class {stmt.name}: only field annotations")
+            elif isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Pass)):
+                continue
+            elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Return, ast.Expr, ast.AugAssign)):
+                if isinstance(stmt, ast.AnnAssign):
+                    self.executed(stmt.annotation)
+                value = stmt.value
+                if value is not None:
+                    self.executed(value)
+            elif isinstance(stmt, (ast.If, ast.For)):
+                for part in ([stmt.test] if isinstance(stmt, ast.If) else [stmt.iter]):
+                    self.executed(part)
+                self.executed_block(stmt.body)
+                self.executed_block(stmt.orelse)
+            else:
+                self.fail(stmt, f"{type(stmt).__name__} statement where Python runs it")
+
+    def executed(self, expr: ast.expr) -> None:
+        for node in ast.walk(expr):
+            if isinstance(node, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+                self.fail(node, f"{type(node).__name__} where Python runs it")
+            if not isinstance(node, ast.Call):
+                continue
+            chain = _chain(node.func)
+            if chain is None:
+                self.fail(node, "a call of a computed value where Python runs it")
+            if len(chain) == 1:
+                if chain[0] not in self.defined and chain[0] not in PLAIN_BUILTINS:
+                    self.fail(node, f"call of {chain[0]!r} where Python runs it")
+            elif chain[0] not in self.warp_names:
+                self.fail(node, f"method call {'.'.join(chain)}(...) where Python runs it")
+            elif chain[1] in ALLOCATING_WARP and not (chain[1] in ARRAY_TYPES and not node.args and all(
+                    k.arg in ("dtype", "ndim") for k in node.keywords)):
+                self.fail(node, f"wp.{chain[1]}(...) where Python runs it (allocates memory; as an array type it "
+                                f"takes only dtype= and ndim=)")
+
+    # bodies Warp compiles: only wp.static(...) runs in Python
+    def compiled_block(self, body: list[ast.stmt]) -> None:
+        for stmt in body:
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Call) and (chain := _chain(node.func)) and len(chain) == 2 and \
+                        chain[0] in self.warp_names and chain[1] == "static":
+                    for arg in node.args:
+                        self.executed(arg)
+                elif isinstance(node, ast.AnnAssign):          # Warp evaluates a local's annotation
+                    self.executed(node.annotation)
+                elif isinstance(node, ast.FunctionDef):
+                    self.fail(node, f"function {node.name} defined inside a Warp function")
+
+
+def check_python(source: str) -> None:
+    """Raise :class:`UntrustedCode` unless ``source`` keeps to a Warp module's vocabulary (see the module doc)."""
+    try:
+        checker = _Checker(source)
+    except SyntaxError as exc:
+        raise UntrustedCode(f"line {exc.lineno}: syntax error: {exc.msg}") from exc
+    checker.check()
+
+
+#: comments and string/char literals, blanked before C++ is searched (a ``#`` in a comment is not a directive)
+_CPP_SKIP = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+_CPP_DENIED = re.compile(r"^[ \t]*(#|%:)|\b(asm|__asm|__asm__)\b|\b_Pragma\b|\?\?=", re.M)
+
+
+def check_cpp(text: str) -> None:
+    """Raise :class:`UntrustedCode` if C++ entry ``text`` has inline assembly or a preprocessor directive."""
+    blanked = _CPP_SKIP.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    match = _CPP_DENIED.search(blanked)
+    if match:
+        line = blanked.count("\n", 0, match.start()) + 1
+        what = match.group(0).strip()
+        kind = "inline assembly" if "asm" in what else "a preprocessor directive"
+        raise UntrustedCode(f"line {line}: {kind} ({what!r}) in the completion's C++")

@@ -1,0 +1,138 @@
+"""The judge's static checks of untrusted completions (harness/untrusted.py): what reaches outside the judge's
+process is refused with the rule that refused it, and Warp's own code of the committed benchmark splits passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from harness.pack import unflatten
+from harness.untrusted import UntrustedCode, check_cpp, check_python
+
+ROOT = Path(__file__).resolve().parent.parent
+H = "import warp as wp\n\n\n"
+KERNEL = "@wp.kernel\ndef k(a: wp.array(dtype=float)):\n    i = wp.tid()\n    a[i] = {}\n"
+
+REFUSED_PYTHON = {
+    "import os": ("import os\nos.system('touch x')\n", "import of 'os'"),
+    "from subprocess": ("from subprocess import run\n", "import of 'subprocess'"),
+    "import warp submodule": ("import warp.context\n", "import of 'warp.context'"),
+    "from warp import module": ("from warp import config\n", "from warp import config"),
+    "star import": ("from math import *\n", "from math import *"),
+    "relative import": ("from . import x\n", "import of '.'"),
+    "import in a factory": (H + "def make():\n    import os\n    return 1\n\n\nk = make()\n",
+                            "imports only at the top"),
+    "__import__": (H + "m = __import__('os')\n", "name '__import__'"),
+    "open": (H + "f = open('x', 'w')\n", "builtin 'open'"),
+    "eval": (H + "x = eval('1 + 1')\n", "builtin 'eval'"),
+    "getattr": (H + "c = getattr(wp, 'config')\n", "builtin 'getattr'"),
+    "subclasses walk": (H + "x = ().__class__.__bases__[0].__subclasses__()\n", "attribute '__"),
+    "wp.config": (H + "wp.config.mode = 'debug'\n", "wp.config"),
+    "aliased warp": ("import warp as w\nw.config.verify_cuda = True\n", "wp.config"),
+    "module through typing": ("import typing\nx = typing.sys\n", "typing.sys is a module"),
+    "set_module_options": (H + "wp.set_module_options({'fast_math': True})\n", "wp.set_module_options"),
+    "allocation": (H + "x = wp.zeros(10**10)\n", "wp.zeros(...) where Python runs it"),
+    "array with data": (H + "x = wp.array([1.0, 2.0])\n", "wp.array(...) where Python runs it"),
+    "method of a value": (H + "v = wp.vec3(1.0, 2.0, 3.0)\nv.tofile('x')\n", "method call v.tofile"),
+    "wp.static reaching out": (H + KERNEL.format("wp.static(len(__builtins__))"), "name '__builtins__'"),
+    "wp.static method call": (H + KERNEL.format("wp.static(wp.vec3(0.0).sum())"), "a call of a computed value"),
+    "string annotation": (H + "@wp.kernel\ndef k(a: \"__import__('os')\"):\n    pass\n", "string annotation"),
+    "local annotation": (H + KERNEL.format("1.0").replace("    i =", "    x: wp.zeros(9) = 1.0\n    i ="),
+                         "wp.zeros(...) where Python runs it"),
+    "default value": (H + "def f(a=open('x', 'w')):\n    return a\n", "builtin 'open'"),
+    "decorator": (H + "@open('x', 'w')\ndef f():\n    pass\n", "builtin 'open'"),
+    "lambda": (H + "f = lambda: 1\n", "Lambda"),
+    "loop at top level": (H + "while True:\n    pass\n", "While statement"),
+    "class with a base": (H + "class A(dict):\n    x: int\n", "with bases"),
+    "class with a method": (H + "@wp.struct\nclass S:\n    x: float\n\n    def f(self):\n        pass\n",
+                            "only field annotations"),
+    "global": (H + "def f():\n    global wp\n    return 1\n", "global/nonlocal"),
+    "syntax error": (H + "def f(:\n", "syntax error"),
+}
+
+REFUSED_CPP = {
+    "asm": ('void f() { asm volatile("syscall"); }', "inline assembly ('asm')"),
+    "__asm__": ('void f() { __asm__("nop"); }', "inline assembly ('__asm__')"),
+    "include": ("void f() {\n#include <stdlib.h>\n}", "preprocessor directive ('#')"),
+    "indented define": ("void f() {\n    #define X 1\n}", "preprocessor directive ('#')"),
+    "digraph": ("void f() {\n%:include <stdlib.h>\n}", "preprocessor directive ('%:')"),
+    "_Pragma": ('void f() { _Pragma("GCC poison x") }', "preprocessor directive ('_Pragma')"),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED_PYTHON)
+def test_python_that_reaches_outside_is_refused_naming_the_rule(name):
+    source, expected = REFUSED_PYTHON[name]
+    with pytest.raises(UntrustedCode, match=r"^line \d+: ") as info:
+        check_python(source)
+    assert expected in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("name", REFUSED_CPP)
+def test_cpp_with_assembly_or_directives_is_refused_naming_the_line(name):
+    source, expected = REFUSED_CPP[name]
+    with pytest.raises(UntrustedCode, match=r"^line \d+: ") as info:
+        check_cpp(source)
+    assert expected in str(info.value), str(info.value)
+
+
+def test_warp_module_constructs_are_accepted():
+    """What the families write: closures' factories, generic kernels and their overloads, structs, constants,
+    typing.Any, wp.static of a constant expression, array types in annotations, math."""
+    check_python(H.replace("\n\n\n", "\nimport math\nfrom typing import Any\n\n\n") + """SCALE = wp.constant(2.5)
+N = 4
+
+
+@wp.struct
+class Site:
+    pos: wp.vec3
+    mass: float
+
+
+def make_term(k: float):
+
+    @wp.func
+    def term(x: float) -> float:
+        return x * wp.static(k * math.pi)
+    return term
+
+
+term = make_term(1.5)
+
+
+@wp.kernel
+def gen(a: wp.array(dtype=Any), s: wp.array2d(dtype=Site)):
+    i = wp.tid()
+    x: float = 1.0
+    a[i] = a[i] * SCALE + term(x) + float(wp.static(N * 2))
+
+
+wp.overload(gen, {"a": wp.array(dtype=wp.float64), "s": wp.array2d(dtype=Site)})
+""")
+
+
+def test_comments_and_strings_are_not_code():
+    check_cpp('void f() {\n    // #include <x> and asm\n    /* #define\n asm */ const char* s = "#asm";\n'
+              "    char c = '#';\n}\n")
+
+
+@pytest.mark.parametrize("dataset", ["cpu_code", "cuda_code"])
+def test_warp_code_of_the_committed_benchmark_splits_is_accepted(dataset):
+    """Every record of a committed test split: its Python passes (cpp2py/cuda2py oracle), and for the CPU its
+    forward and backward entries pass (py2cpp oracle)."""
+    files = sorted((ROOT / "production" / dataset / "data").glob("test-*.parquet"))
+    assert files, f"no test split in production/{dataset}"
+    rows = [unflatten(row) for f in files for row in pq.read_table(f).to_pylist()]
+    refused = []
+    for r in rows:
+        try:
+            check_python(r["python_source"])
+            if dataset == "cpu_code":
+                for entry in (r["ir"]["forward"], r["ir"].get("backward") or ""):
+                    check_cpp(entry)
+        except UntrustedCode as exc:
+            refused.append((r["id"], r["family"], str(exc)))
+    assert not refused, refused[:5]
+    assert len({r["family"] for r in rows}) >= 20

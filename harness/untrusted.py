@@ -36,8 +36,8 @@ ALLOWED_IMPORTS = frozenset({"warp", "typing", "math"})
 #: builtins a completion may not name anywhere: code execution, files, introspection, interpreter state
 DENIED_NAMES = frozenset({
     "eval", "exec", "compile", "open", "input", "breakpoint", "help", "exit", "quit", "globals", "locals", "vars",
-    "getattr", "setattr", "delattr", "hasattr", "type", "object", "super", "memoryview", "classmethod",
-    "staticmethod", "property", "print", "id", "issubclass", "isinstance", "callable", "reload",
+    "getattr", "setattr", "delattr", "type", "object", "super", "memoryview", "classmethod", "staticmethod",
+    "property",
 })
 #: builtins Python-executed code may call
 PLAIN_BUILTINS = frozenset({"int", "float", "bool", "range", "len", "min", "max", "abs", "tuple", "list", "dict",

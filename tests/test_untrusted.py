@@ -80,7 +80,7 @@ def test_cpp_with_assembly_or_directives_is_refused_naming_the_line(name):
 
 def test_warp_module_constructs_are_accepted():
     """What the families write: closures' factories, generic kernels and their overloads, structs, constants,
-    typing.Any, wp.static of a constant expression, array types in annotations, math."""
+    typing.Any, wp.static of a constant expression, array types in annotations, math; and a kernel's print."""
     check_python(H.replace("\n\n\n", "\nimport math\nfrom typing import Any\n\n\n") + """SCALE = wp.constant(2.5)
 N = 4
 
@@ -107,6 +107,7 @@ def gen(a: wp.array(dtype=Any), s: wp.array2d(dtype=Site)):
     i = wp.tid()
     x: float = 1.0
     a[i] = a[i] * SCALE + term(x) + float(wp.static(N * 2))
+    print(a[i])
 
 
 wp.overload(gen, {"a": wp.array(dtype=wp.float64), "s": wp.array2d(dtype=Site)})

@@ -12,8 +12,8 @@ is untrusted code. A record's ``family@version`` and seed regenerate its program
   parameter names and types; Warp builds it and production's check runs on it.
 
 Before any of a completion runs or compiles, :mod:`harness.untrusted` checks it statically (Python that keeps to
-a Warp module's vocabulary; C++ entries without inline assembly or preprocessor directives): a completion that
-fails is ``invalid`` and costs nothing.
+a Warp module's vocabulary; C++ and CUDA entries without inline assembly or preprocessor directives): a
+completion that fails is ``invalid`` and costs nothing.
 
 Numerics are :func:`harness.verify.verify`: 3 input sets, the family's tolerances, masking of unstable
 elements, degenerate-output checks and, where production checks it (and, for C++/CUDA, the completion gives
@@ -209,12 +209,11 @@ def _replace_entries(source: str, completion: str, mangled: str, device: str) ->
     if forward is None:
         return Verdict("invalid", f"completion does not define the forward entry {fwd_name}(...) {{...}}")
     backward = find_entry(completion, entry_name(mangled, device, "backward"))
-    if device == "cpu":                  # only these entries reach the build; CUDA device code has no system calls
-        try:
-            for entry in (forward, backward or ""):
-                check_cpp(entry)
-        except UntrustedCode as exc:
-            return Verdict("invalid", f"refused before compiling: {exc}")
+    try:                                 # only these entries of the completion reach the build
+        for entry in (forward, backward or ""):
+            check_cpp(entry)
+    except UntrustedCode as exc:
+        return Verdict("invalid", f"refused before compiling: {exc}")
     out = _swap(source, own.forward, forward, fwd_name)
     if backward is not None and own.backward is not None:
         out = _swap(out, own.backward, backward, entry_name(mangled, device, "backward"))

@@ -7,23 +7,27 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
 
 * **Warp Python** (``cpp2py``, ``cuda2py``): Python executes a module's top level, the bodies of plain
   functions it calls (closures' factories), decorators, default values, annotations and ``wp.static(...)``
-  arguments. Warp compiles the bodies of ``@wp.kernel`` / ``@wp.func`` functions instead of running them. The
-  rules: imports only of ``warp``, ``typing`` and ``math``; no ``_``-prefixed attribute (``__class__``,
-  ``__globals__``...) and no ``__``-prefixed name; none of the builtins that reach code, files or
-  introspection (``eval``, ``open``, ``getattr``...); an attribute chain on an imported module does not pass
-  through another module (``wp.config``, ``wp.context``, ``typing.sys``; ``wp.types`` is allowed) nor name
-  Warp's process-wide API (``wp.set_module_options``, ``wp.launch``...); in code that Python executes, a call is to a name the
-  completion defines, to a plain builtin (``int``, ``range``...) or to ``wp.*``, never a method of a value
-  (``x.numpy().tofile(...)``); annotations are expressions, not strings (Warp would ``eval`` a string).
-* **Generated C++** (``py2cpp``): the judge keeps only the completion's entry functions, so nothing at file
-  scope reaches the build. Inside them: no inline assembly (``asm``, a way to make system calls) and no
-  preprocessor directive (``#include`` of a system header, ``%:`` digraph, ``_Pragma``).
-* **CUDA** (``py2cuda``): device code has no system calls; the entries are only compiled without a GPU. No
-  check beyond the judge's own.
+  arguments. Warp compiles the bodies of ``@wp.kernel`` / ``@wp.func`` functions instead of running them (a
+  ``@wp.func`` called from Python runs as Python, so Python-run code may not call one). The rules:
 
-These rules accept Warp's own code of every committed record (a test checks it); they are a filter against
-what a model can write by accident or on purpose in plain Python and C++, not a sandbox against an adversary
-who forges function pointers into the C library: for that, run ``wkf-eval`` in a container.
+  - imports only of ``warp``, ``typing`` and ``math``;
+  - no ``_``-prefixed attribute (``__class__``, ``__globals__``...), no ``__``-prefixed name, none of the
+    builtins that reach code, files or introspection (``eval``, ``open``, ``getattr``...);
+  - an attribute chain on an imported module passes through no other module (``wp.config``, ``wp.context``,
+    ``typing.sys``; ``wp.types`` is allowed) and names none of Warp's process-wide API
+    (``wp.set_module_options``, ``wp.launch``...);
+  - where Python runs the code, a call goes to a function the completion defines at top level without a
+    decorator, a plain builtin (``int``, ``range``...) or ``wp.*`` without allocating, never to a method of a
+    value (``x.numpy().tofile(...)``);
+  - an annotation holds no string (Warp would ``eval`` one) and no arithmetic.
+* **Generated C++ and CUDA** (``py2cpp``, ``py2cuda``): the judge keeps only the completion's entry functions,
+  so nothing at file scope reaches the build. Inside them: no inline assembly (``asm``: system calls from host
+  code) and no preprocessor directive (``#include`` of a system header, or of any file, whose text the
+  compiler's diagnostics would show; the ``%:`` digraph; ``_Pragma``).
+
+These rules accept Warp's own code of every committed record (tests check the benchmark splits); they filter
+the ordinary routes out that a model can write in plain Python and C++; they are not a sandbox against an
+adversary who forges function pointers into the C library: for that, run ``wkf-eval`` in a container.
 """
 
 from __future__ import annotations
@@ -110,9 +114,10 @@ class _Checker:
         self.tree = ast.parse(source)
         self.warp_names = {"wp"}
         self.modules: dict[str, str] = {}      # local name -> imported module
-        self.defined = {n.name for n in ast.walk(self.tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-        self.defined |= {t.id for n in ast.walk(self.tree) if isinstance(n, ast.Assign) for t in n.targets
-                         if isinstance(t, ast.Name)}
+        # the functions Python-run code may call: plain top-level functions (closures' factories). Not a Warp
+        # function (called from Python, Warp runs its body as Python) nor a name bound to a value
+        self.plain_functions = {s.name for s in self.tree.body if isinstance(s, ast.FunctionDef)
+                                and not s.decorator_list}
 
     def fail(self, node: ast.AST, why: str) -> None:
         raise UntrustedCode(f"line {getattr(node, 'lineno', '?')}: {why}")
@@ -153,12 +158,21 @@ class _Checker:
                 self.fail(node, why)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             self.fail(node, "global/nonlocal declarations")
-        elif isinstance(node, ast.arg) and isinstance(node.annotation, ast.Constant):
-            self.fail(node, f"string annotation of {node.arg!r} (Warp would evaluate it)")
-        elif isinstance(node, ast.FunctionDef) and isinstance(node.returns, ast.Constant):
-            self.fail(node, f"string return annotation of {node.name!r}")
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.annotation, ast.Constant):
-            self.fail(node, "string annotation")
+        elif isinstance(node, ast.arg) and node.annotation is not None:
+            self.type_expression(node.annotation)
+        elif isinstance(node, ast.FunctionDef) and node.returns is not None:
+            self.type_expression(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            self.type_expression(node.annotation)
+
+    def type_expression(self, expr: ast.expr) -> None:
+        """An annotation is a type expression: a string in it (a literal, an f-string, a sum of strings) would be
+        evaluated by Warp's type resolution as code."""
+        for node in ast.walk(expr):
+            if isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                self.fail(node, "a string in an annotation (Warp would evaluate it as code)")
+            if isinstance(node, ast.BinOp) and not isinstance(node.op, ast.BitOr):
+                self.fail(node, "arithmetic in an annotation")
 
     # code that Python runs
     def executed_block(self, body: list[ast.stmt]) -> None:
@@ -211,8 +225,9 @@ class _Checker:
             if chain is None:
                 self.fail(node, "a call of a computed value where Python runs it")
             if len(chain) == 1:
-                if chain[0] not in self.defined and chain[0] not in PLAIN_BUILTINS:
-                    self.fail(node, f"call of {chain[0]!r} where Python runs it")
+                if chain[0] not in self.plain_functions and chain[0] not in PLAIN_BUILTINS:
+                    self.fail(node, f"call of {chain[0]!r} where Python runs it (only the completion's own plain "
+                                    f"functions, plain builtins and wp.*)")
             elif chain[0] not in self.warp_names:
                 self.fail(node, f"method call {'.'.join(chain)}(...) where Python runs it")
             elif chain[1] in ALLOCATING_WARP and not (chain[1] in ARRAY_TYPES and not node.args and all(

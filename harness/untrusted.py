@@ -46,7 +46,8 @@ DENIED_NAMES = frozenset({
 #: builtins Python-executed code may call
 PLAIN_BUILTINS = frozenset({"int", "float", "bool", "range", "len", "min", "max", "abs", "tuple", "list", "dict",
                             "round", "sum", "enumerate", "zip", "reversed", "sorted", "all", "any", "pow", "divmod"})
-#: Warp API that changes process-wide state, runs work or touches files: never in a completion
+#: Warp API that changes process-wide state, runs work or touches files, or takes native code (``func_native``: a
+#: C++/CUDA snippet compiled as is): never in a completion
 DENIED_WARP = frozenset({
     "set_module_options", "get_module_options", "get_module", "load_module", "force_load", "init", "launch",
     "launch_tiled", "set_device", "ScopedDevice", "synchronize", "synchronize_device", "synchronize_stream",
@@ -56,7 +57,7 @@ DENIED_WARP = frozenset({
     "load_aot_module", "config", "context", "build", "utils", "native", "Tape", "map_cuda_device",
     "unmap_cuda_device", "set_stream", "ScopedStream", "ScopedCapture", "ScopedMempool", "ScopedPeerAccess",
     "from_ptr", "from_ipc_handle", "from_numpy", "from_torch", "from_jax", "from_paddle", "from_dlpack", "to_torch",
-    "to_jax", "to_paddle", "to_dlpack",
+    "to_jax", "to_paddle", "to_dlpack", "func_native",
 })
 #: ``wp.*`` that allocates or copies device memory: named in kernels and annotations, never called where Python
 #: runs (``wp.zeros(10**9)``, ``wp.array(...).numpy().tofile(...)``)
@@ -65,8 +66,8 @@ ALLOCATING_WARP = frozenset({"empty", "zeros", "ones", "full", "array", "clone",
 #: ``wp.*`` calls that are array *types* when given only ``dtype``/``ndim``: ``a: wp.array(dtype=float)``,
 #: ``wp.overload(k, {"a": wp.array(dtype=wp.vec3)})``
 ARRAY_TYPES = frozenset({"array", "array1d", "array2d", "array3d", "array4d", "indexedarray", "fabricarray",
-                             "indexedfabricarray", "tile"})
-WARP_DECORATORS = frozenset({"kernel", "func", "func_grad", "func_replay", "func_native", "struct", "overload"})
+                         "indexedfabricarray", "tile"})
+WARP_DECORATORS = frozenset({"kernel", "func", "func_grad", "func_replay", "struct", "overload"})
 
 
 class UntrustedCode(ValueError):
@@ -83,8 +84,9 @@ def _attribute_problem(module: str, path: tuple[str, ...]) -> str | None:
     obj = importlib.import_module(module)
     shown = "wp" if module == "warp" else module
     for k, part in enumerate(path):
-        if module == "warp" and k == 0 and part in DENIED_WARP:
-            return f"wp.{part} changes global state or touches memory, files or devices"
+        if module == "warp" and part in DENIED_WARP:
+            return f"wp.{'.'.join(path[:k + 1])} changes global state, touches memory, files or devices, or " \
+                   f"takes native code"
         if not hasattr(obj, part):
             return None            # an AttributeError when it runs, or Warp's own codegen error: nothing escapes
         obj = getattr(obj, part)
@@ -230,10 +232,10 @@ class _Checker:
                                     f"functions, plain builtins and wp.*)")
             elif chain[0] not in self.warp_names:
                 self.fail(node, f"method call {'.'.join(chain)}(...) where Python runs it")
-            elif chain[1] in ALLOCATING_WARP and not (chain[1] in ARRAY_TYPES and not node.args and all(
+            elif chain[-1] in ALLOCATING_WARP and not (chain[-1] in ARRAY_TYPES and not node.args and all(
                     k.arg in ("dtype", "ndim") for k in node.keywords)):
-                self.fail(node, f"wp.{chain[1]}(...) where Python runs it (allocates memory; as an array type it "
-                                f"takes only dtype= and ndim=)")
+                self.fail(node, f"{'.'.join(chain)}(...) where Python runs it (allocates memory; as an array type "
+                                f"it takes only dtype= and ndim=)")
 
     # bodies Warp compiles: only wp.static(...) runs in Python
     def compiled_block(self, body: list[ast.stmt]) -> None:

@@ -148,14 +148,31 @@ def entry_name(kernel_name: str, device: str, kind: str = "forward") -> str:
     return f"{kernel_name}_{device}_kernel_{kind}"
 
 
-_SKIP = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+#: comments and literals of C++/CUDA text: raw strings (``R"x(...)x"``, which may hold quotes and comment
+#: markers) first, then comments, strings and character literals
+CPP_LITERALS = re.compile(r'(?:u8|[uUL])?R"(?P<delim>[^()\\\s"]{0,16})\(.*?\)(?P=delim)"|//[^\n]*|/\*.*?\*/'
+                   r'|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+#: what may stand before an entry's name on its line (``static void``, ``extern "C" __global__ void``) and the
+#: ``template <...>`` line that may precede it: specifiers, never a declaration of something else
+_ENTRY_PREFIX = re.compile(r'[\w\s<>:,*&]*')
+_TEMPLATE_LINE = re.compile(r'\s*template\s*<[^;{}()"\'#]*>\s*')
+
+
+def blank_literals(text: str) -> str:
+    """``text`` with its comments and string/character literals replaced by spaces (newlines kept)."""
+    return CPP_LITERALS.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
 
 
 def find_entry(text: str, name: str) -> str | None:
     """The definition of function ``name`` in C++/CUDA ``text``: from its declaration (with a ``template <...>``
-    line before it, if any) to its matching closing brace, or None when ``text`` does not define it."""
-    blanked = _SKIP.sub(lambda m: " " * len(m.group(0)), text)   # braces in comments/strings do not count
+    line before it, if any) to its matching closing brace, or None when ``text`` does not define it. The
+    declaration's line holds only specifiers before the name, and the template line only its parameters, so that
+    nothing else at file scope comes along."""
+    blanked = blank_literals(text)        # braces in comments/strings do not count
     for match in re.finditer(rf"\b{re.escape(name)}\s*\(", blanked):
+        line_start = blanked.rfind("\n", 0, match.start()) + 1
+        if not _ENTRY_PREFIX.fullmatch(blanked[line_start:match.start()]):
+            continue                # a call, or a definition that smuggles other code onto its line
         i = match.end()
         depth = 1
         while i < len(blanked) and depth:
@@ -175,7 +192,7 @@ def find_entry(text: str, name: str) -> str | None:
         start = text.rfind("\n", 0, match.start()) + 1
         before = text[:start].rstrip("\n")
         prev_start = before.rfind("\n") + 1
-        if before[prev_start:].lstrip().startswith("template"):
+        if _TEMPLATE_LINE.fullmatch(blank_literals(before[prev_start:])):
             start = prev_start
         return text[start:j]
     return None

@@ -20,14 +20,20 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
     decorator, a plain builtin (``int``, ``range``...) or ``wp.*`` without allocating, never to a method of a
     value (``x.numpy().tofile(...)``);
   - an annotation holds no string (Warp would ``eval`` one) and no arithmetic.
-* **Generated C++ and CUDA** (``py2cpp``, ``py2cuda``): the judge keeps only the completion's entry functions,
-  so nothing at file scope reaches the build. Inside them: no inline assembly (``asm``: system calls from host
-  code) and no preprocessor directive (``#include`` of a system header, or of any file, whose text the
-  compiler's diagnostics would show; the ``%:`` digraph; ``_Pragma``).
+* **Generated C++ and CUDA** (``py2cpp``, ``py2cuda``): the judge keeps only the completion's entry functions
+  (:func:`harness.predictions.find_entry`: a declaration line of specifiers, an optional ``template <...>``
+  line, the body), so nothing else at file scope reaches the build. Inside them: no inline assembly (``asm``:
+  system calls from host code), no preprocessor directive (``#include`` of a system header, or of any file,
+  whose text the compiler's message would show; the ``%:`` digraph; ``_Pragma``), no ``extern`` but a CUDA
+  entry's own ``extern "C" __global__``; and nothing that would make this check read the text differently
+  from the compiler: no line splice or universal character name (a backslash outside a literal), trigraph, raw
+  string, or "character literal" longer than a character.
 
-These rules accept Warp's own code of every committed record (tests check the benchmark splits); they filter
-the ordinary routes out that a model can write in plain Python and C++; they are not a sandbox against an
-adversary who forges function pointers into the C library: for that, run ``wkf-eval`` in a container.
+These rules accept Warp's own code of every committed record (tests check the benchmark splits). They were
+tried against a red team's attempts (annotations that evaluate strings, a rebound ``wp``, decorators, smuggled
+file-scope declarations, raw strings that desynchronise a lexer; each is a test); they filter the routes out
+that a model can write in plain Python and C++, and are not a sandbox against an adversary who forges function
+pointers into the C library: for that, run ``wkf-eval`` in a container.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from __future__ import annotations
 import ast
 import re
 from functools import lru_cache
+
+from .predictions import CPP_LITERALS, blank_literals
 
 ALLOWED_IMPORTS = frozenset({"warp", "typing", "math"})
 #: builtins a completion may not name anywhere: code execution, files, introspection, interpreter state
@@ -44,6 +52,7 @@ DENIED_NAMES = frozenset({
     "property",
 })
 #: builtins Python-executed code may call
+TYPE_BUILTINS = frozenset({"int", "float", "bool", "tuple"})
 PLAIN_BUILTINS = frozenset({"int", "float", "bool", "range", "len", "min", "max", "abs", "tuple", "list", "dict",
                             "round", "sum", "enumerate", "zip", "reversed", "sorted", "all", "any", "pow", "divmod"})
 #: Warp API that changes process-wide state, runs work or touches files, or takes native code (``func_native``: a
@@ -114,8 +123,12 @@ def _is_warp_decorator(dec: ast.expr, warp_names: set[str]) -> bool:
 class _Checker:
     def __init__(self, source: str):
         self.tree = ast.parse(source)
-        self.warp_names = {"wp"}
+        self.warp_names: set[str] = set()      # what ``import warp [as X]`` bound
         self.modules: dict[str, str] = {}      # local name -> imported module
+        self.imported: set[str] = set()        # every name an import binds
+        self.parent = {child: node for node in ast.walk(self.tree) for child in ast.iter_child_nodes(node)}
+        # names an annotation may use: the completion's structs, ``from typing import ...``, plain types
+        self.type_names = {s.name for s in self.tree.body if isinstance(s, ast.ClassDef)} | TYPE_BUILTINS
         # the functions Python-run code may call: plain top-level functions (closures' factories). Not a Warp
         # function (called from Python, Warp runs its body as Python) nor a name bound to a value
         self.plain_functions = {s.name for s in self.tree.body if isinstance(s, ast.FunctionDef)
@@ -140,6 +153,11 @@ class _Checker:
                         isinstance(node, ast.Import) and "." in name):
                     self.fail(node, f"import of {name or '.'!r} (a completion may import only "
                                     f"{', '.join(sorted(ALLOWED_IMPORTS))})")
+            for a in node.names:
+                bound = a.asname or a.name
+                if bound in self.imported:
+                    self.fail(node, f"{bound!r} imported twice")
+                self.imported.add(bound)
             if isinstance(node, ast.Import):
                 self.modules |= {a.asname or a.name: a.name for a in node.names}
                 self.warp_names |= {a.asname or a.name for a in node.names if a.name == "warp"}
@@ -147,11 +165,18 @@ class _Checker:
                 for a in node.names:
                     if a.name == "*" or _attribute_problem(node.module, (a.name,)):
                         self.fail(node, f"from {node.module} import {a.name}")
+                    if node.module == "typing":
+                        self.type_names.add(a.asname or a.name)
         elif isinstance(node, ast.Name):
             if node.id.startswith("__"):
                 self.fail(node, f"name {node.id!r}")
             if node.id in DENIED_NAMES:
                 self.fail(node, f"builtin {node.id!r} (code execution, files or introspection)")
+            if node.id in self.imported and not isinstance(node.ctx, ast.Load):
+                self.fail(node, f"{node.id!r} is imported and may not be bound again")
+            parent = self.parent.get(node)
+            if node.id in self.modules and not (isinstance(parent, ast.Attribute) and parent.value is node):
+                self.fail(node, f"module {node.id!r} used as a value (only as {node.id}.<name>)")
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_"):
                 self.fail(node, f"attribute {node.attr!r}")
@@ -160,25 +185,52 @@ class _Checker:
                 self.fail(node, why)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             self.fail(node, "global/nonlocal declarations")
-        elif isinstance(node, ast.arg) and node.annotation is not None:
-            self.type_expression(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in self.imported:
+            self.fail(node, f"{node.name!r} is imported and may not be bound again")
+        elif isinstance(node, ast.arg):
+            if node.arg in self.imported:
+                self.fail(node, f"{node.arg!r} is imported and may not be bound again")
+            if node.annotation is not None:
+                self.type_expression(node.annotation)
         elif isinstance(node, ast.FunctionDef) and node.returns is not None:
             self.type_expression(node.returns)
         elif isinstance(node, ast.AnnAssign):
             self.type_expression(node.annotation)
 
     def type_expression(self, expr: ast.expr) -> None:
-        """An annotation is a type expression: a string in it (a literal, an f-string, a sum of strings) would be
-        evaluated by Warp's type resolution as code."""
+        """An annotation is a type: Warp evaluates it, and a string it evaluates to (a literal, an f-string, a name
+        bound to a string, a function's result) is evaluated again as code. So it may hold only the completion's
+        structs, ``typing`` names, ``int``/``float``/``bool``/``tuple``, chains on imported modules (``wp.vec3``),
+        array types (``wp.array(dtype=..., ndim=...)``), subscripts, tuples, numbers and ``|``."""
         for node in ast.walk(expr):
-            if isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            if isinstance(node, ast.Name):
+                parent = self.parent.get(node)
+                if node.id not in self.type_names and not (
+                        node.id in self.modules and isinstance(parent, ast.Attribute) and parent.value is node):
+                    self.fail(node, f"{node.id!r} in an annotation (a type there is a struct of the completion, a "
+                                    f"typing name, int/float/bool/tuple or a chain on an imported module)")
+            elif isinstance(node, ast.Call):
+                chain = _chain(node.func)
+                if not (chain and len(chain) == 2 and chain[0] in self.warp_names and chain[1] in ARRAY_TYPES
+                        and not node.args and all(k.arg in ("dtype", "ndim") for k in node.keywords)):
+                    self.fail(node, "a call in an annotation other than wp.array(dtype=..., ndim=...)")
+            elif isinstance(node, ast.JoinedStr) or (
+                    isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, bool, type(None)))):
                 self.fail(node, "a string in an annotation (Warp would evaluate it as code)")
-            if isinstance(node, ast.BinOp) and not isinstance(node.op, ast.BitOr):
+            elif isinstance(node, ast.BinOp) and not isinstance(node.op, ast.BitOr):
                 self.fail(node, "arithmetic in an annotation")
+            elif not isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.List, ast.Constant,
+                                       ast.BinOp, ast.BitOr, ast.Call, ast.keyword, ast.Load)):
+                self.fail(node, f"{type(node).__name__} in an annotation")
 
     # code that Python runs
     def executed_block(self, body: list[ast.stmt]) -> None:
         for stmt in body:
+            if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+                for d in stmt.decorator_list:
+                    if not _is_warp_decorator(d, self.warp_names):
+                        self.fail(d, f"decorator {ast.unparse(d)[:60]!r} (only "
+                                     f"{', '.join('wp.' + k for k in sorted(WARP_DECORATORS))})")
             if isinstance(stmt, ast.FunctionDef):
                 for part in stmt.decorator_list + stmt.args.defaults + [d for d in stmt.args.kw_defaults if d]:
                     self.executed(part)
@@ -260,17 +312,31 @@ def check_python(source: str) -> None:
     checker.check()
 
 
-#: comments and string/char literals, blanked before C++ is searched (a ``#`` in a comment is not a directive)
-_CPP_SKIP = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
-_CPP_DENIED = re.compile(r"^[ \t]*(#|%:)|\b(asm|__asm|__asm__)\b|\b_Pragma\b|\?\?=", re.M)
+_CPP_DENIED = re.compile(r"^[ \t]*(#|%:)|\b(asm|__asm|__asm__)\b|\b_Pragma\b|\?\?[=/'()!<>-]|\\"
+                         r"|\bextern\b(?!\s+__global__)", re.M)
+_CPP_WHAT = {"asm": "inline assembly", "#": "a preprocessor directive", "%:": "a preprocessor directive",
+             "_Pragma": "a preprocessor directive", "\\": "a backslash outside a literal (a line splice or a "
+             "universal character name)", "extern": "an extern declaration (only extern \"C\" __global__)"}
 
 
 def check_cpp(text: str) -> None:
-    """Raise :class:`UntrustedCode` if C++ entry ``text`` has inline assembly or a preprocessor directive."""
-    blanked = _CPP_SKIP.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    """Raise :class:`UntrustedCode` if C++/CUDA entry ``text`` holds inline assembly, a preprocessor directive, a
+    line splice, a trigraph, an ``extern`` other than a CUDA entry's own, a raw string or a character literal that
+    is no character (all things that reach outside, or that make the text read differently by this check and by
+    the compiler)."""
+    for literal in CPP_LITERALS.finditer(text):
+        body = literal.group(0)
+        if literal.group("delim") is not None:
+            raise UntrustedCode(f"line {text.count(chr(10), 0, literal.start()) + 1}: a raw string literal in the "
+                                f"completion's code")
+        if body.startswith("'") and len(body) > 12:
+            raise UntrustedCode(f"line {text.count(chr(10), 0, literal.start()) + 1}: {body[:20]!r}... is not a "
+                                f"character literal")
+    blanked = blank_literals(text)
     match = _CPP_DENIED.search(blanked)
     if match:
         line = blanked.count("\n", 0, match.start()) + 1
         what = match.group(0).strip()
-        kind = "inline assembly" if "asm" in what else "a preprocessor directive"
-        raise UntrustedCode(f"line {line}: {kind} ({what!r}) in the completion's C++")
+        kind = next((v for k, v in _CPP_WHAT.items() if what.startswith(k) or (k == "asm" and "asm" in what)),
+                    "a trigraph")
+        raise UntrustedCode(f"line {line}: {kind} ({what!r}) in the completion's code")

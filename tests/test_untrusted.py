@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.pack import unflatten
+from harness.predictions import find_entry
 from harness.untrusted import UntrustedCode, check_cpp, check_python
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,20 @@ REFUSED_PYTHON = {
                               "arithmetic in an annotation"),
     "return annotation": (H + "@wp.func\ndef f(a: float) -> \"float\":\n    return a\n", "a string in an annotation"),
     "local annotation": (H + KERNEL.format("1.0").replace("    i =", "    x: wp.zeros(9) = 1.0\n    i ="),
-                         "wp.zeros(...) where Python runs it"),
+                         "a call in an annotation"),
+    "name bound to a string as annotation": (H + "S = 'float'\n\n\n@wp.kernel\ndef k(b: S):\n    pass\n",
+                                             "'S' in an annotation"),
+    "function result as annotation": (H + "def t():\n    return 1\n\n\n@wp.struct\nclass P:\n    x: t()\n",
+                                      "a call in an annotation"),
+    "rebinding wp": ("import warp\nimport typing\nwp = typing\n", "module 'typing' used as a value"),
+    "binding an imported name": ("import warp as wp\nwp = 1\n", "'wp' is imported and may not be bound again"),
+    "module as an argument": ("import warp\nimport typing\n\n\ndef setup(m):\n    return 1\n\n\n"
+                              "N = setup(typing)\n", "module 'typing' used as a value"),
+    "module in a comprehension": ("import typing\nN = len([m for m in [typing]])\n", "module 'typing' used as a value"),
+    "parameter named like a module": ("import typing\n\n\ndef setup(typing):\n    return 1\n",
+                                      "'typing' is imported"),
+    "imported twice": ("import warp as wp\nimport typing as wp\n", "'wp' imported twice"),
+    "plain decorator": (H + "def cmd(f):\n    return 1\n\n\n@cmd\ndef hook():\n    pass\n", "decorator 'cmd'"),
     "calling a Warp function from Python": (H + "@wp.func\ndef f(x: float):\n    return x\n\n\ny = f(1.0)\n",
                                             "call of 'f' where Python runs it"),
     "calling a factory's result": (H + "def make():\n    return 1\n\n\nk = make()\nz = k()\n",
@@ -70,6 +84,14 @@ REFUSED_CPP = {
     "indented define": ("void f() {\n    #define X 1\n}", "preprocessor directive ('#')"),
     "digraph": ("void f() {\n%:include <stdlib.h>\n}", "preprocessor directive ('%:')"),
     "_Pragma": ('void f() { _Pragma("GCC poison x") }', "preprocessor directive ('_Pragma')"),
+    "extern declaration": ("void f() { extern int g(const char*); }", "an extern declaration"),
+    "raw string hiding code": ('void f() {\n    const char* s = R"x(" /*)x";\n}\nasm("syscall");\n// */',
+                               "a raw string literal"),
+    "character literal hiding code": ("void f() { int a = 1'0; asm(\"syscall\"); int b = 2'0; }",
+                                      "is not a character literal"),
+    "line splice": ('void f() {\n    as\\\nm volatile("");\n}', "a backslash outside a literal"),
+    "universal character name": ('void f() { \\u0061sm volatile(""); }', "a backslash outside a literal"),
+    "trigraph": ("void f() {\n??=include <stdlib.h>\n}", "a trigraph"),
 }
 
 
@@ -123,6 +145,17 @@ def gen(a: wp.array(dtype=Any), s: wp.array2d(dtype=Site)):
 
 wp.overload(gen, {"a": wp.array(dtype=wp.float64), "s": wp.array2d(dtype=Site)})
 """)
+
+
+def test_an_entry_brings_nothing_else_from_file_scope():
+    """find_entry takes a definition with its template line; a template line or a declaration line that carries
+    other code (an extern declaration of the C library's system) is not taken."""
+    body = "(int a)\n{\n    g(a);\n}\n"
+    assert find_entry("template <bool c>\nstatic void f" + body, "f").startswith("template <bool c>\n")
+    smuggled = find_entry('struct s; extern "C" int system(const char*); template <bool c>\nstatic void f' + body, "f")
+    assert smuggled == "static void f" + body.rstrip("\n")
+    assert find_entry('extern "C" int system(const char*); static void f' + body, "f") is None
+    assert find_entry('extern "C" __global__ void f' + body, "f") == 'extern "C" __global__ void f' + body.rstrip("\n")
 
 
 def test_comments_and_strings_are_not_code():

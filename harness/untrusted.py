@@ -23,10 +23,11 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
 * **Generated C++ and CUDA** (``py2cpp``, ``py2cuda``): the judge keeps only the completion's entry functions
   (:func:`harness.predictions.find_entry`: a declaration line of specifiers, an optional ``template <...>``
   line, the body), so nothing else at file scope reaches the build. Inside them: no inline assembly (``asm``:
-  system calls from host code), no preprocessor directive (``#include`` of a system header, or of any file,
-  whose text the compiler's message would show; the ``%:`` digraph; ``_Pragma``), no ``extern`` but a CUDA
-  entry's own ``extern "C" __global__``; and nothing that would make this check read the text differently
-  from the compiler: no line splice or universal character name (a backslash outside a literal), trigraph, raw
+  system calls from host code), no ``#`` outside a literal (a preprocessor directive: ``#include`` of a
+  system header, or of any file, whose text the compiler's message would show), no ``_Pragma``, no ``extern``
+  but a CUDA entry's own ``extern "C" __global__``; and nothing that would make this check read the text
+  differently from the compiler: no digraph (``%:``, ``<%``...), line splice or universal character name (a
+  backslash outside a literal), trigraph, control character (a lone carriage return starts a line), raw
   string, or "character literal" longer than a character.
 
 These rules accept Warp's own code of every committed record (tests check the benchmark splits). They were
@@ -312,11 +313,16 @@ def check_python(source: str) -> None:
     checker.check()
 
 
-_CPP_DENIED = re.compile(r"^[ \t]*(#|%:)|\b(asm|__asm|__asm__)\b|\b_Pragma\b|\?\?[=/'()!<>-]|\\"
-                         r"|\bextern\b(?!\s+__global__)", re.M)
-_CPP_WHAT = {"asm": "inline assembly", "#": "a preprocessor directive", "%:": "a preprocessor directive",
-             "_Pragma": "a preprocessor directive", "\\": "a backslash outside a literal (a line splice or a "
-             "universal character name)", "extern": "an extern declaration (only extern \"C\" __global__)"}
+_CPP_DENIED = re.compile(r"#|%:|<%|%>|<:|:>|\b(asm|__asm|__asm__)\b|\b_Pragma\b|\?\?[=/'()!<>-]|\\"
+                         r"|\bextern\b(?!\s+__global__)")
+_CPP_WHAT = {"asm": "inline assembly", "__asm": "inline assembly", "__asm__": "inline assembly", "#": "a preprocessor directive",
+             "%:": "a preprocessor directive", "_Pragma": "a preprocessor directive",
+             "<%": "a digraph", "%>": "a digraph", "<:": "a digraph", ":>": "a digraph",
+             "\\": "a backslash outside a literal (a line splice or a universal character name)",
+             "extern": "an extern declaration (only extern \"C\" __global__)"}
+#: control characters other than tab and newline (a lone carriage return or a form feed starts a line for the
+#: compiler but not for a line-based reading); a carriage return before a newline is fine
+_CPP_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
 
 
 def check_cpp(text: str) -> None:
@@ -332,11 +338,14 @@ def check_cpp(text: str) -> None:
         if body.startswith("'") and len(body) > 12:
             raise UntrustedCode(f"line {text.count(chr(10), 0, literal.start()) + 1}: {body[:20]!r}... is not a "
                                 f"character literal")
+    control = _CPP_CONTROL.search(text)
+    if control:
+        raise UntrustedCode(f"line {text.count(chr(10), 0, control.start()) + 1}: control character "
+                            f"{control.group(0)!r} in the completion's code")
     blanked = blank_literals(text)
     match = _CPP_DENIED.search(blanked)
     if match:
         line = blanked.count("\n", 0, match.start()) + 1
-        what = match.group(0).strip()
-        kind = next((v for k, v in _CPP_WHAT.items() if what.startswith(k) or (k == "asm" and "asm" in what)),
-                    "a trigraph")
+        what = match.group(0)
+        kind = _CPP_WHAT.get(what, "a trigraph" if what.startswith("??") else "an extern declaration")
         raise UntrustedCode(f"line {line}: {kind} ({what!r}) in the completion's code")

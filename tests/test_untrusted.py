@@ -92,6 +92,10 @@ REFUSED_CPP = {
     "line splice": ('void f() {\n    as\\\nm volatile("");\n}', "a backslash outside a literal"),
     "universal character name": ('void f() { \\u0061sm volatile(""); }', "a backslash outside a literal"),
     "trigraph": ("void f() {\n??=include <stdlib.h>\n}", "a trigraph"),
+    "directive after a comment": ('void f() {\n/* */ #include "/etc/hostname"\n}', "a preprocessor directive"),
+    "lone carriage return": ('void f() { g(); \r#include "/etc/hostname"\n}', "control character '\\r'"),
+    "form feed": ('void f() {\n\f#include "/etc/hostname"\n}', "control character '\\x0c'"),
+    "brace digraph": ("void f() { g(); %> int x; <% }", "a digraph ('%>')"),
 }
 
 

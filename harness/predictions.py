@@ -148,10 +148,12 @@ def entry_name(kernel_name: str, device: str, kind: str = "forward") -> str:
     return f"{kernel_name}_{device}_kernel_{kind}"
 
 
-#: comments and literals of C++/CUDA text: raw strings (``R"x(...)x"``, which may hold quotes and comment
-#: markers) first, then comments, strings and character literals
-CPP_LITERALS = re.compile(r'(?:u8|[uUL])?R"(?P<delim>[^()\\\s"]{0,16})\(.*?\)(?P=delim)"|//[^\n]*|/\*.*?\*/'
-                   r'|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+#: comments and literals of C++/CUDA text, read as the compiler reads them: numbers (which may hold digit
+#: separators, ``1'000``, that are no character literal), raw strings (``R"x(...)x"``, which may hold quotes and
+#: comment markers), comments, strings and character literals
+CPP_LITERALS = re.compile(r"(?P<number>(?<![\w.])\.?\d(?:[eEpP][+-]|'\w|[\w.])*)"
+                          r'|(?:u8|[uUL])?R"(?P<delim>[^()\\\s"]{0,16})\(.*?\)(?P=delim)"|//[^\n]*|/\*.*?\*/'
+                          r'|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
 #: what may stand before an entry's name on its line (``static void``, ``extern "C" __global__ void``) and the
 #: ``template <...>`` line that may precede it: specifiers, never a declaration of something else
 _ENTRY_PREFIX = re.compile(r'[\w\s<>:,*&]*')

@@ -15,26 +15,36 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
     builtins that reach code, files or introspection (``eval``, ``open``, ``getattr``...);
   - an attribute chain on an imported module passes through no other module (``wp.config``, ``wp.context``,
     ``typing.sys``; ``wp.types`` is allowed) and names none of Warp's process-wide API
-    (``wp.set_module_options``, ``wp.launch``...);
-  - where Python runs the code, a call goes to a function the completion defines at top level without a
-    decorator, a plain builtin (``int``, ``range``...) or ``wp.*`` without allocating, never to a method of a
-    value (``x.numpy().tofile(...)``);
-  - an annotation holds no string (Warp would ``eval`` one) and no arithmetic.
+    (``wp.set_module_options``, ``wp.func_native``...); a module is used only as the root of a chain;
+  - a name the rules trust (an import, ``int``/``float``/``range``..., a top-level class or plain function) is
+    never bound again;
+  - decorators are Warp's own, with no keyword but ``enable_backward`` (``module_options`` would carry a C++
+    preamble);
+  - where Python runs the code, a call goes to a plain top-level function of the completion, a plain builtin,
+    an array or value type (``wp.array(dtype=...)``, ``wp.vec3(...)``) or one of a few ``wp.*``
+    (``constant``, ``overload``, the decorators): an allow-list, since Warp's API has other ways to native code
+    and files (``wp.Function(native_snippet=...)``, ``wp.ModuleBuildOptions``, ``wp.capture_load``); never a
+    method of a value (``x.numpy().tofile(...)``);
+  - an annotation is a type: the completion's structs, ``typing`` names, plain types, chains on imported
+    modules, array types; no string (Warp would ``eval`` one), no call, no arithmetic.
 * **Generated C++ and CUDA** (``py2cpp``, ``py2cuda``): the judge keeps only the completion's entry functions
   (:func:`harness.predictions.find_entry`: a declaration line of specifiers, an optional ``template <...>``
-  line, the body), so nothing else at file scope reaches the build. Inside them: no inline assembly (``asm``:
-  system calls from host code), no ``#`` outside a literal (a preprocessor directive: ``#include`` of a
-  system header, or of any file, whose text the compiler's message would show), no ``_Pragma``, no ``extern``
-  but a CUDA entry's own ``extern "C" __global__``; and nothing that would make this check read the text
-  differently from the compiler: no digraph (``%:``, ``<%``...), line splice or universal character name (a
-  backslash outside a literal), trigraph, control character (a lone carriage return starts a line), raw
-  string, or "character literal" longer than a character.
+  line, the body), so nothing else at file scope reaches the build. Inside them, none of: inline assembly
+  (``asm``: system calls from host code); attributes (``__attribute__((weakref("system")))``, ``[[...]]``,
+  ``__declspec``: aliases, sections, constructors); ``#`` outside a literal (a directive: an ``#include`` of a
+  system header, or of any file, whose text the compiler's message would show); ``_Pragma``; ``extern`` but a
+  CUDA entry's own ``extern "C" __global__``. And nothing that would make this check read the text differently
+  from the compiler: digraphs (``%:``, ``<%``...), line splices and universal character names (a backslash
+  outside a literal), trigraphs, control characters (a lone carriage return starts a line), raw strings, digit
+  separators, "character literals" longer than a character.
 
-These rules accept Warp's own code of every committed record (tests check the benchmark splits). They were
-tried against a red team's attempts (annotations that evaluate strings, a rebound ``wp``, decorators, smuggled
-file-scope declarations, raw strings that desynchronise a lexer; each is a test); they filter the routes out
-that a model can write in plain Python and C++, and are not a sandbox against an adversary who forges function
-pointers into the C library: for that, run ``wkf-eval`` in a container.
+These rules accept Warp's own code of every committed record (tests check the benchmark splits). Two red-team
+rounds against the judge's own execution paths found 14 ways past earlier versions (annotations that evaluate
+strings, a rebound ``wp`` or class name, decorators and their ``module_options``, ``wp.Function`` with a native
+snippet, file-scope declarations smuggled onto the template line, raw strings and digit separators that
+desynchronised the lexer, a form feed before ``#include``); each is now a test. The checks filter the routes
+out that a model can write in plain Python and C++; they are not a sandbox against an adversary who forges
+function pointers into the C library or finds a flaw in Warp: for that, run ``wkf-eval`` in a container.
 """
 
 from __future__ import annotations
@@ -69,10 +79,13 @@ DENIED_WARP = frozenset({
     "from_ptr", "from_ipc_handle", "from_numpy", "from_torch", "from_jax", "from_paddle", "from_dlpack", "to_torch",
     "to_jax", "to_paddle", "to_dlpack", "func_native",
 })
-#: ``wp.*`` that allocates or copies device memory: named in kernels and annotations, never called where Python
-#: runs (``wp.zeros(10**9)``, ``wp.array(...).numpy().tofile(...)``)
-ALLOCATING_WARP = frozenset({"empty", "zeros", "ones", "full", "array", "clone", "copy", "empty_like", "zeros_like",
-                             "ones_like", "full_like", "Mesh", "Volume", "Bvh", "HashGrid", "MarchingCubes"})
+#: the ``wp.*`` that code Python runs may call, besides array types and value types (``wp.vec3(...)``,
+#: ``wp.float32(...)``): an allow-list, since Warp's API has many ways to native code or files
+#: (``wp.Function(native_snippet=...)``, ``wp.ModuleBuildOptions(extra_cpu_preamble=...)``, ``wp.capture_load``)
+PYTHON_RUN_WARP = frozenset({"constant", "overload", "kernel", "func", "func_grad", "func_replay", "struct"})
+#: keywords of a Warp decorator (``module=`` and ``module_options=`` would carry build options, e.g. a C++
+#: preamble of the completion's own)
+DECORATOR_KEYWORDS = frozenset({"enable_backward"})
 #: ``wp.*`` calls that are array *types* when given only ``dtype``/``ndim``: ``a: wp.array(dtype=float)``,
 #: ``wp.overload(k, {"a": wp.array(dtype=wp.vec3)})``
 ARRAY_TYPES = frozenset({"array", "array1d", "array2d", "array3d", "array4d", "indexedarray", "fabricarray",
@@ -105,6 +118,21 @@ def _attribute_problem(module: str, path: tuple[str, ...]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=None)
+def _warp_value_type(path: tuple[str, ...]) -> bool:
+    """Whether ``wp.<path>`` is a scalar, vector, matrix, quaternion or transform type (a harmless constructor)."""
+    import warp
+    import warp.types as T
+
+    obj = warp
+    for part in path:
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return isinstance(obj, type) and any(test(obj) for test in (
+        T.type_is_scalar, T.type_is_vector, T.type_is_matrix, T.type_is_quaternion, T.type_is_transformation))
+
+
 def _chain(node: ast.expr) -> tuple[str, ...] | None:
     """``a.b.c`` -> ("a", "b", "c"); None for anything that is not a plain dotted name."""
     parts = []
@@ -127,6 +155,11 @@ class _Checker:
         self.warp_names: set[str] = set()      # what ``import warp [as X]`` bound
         self.modules: dict[str, str] = {}      # local name -> imported module
         self.imported: set[str] = set()        # every name an import binds
+        # names the rules trust by name, bound once by their definition and never again
+        # (Warp functions may be defined again: that is how overloads are written)
+        self.protected = TYPE_BUILTINS | PLAIN_BUILTINS | {s.name for s in self.tree.body if isinstance(
+            s, ast.ClassDef) or (isinstance(s, ast.FunctionDef) and not s.decorator_list)}
+        self.defined_once: set[str] = set()
         self.parent = {child: node for node in ast.walk(self.tree) for child in ast.iter_child_nodes(node)}
         # names an annotation may use: the completion's structs, ``from typing import ...``, plain types
         self.type_names = {s.name for s in self.tree.body if isinstance(s, ast.ClassDef)} | TYPE_BUILTINS
@@ -173,8 +206,9 @@ class _Checker:
                 self.fail(node, f"name {node.id!r}")
             if node.id in DENIED_NAMES:
                 self.fail(node, f"builtin {node.id!r} (code execution, files or introspection)")
-            if node.id in self.imported and not isinstance(node.ctx, ast.Load):
-                self.fail(node, f"{node.id!r} is imported and may not be bound again")
+            if (node.id in self.imported or node.id in self.protected) and not isinstance(node.ctx, ast.Load):
+                self.fail(node, f"{node.id!r} may not be bound again (an import, a builtin, or a top-level "
+                                f"class or function)")
             parent = self.parent.get(node)
             if node.id in self.modules and not (isinstance(parent, ast.Attribute) and parent.value is node):
                 self.fail(node, f"module {node.id!r} used as a value (only as {node.id}.<name>)")
@@ -186,11 +220,16 @@ class _Checker:
                 self.fail(node, why)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             self.fail(node, "global/nonlocal declarations")
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in self.imported:
-            self.fail(node, f"{node.name!r} is imported and may not be bound again")
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and (
+                node.name in self.imported or (node.name in self.protected and node.name in self.defined_once)):
+            self.fail(node, f"{node.name!r} may not be bound again (an import, a builtin, or a top-level class "
+                            f"or function)")
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in self.protected:
+            self.defined_once.add(node.name)
         elif isinstance(node, ast.arg):
-            if node.arg in self.imported:
-                self.fail(node, f"{node.arg!r} is imported and may not be bound again")
+            if node.arg in self.imported or node.arg in self.protected:
+                self.fail(node, f"{node.arg!r} may not be bound again (an import, a builtin, or a top-level "
+                                f"class or function)")
             if node.annotation is not None:
                 self.type_expression(node.annotation)
         elif isinstance(node, ast.FunctionDef) and node.returns is not None:
@@ -232,6 +271,10 @@ class _Checker:
                     if not _is_warp_decorator(d, self.warp_names):
                         self.fail(d, f"decorator {ast.unparse(d)[:60]!r} (only "
                                      f"{', '.join('wp.' + k for k in sorted(WARP_DECORATORS))})")
+                    for k in d.keywords if isinstance(d, ast.Call) else ():
+                        if k.arg not in DECORATOR_KEYWORDS:
+                            self.fail(d, f"decorator keyword {k.arg}= (only "
+                                         f"{', '.join(sorted(DECORATOR_KEYWORDS))})")
             if isinstance(stmt, ast.FunctionDef):
                 for part in stmt.decorator_list + stmt.args.defaults + [d for d in stmt.args.kw_defaults if d]:
                     self.executed(part)
@@ -285,10 +328,13 @@ class _Checker:
                                     f"functions, plain builtins and wp.*)")
             elif chain[0] not in self.warp_names:
                 self.fail(node, f"method call {'.'.join(chain)}(...) where Python runs it")
-            elif chain[-1] in ALLOCATING_WARP and not (chain[-1] in ARRAY_TYPES and not node.args and all(
-                    k.arg in ("dtype", "ndim") for k in node.keywords)):
-                self.fail(node, f"{'.'.join(chain)}(...) where Python runs it (allocates memory; as an array type "
-                                f"it takes only dtype= and ndim=)")
+            elif chain[-1] in ARRAY_TYPES:
+                if node.args or any(k.arg not in ("dtype", "ndim") for k in node.keywords):
+                    self.fail(node, f"{'.'.join(chain)}(...) where Python runs it (allocates memory; as an array "
+                                    f"type it takes only dtype= and ndim=)")
+            elif not (len(chain) == 2 and chain[1] in PYTHON_RUN_WARP) and not _warp_value_type(chain[1:]):
+                self.fail(node, f"{'.'.join(chain)}(...) where Python runs it (there, only wp."
+                                f"{', wp.'.join(sorted(PYTHON_RUN_WARP))}, array types and value types)")
 
     # bodies Warp compiles: only wp.static(...) runs in Python
     def compiled_block(self, body: list[ast.stmt]) -> None:
@@ -314,12 +360,14 @@ def check_python(source: str) -> None:
 
 
 _CPP_DENIED = re.compile(r"#|%:|<%|%>|<:|:>|\b(asm|__asm|__asm__)\b|\b_Pragma\b|\?\?[=/'()!<>-]|\\"
-                         r"|\bextern\b(?!\s+__global__)")
+                         r"|\bextern\b(?!\s+__global__)|\b(__attribute__|__attribute|__declspec)\b|\[\[")
 _CPP_WHAT = {"asm": "inline assembly", "__asm": "inline assembly", "__asm__": "inline assembly", "#": "a preprocessor directive",
              "%:": "a preprocessor directive", "_Pragma": "a preprocessor directive",
              "<%": "a digraph", "%>": "a digraph", "<:": "a digraph", ":>": "a digraph",
              "\\": "a backslash outside a literal (a line splice or a universal character name)",
-             "extern": "an extern declaration (only extern \"C\" __global__)"}
+             "extern": "an extern declaration (only extern \"C\" __global__)",
+             "__attribute__": "an attribute", "__attribute": "an attribute", "__declspec": "an attribute",
+             "[[": "an attribute"}
 #: control characters other than tab and newline (a lone carriage return or a form feed starts a line for the
 #: compiler but not for a line-based reading); a carriage return before a newline is fine
 _CPP_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
@@ -332,6 +380,9 @@ def check_cpp(text: str) -> None:
     the compiler)."""
     for literal in CPP_LITERALS.finditer(text):
         body = literal.group(0)
+        if literal.group("number") is not None and "'" in body:
+            raise UntrustedCode(f"line {text.count(chr(10), 0, literal.start()) + 1}: a digit separator in "
+                                f"{body!r}")
         if literal.group("delim") is not None:
             raise UntrustedCode(f"line {text.count(chr(10), 0, literal.start()) + 1}: a raw string literal in the "
                                 f"completion's code")

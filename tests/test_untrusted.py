@@ -54,13 +54,24 @@ REFUSED_PYTHON = {
     "function result as annotation": (H + "def t():\n    return 1\n\n\n@wp.struct\nclass P:\n    x: t()\n",
                                       "a call in an annotation"),
     "rebinding wp": ("import warp\nimport typing\nwp = typing\n", "module 'typing' used as a value"),
-    "binding an imported name": ("import warp as wp\nwp = 1\n", "'wp' is imported and may not be bound again"),
+    "binding an imported name": ("import warp as wp\nwp = 1\n", "'wp' may not be bound again"),
     "module as an argument": ("import warp\nimport typing\n\n\ndef setup(m):\n    return 1\n\n\n"
                               "N = setup(typing)\n", "module 'typing' used as a value"),
     "module in a comprehension": ("import typing\nN = len([m for m in [typing]])\n", "module 'typing' used as a value"),
     "parameter named like a module": ("import typing\n\n\ndef setup(typing):\n    return 1\n",
-                                      "'typing' is imported"),
+                                      "'typing' may not be bound again"),
     "imported twice": ("import warp as wp\nimport typing as wp\n", "'wp' imported twice"),
+    "class name rebound to a string": (H + "class S:\n    x: int\n\n\nS = 'float'\n", "'S' may not be bound again"),
+    "builtin type rebound": (H + "float = 'int'\n", "'float' may not be bound again"),
+    "factory rebound": (H + "def make():\n    return 1\n\n\nfor make in [1]:\n    pass\n",
+                        "'make' may not be bound again"),
+    "module options": (H + "@wp.kernel(module_options={'fast_math': True})\ndef k(a: wp.array(dtype=float)):\n"
+                       "    pass\n", "decorator keyword module_options="),
+    "native snippet through wp.Function": (H + "def stub(t: int):\n    pass\n\n\nh = wp.Function(func=stub, "
+                                           "key='s', namespace='', native_snippet='')\n", "wp.Function(...) where"),
+    "build options": (H + "o = wp.ModuleBuildOptions(extra_cpu_preamble='#include <x>')\n",
+                      "wp.ModuleBuildOptions(...) where"),
+    "graph from bytes": (H + "g = wp.capture_load_from_bytes(b'', modules={})\n", "wp.capture_load_from_bytes(...)"),
     "plain decorator": (H + "def cmd(f):\n    return 1\n\n\n@cmd\ndef hook():\n    pass\n", "decorator 'cmd'"),
     "calling a Warp function from Python": (H + "@wp.func\ndef f(x: float):\n    return x\n\n\ny = f(1.0)\n",
                                             "call of 'f' where Python runs it"),
@@ -88,13 +99,18 @@ REFUSED_CPP = {
     "raw string hiding code": ('void f() {\n    const char* s = R"x(" /*)x";\n}\nasm("syscall");\n// */',
                                "a raw string literal"),
     "character literal hiding code": ("void f() { int a = 1'0; asm(\"syscall\"); int b = 2'0; }",
-                                      "is not a character literal"),
+                                      "a digit separator"),
+    "digit separator hiding a comment": ('void f() {\n    int x = 1\'1 /*\'; "*/ ; "//" ; } extern "C" int g();\n}',
+                                         "a digit separator in \"1'1\""),
+    "long character literal": ("void f() { char c = 'abcdefghijklmn'; }", "is not a character literal"),
     "line splice": ('void f() {\n    as\\\nm volatile("");\n}', "a backslash outside a literal"),
     "universal character name": ('void f() { \\u0061sm volatile(""); }', "a backslash outside a literal"),
     "trigraph": ("void f() {\n??=include <stdlib.h>\n}", "a trigraph"),
     "directive after a comment": ('void f() {\n/* */ #include "/etc/hostname"\n}', "a preprocessor directive"),
     "lone carriage return": ('void f() { g(); \r#include "/etc/hostname"\n}', "control character '\\r'"),
     "form feed": ('void f() {\n\f#include "/etc/hostname"\n}', "control character '\\x0c'"),
+    "attribute": ('void f() { static int g(const char*) __attribute__((weakref("system"))); }', "an attribute"),
+    "standard attribute": ("void f() { [[gnu::unused]] int x = 0; }", "an attribute ('[['"),
     "brace digraph": ("void f() { g(); %> int x; <% }", "a digraph ('%>')"),
 }
 
@@ -117,7 +133,8 @@ def test_cpp_with_assembly_or_directives_is_refused_naming_the_line(name):
 
 def test_warp_module_constructs_are_accepted():
     """What the families write: closures' factories, generic kernels and their overloads, structs, constants,
-    typing.Any, wp.static of a constant expression, array types in annotations, math; and a kernel's print."""
+    typing.Any, wp.static of a constant expression, array types in annotations, math, a constant made by a value
+    type's constructor, overloads of a Warp function; and a kernel's print."""
     check_python(H.replace("\n\n\n", "\nimport math\nfrom typing import Any\n\n\n") + """SCALE = wp.constant(2.5)
 N = 4
 
@@ -148,6 +165,17 @@ def gen(a: wp.array(dtype=Any), s: wp.array2d(dtype=Site)):
 
 
 wp.overload(gen, {"a": wp.array(dtype=wp.float64), "s": wp.array2d(dtype=Site)})
+AXIS = wp.constant(wp.vec3(0.0, 1.0, 0.0))
+
+
+@wp.func
+def mix(a: float, b: float) -> float:
+    return a + b
+
+
+@wp.func
+def mix(a: int, b: int) -> int:
+    return a * b
 """)
 
 

@@ -8,6 +8,7 @@ so it costs only itself and a few extra compiles.
 from __future__ import annotations
 
 import hashlib
+import io
 import linecache
 import os
 import time
@@ -94,7 +95,10 @@ def define_kernels(specs: list[KernelSpec], module_name: str,
     kernels = {}
     for spec in specs:
         fname = f"<wkf:{spec.kernel_name}>"
-        linecache.cache[fname] = (len(spec.source), None, spec.source.splitlines(True), fname)
+        # lines as Python's compiler counts them (str.splitlines also breaks at U+2028, form feeds...; then the
+        # line numbers Warp looks its source up by would point elsewhere)
+        lines = io.StringIO(spec.source, newline="").readlines()
+        linecache.cache[fname] = (len(spec.source), None, lines, fname)
         _forget_function_names(spec.source)
         namespace = {"__name__": module_name}
         exec(compile(spec.source, fname, "exec", dont_inherit=True), namespace)  # noqa: S102 - generated kernel source

@@ -10,7 +10,11 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
   arguments. Warp compiles the bodies of ``@wp.kernel`` / ``@wp.func`` functions instead of running them (a
   ``@wp.func`` called from Python runs as Python, so Python-run code may not call one). The rules:
 
-  - imports only of ``warp``, ``typing`` and ``math``;
+  - printable ASCII only (Warp reads its source by byte offsets: a non-ASCII character before ``wp.static``
+    moved the text it evaluates into a string literal; and U+2028 broke lines for one reader of the source
+    and not another);
+  - imports only of ``warp`` (as a module: ``wp.static`` is ``wp.static(...)``, never another name),
+    ``typing`` and ``math``;
   - no ``_``-prefixed attribute (``__class__``, ``__globals__``...), no ``__``-prefixed name, none of the
     builtins that reach code, files or introspection (``eval``, ``open``, ``getattr``...);
   - an attribute chain on an imported module passes through no other module (``wp.config``, ``wp.context``,
@@ -38,13 +42,15 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
   outside a literal), trigraphs, control characters (a lone carriage return starts a line), raw strings, digit
   separators, "character literals" longer than a character.
 
-These rules accept Warp's own code of every committed record (tests check the benchmark splits). Two red-team
-rounds against the judge's own execution paths found 14 ways past earlier versions (annotations that evaluate
-strings, a rebound ``wp`` or class name, decorators and their ``module_options``, ``wp.Function`` with a native
-snippet, file-scope declarations smuggled onto the template line, raw strings and digit separators that
-desynchronised the lexer, a form feed before ``#include``); each is now a test. The checks filter the routes
-out that a model can write in plain Python and C++; they are not a sandbox against an adversary who forges
-function pointers into the C library or finds a flaw in Warp: for that, run ``wkf-eval`` in a container.
+These rules accept Warp's own code of every committed record (tests check the benchmark splits). Three
+red-team rounds against the judge's own execution paths found 18 ways past earlier versions (annotations that
+evaluate strings, a rebound ``wp`` or class name, decorators and their ``module_options``, ``wp.Function`` with
+a native snippet, ``wp.static`` under another name, non-ASCII text that shifted Warp's byte-offset reading of a
+``wp.static`` argument into a string literal, a U+2028 that moved the line numbers Warp looks source up by,
+file-scope declarations smuggled onto the template line, raw strings and digit separators that desynchronised
+the lexer, a form feed before ``#include``); each is now a test. The checks filter the routes out that a model
+can write in plain Python and C++; they are not a sandbox against an adversary who forges function pointers
+into the C library or finds a flaw in Warp: for that, run ``wkf-eval`` in a container.
 """
 
 from __future__ import annotations
@@ -197,8 +203,8 @@ class _Checker:
                 self.warp_names |= {a.asname or a.name for a in node.names if a.name == "warp"}
             else:
                 for a in node.names:
-                    if a.name == "*" or _attribute_problem(node.module, (a.name,)):
-                        self.fail(node, f"from {node.module} import {a.name}")
+                    if a.name == "*" or node.module == "warp" or _attribute_problem(node.module, (a.name,)):
+                        self.fail(node, f"from {node.module} import {a.name} (Warp is used as wp.<name>)")
                     if node.module == "typing":
                         self.type_names.add(a.asname or a.name)
         elif isinstance(node, ast.Name):
@@ -215,6 +221,12 @@ class _Checker:
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_"):
                 self.fail(node, f"attribute {node.attr!r}")
+            if node.attr == "static" and isinstance(node.value, ast.Name) and node.value.id in self.warp_names:
+                parent = self.parent.get(node)
+                if not (isinstance(parent, ast.Call) and parent.func is node):
+                    self.fail(node, "wp.static other than called as wp.static(...)")
+                if parent.keywords or len(parent.args) != 1:
+                    self.fail(node, "wp.static(...) takes one expression")
             chain = _chain(node)
             if chain and chain[0] in self.modules and (why := _attribute_problem(self.modules[chain[0]], chain[1:])):
                 self.fail(node, why)
@@ -350,8 +362,19 @@ class _Checker:
                     self.fail(node, f"function {node.name} defined inside a Warp function")
 
 
+#: what Python source may hold besides printable ASCII: tab, newline, a carriage return before a newline. Warp
+#: slices its source lines by the AST's byte offsets (a non-ASCII character before ``wp.static(...)`` moves the
+#: slice onto other text), and U+2028, form feeds and the like break lines for some readers and not others.
+_PY_CHARACTERS = re.compile(r"[^\x20-\x7e\t\n\r]|\r(?!\n)")
+
+
 def check_python(source: str) -> None:
     """Raise :class:`UntrustedCode` unless ``source`` keeps to a Warp module's vocabulary (see the module doc)."""
+    odd = _PY_CHARACTERS.search(source)
+    if odd:
+        line = source.count("\n", 0, odd.start()) + 1
+        raise UntrustedCode(f"line {line}: character U+{ord(odd.group(0)[0]):04X} (a completion is printable "
+                            f"ASCII: Warp reads its source by byte offsets)")
     try:
         checker = _Checker(source)
     except SyntaxError as exc:

@@ -211,7 +211,7 @@ def _replace_entries(source: str, completion: str, mangled: str, device: str) ->
     backward = find_entry(completion, entry_name(mangled, device, "backward"))
     try:                                 # only these entries of the completion reach the build
         for entry in (forward, backward or ""):
-            check_cpp(entry)
+            check_cpp(entry, cuda=device == "cuda")
     except UntrustedCode as exc:
         return Verdict("invalid", f"refused before compiling: {exc}")
     out = _swap(source, own.forward, forward, fwd_name)

@@ -41,7 +41,7 @@ REFUSED_PYTHON = {
     "array with data": (H + "x = wp.array([1.0, 2.0])\n", "wp.array(...) where Python runs it"),
     "method of a value": (H + "v = wp.vec3(1.0, 2.0, 3.0)\nv.tofile('x')\n", "method call v.tofile"),
     "wp.static reaching out": (H + KERNEL.format("wp.static(len(__builtins__))"), "name '__builtins__'"),
-    "wp.static method call": (H + KERNEL.format("wp.static(wp.vec3(0.0).sum())"), "a call of a computed value"),
+    "wp.static method call": (H + KERNEL.format("wp.static(wp.vec3(0.0).sum())"), "holding a call"),
     "string annotation": (H + "@wp.kernel\ndef k(a: \"__import__('os')\"):\n    pass\n", "a string in an annotation"),
     "f-string annotation": (H + "@wp.kernel\ndef k(a: f\"{1}\"):\n    pass\n", "a string in an annotation"),
     "string sum annotation": (H + "def f(a: wp.array(dtype=('__imp' + 'ort__'))):\n    pass\n",
@@ -78,6 +78,13 @@ REFUSED_PYTHON = {
     "static imported by name": ("import warp as wp\nfrom warp import static\n", "from warp import static"),
     "static bound to a name": (H + "S = wp.static\n", "wp.static other than called"),
     "static with a keyword": (H + KERNEL.format("wp.static(x=1.0)"), "wp.static(...) takes one expression"),
+    "wp.kernel called with compiler flags": (H + "def f(a: wp.array(dtype=float)):\n    a[0] = 1.0\n\n\n"
+                                             "k = wp.kernel(f, module='unique', module_options={'cpu_compiler_flags':"
+                                             " '-include /etc/hostname'})\n", "wp.kernel(...) where Python runs it"),
+    "wp.static holding a call": (H + KERNEL.format("wp.static(len((len('a'), 0)))"), "holding a call"),
+    "wp.static over two lines": (H + KERNEL.format("wp.static(1.0 +\n        2.0)"), "more than one line"),
+    "decorator argument": (H + "@wp.kernel(enable_backward=open('x'))\ndef k(a: wp.array(dtype=float)):\n"
+                           "    pass\n", "builtin 'open'"),
     "plain decorator": (H + "def cmd(f):\n    return 1\n\n\n@cmd\ndef hook():\n    pass\n", "decorator 'cmd'"),
     "calling a Warp function from Python": (H + "@wp.func\ndef f(x: float):\n    return x\n\n\ny = f(1.0)\n",
                                             "call of 'f' where Python runs it"),
@@ -115,6 +122,8 @@ REFUSED_CPP = {
     "directive after a comment": ('void f() {\n/* */ #include "/etc/hostname"\n}', "a preprocessor directive"),
     "lone carriage return": ('void f() { g(); \r#include "/etc/hostname"\n}', "control character '\\r'"),
     "form feed": ('void f() {\n\f#include "/etc/hostname"\n}', "control character '\\x0c'"),
+    "extern __global__ in a CPU entry": ('void f() { extern /**/ __global__ int g(const char*); }',
+                                         "an extern declaration"),
     "attribute": ('void f() { static int g(const char*) __attribute__((weakref("system"))); }', "an attribute"),
     "standard attribute": ("void f() { [[gnu::unused]] int x = 0; }", "an attribute ('[['"),
     "brace digraph": ("void f() { g(); %> int x; <% }", "a digraph ('%>')"),
@@ -196,6 +205,14 @@ def test_an_entry_brings_nothing_else_from_file_scope():
     assert find_entry('extern "C" __global__ void f' + body, "f") == 'extern "C" __global__ void f' + body.rstrip("\n")
 
 
+def test_a_cuda_entry_may_be_extern_c_global_and_nothing_more():
+    check_cpp('extern "C" __global__ void f(int a)\n{\n    g(a);\n}', cuda=True)
+    with pytest.raises(UntrustedCode, match="an extern declaration"):
+        check_cpp('extern "C" __global__ void f(int a)\n{\n    extern "C" __global__ void h();\n}', cuda=True)
+    with pytest.raises(UntrustedCode, match="an extern declaration"):
+        check_cpp('extern "C" __global__ void f(int a)\n{\n    g(a);\n}')
+
+
 def test_comments_and_strings_are_not_code():
     check_cpp('void f() {\n    // #include <x> and asm\n    /* #define\n asm */ const char* s = "#asm";\n'
               "    char c = '#';\n}\n")
@@ -213,7 +230,7 @@ def test_warp_code_of_the_committed_benchmark_splits_is_accepted(dataset):
         try:
             check_python(r["python_source"])
             for entry in (r["ir"]["forward"], r["ir"].get("backward") or ""):
-                check_cpp(entry)
+                check_cpp(entry, cuda=dataset == "cuda_code")
         except UntrustedCode as exc:
             refused.append((r["id"], r["family"], str(exc)))
     assert not refused, refused[:5]

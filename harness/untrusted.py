@@ -14,19 +14,21 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
     moved the text it evaluates into a string literal; and U+2028 broke lines for one reader of the source
     and not another);
   - imports only of ``warp`` (as a module: ``wp.static`` is ``wp.static(...)``, never another name),
-    ``typing`` and ``math``;
+    ``typing`` (its annotation names: ``Any``, ``Tuple``...) and ``math``;
   - no ``_``-prefixed attribute (``__class__``, ``__globals__``...), no ``__``-prefixed name, none of the
     builtins that reach code, files or introspection (``eval``, ``open``, ``getattr``...);
   - an attribute chain on an imported module passes through no other module (``wp.config``, ``wp.context``,
     ``typing.sys``; ``wp.types`` is allowed) and names none of Warp's process-wide API
     (``wp.set_module_options``, ``wp.func_native``...); a module is used only as the root of a chain;
   - a name the rules trust (an import, ``int``/``float``/``range``..., a top-level class or plain function) is
-    never bound again;
+    never bound again, and no function or class is named like a builtin;
   - decorators are Warp's own, with no keyword but ``enable_backward`` (``module_options`` would carry a C++
     preamble or compiler flags), and Warp's decorators are used only as decorators;
   - ``wp.static(...)`` holds one line and no call (Warp re-reads its text from the source line);
   - where Python runs the code, a call goes to a plain top-level function of the completion, a plain builtin,
-    an array or value type (``wp.array(dtype=...)``, ``wp.vec3(...)``), ``wp.constant`` or ``wp.overload``:
+    an array or value type (``wp.array(dtype=...)``, ``wp.vec3(...)``), ``wp.constant`` or ``wp.overload``
+    (builtins without keywords: ``sorted(..., key=f)`` would call ``f``, and a ``@wp.func`` called from Python
+    runs its body as Python):
     an allow-list, since Warp's API has other ways to native code
     and files (``wp.Function(native_snippet=...)``, ``wp.ModuleBuildOptions``, ``wp.capture_load``); never a
     method of a value (``x.numpy().tofile(...)``);
@@ -43,9 +45,10 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
   names (a backslash outside a literal), trigraphs, control characters (a lone carriage return starts a line),
   raw strings, digit separators, "character literals" longer than a character.
 
-These rules accept Warp's own code of every committed record (tests check the benchmark splits). Four
-red-team rounds against the judge's own execution paths found 19 ways past earlier versions (annotations that
-evaluate strings, a rebound ``wp`` or class name, decorators and their ``module_options``, ``wp.kernel`` called
+These rules accept Warp's own code of every committed record (tests check the benchmark splits). Five
+red-team rounds against the judge's own execution paths found 21 ways past earlier versions (annotations that
+evaluate strings, a rebound ``wp`` or class name, a ``@wp.func`` run as Python through ``sorted(key=)`` or a
+builtin's name, decorators and their ``module_options``, ``wp.kernel`` called
 as a function with compiler flags, ``wp.Function`` with
 a native snippet, ``wp.static`` under another name, non-ASCII text that shifted Warp's byte-offset reading of a
 ``wp.static`` argument into a string literal, a U+2028 that moved the line numbers Warp looks source up by,
@@ -64,6 +67,9 @@ from functools import lru_cache
 from .predictions import CPP_LITERALS, blank_literals
 
 ALLOWED_IMPORTS = frozenset({"warp", "typing", "math"})
+#: what a completion may take from ``typing``: names for annotations (``get_type_hints``, ``NamedTuple``,
+#: ``ForwardRef`` and the like evaluate strings)
+TYPING_NAMES = frozenset({"Any", "Tuple", "Union", "Optional", "List", "Dict", "Callable", "Sequence"})
 #: builtins a completion may not name anywhere: code execution, files, introspection, interpreter state
 DENIED_NAMES = frozenset({
     "eval", "exec", "compile", "open", "input", "breakpoint", "help", "exit", "quit", "globals", "locals", "vars",
@@ -116,6 +122,8 @@ def _attribute_problem(module: str, path: tuple[str, ...]) -> str | None:
 
     obj = importlib.import_module(module)
     shown = "wp" if module == "warp" else module
+    if module == "typing" and path and path[0] not in TYPING_NAMES:
+        return f"typing.{path[0]} (a completion takes only {', '.join(sorted(TYPING_NAMES))} from typing)"
     for k, part in enumerate(path):
         if module == "warp" and part in DENIED_WARP:
             return f"wp.{'.'.join(path[:k + 1])} changes global state, touches memory, files or devices, or " \
@@ -201,14 +209,18 @@ class _Checker:
                 bound = a.asname or a.name
                 if bound in self.imported:
                     self.fail(node, f"{bound!r} imported twice")
+                if bound in TYPE_BUILTINS | PLAIN_BUILTINS | DENIED_NAMES:
+                    self.fail(node, f"{bound!r} may not be bound again (a builtin)")
                 self.imported.add(bound)
             if isinstance(node, ast.Import):
                 self.modules |= {a.asname or a.name: a.name for a in node.names}
                 self.warp_names |= {a.asname or a.name for a in node.names if a.name == "warp"}
             else:
                 for a in node.names:
-                    if a.name == "*" or node.module == "warp" or _attribute_problem(node.module, (a.name,)):
-                        self.fail(node, f"from {node.module} import {a.name} (Warp is used as wp.<name>)")
+                    if a.name == "*" or node.module == "warp":
+                        self.fail(node, f"from {node.module} import {a.name} (a module is used as module.<name>)")
+                    if why := _attribute_problem(node.module, (a.name,)):
+                        self.fail(node, f"from {node.module} import {a.name}: {why}")
                     if node.module == "typing":
                         self.type_names.add(a.asname or a.name)
         elif isinstance(node, ast.Name):
@@ -236,6 +248,9 @@ class _Checker:
                 self.fail(node, why)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             self.fail(node, "global/nonlocal declarations")
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and (
+                node.name in TYPE_BUILTINS | PLAIN_BUILTINS | DENIED_NAMES):
+            self.fail(node, f"{node.name!r} may not be bound again (a builtin)")
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and (
                 node.name in self.imported or (node.name in self.protected and node.name in self.defined_once)):
             self.fail(node, f"{node.name!r} may not be bound again (an import, a builtin, or a top-level class "
@@ -349,6 +364,9 @@ class _Checker:
                 if chain[0] not in self.plain_functions and chain[0] not in PLAIN_BUILTINS:
                     self.fail(node, f"call of {chain[0]!r} where Python runs it (only the completion's own plain "
                                     f"functions, plain builtins and wp.*)")
+                if chain[0] in PLAIN_BUILTINS and node.keywords:
+                    # sorted(..., key=f) would call f, and a @wp.func called from Python runs its body as Python
+                    self.fail(node, f"{chain[0]}(...) with a keyword where Python runs it")
             elif chain[0] not in self.warp_names:
                 self.fail(node, f"method call {'.'.join(chain)}(...) where Python runs it")
             elif chain[-1] in ARRAY_TYPES:

@@ -45,17 +45,17 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
   names (a backslash outside a literal), trigraphs, control characters (a lone carriage return starts a line),
   raw strings, digit separators, "character literals" longer than a character.
 
-These rules accept Warp's own code of every committed record (tests check the benchmark splits). Five
-red-team rounds against the judge's own execution paths found 21 ways past earlier versions (annotations that
-evaluate strings, a rebound ``wp`` or class name, a ``@wp.func`` run as Python through ``sorted(key=)`` or a
-builtin's name, decorators and their ``module_options``, ``wp.kernel`` called
-as a function with compiler flags, ``wp.Function`` with
-a native snippet, ``wp.static`` under another name, non-ASCII text that shifted Warp's byte-offset reading of a
-``wp.static`` argument into a string literal, a U+2028 that moved the line numbers Warp looks source up by,
-file-scope declarations smuggled onto the template line, raw strings and digit separators that desynchronised
-the lexer, a form feed before ``#include``); each is now a test. The checks filter the routes out that a model
-can write in plain Python and C++; they are not a sandbox against an adversary who forges function pointers
-into the C library or finds a flaw in Warp: for that, run ``wkf-eval`` in a container.
+These rules accept Warp's own code of every committed record (tests check the benchmark splits). Six red-team
+rounds against the judge's own execution paths found 22 ways past earlier versions; each is now a test:
+annotations that evaluate strings; a rebound ``wp`` or class name; a ``@wp.func`` run as Python through
+``sorted(key=)`` or a builtin's name; decorators and their ``module_options``; ``wp.kernel`` called as a function
+with compiler flags; ``wp.Function`` with a native snippet; ``wp.static`` under another name; non-ASCII text that
+shifted Warp's byte-offset reading of a ``wp.static`` argument into a string literal; a U+2028 that moved the
+line numbers Warp looks source up by; file-scope declarations smuggled onto the template line; raw strings,
+digit separators and a line splice ending a ``//`` comment, which desynchronised the lexer; a form feed before
+``#include``. The checks filter the routes out that a model can write in plain Python and C++; they are not a
+sandbox against an adversary who forges function pointers into the C library or finds a flaw in Warp: for
+that, run ``wkf-eval`` in a container.
 """
 
 from __future__ import annotations
@@ -445,6 +445,10 @@ def check_cpp(text: str, cuda: bool = False) -> None:
         if body.startswith("'") and len(body) > 12:
             raise UntrustedCode(f"line {text.count(chr(10), 0, literal.start()) + 1}: {body[:20]!r}... is not a "
                                 f"character literal")
+    splice = re.search(r"(\\|\?\?/)[ \t]*\r?\n", text)
+    if splice:      # the compiler joins the lines before it finds comments: "// \" would swallow the next line
+        raise UntrustedCode(f"line {text.count(chr(10), 0, splice.start()) + 1}: a line splice (a backslash at the "
+                            f"end of a line) in the completion's code")
     control = _CPP_CONTROL.search(text)
     if control:
         raise UntrustedCode(f"line {text.count(chr(10), 0, control.start()) + 1}: control character "

@@ -124,7 +124,9 @@ REFUSED_CPP = {
     "digit separator hiding a comment": ('void f() {\n    int x = 1\'1 /*\'; "*/ ; "//" ; } extern "C" int g();\n}',
                                          "a digit separator in \"1'1\""),
     "long character literal": ("void f() { char c = 'abcdefghijklmn'; }", "is not a character literal"),
-    "line splice": ('void f() {\n    as\\\nm volatile("");\n}', "a backslash outside a literal"),
+    "line splice": ('void f() {\n    as\\\nm volatile("");\n}', "a line splice"),
+    "line splice ending a comment": ('void f() {\n    // \\\n    /*\n    int g(const char*) __asm__("system");\n'
+                                     '    // */\n}', "a line splice"),
     "universal character name": ('void f() { \\u0061sm volatile(""); }', "a backslash outside a literal"),
     "trigraph": ("void f() {\n??=include <stdlib.h>\n}", "a trigraph"),
     "directive after a comment": ('void f() {\n/* */ #include "/etc/hostname"\n}', "a preprocessor directive"),

@@ -214,17 +214,25 @@ def _replace_entries(source: str, completion: str, mangled: str, device: str) ->
             check_cpp(entry, cuda=device == "cuda")
     except UntrustedCode as exc:
         return Verdict("invalid", f"refused before compiling: {exc}")
-    out = _swap(source, own.forward, forward, fwd_name)
+    swaps = [(own.forward, forward, fwd_name)]
     if backward is not None and own.backward is not None:
-        out = _swap(out, own.backward, backward, entry_name(mangled, device, "backward"))
-    return out
+        swaps.append((own.backward, backward, entry_name(mangled, device, "backward")))
+    return _swap(source, swaps)
 
 
-def _swap(source: str, own: str, new: str, name: str) -> str:
-    own_def = find_entry(own, name) or own
-    if source.count(own_def) != 1:
-        raise JudgeError(f"{name}: Warp's own definition is not found exactly once in the regenerated module")
-    return source.replace(own_def, new, 1)
+def _swap(source: str, swaps: list[tuple[str, str, str]]) -> str:
+    """``source`` with each (Warp's own entry, the completion's, name) replaced, located in the module Warp
+    generated before any replacement: what a completion's text holds cannot move another replacement."""
+    spans = []
+    for own, new, name in swaps:
+        own_def = find_entry(own, name) or own
+        if source.count(own_def) != 1:
+            raise JudgeError(f"{name}: Warp's own definition is not found exactly once in the regenerated module")
+        start = source.index(own_def)
+        spans.append((start, start + len(own_def), new))
+    for start, end, new in sorted(spans, reverse=True):
+        source = source[:start] + new + source[end:]
+    return source
 
 
 def judge_code(record: dict, task: str, completion: str, gpu: bool, cuda_arch: int = 90) -> Verdict:

@@ -148,12 +148,14 @@ def entry_name(kernel_name: str, device: str, kind: str = "forward") -> str:
     return f"{kernel_name}_{device}_kernel_{kind}"
 
 
-#: comments and literals of C++/CUDA text, read as the compiler reads them: numbers (which may hold digit
-#: separators, ``1'000``, that are no character literal), raw strings (``R"x(...)x"``, which may hold quotes and
-#: comment markers), comments, strings and character literals
-CPP_LITERALS = re.compile(r"(?P<number>(?<![\w.])\.?\d(?:[eEpP][+-]|'\w|[\w.])*)"
-                          r'|(?:u8|[uUL])?R"(?P<delim>[^()\\\s"]{0,16})\(.*?\)(?P=delim)"|//[^\n]*|/\*.*?\*/'
-                          r'|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+#: tokens of C++/CUDA text that may hide others, read as the compiler reads them: raw strings (``R"x(...)x"``,
+#: which may hold quotes and comment markers; with their prefix), identifiers (so that a number never starts
+#: inside one and always starts after one: ``sizeof.1'1`` is a number), numbers (which may hold digit
+#: separators, ``1'000``, that are no character literal), comments, strings and character literals
+CPP_LITERALS = re.compile(r'(?:u8|[uUL])?R"(?P<delim>[^()\\\s"]{0,16})\(.*?\)(?P=delim)"'
+                          r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*)"
+                          r"|(?P<number>\.?[0-9](?:[eEpP][+-]|'[A-Za-z0-9_]|[A-Za-z0-9_.])*)"
+                          r'|//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
 #: what may stand before an entry's name on its line (``static void``, ``extern "C" __global__ void``) and the
 #: ``template <...>`` line that may precede it: specifiers, never a declaration of something else
 _ENTRY_PREFIX = re.compile(r'[\w\s<>:,*&]*')
@@ -162,7 +164,7 @@ _TEMPLATE_LINE = re.compile(r'\s*template\s*<[^;{}()"\'#]*>\s*')
 
 def blank_literals(text: str) -> str:
     """``text`` with its comments and string/character literals replaced by spaces (newlines kept)."""
-    return CPP_LITERALS.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    return CPP_LITERALS.sub(lambda m: m.group(0) if m.group("ident") else re.sub(r"[^\n]", " ", m.group(0)), text)
 
 
 def find_entry(text: str, name: str) -> str | None:

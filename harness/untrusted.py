@@ -43,19 +43,19 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
   CUDA entry's own ``extern "C" __global__`` on its declaration. And nothing that would make this check read
   the text differently from the compiler: digraphs (``%:``, ``<%``...), line splices and universal character
   names (a backslash outside a literal), trigraphs, control characters (a lone carriage return starts a line),
-  raw strings, digit separators, "character literals" longer than a character.
+  raw strings, digit separators, "character literals" longer than a character, non-ASCII text.
 
-These rules accept Warp's own code of every committed record (tests check the benchmark splits). Six red-team
-rounds against the judge's own execution paths found 22 ways past earlier versions; each is now a test:
+These rules accept Warp's own code of every committed record (tests check the benchmark splits). Seven red-team
+rounds against the judge's own execution paths found 23 ways past earlier versions; each is now a test:
 annotations that evaluate strings; a rebound ``wp`` or class name; a ``@wp.func`` run as Python through
 ``sorted(key=)`` or a builtin's name; decorators and their ``module_options``; ``wp.kernel`` called as a function
 with compiler flags; ``wp.Function`` with a native snippet; ``wp.static`` under another name; non-ASCII text that
 shifted Warp's byte-offset reading of a ``wp.static`` argument into a string literal; a U+2028 that moved the
 line numbers Warp looks source up by; file-scope declarations smuggled onto the template line; raw strings,
-digit separators and a line splice ending a ``//`` comment, which desynchronised the lexer; a form feed before
-``#include``. The checks filter the routes out that a model can write in plain Python and C++; they are not a
-sandbox against an adversary who forges function pointers into the C library or finds a flaw in Warp: for
-that, run ``wkf-eval`` in a container.
+digit separators, a number right after a keyword (``sizeof.1'1``) and a line splice ending a ``//`` comment,
+which desynchronised the lexer; a form feed before ``#include``. The checks filter the routes out that a model
+can write in plain Python and C++; they are not a sandbox against an adversary who forges function pointers
+into the C library or finds a flaw in Warp: for that, run ``wkf-eval`` in a container.
 """
 
 from __future__ import annotations
@@ -449,6 +449,10 @@ def check_cpp(text: str, cuda: bool = False) -> None:
     if splice:      # the compiler joins the lines before it finds comments: "// \" would swallow the next line
         raise UntrustedCode(f"line {text.count(chr(10), 0, splice.start()) + 1}: a line splice (a backslash at the "
                             f"end of a line) in the completion's code")
+    odd = re.search(r"[^\x00-\x7f]", text)
+    if odd:         # the check's tokens are ASCII; the compiler's identifiers are not
+        raise UntrustedCode(f"line {text.count(chr(10), 0, odd.start()) + 1}: character U+{ord(odd.group(0)):04X} "
+                            f"(a completion's code is ASCII)")
     control = _CPP_CONTROL.search(text)
     if control:
         raise UntrustedCode(f"line {text.count(chr(10), 0, control.start()) + 1}: control character "

@@ -127,6 +127,9 @@ REFUSED_CPP = {
     "line splice": ('void f() {\n    as\\\nm volatile("");\n}', "a line splice"),
     "line splice ending a comment": ('void f() {\n    // \\\n    /*\n    int g(const char*) __asm__("system");\n'
                                      '    // */\n}', "a line splice"),
+    "number after a keyword": ("void f() {\n    int z = sizeof.1'1+' /* ';\n    int g(const char*) __asm__(\"system\");"
+                               "\n    // */\n}", "a digit separator in \".1'1\""),
+    "non-ASCII in code": ("void f() { int \u00b21 = 0; }", "character U+00B2"),
     "universal character name": ('void f() { \\u0061sm volatile(""); }', "a backslash outside a literal"),
     "trigraph": ("void f() {\n??=include <stdlib.h>\n}", "a trigraph"),
     "directive after a comment": ('void f() {\n/* */ #include "/etc/hostname"\n}', "a preprocessor directive"),
@@ -221,6 +224,19 @@ def test_a_cuda_entry_may_be_extern_c_global_and_nothing_more():
         check_cpp('extern "C" __global__ void f(int a)\n{\n    extern "C" __global__ void h();\n}', cuda=True)
     with pytest.raises(UntrustedCode, match="an extern declaration"):
         check_cpp('extern "C" __global__ void f(int a)\n{\n    g(a);\n}')
+
+
+def test_a_completion_holding_warps_own_entry_text_replaces_only_what_it_should():
+    """The judge locates Warp's entries in the module it generated before replacing any: a completion whose
+    forward quotes Warp's own backward (in a comment) is judged, not reported as a broken judge."""
+    from harness.judge import _swap
+
+    fwd, bwd = "static void k_fwd(int a)\n{\n    f(a);\n}", "static void k_bwd(int a)\n{\n    b(a);\n}"
+    source = f"head\n{fwd}\nmiddle\n{bwd}\ntail\n"
+    new_fwd = "static void k_fwd(int a)\n{\n    /*\n" + bwd + "\n    */\n    g(a);\n}"
+    new_bwd = "static void k_bwd(int a)\n{\n    c(a);\n}"
+    out = _swap(source, [(fwd, new_fwd, "k_fwd"), (bwd, new_bwd, "k_bwd")])
+    assert out == f"head\n{new_fwd}\nmiddle\n{new_bwd}\ntail\n"
 
 
 def test_comments_and_strings_are_not_code():

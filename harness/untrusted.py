@@ -43,17 +43,19 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
   CUDA entry's own ``extern "C" __global__`` on its declaration. And nothing that would make this check read
   the text differently from the compiler: digraphs (``%:``, ``<%``...), line splices and universal character
   names (a backslash outside a literal), trigraphs, control characters (a lone carriage return starts a line),
-  raw strings, digit separators, "character literals" longer than a character, non-ASCII text.
+  raw strings, digit separators, "character literals" longer than a character, non-ASCII text, ``$``, and a
+  comment or literal the entry does not close (it would run on into the next entry).
 
-These rules accept Warp's own code of every committed record (tests check the benchmark splits). Seven red-team
-rounds against the judge's own execution paths found 23 ways past earlier versions; each is now a test:
+These rules accept Warp's own code of every committed record (tests check the benchmark splits). Eight red-team
+rounds against the judge's own execution paths found 25 ways past earlier versions; each is now a test:
 annotations that evaluate strings; a rebound ``wp`` or class name; a ``@wp.func`` run as Python through
 ``sorted(key=)`` or a builtin's name; decorators and their ``module_options``; ``wp.kernel`` called as a function
 with compiler flags; ``wp.Function`` with a native snippet; ``wp.static`` under another name; non-ASCII text that
 shifted Warp's byte-offset reading of a ``wp.static`` argument into a string literal; a U+2028 that moved the
 line numbers Warp looks source up by; file-scope declarations smuggled onto the template line; raw strings,
-digit separators, a number right after a keyword (``sizeof.1'1``) and a line splice ending a ``//`` comment,
-which desynchronised the lexer; a form feed before ``#include``. The checks filter the routes out that a model
+digit separators, a number right after a keyword (``sizeof.1'1``), a ``$`` in an identifier and a line splice
+ending a ``//`` comment, which desynchronised the lexer; a comment left open at the end of the forward entry
+that ran on into the backward; a form feed before ``#include``. The checks filter the routes out that a model
 can write in plain Python and C++; they are not a sandbox against an adversary who forges function pointers
 into the C library or finds a flaw in Warp: for that, run ``wkf-eval`` in a container.
 """
@@ -415,15 +417,18 @@ def check_python(source: str) -> None:
     checker.check()
 
 
-_CPP_DENIED = re.compile(r"#|%:|<%|%>|<:|:>|\b(asm|__asm|__asm__)\b|\b_Pragma\b|\?\?[=/'()!<>-]|\\"
-                         r"|\bextern\b|\b(__attribute__|__attribute|__declspec)\b|\[\[")
+_CPP_DENIED = re.compile(r"/\*|\*/|[\"'$]|#|%:|<%|%>|<:|:>|\b(asm|__asm|__asm__)\b|\b_Pragma\b|\?\?[=/'()!<>-]"
+                         r"|\\|\bextern\b|\b(__attribute__|__attribute|__declspec)\b|\[\[")
 _CPP_WHAT = {"asm": "inline assembly", "__asm": "inline assembly", "__asm__": "inline assembly",
              "#": "a preprocessor directive", "%:": "a preprocessor directive", "_Pragma": "a preprocessor directive",
              "<%": "a digraph", "%>": "a digraph", "<:": "a digraph", ":>": "a digraph",
              "\\": "a backslash outside a literal (a line splice or a universal character name)",
              "extern": "an extern declaration (only extern \"C\" __global__)",
              "__attribute__": "an attribute", "__attribute": "an attribute", "__declspec": "an attribute",
-             "[[": "an attribute"}
+             "[[": "an attribute",
+             "/*": "a comment not closed in the entry (it would run on into the next)", "*/": "a comment's end "
+             "without its start", '"': "a string not closed", "'": "a character literal not closed",
+             "$": "a $ (Clang takes it in identifiers)"}
 #: control characters other than tab and newline (a lone carriage return or a form feed starts a line for the
 #: compiler but not for a line-based reading); a carriage return before a newline is fine
 _CPP_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")

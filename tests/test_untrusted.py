@@ -130,6 +130,9 @@ REFUSED_CPP = {
     "number after a keyword": ("void f() {\n    int z = sizeof.1'1+' /* ';\n    int g(const char*) __asm__(\"system\");"
                                "\n    // */\n}", "a digit separator in \".1'1\""),
     "non-ASCII in code": ("void f() { int \u00b21 = 0; }", "character U+00B2"),
+    "comment left open": ("void f() {\n    g();\n    /* }", "a comment not closed in the entry"),
+    "string left open": ('void f() {\n    const char* s = "abc;\n}', "a string not closed"),
+    "dollar in an identifier": ('void f() {\n    int a$1e = 0;\n    a$1e+_Pragma("GCC error") 0;\n}', "a $"),
     "universal character name": ('void f() { \\u0061sm volatile(""); }', "a backslash outside a literal"),
     "trigraph": ("void f() {\n??=include <stdlib.h>\n}", "a trigraph"),
     "directive after a comment": ('void f() {\n/* */ #include "/etc/hostname"\n}', "a preprocessor directive"),

@@ -28,7 +28,7 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
   - where Python runs the code, a call goes to a plain top-level function of the completion, a plain builtin,
     an array or value type (``wp.array(dtype=...)``, ``wp.vec3(...)``), ``wp.constant`` or ``wp.overload``
     (builtins without keywords: ``sorted(..., key=f)`` would call ``f``, and a ``@wp.func`` called from Python
-    runs its body as Python):
+    runs its body as Python), and assignments there are to names only:
     an allow-list, since Warp's API has other ways to native code
     and files (``wp.Function(native_snippet=...)``, ``wp.ModuleBuildOptions``, ``wp.capture_load``); never a
     method of a value (``x.numpy().tofile(...)``);
@@ -46,18 +46,18 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
   raw strings, digit separators, "character literals" longer than a character, non-ASCII text, ``$``, and a
   comment or literal the entry does not close (it would run on into the next entry).
 
-These rules accept Warp's own code of every committed record (tests check the benchmark splits). Eight red-team
-rounds against the judge's own execution paths found 25 ways past earlier versions; each is now a test:
-annotations that evaluate strings; a rebound ``wp`` or class name; a ``@wp.func`` run as Python through
-``sorted(key=)`` or a builtin's name; decorators and their ``module_options``; ``wp.kernel`` called as a function
-with compiler flags; ``wp.Function`` with a native snippet; ``wp.static`` under another name; non-ASCII text that
-shifted Warp's byte-offset reading of a ``wp.static`` argument into a string literal; a U+2028 that moved the
-line numbers Warp looks source up by; file-scope declarations smuggled onto the template line; raw strings,
-digit separators, a number right after a keyword (``sizeof.1'1``), a ``$`` in an identifier and a line splice
-ending a ``//`` comment, which desynchronised the lexer; a comment left open at the end of the forward entry
-that ran on into the backward; a form feed before ``#include``. The checks filter the routes out that a model
-can write in plain Python and C++; they are not a sandbox against an adversary who forges function pointers
-into the C library or finds a flaw in Warp: for that, run ``wkf-eval`` in a container.
+These rules accept Warp's own code of every committed record (tests check the benchmark splits). Nine red-team
+rounds against the judge's own execution paths found 26 ways past earlier versions; each is now a test: annotations
+that evaluate strings; a call in an assignment's target (``d[f()] = 0``); a rebound ``wp`` or class name; a
+``@wp.func`` run as Python through ``sorted(key=)`` or a builtin's name; decorators and their ``module_options``;
+``wp.kernel`` called as a function with compiler flags; ``wp.Function`` with a native snippet; ``wp.static`` under
+another name; non-ASCII text that shifted Warp's byte-offset reading of a ``wp.static`` argument into a string
+literal; a U+2028 that moved the line numbers Warp looks source up by; file-scope declarations smuggled onto the
+template line; raw strings, digit separators, a number right after a keyword (``sizeof.1'1``), a ``$`` in an
+identifier and a line splice ending a ``//`` comment, which desynchronised the lexer; a comment left open at the
+end of the forward entry that ran on into the backward; a form feed before ``#include``. The checks filter the
+routes out that a model can write in plain Python and C++; they are not a sandbox against an adversary who forges
+function pointers into the C library or finds a flaw in Warp: for that, run ``wkf-eval`` in a container.
 """
 
 from __future__ import annotations
@@ -336,16 +336,33 @@ class _Checker:
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Return, ast.Expr, ast.AugAssign)):
                 if isinstance(stmt, ast.AnnAssign):
                     self.executed(stmt.annotation)
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
+                for target in targets:
+                    self.plain_target(target)
                 value = stmt.value
                 if value is not None:
                     self.executed(value)
             elif isinstance(stmt, (ast.If, ast.For)):
                 for part in ([stmt.test] if isinstance(stmt, ast.If) else [stmt.iter]):
                     self.executed(part)
+                if isinstance(stmt, ast.For):
+                    self.plain_target(stmt.target)
                 self.executed_block(stmt.body)
                 self.executed_block(stmt.orelse)
             else:
                 self.fail(stmt, f"{type(stmt).__name__} statement where Python runs it")
+
+    def plain_target(self, target) -> None:
+        """Where Python runs the code, an assignment's target is names (``x``, ``a, b``): a subscript or an
+        attribute there is evaluated too (``d[f()] = 0`` calls ``f``)."""
+        if target is None or isinstance(target, ast.Name):
+            return
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for element in target.elts:
+                self.plain_target(element)
+            return
+        self.fail(target, f"assignment to {type(target).__name__.lower()} {ast.unparse(target)[:40]!r} where Python "
+                          f"runs it (only to names)")
 
     @staticmethod
     def decorator_arguments(stmt: ast.FunctionDef | ast.ClassDef) -> list[ast.expr]:

@@ -78,7 +78,7 @@ REFUSED_PYTHON = {
     "static imported by name": ("import warp as wp\nfrom warp import static\n", "from warp import static"),
     "static bound to a name": (H + "S = wp.static\n", "wp.static other than called"),
     "static with a keyword": (H + KERNEL.format("wp.static(x=1.0)"), "wp.static(...) takes one expression"),
-    "wp.kernel called with compiler flags": (H + "def f(a: wp.array(dtype=float)):\n    a[0] = 1.0\n\n\n"
+    "wp.kernel called with compiler flags": (H + "def f(a: wp.array(dtype=float)):\n    pass\n\n\n"
                                              "k = wp.kernel(f, module='unique', module_options={'cpu_compiler_flags':"
                                              " '-include /etc/hostname'})\n", "wp.kernel(...) where Python runs it"),
     "wp.static holding a call": (H + KERNEL.format("wp.static(len((len('a'), 0)))"), "holding a call"),
@@ -93,6 +93,11 @@ REFUSED_PYTHON = {
     "typing callable": ("from typing import get_type_hints\n", "from typing import get_type_hints"),
     "typing callable by chain": ("import typing\nx = typing.NamedTuple\n", "typing.NamedTuple"),
     "import aliased to a builtin": ("from typing import Any as len\n", "'len' may not be bound again"),
+    "call in an assignment target": (H + "d = {}\nd[wp.zeros(1).numpy().tofile('x')] = 0\n",
+                                     "assignment to subscript"),
+    "call in a loop target": (H + "d = {}\nfor d[len([])] in [0]:\n    pass\n", "assignment to subscript"),
+    "call in an augmented target": (H + "def make():\n    d = {}\n    d[len([])] += 1\n    return 1\n",
+                                    "assignment to subscript"),
     "plain decorator": (H + "def cmd(f):\n    return 1\n\n\n@cmd\ndef hook():\n    pass\n", "decorator 'cmd'"),
     "calling a Warp function from Python": (H + "@wp.func\ndef f(x: float):\n    return x\n\n\ny = f(1.0)\n",
                                             "call of 'f' where Python runs it"),

@@ -46,8 +46,8 @@ is judged ``invalid`` with the reason, and nothing of it is executed or compiled
   raw strings, digit separators, "character literals" longer than a character, non-ASCII text, ``$``, and a
   comment or literal the entry does not close (it would run on into the next entry).
 
-These rules accept Warp's own code of every committed record (tests check the benchmark splits). Nine red-team
-rounds against the judge's own execution paths found 26 ways past earlier versions; each is now a test: annotations
+These rules accept Warp's own code of every committed record (tests check the benchmark splits). Ten red-team
+rounds against the judge's own execution paths found 27 ways past earlier versions; each is now a test: annotations
 that evaluate strings; a call in an assignment's target (``d[f()] = 0``); a rebound ``wp`` or class name; a
 ``@wp.func`` run as Python through ``sorted(key=)`` or a builtin's name; decorators and their ``module_options``;
 ``wp.kernel`` called as a function with compiler flags; ``wp.Function`` with a native snippet; ``wp.static`` under
@@ -327,7 +327,7 @@ class _Checker:
                 for part in self.decorator_arguments(stmt):
                     self.executed(part)
                 for item in stmt.body:
-                    if isinstance(item, ast.AnnAssign) and item.value is None:
+                    if isinstance(item, ast.AnnAssign) and item.value is None and isinstance(item.target, ast.Name):
                         self.executed(item.annotation)
                     elif not (isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant)):
                         self.fail(item, f"class {stmt.name}: only field annotations")

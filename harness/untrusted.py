@@ -211,8 +211,9 @@ class _Checker:
                 bound = a.asname or a.name
                 if bound in self.imported:
                     self.fail(node, f"{bound!r} imported twice")
-                if bound in TYPE_BUILTINS | PLAIN_BUILTINS | DENIED_NAMES:
-                    self.fail(node, f"{bound!r} may not be bound again (a builtin)")
+                if bound in TYPE_BUILTINS | PLAIN_BUILTINS | DENIED_NAMES | self.protected:
+                    self.fail(node, f"{bound!r} may not be bound again (a builtin, or a top-level class or plain "
+                                    f"function)")
                 self.imported.add(bound)
             if isinstance(node, ast.Import):
                 self.modules |= {a.asname or a.name: a.name for a in node.names}

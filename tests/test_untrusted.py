@@ -99,6 +99,8 @@ REFUSED_PYTHON = {
     "call in an augmented target": (H + "def make():\n    d = {}\n    d[len([])] += 1\n    return 1\n",
                                     "assignment to subscript"),
     "call in a class field's target": (H + "class S:\n    (len([])).real: int\n", "only field annotations"),
+    "import over a plain function": (H + "def helper(x):\n    return x\n\n\nfrom math import sqrt as helper\n",
+                                     "'helper' may not be bound again"),
     "plain decorator": (H + "def cmd(f):\n    return 1\n\n\n@cmd\ndef hook():\n    pass\n", "decorator 'cmd'"),
     "calling a Warp function from Python": (H + "@wp.func\ndef f(x: float):\n    return x\n\n\ny = f(1.0)\n",
                                             "call of 'f' where Python runs it"),

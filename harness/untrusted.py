@@ -108,6 +108,7 @@ DECORATOR_KEYWORDS = frozenset({"enable_backward"})
 #: ``wp.overload(k, {"a": wp.array(dtype=wp.vec3)})``
 ARRAY_TYPES = frozenset({"array", "array1d", "array2d", "array3d", "array4d", "indexedarray", "fabricarray",
                          "indexedfabricarray", "tile"})
+BUILTIN_NAMES = TYPE_BUILTINS | PLAIN_BUILTINS | DENIED_NAMES
 WARP_DECORATORS = frozenset({"kernel", "func", "func_grad", "func_replay", "struct", "overload"})
 
 
@@ -191,6 +192,10 @@ class _Checker:
     def fail(self, node: ast.AST, why: str) -> None:
         raise UntrustedCode(f"line {getattr(node, 'lineno', '?')}: {why}")
 
+    def rebound(self, node: ast.AST, name: str) -> None:
+        self.fail(node, f"{name!r} may not be bound again (an import, a builtin, or a top-level class or plain "
+                        f"function)")
+
     def check(self) -> None:
         for node in ast.walk(self.tree):
             self.everywhere(node)
@@ -211,9 +216,8 @@ class _Checker:
                 bound = a.asname or a.name
                 if bound in self.imported:
                     self.fail(node, f"{bound!r} imported twice")
-                if bound in TYPE_BUILTINS | PLAIN_BUILTINS | DENIED_NAMES | self.protected:
-                    self.fail(node, f"{bound!r} may not be bound again (a builtin, or a top-level class or plain "
-                                    f"function)")
+                if bound in BUILTIN_NAMES | self.protected:
+                    self.rebound(node, bound)
                 self.imported.add(bound)
             if isinstance(node, ast.Import):
                 self.modules |= {a.asname or a.name: a.name for a in node.names}
@@ -232,8 +236,7 @@ class _Checker:
             if node.id in DENIED_NAMES:
                 self.fail(node, f"builtin {node.id!r} (code execution, files or introspection)")
             if (node.id in self.imported or node.id in self.protected) and not isinstance(node.ctx, ast.Load):
-                self.fail(node, f"{node.id!r} may not be bound again (an import, a builtin, or a top-level "
-                                f"class or function)")
+                self.rebound(node, node.id)
             parent = self.parent.get(node)
             if node.id in self.modules and not (isinstance(parent, ast.Attribute) and parent.value is node):
                 self.fail(node, f"module {node.id!r} used as a value (only as {node.id}.<name>)")
@@ -252,18 +255,16 @@ class _Checker:
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             self.fail(node, "global/nonlocal declarations")
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and (
-                node.name in TYPE_BUILTINS | PLAIN_BUILTINS | DENIED_NAMES):
-            self.fail(node, f"{node.name!r} may not be bound again (a builtin)")
+                node.name in BUILTIN_NAMES):
+            self.rebound(node, node.name)
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and (
                 node.name in self.imported or (node.name in self.protected and node.name in self.defined_once)):
-            self.fail(node, f"{node.name!r} may not be bound again (an import, a builtin, or a top-level class "
-                            f"or function)")
+            self.rebound(node, node.name)
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in self.protected:
             self.defined_once.add(node.name)
         elif isinstance(node, ast.arg):
             if node.arg in self.imported or node.arg in self.protected:
-                self.fail(node, f"{node.arg!r} may not be bound again (an import, a builtin, or a top-level "
-                                f"class or function)")
+                self.rebound(node, node.arg)
             if node.annotation is not None:
                 self.type_expression(node.annotation)
         elif isinstance(node, ast.FunctionDef) and node.returns is not None:
@@ -421,13 +422,16 @@ class _Checker:
 _PY_CHARACTERS = re.compile(r"[^\x20-\x7e\t\n\r]|\r(?!\n)")
 
 
+def _refuse(text: str, pos: int, why: str) -> None:
+    raise UntrustedCode(f"line {text.count(chr(10), 0, pos) + 1}: {why}")
+
+
 def check_python(source: str) -> None:
     """Raise :class:`UntrustedCode` unless ``source`` keeps to a Warp module's vocabulary (see the module doc)."""
     odd = _PY_CHARACTERS.search(source)
     if odd:
-        line = source.count("\n", 0, odd.start()) + 1
-        raise UntrustedCode(f"line {line}: character U+{ord(odd.group(0)[0]):04X} (a completion is printable "
-                            f"ASCII: Warp reads its source by byte offsets)")
+        _refuse(source, odd.start(), f"character U+{ord(odd.group(0)[0]):04X} (a completion is printable ASCII: "
+                                     f"Warp reads its source by byte offsets)")
     try:
         checker = _Checker(source)
     except SyntaxError as exc:
@@ -460,33 +464,26 @@ def check_cpp(text: str, cuda: bool = False) -> None:
     for literal in CPP_LITERALS.finditer(text):
         body = literal.group(0)
         if literal.group("number") is not None and "'" in body:
-            raise UntrustedCode(f"line {text.count(chr(10), 0, literal.start()) + 1}: a digit separator in "
-                                f"{body!r}")
+            _refuse(text, literal.start(), f"a digit separator in {body!r}")
         if literal.group("delim") is not None:
-            raise UntrustedCode(f"line {text.count(chr(10), 0, literal.start()) + 1}: a raw string literal in the "
-                                f"completion's code")
+            _refuse(text, literal.start(), "a raw string literal in the completion's code")
         if body.startswith("'") and len(body) > 12:
-            raise UntrustedCode(f"line {text.count(chr(10), 0, literal.start()) + 1}: {body[:20]!r}... is not a "
-                                f"character literal")
+            _refuse(text, literal.start(), f"{body[:20]!r}... is not a character literal")
     splice = re.search(r"(\\|\?\?/)[ \t]*\r?\n", text)
     if splice:      # the compiler joins the lines before it finds comments: "// \" would swallow the next line
-        raise UntrustedCode(f"line {text.count(chr(10), 0, splice.start()) + 1}: a line splice (a backslash at the "
-                            f"end of a line) in the completion's code")
+        _refuse(text, splice.start(), "a line splice (a backslash at the end of a line) in the completion's code")
     odd = re.search(r"[^\x00-\x7f]", text)
     if odd:         # the check's tokens are ASCII; the compiler's identifiers are not
-        raise UntrustedCode(f"line {text.count(chr(10), 0, odd.start()) + 1}: character U+{ord(odd.group(0)):04X} "
-                            f"(a completion's code is ASCII)")
+        _refuse(text, odd.start(), f"character U+{ord(odd.group(0)):04X} (a completion's code is ASCII)")
     control = _CPP_CONTROL.search(text)
     if control:
-        raise UntrustedCode(f"line {text.count(chr(10), 0, control.start()) + 1}: control character "
-                            f"{control.group(0)!r} in the completion's code")
+        _refuse(text, control.start(), f"control character {control.group(0)!r} in the completion's code")
     blanked = blank_literals(text)
     if cuda:        # a CUDA entry's own ``extern "C" __global__``, before its body
         head = blanked.find("{")
         blanked = re.sub(r"\bextern(\s+__global__)", r"      \1", blanked[:head]) + blanked[head:]
     match = _CPP_DENIED.search(blanked)
     if match:
-        line = blanked.count("\n", 0, match.start()) + 1
         what = match.group(0)
         kind = _CPP_WHAT.get(what, "a trigraph" if what.startswith("??") else "an extern declaration")
-        raise UntrustedCode(f"line {line}: {kind} ({what!r}) in the completion's code")
+        _refuse(blanked, match.start(), f"{kind} ({what!r}) in the completion's code")
